@@ -1,0 +1,5 @@
+"""Lambda entry point (placeholder while the foundation is built)."""
+
+
+def lambda_handler(event: dict, context: object) -> dict:
+    return {}
