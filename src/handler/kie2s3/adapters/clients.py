@@ -1,0 +1,46 @@
+"""Clients built once per container; endpoints come only from boto3's standard AWS_ENDPOINT_URL* variables."""
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+import urllib3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
+
+# Enough connections for every part in flight plus the ledger's and the archive's calls.
+MAX_POOL_CONNECTIONS = 32
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=60,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
+)
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> "S3Client":
+    """The S3 client of this container."""
+    return boto3.client("s3", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> "SQSClient":
+    """The SQS client of this container."""
+    return boto3.client("sqs", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def dynamodb_resource() -> "DynamoDBServiceResource":
+    """The DynamoDB resource of this container."""
+    return boto3.resource("dynamodb", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def http_pool() -> urllib3.PoolManager:
+    """The HTTP connection pool for kie.ai and source hosts (certificates verified, no automatic retries)."""
+    return urllib3.PoolManager(num_pools=16, maxsize=8, retries=False)

@@ -1,0 +1,126 @@
+"""The tasks ledger in DynamoDB: one item per task (sk "TASK") and one per file (sk "FILE#00000")."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kie2s3.errors import RetryableError
+from kie2s3.models import FileItem, Outcome, TaskItem
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+TASK_SK = "TASK"
+
+
+def file_sk(index: int) -> str:
+    """The sort key of a file item; zero-padded so a query returns files in order."""
+    return f"FILE#{index:05d}"
+
+
+def now_iso() -> str:
+    """The current time as the ledger stores it (UTC, ISO 8601)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def _translated(action: str, *, tolerate_condition: bool = False) -> Iterator[None]:
+    """Turn DynamoDB faults into RetryableError; a failed condition passes silently when tolerated."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if tolerate_condition and code == "ConditionalCheckFailedException":
+            return
+        raise RetryableError(f"ledger {action} failed: {code}") from exc
+    except BotoCoreError as exc:
+        raise RetryableError(f"ledger {action} failed: {type(exc).__name__}") from exc
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+class Ledger:
+    """What kie2s3 knows of each task and file. Reads are strongly consistent.
+
+    File items are created once (a repeated callback never resets a copied file), then only
+    updated; a task's outcome moves to `success` and never back (a late intermediate stage or a
+    duplicate failure callback cannot hide files already archived).
+    """
+
+    def __init__(self, table: "Table") -> None:
+        self._table = table
+
+    def record_task(self, task: TaskItem) -> None:
+        """Create or update the task item (keeping its first created_at)."""
+        fields: dict[str, Any] = {
+            "task_id": task.task_id,
+            "family": task.family,
+            "outcome": task.outcome.value,
+            "reason": task.reason,
+            "file_count": task.file_count,
+            "updated_at": task.updated_at,
+        }
+        names = {f"#{k}": k for k in (*fields, "created_at")}
+        values = {f":{k}": v for k, v in fields.items()}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        update += ", #created_at = if_not_exists(#created_at, :updated_at)"
+        condition: dict[str, Any] = {}
+        if task.outcome is not Outcome.SUCCESS:
+            condition["ConditionExpression"] = "attribute_not_exists(#outcome) OR #outcome <> :success"
+            values[":success"] = Outcome.SUCCESS.value
+        with _translated("task write", tolerate_condition=True):
+            self._table.update_item(
+                Key={"pk": task.task_id, "sk": TASK_SK},
+                UpdateExpression=update,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **condition,
+            )
+
+    def add_file(self, item: FileItem) -> bool:
+        """Create the file item unless it exists; True when it was created."""
+        record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
+        with _translated("file write", tolerate_condition=True):
+            self._table.put_item(Item=record, ConditionExpression="attribute_not_exists(pk)")
+            return True
+        return False  # the condition failed: the file was known already
+
+    def update_file(self, task_id: str, index: int, **fields: Any) -> None:
+        """Set the given fields of a file item (None removes the attribute)."""
+        fields["updated_at"] = now_iso()
+        sets = {k: v for k, v in fields.items() if v is not None}
+        removes = [k for k, v in fields.items() if v is None]
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
+        with _translated("file update"):
+            self._table.update_item(
+                Key={"pk": task_id, "sk": file_sk(index)},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={f"#{k}": k for k in fields},
+                ExpressionAttributeValues={f":{k}": v for k, v in sets.items()},
+                ConditionExpression="attribute_exists(pk)",
+            )
+
+    def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
+        """The task and its files in index order, or None for an unknown task."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(task_id), "ConsistentRead": True}
+        with _translated("read"):
+            while True:
+                page = self._table.query(**query)
+                items.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        task = next((i for i in items if i["sk"] == TASK_SK), None)
+        if task is None:
+            return None
+        files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"] != TASK_SK]
+        return TaskItem.model_validate(_plain(task)), files

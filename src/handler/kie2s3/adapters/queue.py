@@ -1,0 +1,38 @@
+"""The SQS queue of copy jobs: one message per file."""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kie2s3.errors import RetryableError
+from kie2s3.models import CopyJob
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+# SendMessageBatch takes at most 10 entries (SQS quotas).
+SQS_BATCH_LIMIT = 10
+
+
+class CopyQueue:
+    """Sends copy jobs; raises RetryableError unless every job was accepted (delivery: at least once)."""
+
+    def __init__(self, client: "SQSClient", queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def send(self, jobs: Sequence[CopyJob]) -> None:
+        """Enqueue the jobs in batches of ten."""
+        for start in range(0, len(jobs), SQS_BATCH_LIMIT):
+            batch = jobs[start : start + SQS_BATCH_LIMIT]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(n), "MessageBody": job.model_dump_json()} for n, job in enumerate(batch)
+            ]
+            try:
+                answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise RetryableError(f"cannot enqueue copy jobs: {type(exc).__name__}") from exc
+            if failed := answer.get("Failed"):
+                raise RetryableError(f"SQS refused {len(failed)} copy job(s): {failed[0].get('Code')}")

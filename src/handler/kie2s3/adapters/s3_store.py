@@ -1,0 +1,246 @@
+"""S3 writes that can never overwrite: create-only single puts and a self-driven multipart upload."""
+
+import base64
+import hashlib
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlencode
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
+from kie2s3.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+# S3 multipart limits (docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html).
+MIN_PART_BYTES = 5 * 1024**2
+MAX_PART_BYTES = 5 * 1024**3
+MAX_PARTS = 10_000
+_RETRYABLE_S3_CODES = frozenset(
+    {"ConditionalRequestConflict", "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+)
+
+
+def _translate(exc: ClientError | BotoCoreError, action: str) -> Exception:
+    if isinstance(exc, BotoCoreError):
+        return RetryableError(f"S3 {action} failed: {type(exc).__name__}")
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code == "PreconditionFailed" or status == 412:
+        return ObjectExistsError(f"S3 {action}: the key already holds an object")
+    if code in _RETRYABLE_S3_CODES or status in (409, 429) or status >= 500:
+        return RetryableError(f"S3 {action} failed: {code or status}")
+    return PermanentError(f"S3 {action} failed: {code or status}")
+
+
+def b64_digest(digest: bytes) -> str:
+    """The base64 form S3 wants for x-amz-checksum-* values."""
+    return base64.b64encode(digest).decode()
+
+
+class S3Store:
+    """The archive bucket. Every write is create-only (`IfNoneMatch="*"`): a duplicate never overwrites."""
+
+    def __init__(self, client: "S3Client", bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        checksum_sha256: bytes,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Store a small object in one request; ObjectExistsError when the key is taken."""
+        extra: dict[str, Any] = {"Tagging": urlencode(tags)} if tags else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ChecksumSHA256=b64_digest(checksum_sha256),
+                Metadata=metadata,
+                IfNoneMatch="*",
+                **extra,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "PutObject") from exc
+
+    def put_raw(self, key: str, body: bytes) -> None:
+        """Archive a callback body as received (create-only; the same key means the same body)."""
+        try:
+            self.put_new(
+                key,
+                body,
+                content_type="application/json",
+                checksum_sha256=hashlib.sha256(body).digest(),
+                metadata={},
+            )
+        except ObjectExistsError:
+            return
+
+    def start_upload(
+        self, key: str, *, content_type: str, metadata: dict[str, str], max_in_flight: int
+    ) -> "MultipartUpload":
+        """Begin a multipart upload with SHA-256 part checksums; use it as a context manager."""
+        try:
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType=content_type,
+                Metadata=metadata,
+                ChecksumAlgorithm="SHA256",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "CreateMultipartUpload") from exc
+        return MultipartUpload(self.client, self.bucket, key, created["UploadId"], max_in_flight)
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        """Tag an object (tags, unlike metadata, can be written after a multipart upload completes)."""
+        try:
+            self.client.put_object_tagging(
+                Bucket=self.bucket,
+                Key=key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "PutObjectTagging") from exc
+
+    def describe(self, key: str) -> dict[str, str] | None:
+        """The object's metadata and tags merged (tags win), or None when there is no object."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            tagging = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _translate(exc, "HeadObject") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "HeadObject") from exc
+        found = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+        found.update({t["Key"]: t["Value"] for t in tagging.get("TagSet", [])})
+        found["content-type"] = head.get("ContentType", "")
+        found["content-length"] = str(head.get("ContentLength", ""))
+        return found
+
+    def sha256_of(self, key: str) -> str:
+        """The SHA-256 of a stored object, streamed (for objects whose tag is missing)."""
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(1024**2):
+                digest.update(chunk)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "GetObject") from exc
+        return digest.hexdigest()
+
+
+class MultipartUpload:
+    """A multipart upload driven part by part, at most `max_in_flight` parts uploading at once.
+
+    `submit` blocks while the pool is full, so memory stays at (max_in_flight + 1) x part size.
+    Leaving the `with` block on an exception aborts the upload: no part is left billed or visible.
+    """
+
+    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str, max_in_flight: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="s3-part")
+        self._futures: list[Future[CompletedPartTypeDef]] = []
+        self._completed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._completed:
+            self.abort()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def parts_submitted(self) -> int:
+        """How many parts were handed over so far."""
+        return len(self._futures)
+
+    def submit(self, data: bytes, checksum_sha256: bytes) -> None:
+        """Queue the next part; raises the first failure of any earlier part."""
+        if len(self._futures) >= MAX_PARTS:
+            raise PermanentError(f"more than {MAX_PARTS} parts: the part size is too small for this file")
+        self._raise_failed()
+        self._slots.acquire()
+        number = len(self._futures) + 1
+        future = self._pool.submit(self._upload_part, number, data, b64_digest(checksum_sha256))
+        future.add_done_callback(self._release)
+        self._futures.append(future)
+
+    def _release(self, _: "Future[CompletedPartTypeDef]") -> None:
+        self._slots.release()
+
+    def _raise_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and (error := future.exception()) is not None:
+                raise error
+
+    def _upload_part(self, number: int, data: bytes, checksum: str) -> "CompletedPartTypeDef":
+        try:
+            answer = self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumSHA256=checksum,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"UploadPart {number}") from exc
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+
+    def complete(self) -> None:
+        """Wait for every part, then complete create-only; ObjectExistsError when the key is taken."""
+        parts = [future.result() for future in self._futures]
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "CompleteMultipartUpload") from exc
+        self._completed = True
+
+    def abort(self) -> None:
+        """Abort the upload (best effort: the bucket's lifecycle rule removes what an abort misses)."""
+        for future in self._futures:
+            future.cancel()
+        try:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self.upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "multipart abort failed; the lifecycle rule will remove it", key=self.key, error=str(exc)
+            )
+        self._completed = True
+
+
+def part_size_for(content_length: int | None, preferred: int, max_file_bytes: int) -> int:
+    """A part size ≥ preferred that fits the file (or MAX_FILE_BYTES when unknown) into ≤ 10,000 parts."""
+    size = content_length if content_length is not None else max_file_bytes
+    needed = -(-size // MAX_PARTS)
+    mib = 1024**2
+    return min(MAX_PART_BYTES, max(preferred, MIN_PART_BYTES, -(-needed // mib) * mib))

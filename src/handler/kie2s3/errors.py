@@ -1,0 +1,59 @@
+"""The project's error hierarchy: retryable vs permanent, each with the HTTP status it maps to."""
+
+from http import HTTPStatus
+
+
+class Kie2S3Error(Exception):
+    """Base of every error kie2s3 raises on purpose; `reason` is safe to show to a caller."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    retryable: bool = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermanentError(Kie2S3Error):
+    """Retrying will not help: record the failure and stop."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class RetryableError(Kie2S3Error):
+    """A passing fault (rate limit, 5xx, network): retry later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
+class BadRequestError(PermanentError):
+    """The caller sent something we cannot use."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class AuthenticationError(PermanentError):
+    """A callback's signature or token is missing, wrong or stale."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class NotFoundError(PermanentError):
+    """The thing asked for does not exist."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class SourceRefusedError(PermanentError):
+    """A source URL breaks the source policy (scheme, host, size)."""
+
+
+class ConfigurationError(Kie2S3Error):
+    """The function's environment is incomplete or invalid."""
+
+
+class ObjectExistsError(PermanentError):
+    """A create-only write found the key taken: the caller decides whether it holds the same bytes."""
+
+    status = HTTPStatus.CONFLICT

@@ -1,0 +1,46 @@
+"""Builds the use cases' Services once per container from the settings and cached clients."""
+
+from functools import lru_cache
+
+from kie2s3.adapters import clients
+from kie2s3.adapters.http_source import HttpSource
+from kie2s3.adapters.kie_client import KieClient
+from kie2s3.adapters.ledger import Ledger
+from kie2s3.adapters.queue import CopyQueue
+from kie2s3.adapters.s3_store import S3Store
+from kie2s3.adapters.secrets import get_secret
+from kie2s3.logic.services import Services
+from kie2s3.settings import get_settings
+from kie2s3.sources import SourcePolicy
+
+
+@lru_cache(maxsize=1)
+def get_services() -> Services:
+    """The services of this container (validated settings first: a bad environment fails here, clearly)."""
+    settings = get_settings()
+    pool = clients.http_pool()
+    api_key_secret = settings.kie_api_key_secret
+    return Services(
+        settings=settings,
+        ledger=Ledger(clients.dynamodb_resource().Table(settings.tasks_table)),
+        store=S3Store(clients.s3_client(), settings.bucket_name),
+        queue=CopyQueue(clients.sqs_client(), settings.copy_queue_url)
+        if settings.copy_mode == "queue"
+        else None,
+        kie=KieClient(pool, settings.kie_api_base_url, lambda: get_secret(api_key_secret)),
+        source=HttpSource(pool),
+        policy=SourcePolicy(settings.allowed_source_hosts, settings.allow_local_sources),
+        secret=get_secret,
+    )
+
+
+def reset() -> None:
+    """Forget the cached settings, clients and services (for tests and local runs that change the env)."""
+    for cached in (
+        get_services,
+        get_settings,
+        clients.s3_client,
+        clients.sqs_client,
+        clients.dynamodb_resource,
+    ):
+        cached.cache_clear()

@@ -1,0 +1,158 @@
+"""Copy one file: fresh link from kie.ai, streamed into a create-only S3 object, verified, recorded."""
+
+import hashlib
+import time
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kie2s3.adapters.http_source import SourceStream
+from kie2s3.adapters.s3_store import part_size_for
+from kie2s3.errors import Kie2S3Error, ObjectExistsError, PermanentError
+from kie2s3.logic.services import Services
+from kie2s3.media import sniff_content_type
+from kie2s3.models import CopyJob, CopyResult
+from kie2s3.observability import logger, metrics, tracer
+from kie2s3.sources import public_url
+
+# A long copy logs its progress at most this often.
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+@tracer.capture_method(capture_response=False)
+def copy_file(services: Services, job: CopyJob) -> CopyResult | None:
+    """Copy one file and record the outcome in the ledger.
+
+    Returns the result, or None when the failure is permanent (recorded `failed`, never retried).
+    Raises RetryableError for passing faults (the file stays `pending` with the reason) so that
+    the caller (SQS) delivers the job again. The object is written create-only: a second copy of
+    the same job finds the key taken, checks the stored SHA-256, and records the same result.
+    """
+    ledger = services.ledger
+    ledger.update_file(job.task_id, job.index, state="copying", error=None)
+    started = time.monotonic()
+    try:
+        result = _transfer(services, job)
+    except PermanentError as exc:
+        ledger.update_file(job.task_id, job.index, state="failed", error=exc.reason)
+        metrics.add_metric(name="CopyFailures", unit=MetricUnit.Count, value=1)
+        logger.error("copy failed", index=job.index, reason=exc.reason, retryable=False)
+        return None
+    except Kie2S3Error as exc:
+        ledger.update_file(job.task_id, job.index, state="pending", error=exc.reason)
+        metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
+        logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
+        raise
+    elapsed_ms = (time.monotonic() - started) * 1000
+    ledger.update_file(
+        job.task_id,
+        job.index,
+        state="copied",
+        bucket=result.bucket,
+        key=result.key,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        error=None,
+    )
+    metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
+    metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    logger.info(
+        "file archived",
+        index=job.index,
+        key=result.key,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        duration_ms=round(elapsed_ms),
+    )
+    return result
+
+
+def _transfer(services: Services, job: CopyJob) -> CopyResult:
+    settings = services.settings
+    link = services.kie.download_url(services.policy.check(job.source))
+    services.policy.check(link)
+    logger.info("download link resolved", index=job.index, link=public_url(link))
+    with services.source.open(link, max_bytes=settings.max_file_bytes) as stream:
+        part_bytes = part_size_for(stream.content_length, services.part_bytes, settings.max_file_bytes)
+        return _stream_to_s3(services, job, stream, part_bytes)
+
+
+def _metadata(job: CopyJob) -> dict[str, str]:
+    return {"task-id": job.task_id, "file-index": str(job.index), "source": public_url(job.source)}
+
+
+def _stream_to_s3(services: Services, job: CopyJob, stream: SourceStream, part_bytes: int) -> CopyResult:
+    store = services.store
+    first = stream.read(part_bytes)
+    content_type = sniff_content_type(first, stream.content_type)
+    whole = hashlib.sha256(first)
+    following = stream.read(part_bytes) if first else b""
+    if not following:
+        # The whole file fits in one part: one create-only PUT, SHA-256 in metadata and tag.
+        digest = whole.hexdigest()
+        result = CopyResult(
+            bucket=store.bucket, key=job.key, bytes=len(first), sha256=digest, content_type=content_type
+        )
+        try:
+            store.put_new(
+                job.key,
+                first,
+                content_type=content_type,
+                checksum_sha256=whole.digest(),
+                metadata={**_metadata(job), "sha256": digest},
+                tags={"sha256": digest},
+            )
+        except ObjectExistsError:
+            return _already_archived(services, result)
+        return result
+    progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
+    with store.start_upload(
+        job.key, content_type=content_type, metadata=_metadata(job), max_in_flight=services.parts_in_flight
+    ) as upload:
+        upload.submit(first, hashlib.sha256(first).digest())
+        del first
+        while following:
+            whole.update(following)
+            upload.submit(following, hashlib.sha256(following).digest())
+            following = stream.read(part_bytes)
+            if time.monotonic() >= progress_at:
+                progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
+                logger.info(
+                    "copy progress",
+                    index=job.index,
+                    bytes=stream.bytes_read,
+                    total=stream.content_length,
+                    parts=upload.parts_submitted,
+                )
+        result = CopyResult(
+            bucket=store.bucket,
+            key=job.key,
+            bytes=stream.bytes_read,
+            sha256=whole.hexdigest(),
+            content_type=content_type,
+        )
+        try:
+            upload.complete()
+        except ObjectExistsError:
+            return _already_archived(services, result)
+    # Metadata is fixed when a multipart upload starts, before the digest is known: it goes in a tag.
+    store.set_tags(job.key, {"sha256": result.sha256})
+    return result
+
+
+def _already_archived(services: Services, ours: CopyResult) -> CopyResult:
+    """The key is taken (an earlier delivery won the race): accept it only if it holds the same bytes."""
+    store = services.store
+    found = store.describe(ours.key) or {}
+    theirs = found.get("sha256")
+    if theirs is None:
+        # Completed but killed before tagging: hash what is stored rather than trust it.
+        theirs = store.sha256_of(ours.key)
+        if theirs == ours.sha256:
+            store.set_tags(ours.key, {"sha256": theirs})
+    if theirs != ours.sha256:
+        raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
+    logger.info("file already archived", key=ours.key)
+    return ours.model_copy(update={"content_type": found.get("content-type") or ours.content_type})

@@ -1,0 +1,136 @@
+"""Receive a kie.ai callback: authenticate, archive the raw body, parse, record, dispatch — fast."""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from kie2s3.adapters.ledger import now_iso
+from kie2s3.errors import AuthenticationError, BadRequestError
+from kie2s3.families import PARSERS, FamilyParser, detect, find_task_id
+from kie2s3.logic.plan import dispatch, plan_files, raw_callback_key
+from kie2s3.logic.services import Services
+from kie2s3.logic.status import status_document
+from kie2s3.models import TASK_ID_PATTERN, Outcome, ParsedCallback, StatusDocument, TaskItem
+from kie2s3.observability import logger, metrics, tracer
+from kie2s3.signature import verify_signature, verify_token
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A callback as it reached the API: raw body, lower-cased headers, query parameters."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    received_at: float
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequestError("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequestError("body is not a JSON object")
+    return body
+
+
+def authenticate(services: Services, request: CallbackRequest, task_id: str) -> None:
+    """HMAC when a key is configured, else the `?token=`; with neither, refuse (fail closed)."""
+    settings = services.settings
+    if settings.kie_webhook_hmac_secret:
+        verify_signature(
+            key=services.secret(settings.kie_webhook_hmac_secret),
+            task_id=task_id,
+            timestamp=request.headers.get("x-webhook-timestamp"),
+            signature=request.headers.get("x-webhook-signature"),
+            now=request.received_at,
+            tolerance=settings.webhook_tolerance_seconds,
+        )
+    elif settings.callback_token_secret:
+        verify_token(
+            expected=services.secret(settings.callback_token_secret), presented=request.query.get("token")
+        )
+    else:
+        raise AuthenticationError("callback authentication is not configured: refusing every callback")
+
+
+@tracer.capture_method(capture_response=False)
+def receive_callback(services: Services, request: CallbackRequest) -> StatusDocument:
+    """Accept one callback and answer with the task's status document.
+
+    400 (BadRequestError) for a body that is not a JSON object or names no valid task id;
+    401 (AuthenticationError) before anything is stored. A shape no parser knows is archived,
+    recorded `unrecognised` and answered 200, so that it can be replayed once a parser exists.
+    """
+    body = _json_object(request.body)
+    hint = request.query.get("family")
+    parser = detect(body, PARSERS, hint)
+    task_id = parser.task_id(body) if parser else find_task_id(body)
+    if not task_id:
+        raise BadRequestError("body carries no task id (data.taskId, data.task_id or taskId)")
+    if not TASK_ID_PATTERN.fullmatch(task_id):
+        raise BadRequestError("task id has characters a task id never has")
+    logger.set_correlation_id(task_id)
+    try:
+        authenticate(services, request, task_id)
+    except AuthenticationError as exc:
+        metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("callback refused", reason=exc.reason)
+        raise
+    raw_key = _archive(services, request, task_id)
+    parsed = _parse(parser, body, task_id)
+    metrics.add_metric(name="CallbacksAccepted", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "callback accepted",
+        family=parsed.family,
+        outcome=parsed.outcome,
+        files=len(parsed.files),
+        raw_key=raw_key,
+    )
+    now = now_iso()
+    services.ledger.record_task(
+        TaskItem(
+            task_id=task_id,
+            family=parsed.family,
+            outcome=parsed.outcome,
+            reason=parsed.reason,
+            file_count=len(parsed.files),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if parsed.outcome is Outcome.SUCCESS:
+        dispatch(services, plan_files(services, task_id, parsed.family, parsed.files))
+    return status_document(services, task_id)
+
+
+def _archive(services: Services, request: CallbackRequest, task_id: str) -> str:
+    digest = hashlib.sha256(request.body).hexdigest()
+    key = raw_callback_key(services.settings.object_prefix, task_id, int(request.received_at * 1000), digest)
+    services.store.put_raw(key, request.body)
+    return key
+
+
+def _parse(parser: FamilyParser | None, body: dict[str, Any], task_id: str) -> ParsedCallback:
+    if parser is not None:
+        try:
+            return parser.parse(body)
+        except (ValidationError, ValueError) as exc:
+            logger.error(
+                "callback matched a family but did not parse", family=parser.name, error=str(exc)[:500]
+            )
+    else:
+        logger.error("callback shape matches no family")
+    metrics.add_metric(name="CallbacksUnrecognised", unit=MetricUnit.Count, value=1)
+    return ParsedCallback(
+        task_id=task_id,
+        family=parser.name if parser else "unknown",
+        outcome=Outcome.UNRECOGNISED,
+        reason="callback shape not recognised; raw body archived for replay",
+    )

@@ -1,0 +1,33 @@
+"""The adapters and settings a use case needs, handed in by the handler (tests hand in their own)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kie2s3.adapters.http_source import HttpSource
+from kie2s3.adapters.kie_client import KieClient
+from kie2s3.adapters.ledger import Ledger
+from kie2s3.adapters.queue import CopyQueue
+from kie2s3.adapters.s3_store import S3Store
+from kie2s3.settings import Settings
+from kie2s3.sources import SourcePolicy
+
+# Parts of 8 MiB, four in flight: ~40 MiB of buffers whatever the file size, and enough
+# concurrency to keep one Lambda's ~75 MB/s busy (design.md, Limits).
+PART_BYTES = 8 * 1024**2
+PARTS_IN_FLIGHT = 4
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the use cases touch; built once per container."""
+
+    settings: Settings
+    ledger: Ledger
+    store: S3Store
+    queue: CopyQueue | None
+    kie: KieClient
+    source: HttpSource
+    policy: SourcePolicy
+    secret: Callable[[str], str]
+    part_bytes: int = PART_BYTES
+    parts_in_flight: int = PARTS_IN_FLIGHT

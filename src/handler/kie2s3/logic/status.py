@@ -1,0 +1,51 @@
+"""A task's status document, with its state derived from its files (never stored, so it cannot drift)."""
+
+from collections.abc import Sequence
+
+from kie2s3.errors import NotFoundError
+from kie2s3.logic.services import Services
+from kie2s3.models import FileItem, FileStatus, Outcome, StatusDocument, TaskItem, TaskState
+
+
+def task_state(task: TaskItem, files: Sequence[FileItem]) -> TaskState:
+    """failed/ignored from the callback's outcome; otherwise from the files' states."""
+    if task.outcome is Outcome.FAILED:
+        return "failed"
+    if task.outcome in (Outcome.NOT_FINAL, Outcome.UNRECOGNISED):
+        return "ignored"
+    states = {f.state for f in files}
+    if states <= {"copied"}:
+        return "copied"
+    if states <= {"copied", "failed"}:
+        return "failed"
+    if states & {"copying", "copied"}:
+        return "copying"
+    return "pending"
+
+
+def status_document(services: Services, task_id: str) -> StatusDocument:
+    """The status document of a task; NotFoundError for a task the ledger has never seen."""
+    found = services.ledger.get(task_id)
+    if found is None:
+        raise NotFoundError(f"unknown task {task_id!r}")
+    task, files = found
+    return StatusDocument(
+        task_id=task.task_id,
+        family=task.family,
+        state=task_state(task, files),
+        reason=task.reason,
+        files=[
+            FileStatus(
+                index=f.index,
+                source=f.source,
+                state=f.state,
+                bucket=f.bucket,
+                key=f.key,
+                bytes=f.bytes,
+                sha256=f.sha256,
+                content_type=f.content_type,
+                error=f.error,
+            )
+            for f in files
+        ],
+    )

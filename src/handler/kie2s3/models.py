@@ -1,0 +1,128 @@
+"""Pydantic models at every boundary: parsed callbacks, copy jobs, ledger items and status documents."""
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# kie.ai task ids are hex, UUIDs or `task_<model>_<ms>`-like; the id becomes an S3 key segment,
+# so nothing that could act as a path separator, a dot segment or a control character is accepted.
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+FileState = Literal["pending", "copying", "copied", "failed"]
+TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
+FileKind = Literal["image", "video", "audio", "file"]
+
+
+class Outcome(StrEnum):
+    """What a callback says about its task."""
+
+    SUCCESS = "success"  # final, with the files to archive
+    FAILED = "failed"  # the task failed at kie.ai: nothing to copy
+    NOT_FINAL = "not_final"  # an intermediate stage (e.g. Suno text/first): nothing to copy yet
+    UNRECOGNISED = "unrecognised"  # no parser knows this shape: archived raw, kept for replay
+
+
+class SourceFile(BaseModel):
+    """One result file as kie.ai names it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    kind: FileKind
+
+
+class ParsedCallback(BaseModel):
+    """A callback reduced to what kie2s3 acts on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    family: str
+    outcome: Outcome
+    files: tuple[SourceFile, ...] = ()
+    reason: str | None = None
+
+
+class CopyJob(BaseModel):
+    """One file to copy: the SQS message body, and the unit of idempotency (task_id + index)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    index: int = Field(ge=0)
+    source: str
+    kind: FileKind
+    family: str
+    key: str
+
+
+class TaskItem(BaseModel):
+    """The ledger's record of a task (its files are separate items)."""
+
+    task_id: str
+    family: str
+    outcome: Outcome
+    reason: str | None = None
+    file_count: int = 0
+    created_at: str
+    updated_at: str
+
+
+class FileItem(BaseModel):
+    """The ledger's record of one file of a task."""
+
+    task_id: str
+    index: int
+    source: str
+    kind: FileKind
+    key: str
+    state: FileState = "pending"
+    bucket: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    error: str | None = None
+    updated_at: str
+
+
+class CopyResult(BaseModel):
+    """What a finished copy stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class FileStatus(_Document):
+    """One file in the status document (design.md, `GET /tasks/{taskId}`)."""
+
+    index: int
+    source: str
+    state: FileState
+    bucket: str | None = None
+    key: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    error: str | None = None
+
+
+class StatusDocument(_Document):
+    """The status document of a task, as `GET /tasks/{taskId}` and `POST /copies` answer it."""
+
+    task_id: str
+    family: str
+    state: TaskState
+    reason: str | None = None
+    files: list[FileStatus] = Field(default_factory=list)

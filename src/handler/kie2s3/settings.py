@@ -1,0 +1,86 @@
+"""The function's configuration: one validated model read from the environment once per container."""
+
+import os
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kie2s3.errors import ConfigurationError
+
+GIB = 1024**3
+
+# kie.ai's result and download-link hosts (kie-api.md §6); kie.ai does not publish a closed list.
+DEFAULT_SOURCE_HOSTS = (
+    "tempfile.aiquickdraw.com",
+    "file.aiquickdraw.com",
+    "tempfileb.aiquickdraw.com",
+    "static.aiquickdraw.com",
+    "tempfile.redpandaai.co",
+    "kieai.redpandaai.co",
+    "*.r2.cloudflarestorage.com",
+    "*.aiquickdraw.com",
+    "*.redpandaai.co",
+)
+
+
+class Settings(BaseModel):
+    """Every setting, named by the environment variable it comes from (design.md, Public contract)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=False)
+
+    bucket_name: Annotated[str, Field(alias="BUCKET_NAME", min_length=3)]
+    object_prefix: Annotated[str, Field(alias="OBJECT_PREFIX")] = "kie/"
+    tasks_table: Annotated[str, Field(alias="TASKS_TABLE", min_length=1)]
+    idempotency_table: Annotated[str, Field(alias="IDEMPOTENCY_TABLE", min_length=1)]
+    copy_mode: Annotated[Literal["queue", "inline"], Field(alias="COPY_MODE")] = "queue"
+    copy_queue_url: Annotated[str, Field(alias="COPY_QUEUE_URL")] = ""
+    kie_api_base_url: Annotated[str, Field(alias="KIE_API_BASE_URL")] = "https://api.kie.ai"
+    kie_api_key_secret: Annotated[str, Field(alias="KIE_API_KEY_SECRET", min_length=1)]
+    # Empty means "off": HMAC off falls back to the callback token; both off refuses every callback.
+    kie_webhook_hmac_secret: Annotated[str, Field(alias="KIE_WEBHOOK_HMAC_SECRET")] = ""
+    callback_token_secret: Annotated[str, Field(alias="CALLBACK_TOKEN_SECRET")] = ""
+    webhook_tolerance_seconds: Annotated[int, Field(alias="WEBHOOK_TOLERANCE_SECONDS", ge=1)] = 300
+    allowed_source_hosts: Annotated[tuple[str, ...], Field(alias="ALLOWED_SOURCE_HOSTS")] = (
+        DEFAULT_SOURCE_HOSTS
+    )
+    allow_local_sources: Annotated[bool, Field(alias="ALLOW_LOCAL_SOURCES")] = False
+    max_file_bytes: Annotated[int, Field(alias="MAX_FILE_BYTES", gt=0)] = 5 * GIB
+
+    @field_validator("allowed_source_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+            return hosts or DEFAULT_SOURCE_HOSTS
+        return value
+
+    @field_validator("kie_api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _queue_needs_url(self) -> "Settings":
+        if self.copy_mode == "queue" and not self.copy_queue_url:
+            raise ValueError("COPY_QUEUE_URL is required when COPY_MODE is 'queue'")
+        return self
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str]) -> "Settings":
+        """Validate the environment; the error names every missing or invalid variable."""
+        names = {field.alias for field in cls.model_fields.values() if field.alias}
+        try:
+            return cls.model_validate({k: v for k, v in environ.items() if k in names})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'environment'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this container, read once."""
+    return Settings.from_environ(dict(os.environ))
