@@ -1,0 +1,200 @@
+"""A docker-less stand-in for the Lambda runtime: events, a context, the template's env, an SQS poller."""
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that Powertools and the handler read."""
+
+    function_name: str = "kie2s3-local"
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 900.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN, as Lambda passes it."""
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        """The function's log group."""
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        """A log stream name."""
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    route: str | None = None,
+    path_parameters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API event, payload format 2.0 (headers lower-cased, as the gateway sends them)."""
+    if isinstance(body, Mapping):
+        body = json.dumps(body)
+    if isinstance(body, bytes):
+        body = body.decode()
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    lowered.setdefault("content-type", "application/json")
+    now = time.time()
+    route_key = f"{method} {route or path}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": lowered,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": lowered.get("user-agent", "kie2s3-devstack"),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        event["body"] = body
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
+    return event
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """An SQS event as Lambda's poller builds it from ReceiveMessage results."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+@contextmanager
+def function_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Run with exactly the function's environment variables set (like a fresh container), then restore."""
+    from kie2s3.handlers import wiring
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    wiring.reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+def invoke(event: dict[str, Any], context: LambdaContext | None = None) -> Any:
+    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's."""
+    from app import lambda_handler
+
+    return lambda_handler(json.loads(json.dumps(event)), context or LambdaContext())
+
+
+@dataclass
+class SqsPoller:
+    """Plays Lambda's SQS event source mapping: receive, invoke, delete what succeeded.
+
+    Messages a batch reports as failed are made visible again after `retry_delay` seconds (the
+    real mapping waits for the queue's visibility timeout, 90 minutes here: too long for a test).
+    """
+
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    batch_size: int = 1
+    retry_delay: int = 1
+    invoked: int = 0
+    on_batch: Callable[[dict[str, Any]], None] | None = None
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        """Receive one batch and process it; returns how many messages it held."""
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        event = sqs_event(messages, self.queue_arn)
+        self.invoked += 1
+        try:
+            response = invoke(event, LambdaContext(function_name="kie2s3-copy-worker"))
+            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        except Exception:  # noqa: BLE001 - as on Lambda, a failed invocation returns the whole batch
+            failed = {m["MessageId"] for m in messages}
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self.retry_delay,
+                )
+            else:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def drain(self, *, timeout: float = 300.0, idle_polls: int = 2) -> None:
+        """Poll until the queue stays empty for `idle_polls` polls in a row (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while idle < idle_polls:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queue not drained within {timeout} s")
+            idle = idle + 1 if self.poll_once() == 0 else 0

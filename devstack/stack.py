@@ -1,0 +1,95 @@
+"""The whole local stack in one context manager: moto in its own process, the kie.ai emulator, the env."""
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from devstack.aws import LocalStack, MotoServer, provision
+from devstack.kie_emulator import KieEmulator
+from devstack.lambda_runtime import SqsPoller, function_environment
+from devstack.template import load_template
+
+# Local-only credentials: the emulator checks the API key, the function reads both from Secrets Manager.
+KIE_API_KEY = "local-kie-api-key"
+WEBHOOK_HMAC_KEY = "local-webhook-hmac-key"
+CALLBACK_TOKEN = "local-callback-token"
+SECRET_IDS = {
+    "KieApiKeySecretId": "kie2s3/kie-api-key",
+    "KieWebhookHmacSecretId": "kie2s3/webhook-hmac-key",
+    "CallbackTokenSecretId": "kie2s3/callback-token",
+}
+
+
+@dataclass
+class Stack:
+    """A running local stack: its servers, its resources and the function's environment."""
+
+    moto: MotoServer
+    emulator: KieEmulator
+    aws: LocalStack
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The function's environment: the template's, resolved as `sam local invoke` would."""
+        return dict(self.aws.env)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulated AWS."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def bucket(self) -> str:
+        """The archive bucket."""
+        return self.env["BUCKET_NAME"]
+
+    def poller(self) -> SqsPoller:
+        """Plays Lambda's SQS event source mapping for the copy queue."""
+        sqs = self.client("sqs")
+        url = self.env["COPY_QUEUE_URL"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn)
+
+    def function(self) -> contextlib.AbstractContextManager[None]:
+        """Within this block `app.lambda_handler` runs with the function's environment."""
+        return function_environment(self.env)
+
+
+@contextlib.contextmanager
+def local_stack(
+    *,
+    copy_mode: str = "queue",
+    overrides: Mapping[str, str] | None = None,
+    emulator: KieEmulator | None = None,
+) -> Iterator[Stack]:
+    """Start moto and the emulator, provision from template.yaml, and tear everything down afterwards."""
+    with contextlib.ExitStack() as stack:
+        moto = stack.enter_context(MotoServer())
+        kie = stack.enter_context(emulator or KieEmulator(api_key=KIE_API_KEY))
+        parameters = {
+            "CopyMode": copy_mode,
+            "KieApiBaseUrl": kie.base_url,
+            "AllowLocalSources": "true",
+            **SECRET_IDS,
+            **(overrides or {}),
+        }
+        secrets = {
+            parameters["KieApiKeySecretId"]: KIE_API_KEY,
+            parameters["KieWebhookHmacSecretId"]: WEBHOOK_HMAC_KEY,
+            parameters["CallbackTokenSecretId"]: CALLBACK_TOKEN,
+        }
+        aws = provision(
+            moto.endpoint_url,
+            load_template(),
+            parameter_overrides=parameters,
+            secrets={k: v for k, v in secrets.items() if k},
+        )
+        yield Stack(moto=moto, emulator=kie, aws=aws)

@@ -1,0 +1,83 @@
+"""The local stack for integration tests: moto server + kie.ai emulator, provisioned from template.yaml."""
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from devstack.callbacks import callback_event, serve_result_files
+from devstack.kie_emulator import SyntheticFile
+from devstack.lambda_runtime import function_environment, invoke
+from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with local_stack(copy_mode="queue") as running:
+        yield running
+
+
+@pytest.fixture
+def queue_mode(stack: Stack) -> Iterator[Stack]:
+    """The deployed configuration: callbacks enqueue, a poller plays Lambda's SQS event source."""
+    with stack.function():
+        yield stack
+
+
+@pytest.fixture
+def inline_mode(stack: Stack) -> Iterator[Stack]:
+    """The same stack with CopyMode=inline: the callback copies inside the request."""
+    with function_environment({**stack.env, "COPY_MODE": "inline"}):
+        yield stack
+
+
+@pytest.fixture
+def task_id() -> str:
+    return uuid.uuid4().hex
+
+
+def market_body(task_id: str, urls: list[str], *, state: str = "success", code: int = 200) -> dict[str, Any]:
+    """A Market callback body (kie-api.md §1.1 and §8)."""
+    return {
+        "code": code,
+        "msg": "Playground task completed successfully.",
+        "data": {
+            "taskId": task_id,
+            "model": "nano-banana-pro",
+            "state": state,
+            "param": json.dumps({"model": "nano-banana-pro", "input": {"prompt": "lighthouse"}}),
+            "resultJson": json.dumps({"resultUrls": urls}) if state == "success" else None,
+            "failCode": None if state == "success" else "500",
+            "failMsg": None if state == "success" else "Internal server error",
+            "costTime": 17,
+            "createTime": 1790001217000,
+            "completeTime": 1790001234000,
+        },
+    }
+
+
+def send(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Invoke the real handler with an HTTP event; the status code and the decoded JSON body."""
+    answer = invoke(event)
+    return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else {}
+
+
+def post_callback(
+    body: Mapping[str, Any], task_id: str, *, hmac_key: str | None = WEBHOOK_HMAC_KEY, **kwargs: Any
+) -> tuple[int, dict[str, Any]]:
+    return send(callback_event(body, task_id=task_id, hmac_key=hmac_key, **kwargs))
+
+
+def serve(stack: Stack, task_id: str, specs: list[tuple[str, int]]) -> dict[str, SyntheticFile]:
+    """Serve files at kie.ai-looking URLs: specs are (suffix, size)."""
+    served: dict[str, SyntheticFile] = {}
+    for n, (suffix, size) in enumerate(specs):
+        url = f"https://tempfile.aiquickdraw.com/p/{task_id}_{n}{suffix}"
+        served.update(serve_result_files(stack.emulator, [url], size=size, seed=int(task_id[:8], 16) + n))
+    return served
+
+
+def objects_under(stack: Stack, prefix: str) -> dict[str, int]:
+    listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=prefix)
+    return {o["Key"]: o["Size"] for o in listing.get("Contents", [])}

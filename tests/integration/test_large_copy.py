@@ -1,0 +1,48 @@
+"""A 200 MiB file copied by the worker in its own process: exact bytes, and memory that stays flat."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.stack import Stack
+from tests.integration.conftest import market_body, objects_under, post_callback, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024**2
+PEAK_RSS_LIMIT_MIB = 200
+
+
+def test_copy_200_mib_streams_with_bounded_memory(queue_mode: Stack, task_id: str) -> None:
+    served = serve(queue_mode, task_id, [(".mp4", 200 * MIB)])
+    ((url, source),) = served.items()
+    status, _ = post_callback(market_body(task_id, [url]), task_id)
+    assert status == 200
+
+    # The worker runs as its own process with exactly the function's environment, like a Lambda container.
+    env = {**queue_mode.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+    worker = subprocess.run(
+        [sys.executable, "-m", "devstack.worker"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    report = json.loads(
+        next(line for line in worker.stdout.splitlines() if line.startswith("WORKER-REPORT "))[14:]
+    )
+    print(f"\n200 MiB copy: {report['seconds']} s, worker peak RSS {report['peak_rss_mib']} MiB")
+
+    assert report["messages"] == 1
+    key = f"kie/{task_id}/00.mp4"
+    assert objects_under(queue_mode, key) == {key: 200 * MIB}
+    digest = hashlib.sha256()
+    body = queue_mode.client("s3").get_object(Bucket=queue_mode.bucket, Key=key)["Body"]
+    for chunk in body.iter_chunks(8 * MIB):
+        digest.update(chunk)
+    assert digest.hexdigest() == source.sha256_hex()
+    assert report["peak_rss_mib"] < PEAK_RSS_LIMIT_MIB

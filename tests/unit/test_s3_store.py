@@ -1,0 +1,208 @@
+"""The exact S3 requests are the contract here (create-only, checksums, abort): botocore's Stubber."""
+
+import base64
+import hashlib
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from kie2s3.adapters.s3_store import MAX_PARTS, MIN_PART_BYTES, S3Store, part_size_for
+from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
+
+BUCKET = "archive-bucket"
+KEY = "kie/t1/00.mp4"
+
+
+def _b64sha(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        yield S3Store(client, BUCKET), stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_put_new_is_create_only_with_sha256_checksum(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    body = b"tiny image"
+    stubber.add_response(
+        "put_object",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "Body": body,
+            "ContentType": "image/png",
+            "ChecksumSHA256": _b64sha(body),
+            "Metadata": {"sha256": hashlib.sha256(body).hexdigest()},
+            "IfNoneMatch": "*",
+            "Tagging": "sha256=" + hashlib.sha256(body).hexdigest(),
+        },
+    )
+    digest = hashlib.sha256(body)
+    store.put_new(
+        KEY,
+        body,
+        content_type="image/png",
+        checksum_sha256=digest.digest(),
+        metadata={"sha256": digest.hexdigest()},
+        tags={"sha256": digest.hexdigest()},
+    )
+
+
+def test_put_new_precondition_failed_means_object_exists(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    stubber.add_client_error("put_object", "PreconditionFailed", http_status_code=412)
+    with pytest.raises(ObjectExistsError):
+        store.put_new(KEY, b"x", content_type="image/png", checksum_sha256=b"0" * 32, metadata={})
+
+
+def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    parts = [b"a" * 16, b"b" * 16, b"c" * 3]
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "up-1", "Bucket": BUCKET, "Key": KEY},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {"task-id": "t1"},
+            "ChecksumAlgorithm": "SHA256",
+        },
+    )
+    for number, data in enumerate(parts, start=1):
+        stubber.add_response(
+            "upload_part",
+            {"ETag": f'"etag-{number}"'},
+            {
+                "Bucket": BUCKET,
+                "Key": KEY,
+                "UploadId": "up-1",
+                "PartNumber": number,
+                "Body": data,
+                "ChecksumSHA256": _b64sha(data),
+            },
+        )
+    stubber.add_response(
+        "complete_multipart_upload",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "UploadId": "up-1",
+            "IfNoneMatch": "*",
+            "MultipartUpload": {
+                "Parts": [
+                    {"PartNumber": n, "ETag": f'"etag-{n}"', "ChecksumSHA256": _b64sha(d)}
+                    for n, d in enumerate(parts, start=1)
+                ]
+            },
+        },
+    )
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={"task-id": "t1"}, max_in_flight=1)
+    with upload:
+        for data in parts:
+            upload.submit(data, hashlib.sha256(data).digest())
+        upload.complete()
+
+
+def test_multipart_aborts_when_a_part_fails(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "up-2"},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {},
+            "ChecksumAlgorithm": "SHA256",
+        },
+    )
+    stubber.add_client_error("upload_part", "InternalError", http_status_code=500)
+    stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-2"})
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=1)
+    with pytest.raises(RetryableError, match="UploadPart 1"), upload:
+        upload.submit(b"x" * 8, hashlib.sha256(b"x" * 8).digest())
+        upload.complete()
+
+
+def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "up-3"},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {},
+            "ChecksumAlgorithm": "SHA256",
+        },
+    )
+    stubber.add_response(
+        "upload_part",
+        {"ETag": '"e1"'},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "UploadId": "up-3",
+            "PartNumber": 1,
+            "Body": ANY,
+            "ChecksumSHA256": ANY,
+        },
+    )
+    stubber.add_client_error("complete_multipart_upload", "PreconditionFailed", http_status_code=412)
+    stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-3"})
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=1)
+    with pytest.raises(ObjectExistsError), upload:
+        upload.submit(b"y" * 8, hashlib.sha256(b"y" * 8).digest())
+        upload.complete()
+
+
+def test_multipart_aborts_when_caller_fails_midway(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "up-4"},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {},
+            "ChecksumAlgorithm": "SHA256",
+        },
+    )
+    stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-4"})
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=2)
+    with pytest.raises(RetryableError, match="download interrupted"), upload:
+        raise RetryableError("download interrupted after 10 bytes")
+
+
+def test_s3_error_codes_translate(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    stubber.add_client_error("put_object", "AccessDenied", http_status_code=403)
+    with pytest.raises(PermanentError, match="AccessDenied"):
+        store.put_new(KEY, b"x", content_type="image/png", checksum_sha256=b"0" * 32, metadata={})
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        (1024, 8 * 1024**2),
+        (200 * 1024**2, 8 * 1024**2),
+        (100 * 1024**3, 11 * 1024**2),
+        (None, 8 * 1024**2),
+    ],
+)
+def test_part_size_for_fits_ten_thousand_parts(length: int | None, expected: int) -> None:
+    size = part_size_for(length, 8 * 1024**2, 5 * 1024**3)
+    assert size == expected
+    assert size >= MIN_PART_BYTES
+    assert (length or 5 * 1024**3) <= size * MAX_PARTS
