@@ -125,10 +125,11 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 @contextmanager
 def function_environment(env: Mapping[str, str]) -> Iterator[None]:
     """Run with exactly the function's environment variables set (like a fresh container), then restore."""
-    from kie2s3.handlers import wiring
-
     saved = dict(os.environ)
     os.environ.update(env)
+    # Imported only now: Powertools reads its settings from the environment at import, as in a container.
+    from kie2s3.handlers import wiring
+
     wiring.reset()
     try:
         yield
@@ -177,7 +178,7 @@ class SqsPoller:
         try:
             response = invoke(event, LambdaContext(function_name="kie2s3-copy-worker"))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
-        except Exception:  # noqa: BLE001 - as on Lambda, a failed invocation returns the whole batch
+        except Exception:  # as on Lambda, a failed invocation returns the whole batch
             failed = {m["MessageId"] for m in messages}
         for message in messages:
             if message["MessageId"] in failed:

@@ -1,0 +1,184 @@
+"""The emulated AWS: moto's server in its own process, provisioned from template.yaml's own resources."""
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from devstack.aws import LocalStack, MotoServer, aws_environment, provision
+from devstack.template import TemplateError, load_template
+
+OVERRIDES = {"CopyMode": "inline", "AllowLocalSources": "true", "KieApiBaseUrl": "http://127.0.0.1:9"}
+SECRETS = {"kie2s3/kie-api-key": "local-api-key", "kie2s3/webhook-hmac-key": "local-hmac-key"}
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def local(moto: MotoServer, template: dict[str, Any]) -> LocalStack:
+    return provision(moto.endpoint_url, template, parameter_overrides=OVERRIDES, secrets=SECRETS)
+
+
+def client(moto: MotoServer, service: str) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=moto.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_aws_environment_uses_only_boto3_standard_variables() -> None:
+    assert aws_environment("http://127.0.0.1:1234") == {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1234",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def test_provision_names_resources_after_stack_and_logical_id(local: LocalStack) -> None:
+    assert local.physical_ids["ArchiveBucket"] == "kie2s3-local-archivebucket"
+    assert local.physical_ids["TasksTable"] == "kie2s3-local-taskstable"
+    assert local.physical_ids["IdempotencyTable"] == "kie2s3-local-idempotencytable"
+    assert local.physical_ids["CopyQueue"].endswith("/123456789012/kie2s3-local-copyqueue")
+    assert local.physical_ids["KieApiKeySecretId"] == "kie2s3/kie-api-key"
+
+
+def test_provision_bucket_has_lifecycle_rule(moto: MotoServer, local: LocalStack) -> None:
+    rules = client(moto, "s3").get_bucket_lifecycle_configuration(Bucket=local.physical_ids["ArchiveBucket"])
+    [rule] = rules["Rules"]
+    assert rule["ID"] == "AbortIncompleteMultipartUpload"
+    assert rule["Status"] == "Enabled"
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_provision_bucket_blocks_public_access(moto: MotoServer, local: LocalStack) -> None:
+    block = client(moto, "s3").get_public_access_block(Bucket=local.physical_ids["ArchiveBucket"])
+    assert block["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+
+
+def test_provision_bucket_encrypts_and_enforces_owner(moto: MotoServer, local: LocalStack) -> None:
+    s3 = client(moto, "s3")
+    bucket = local.physical_ids["ArchiveBucket"]
+    [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert rule["BucketKeyEnabled"] is True
+    ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]
+    assert ownership == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_provision_tables_have_the_template_key_schema(
+    moto: MotoServer, local: LocalStack, template: dict[str, Any]
+) -> None:
+    dynamodb = client(moto, "dynamodb")
+    for logical_id in ("TasksTable", "IdempotencyTable"):
+        table = dynamodb.describe_table(TableName=local.physical_ids[logical_id])["Table"]
+        properties = template["Resources"][logical_id]["Properties"]
+        assert table["KeySchema"] == properties["KeySchema"]
+        assert table["AttributeDefinitions"] == properties["AttributeDefinitions"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["SSEDescription"]["Status"] == "ENABLED"
+
+
+def test_provision_idempotency_table_has_ttl(moto: MotoServer, local: LocalStack) -> None:
+    ttl = client(moto, "dynamodb").describe_time_to_live(TableName=local.physical_ids["IdempotencyTable"])
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
+
+
+def test_provision_tasks_table_has_point_in_time_recovery(moto: MotoServer, local: LocalStack) -> None:
+    backups = client(moto, "dynamodb").describe_continuous_backups(TableName=local.physical_ids["TasksTable"])
+    status = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert status["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_provision_queue_redrives_to_the_dead_letter_queue(moto: MotoServer, local: LocalStack) -> None:
+    sqs = client(moto, "sqs")
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=local.physical_ids["CopyDeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    attributes = sqs.get_queue_attributes(QueueUrl=local.physical_ids["CopyQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
+    assert attributes["VisibilityTimeout"] == "5400"
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_provision_secrets_are_readable(moto: MotoServer, local: LocalStack) -> None:
+    secrets = client(moto, "secretsmanager")
+    for secret_id, value in SECRETS.items():
+        assert secrets.get_secret_value(SecretId=secret_id)["SecretString"] == value
+    assert local.env["KIE_API_KEY_SECRET"] == "kie2s3/kie-api-key"
+    assert local.env["KIE_WEBHOOK_HMAC_SECRET"] == "kie2s3/webhook-hmac-key"
+
+
+def test_provision_env_points_at_the_created_resources(moto: MotoServer, local: LocalStack) -> None:
+    env = local.env
+    buckets = [b["Name"] for b in client(moto, "s3").list_buckets()["Buckets"]]
+    assert env["BUCKET_NAME"] in buckets
+    assert env["BUCKET_NAME"] == local.physical_ids["ArchiveBucket"]
+    assert env["TASKS_TABLE"] == local.physical_ids["TasksTable"]
+    assert env["IDEMPOTENCY_TABLE"] == local.physical_ids["IdempotencyTable"]
+    assert (
+        client(moto, "sqs").get_queue_url(QueueName="kie2s3-local-copyqueue")["QueueUrl"]
+        == (env["COPY_QUEUE_URL"])
+    )
+    assert env["AWS_ENDPOINT_URL"] == moto.endpoint_url
+    assert env["AWS_REGION"] == "us-east-1"
+
+
+def test_provision_env_applies_the_overrides(local: LocalStack) -> None:
+    assert local.env["COPY_MODE"] == "inline"
+    assert local.env["ALLOW_LOCAL_SOURCES"] == "true"
+    assert local.env["KIE_API_BASE_URL"] == "http://127.0.0.1:9"
+    assert local.parameters["CopyMode"] == "inline"
+    assert local.parameters["ObjectPrefix"] == "kie/"
+
+
+def test_provision_rejects_a_property_it_does_not_provision(template: dict[str, Any]) -> None:
+    drifted = json.loads(json.dumps(template))
+    drifted["Resources"]["CopyQueue"]["Properties"]["SomethingNew"] = 1
+    # Raised before any request: the endpoint is never contacted.
+    with pytest.raises(TemplateError, match=r"CopyQueue .*SomethingNew"):
+        provision("http://127.0.0.1:9", drifted)
+
+
+def test_moto_server_reset_forgets_resources(template: dict[str, Any]) -> None:
+    with MotoServer() as server:
+        provision(server.endpoint_url, template)
+        server.reset()
+        assert client(server, "s3").list_buckets()["Buckets"] == []
+        again = provision(server.endpoint_url, template)
+        assert again.env["BUCKET_NAME"] == "kie2s3-local-archivebucket"
+
+
+def test_moto_server_stop_leaves_no_process() -> None:
+    server = MotoServer().start()
+    pid = server.pid
+    os.kill(pid, 0)  # running
+    server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    server.stop()  # a second stop is harmless
