@@ -20,6 +20,8 @@ REGION ?= us-east-1
 # sam build (without Docker) looks for python3.13 on PATH; SAM gets its own venv (it pins its own boto3).
 SAM_ENV := PATH="$(PY313_BIN):$$PATH" AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0
 EVENT ?= events/callback-market-success.json
+# The handler's code sits at the root of the Lambda package (/var/task); locally that is src/handler.
+RUN := PYTHONPATH="src/handler:." $(BIN)/python
 
 .PHONY: help dev lint typecheck layer-check validate build test unit integration demo invoke bench \
         deploy deploy-guided e2e openapi clean
@@ -65,10 +67,10 @@ test: lint layer-check validate build ## everything: lint, types, template, buil
 	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration
 
 demo: dev ## run the main job against the local stack and print where the files landed
-	$(BIN)/python -m devstack.demo
+	$(RUN) -m devstack.demo
 
 invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json
-	$(BIN)/python -m devstack.invoke "$(EVENT)"
+	$(RUN) -m devstack.invoke "$(EVENT)"
 
 e2e: dev ## tests against a deployed stack (needs AWS credentials and STACK_NAME)
 	$(BIN)/pytest tests/e2e
