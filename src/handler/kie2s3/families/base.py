@@ -9,9 +9,10 @@ JsonObject = Mapping[str, Any]
 
 
 class FamilyParser(Protocol):
-    """Turns one family's callback body into a ParsedCallback."""
+    """One kie.ai family: its callback shape, and its record-info endpoint for copy-by-taskId."""
 
     name: str
+    record_info_path: str  # GET <path>?taskId=… (kie-api.md §5)
 
     def matches(self, body: JsonObject) -> bool:
         """Whether the body has this family's shape."""
@@ -23,6 +24,10 @@ class FamilyParser(Protocol):
 
     def parse(self, body: JsonObject) -> ParsedCallback:
         """The outcome and the final files; raise ValueError when the body does not fit."""
+        ...
+
+    def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
+        """The same from record-info's `data` object (NOT_FINAL while the task is still running)."""
         ...
 
 

@@ -22,14 +22,19 @@ class _MarketResult(BaseModel):
     resultObject: dict[str, Any] | None = None
 
 
-class _MarketData(BaseModel):
+class _MarketRecord(BaseModel):
+    """`GET /api/v1/jobs/recordInfo` data; a callback's `data` is the same plus `taskId`."""
+
     model_config = ConfigDict(extra="allow")
 
-    taskId: str
     state: str | None = None
     resultJson: Json[_MarketResult] | None = None
     failCode: str | int | None = None
     failMsg: str | None = None
+
+
+class _MarketData(_MarketRecord):
+    taskId: str
 
 
 class _MarketCallback(BaseModel):
@@ -42,6 +47,7 @@ class MarketParser:
     """The Market family: any non-200 code or a `state` other than `success` is a failure."""
 
     name = "market"
+    record_info_path = "/api/v1/jobs/recordInfo"
 
     def matches(self, body: JsonObject) -> bool:
         data = body.get("data")
@@ -52,16 +58,28 @@ class MarketParser:
 
     def parse(self, body: JsonObject) -> ParsedCallback:
         callback = _MarketCallback.model_validate(body)
-        data = callback.data
-        if callback.code != 200 or data.state != "success":
-            reason = data.failMsg or callback.msg or f"state {data.state!r}, code {callback.code}"
-            if data.failCode:
-                reason = f"{reason} (failCode {data.failCode})"
+        record: _MarketRecord = callback.data
+        if callback.code != 200 and record.state == "success":
+            # A non-200 envelope is a failure whatever `state` says (kie-api.md §1.1).
+            record = record.model_copy(update={"state": "fail", "failMsg": record.failMsg or callback.msg})
+        return self._outcome(callback.data.taskId, record, callback.msg)
+
+    def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
+        return self._outcome(task_id, _MarketRecord.model_validate(data), None)
+
+    def _outcome(self, task_id: str, record: _MarketRecord, message: str | None) -> ParsedCallback:
+        if record.state in ("waiting", "queuing", "generating"):
             return ParsedCallback(
-                task_id=data.taskId, family=self.name, outcome=Outcome.FAILED, reason=reason
+                task_id=task_id, family=self.name, outcome=Outcome.NOT_FINAL, reason=record.state
             )
-        urls = list(data.resultJson.resultUrls) if data.resultJson else []
-        for track in data.resultJson.data if data.resultJson else []:
+        if record.state != "success":
+            reason = record.failMsg or message or f"state {record.state!r}"
+            if record.failCode:
+                reason = f"{reason} (failCode {record.failCode})"
+            return ParsedCallback(task_id=task_id, family=self.name, outcome=Outcome.FAILED, reason=reason)
+        result = record.resultJson or _MarketResult()
+        urls = list(result.resultUrls)
+        for track in result.data:
             urls.extend(u for u in (track.audio_url, track.image_url) if u)
         files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(urls))
-        return ParsedCallback(task_id=data.taskId, family=self.name, outcome=Outcome.SUCCESS, files=files)
+        return ParsedCallback(task_id=task_id, family=self.name, outcome=Outcome.SUCCESS, files=files)
