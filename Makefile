@@ -72,6 +72,9 @@ demo: dev ## run the main job against the local stack and print where the files 
 invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json
 	$(RUN) -m devstack.invoke "$(EVENT)"
 
+openapi: dev ## regenerate openapi.json from the routes (a test checks it is current)
+	$(RUN) -m devstack.openapi
+
 e2e: dev ## tests against a deployed stack (needs AWS credentials and STACK_NAME)
 	$(BIN)/pytest tests/e2e
 

@@ -57,3 +57,17 @@ class ObjectExistsError(PermanentError):
     """A create-only write found the key taken: the caller decides whether it holds the same bytes."""
 
     status = HTTPStatus.CONFLICT
+
+
+class UpstreamError(PermanentError):
+    """kie.ai answered something we cannot use."""
+
+    status = HTTPStatus.BAD_GATEWAY
+
+
+class KieRejectedError(UpstreamError):
+    """kie.ai answered with a permanent envelope code (401, 402, 404, 422, 505, ...)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code

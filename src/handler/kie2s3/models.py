@@ -2,14 +2,17 @@
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # kie.ai task ids are hex, UUIDs or `task_<model>_<ms>`-like; the id becomes an S3 key segment,
 # so nothing that could act as a path separator, a dot segment or a control character is accepted.
-TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+TASK_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
+TASK_ID_PATTERN = re.compile(TASK_ID_REGEX)
+# One task yields a handful of files (four for a Midjourney grid); a request naming more is a mistake.
+MAX_URLS_PER_REQUEST = 50
 
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
@@ -102,6 +105,21 @@ class CopyResult(BaseModel):
 
 class _Document(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class CopyRequest(_Document):
+    """The body of `POST /copies`: copy these URLs, or (without `urls`) what record-info lists."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    task_id: Annotated[str, Field(pattern=TASK_ID_REGEX, description="kie.ai task id")]
+    family: Annotated[str | None, Field(max_length=32, description="kie.ai family, needed without urls")] = (
+        None
+    )
+    urls: Annotated[
+        list[Annotated[str, Field(max_length=4096)]] | None,
+        Field(min_length=1, max_length=MAX_URLS_PER_REQUEST, description="result URLs to copy"),
+    ] = None
 
 
 class FileStatus(_Document):

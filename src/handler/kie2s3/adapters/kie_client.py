@@ -3,11 +3,12 @@
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 
 from kie2s3 import __version__
-from kie2s3.errors import PermanentError, RetryableError
+from kie2s3.errors import KieRejectedError, NotFoundError, RetryableError
 
 USER_AGENT = f"kie2s3/{__version__} (+https://github.com/kie2s3)"
 # kie.ai answers HTTP 200 with the real status in the envelope's `code` (kie-api.md §4.1, §4.3).
@@ -34,6 +35,19 @@ class KieClient:
             raise RetryableError("kie.ai download-url answered without a link")
         return data
 
+    def record_info(self, path: str, task_id: str) -> dict[str, Any]:
+        """A task's record (its family's record-info `data`); NotFoundError when kie.ai has none."""
+        try:
+            data = self._call("GET", f"{path}?{urlencode({'taskId': task_id})}")
+        except KieRejectedError as exc:
+            # kie.ai answers an unknown task with 422 "recordInfo is null" (kie-api.md §4.3).
+            if exc.code in (404, 422):
+                raise NotFoundError(f"kie.ai has no record of task {task_id!r}") from exc
+            raise
+        if not isinstance(data, dict):
+            raise NotFoundError(f"kie.ai has no record of task {task_id!r}")
+        return data
+
     def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None) -> Any:
         headers = {
             "Authorization": f"Bearer {self._api_key()}",
@@ -52,6 +66,7 @@ class KieClient:
             )
         except urllib3.exceptions.HTTPError as exc:
             raise RetryableError(f"kie.ai {path} unreachable: {type(exc).__name__}") from exc
+        path = path.split("?", 1)[0]  # messages never carry query strings
         if response.status >= 500 or response.status == 429:
             raise RetryableError(f"kie.ai {path} answered HTTP {response.status}")
         try:
@@ -66,4 +81,4 @@ class KieClient:
         message = str(envelope.get("msg") or "")[:200]
         if code in RETRYABLE_CODES:
             raise RetryableError(f"kie.ai {path} answered code {code}: {message}")
-        raise PermanentError(f"kie.ai {path} answered code {code}: {message}")
+        raise KieRejectedError(code, f"kie.ai {path} answered code {code}: {message}")

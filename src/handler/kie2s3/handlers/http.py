@@ -7,14 +7,16 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from kie2s3.errors import BadRequestError, Kie2S3Error
 from kie2s3.handlers.wiring import get_services
+from kie2s3.logic.copies import request_copies
 from kie2s3.logic.receive import CallbackRequest, receive_callback
 from kie2s3.logic.status import status_document
-from kie2s3.models import StatusDocument
+from kie2s3.models import TASK_ID_REGEX, CopyRequest, StatusDocument
 from kie2s3.observability import logger
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -59,20 +61,65 @@ def _raw_body() -> bytes:
         raise BadRequestError("body is not valid base64") from exc
 
 
-@app.post("/callbacks/kie")
-def callback() -> Response[str]:
-    """A kie.ai task callback: 200 when accepted or deliberately ignored, 401 when not authentic."""
+# Deployed, these routes are IAM-authorised at the gateway (SigV4-signed requests).
+IAM: list[dict[str, list[str]]] = [{"sigv4": []}]
+_ERRORS: dict[int, OpenAPIResponse] = {
+    400: {"description": "Invalid request: the reasons are in `message` and `details`"},
+    502: {"description": "kie.ai answered something unusable"},
+    503: {"description": "A passing fault (AWS or kie.ai): retry"},
+}
+
+
+def _answers(ok: int, description: str, *extra: int) -> dict[int, OpenAPIResponse]:
+    descriptions = {401: "Signature or token missing, wrong or stale", 404: "Unknown task"}
+    return {
+        ok: {"description": description},
+        **_ERRORS,
+        **{c: {"description": descriptions[c]} for c in extra},
+    }
+
+
+@app.post(
+    "/callbacks/kie",
+    summary="kie.ai task callback (any family)",
+    responses=_answers(200, "Accepted or deliberately ignored; the task's status document", 401),
+)
+def callback(
+    family: Annotated[
+        str | None, Query(max_length=32, description="family hint for ambiguous shapes")
+    ] = None,
+    token: Annotated[str | None, Query(max_length=256, description="callback token when HMAC is off")] = None,
+) -> Response[str]:
+    """A kie.ai task callback, authenticated by kie.ai's webhook HMAC headers or the callback token."""
     event = app.current_event
+    query = {k: v for k, v in {"family": family, "token": token}.items() if v is not None}
     request = CallbackRequest(
         body=_raw_body(),
         headers={k.lower(): v for k, v in (event.headers or {}).items()},
-        query=dict(event.query_string_parameters or {}),
+        query=query,
         received_at=time.time(),
     )
     return _json(200, receive_callback(get_services(), request))
 
 
-@app.get("/tasks/<task_id>")
-def get_task(task_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")]) -> StatusDocument:
+@app.post(
+    "/copies",
+    summary="Copy a task's files",
+    responses=_answers(202, "Queued (queue mode; 200 when copied in the request, inline mode)", 404),
+    security=IAM,
+)
+def copies(request: Annotated[CopyRequest, Body()]) -> Response[str]:
+    """Copy the given URLs of a task, or every final file its family's record-info lists."""
+    services = get_services()
+    document = request_copies(services, request)
+    return _json(202 if services.settings.copy_mode == "queue" else 200, document)
+
+
+@app.get(
+    "/tasks/<taskId>",
+    summary="A task's status document",
+    responses=_answers(200, "The status document", 404),
+)
+def get_task(taskId: Annotated[str, Path(pattern=TASK_ID_REGEX)]) -> StatusDocument:
     """The status document of a task; 404 for a task kie2s3 has never seen."""
-    return status_document(get_services(), task_id)
+    return status_document(get_services(), taskId)

@@ -7,7 +7,7 @@ from kie2s3.errors import Kie2S3Error
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.services import Services
 from kie2s3.media import url_suffix
-from kie2s3.models import CopyJob, FileItem, SourceFile
+from kie2s3.models import CopyJob, FileItem, Outcome, ParsedCallback, SourceFile, TaskItem
 from kie2s3.observability import logger
 from kie2s3.sources import public_url
 
@@ -57,6 +57,24 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
                 )
             )
     return jobs
+
+
+def accept(services: Services, parsed: ParsedCallback) -> None:
+    """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies."""
+    now = now_iso()
+    services.ledger.record_task(
+        TaskItem(
+            task_id=parsed.task_id,
+            family=parsed.family,
+            outcome=parsed.outcome,
+            reason=parsed.reason,
+            file_count=len(parsed.files),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if parsed.outcome is Outcome.SUCCESS:
+        dispatch(services, plan_files(services, parsed.task_id, parsed.family, parsed.files))
 
 
 def dispatch(services: Services, jobs: Sequence[CopyJob]) -> None:

@@ -9,13 +9,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import AuthenticationError, BadRequestError
 from kie2s3.families import PARSERS, FamilyParser, detect, find_task_id
-from kie2s3.logic.plan import dispatch, plan_files, raw_callback_key
+from kie2s3.logic.plan import accept, raw_callback_key
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
-from kie2s3.models import TASK_ID_PATTERN, Outcome, ParsedCallback, StatusDocument, TaskItem
+from kie2s3.models import TASK_ID_PATTERN, Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.signature import verify_signature, verify_token
 
@@ -93,20 +92,7 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
         files=len(parsed.files),
         raw_key=raw_key,
     )
-    now = now_iso()
-    services.ledger.record_task(
-        TaskItem(
-            task_id=task_id,
-            family=parsed.family,
-            outcome=parsed.outcome,
-            reason=parsed.reason,
-            file_count=len(parsed.files),
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    if parsed.outcome is Outcome.SUCCESS:
-        dispatch(services, plan_files(services, task_id, parsed.family, parsed.files))
+    accept(services, parsed)
     return status_document(services, task_id)
 
 

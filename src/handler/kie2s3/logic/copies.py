@@ -1,0 +1,50 @@
+"""`POST /copies`: archive named URLs of a task, or everything kie.ai's record-info lists for it."""
+
+from kie2s3.errors import BadRequestError, UpstreamError
+from kie2s3.families import PARSERS, parser_for
+from kie2s3.logic.plan import accept
+from kie2s3.logic.services import Services
+from kie2s3.logic.status import status_document
+from kie2s3.media import kind_of
+from kie2s3.models import CopyRequest, Outcome, ParsedCallback, SourceFile, StatusDocument
+from kie2s3.observability import logger, tracer
+
+# The family recorded for copies asked for by URL, when the caller names none.
+DIRECT_FAMILY = "direct"
+
+
+@tracer.capture_method(capture_response=False)
+def request_copies(services: Services, request: CopyRequest) -> StatusDocument:
+    """Plan (and in inline mode run) the copies; answer with the task's status document.
+
+    With `urls`, each URL must pass the source policy (a refused one is recorded `failed`). Without,
+    `family` names the record-info endpoint to ask; a task still running is recorded and nothing is
+    copied yet (the reconciler or a later request completes it). Unknown family: BadRequestError;
+    a task kie.ai does not know: NotFoundError.
+    """
+    logger.set_correlation_id(request.task_id)
+    parser = parser_for(request.family, PARSERS) if request.family else None
+    if request.family and parser is None and not (request.urls and request.family == DIRECT_FAMILY):
+        known = ", ".join(sorted(p.name for p in PARSERS))
+        raise BadRequestError(f"unknown family {request.family!r}; expected one of: {known}")
+    if request.urls:
+        files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
+        parsed = ParsedCallback(
+            task_id=request.task_id,
+            family=parser.name if parser else DIRECT_FAMILY,
+            outcome=Outcome.SUCCESS,
+            files=files,
+        )
+    elif parser is None:
+        raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
+    else:
+        record = services.kie.record_info(parser.record_info_path, request.task_id)
+        try:
+            parsed = parser.parse_record(request.task_id, record)
+        except ValueError as exc:  # pydantic's ValidationError included
+            raise UpstreamError(
+                f"kie.ai's {parser.name} record of this task has an unexpected shape"
+            ) from exc
+    logger.info("copies requested", family=parsed.family, outcome=parsed.outcome, files=len(parsed.files))
+    accept(services, parsed)
+    return status_document(services, request.task_id)
