@@ -27,6 +27,10 @@ class RetryableError(Kie2S3Error):
     retryable = True
 
 
+class CopyInProgressError(RetryableError):
+    """Another invocation is copying the same file right now: deliver this job again later."""
+
+
 class BadRequestError(PermanentError):
     """The caller sent something we cannot use."""
 

@@ -8,6 +8,7 @@ import urllib3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sqs.client import SQSClient
@@ -38,6 +39,12 @@ def sqs_client() -> "SQSClient":
 def dynamodb_resource() -> "DynamoDBServiceResource":
     """The DynamoDB resource of this container."""
     return boto3.resource("dynamodb", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> "DynamoDBClient":
+    """The low-level DynamoDB client (for Powertools' idempotency store)."""
+    return boto3.client("dynamodb", config=_CONFIG)
 
 
 @lru_cache(maxsize=1)

@@ -91,22 +91,34 @@ class Ledger:
             return True
         return False  # the condition failed: the file was known already
 
-    def update_file(self, task_id: str, index: int, **fields: Any) -> None:
-        """Set the given fields of a file item (None removes the attribute)."""
+    def update_file(self, task_id: str, index: int, *, unless_copied: bool = False, **fields: Any) -> bool:
+        """Set the given fields of a file item (None removes the attribute); False when nothing changed.
+
+        `unless_copied` leaves a file already `copied` untouched (a late or duplicate delivery must
+        never move an archived file back to copying, pending or failed).
+        """
         fields["updated_at"] = now_iso()
         sets = {k: v for k, v in fields.items() if v is not None}
         removes = [k for k, v in fields.items() if v is None]
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
         if removes:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
-        with _translated("file update"):
+        names = {f"#{k}": k for k in (*fields, "state")}
+        values = {f":{k}": v for k, v in sets.items()}
+        condition = "attribute_exists(pk)"
+        if unless_copied:
+            condition += " AND #state <> :copied"
+            values[":copied"] = "copied"
+        with _translated("file update", tolerate_condition=unless_copied):
             self._table.update_item(
                 Key={"pk": task_id, "sk": file_sk(index)},
                 UpdateExpression=expression,
-                ExpressionAttributeNames={f"#{k}": k for k in fields},
-                ExpressionAttributeValues={f":{k}": v for k, v in sets.items()},
-                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression=condition,
             )
+            return True
+        return False
 
     def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
         """The task and its files in index order, or None for an unknown task."""

@@ -15,6 +15,7 @@ from kie2s3.errors import BadRequestError, Kie2S3Error
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.copies import request_copies
 from kie2s3.logic.receive import CallbackRequest, receive_callback
+from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import TASK_ID_REGEX, CopyRequest, StatusDocument
 from kie2s3.observability import logger
@@ -48,6 +49,14 @@ def _known_error(exc: Kie2S3Error) -> Response[str]:
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
     details = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
     return _json(400, ErrorDocument(message="invalid request", details=details))
+
+
+def _services_with_deadline() -> tuple[Services, float]:
+    """The services, with this invocation registered for idempotency, and its deadline."""
+    services = get_services()
+    context = app.lambda_context
+    services.guard.register_lambda_context(context)
+    return services, time.monotonic() + context.get_remaining_time_in_millis() / 1000
 
 
 def _raw_body() -> bytes:
@@ -93,13 +102,15 @@ def callback(
     """A kie.ai task callback, authenticated by kie.ai's webhook HMAC headers or the callback token."""
     event = app.current_event
     query = {k: v for k, v in {"family": family, "token": token}.items() if v is not None}
+    services, deadline = _services_with_deadline()
     request = CallbackRequest(
         body=_raw_body(),
         headers={k.lower(): v for k, v in (event.headers or {}).items()},
         query=query,
         received_at=time.time(),
+        deadline=deadline,
     )
-    return _json(200, receive_callback(get_services(), request))
+    return _json(200, receive_callback(services, request))
 
 
 @app.post(
@@ -110,8 +121,8 @@ def callback(
 )
 def copies(request: Annotated[CopyRequest, Body()]) -> Response[str]:
     """Copy the given URLs of a task, or every final file its family's record-info lists."""
-    services = get_services()
-    document = request_copies(services, request)
+    services, deadline = _services_with_deadline()
+    document = request_copies(services, request, deadline)
     return _json(202 if services.settings.copy_mode == "queue" else 200, document)
 
 

@@ -1,5 +1,6 @@
 """The copy worker: one SQS message is one file; failures are reported per message."""
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,15 +17,23 @@ from kie2s3.observability import logger
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _copy_record(record: SQSRecord) -> None:
+# template.yaml's CopyQueue RedrivePolicy.maxReceiveCount (a test keeps the two equal): the delivery
+# that carries this count is the last before the DLQ, so its failure is recorded in the ledger.
+MAX_RECEIVE_COUNT = 5
+
+
+def _copy_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
     # A body that does not parse raises too: after maxReceiveCount it waits in the DLQ, not lost.
     job = CopyJob.model_validate_json(record.body)
     logger.set_correlation_id(job.task_id)
-    copy_file(get_services(), job)
+    deliveries = int(record.attributes.approximate_receive_count or 1)
+    deadline = time.monotonic() + lambda_context.get_remaining_time_in_millis() / 1000
+    copy_file(get_services(), job, deadline=deadline, last_delivery=deliveries >= MAX_RECEIVE_COUNT)
 
 
 def handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Copy each job; a retryable failure leaves its message for SQS to deliver again."""
+    get_services().guard.register_lambda_context(context)
     response = process_partial_response(
         event=event, record_handler=_copy_record, processor=processor, context=context
     )

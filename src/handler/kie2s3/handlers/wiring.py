@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from kie2s3.adapters import clients
 from kie2s3.adapters.http_source import HttpSource
+from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
@@ -31,6 +32,7 @@ def get_services() -> Services:
         source=HttpSource(pool),
         policy=SourcePolicy(settings.allowed_source_hosts, settings.allow_local_sources),
         secret=get_secret,
+        guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
     )
 
 

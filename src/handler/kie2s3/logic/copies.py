@@ -14,7 +14,7 @@ DIRECT_FAMILY = "direct"
 
 
 @tracer.capture_method(capture_response=False)
-def request_copies(services: Services, request: CopyRequest) -> StatusDocument:
+def request_copies(services: Services, request: CopyRequest, deadline: float | None = None) -> StatusDocument:
     """Plan (and in inline mode run) the copies; answer with the task's status document.
 
     With `urls`, each URL must pass the source policy (a refused one is recorded `failed`). Without,
@@ -46,5 +46,5 @@ def request_copies(services: Services, request: CopyRequest) -> StatusDocument:
                 f"kie.ai's {parser.name} record of this task has an unexpected shape"
             ) from exc
     logger.info("copies requested", family=parsed.family, outcome=parsed.outcome, files=len(parsed.files))
-    accept(services, parsed)
+    accept(services, parsed, deadline)
     return status_document(services, request.task_id)

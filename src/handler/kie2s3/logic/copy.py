@@ -4,10 +4,19 @@ import hashlib
 import time
 
 from aws_lambda_powertools.metrics import MetricUnit
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from kie2s3.adapters.http_source import SourceStream
 from kie2s3.adapters.s3_store import part_size_for
-from kie2s3.errors import Kie2S3Error, ObjectExistsError, PermanentError
+from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
 from kie2s3.logic.services import Services
 from kie2s3.media import sniff_content_type
 from kie2s3.models import CopyJob, CopyResult
@@ -19,28 +28,38 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 
 @tracer.capture_method(capture_response=False)
-def copy_file(services: Services, job: CopyJob) -> CopyResult | None:
+def copy_file(
+    services: Services, job: CopyJob, *, deadline: float | None = None, last_delivery: bool = False
+) -> CopyResult | None:
     """Copy one file and record the outcome in the ledger.
 
-    Returns the result, or None when the failure is permanent (recorded `failed`, never retried).
-    Raises RetryableError for passing faults (the file stays `pending` with the reason) so that
-    the caller (SQS) delivers the job again. The object is written create-only: a second copy of
-    the same job finds the key taken, checks the stored SHA-256, and records the same result.
+    Delivery semantics: at most one copy of a (taskId, index) runs at a time and a finished one is
+    answered from the idempotency record, so a file is downloaded once however often its job
+    arrives. Passing faults are retried here with exponential backoff and full jitter while the
+    invocation has time (`deadline`, a time.monotonic() value), then raised as RetryableError for
+    SQS to deliver again; on the `last_delivery` before the DLQ the file is recorded `failed`.
+    A permanent failure is recorded `failed` and returns None (never retried).
     """
     ledger = services.ledger
-    ledger.update_file(job.task_id, job.index, state="copying", error=None)
+    if not ledger.update_file(job.task_id, job.index, unless_copied=True, state="copying", error=None):
+        logger.info("file already archived", index=job.index)
     started = time.monotonic()
     try:
-        result = _transfer(services, job)
+        result = services.guard.run(_transfer_with_retries, services=services, job=job, deadline=deadline)
+    except CopyInProgressError as exc:
+        metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
+        logger.info("copy already under way elsewhere", index=job.index, reason=exc.reason)
+        raise
     except PermanentError as exc:
-        ledger.update_file(job.task_id, job.index, state="failed", error=exc.reason)
-        metrics.add_metric(name="CopyFailures", unit=MetricUnit.Count, value=1)
-        logger.error("copy failed", index=job.index, reason=exc.reason, retryable=False)
+        _failed(services, job, exc.reason)
         return None
     except Kie2S3Error as exc:
-        ledger.update_file(job.task_id, job.index, state="pending", error=exc.reason)
-        metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
-        logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
+        if last_delivery:
+            _failed(services, job, f"gave up after the last delivery: {exc.reason}")
+        else:
+            ledger.update_file(job.task_id, job.index, unless_copied=True, state="pending", error=exc.reason)
+            metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
+            logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
         raise
     elapsed_ms = (time.monotonic() - started) * 1000
     ledger.update_file(
@@ -67,6 +86,38 @@ def copy_file(services: Services, job: CopyJob) -> CopyResult | None:
         duration_ms=round(elapsed_ms),
     )
     return result
+
+
+def _failed(services: Services, job: CopyJob, reason: str) -> None:
+    services.ledger.update_file(job.task_id, job.index, unless_copied=True, state="failed", error=reason)
+    metrics.add_metric(name="CopyFailures", unit=MetricUnit.Count, value=1)
+    logger.error("copy failed", index=job.index, reason=reason)
+
+
+def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | None) -> CopyResult:
+    """The transfer, retried on passing faults (fresh link each time) while time remains."""
+    budget = (deadline - time.monotonic() - services.retry.reserve_seconds) if deadline else None
+    stop: stop_base = stop_after_attempt(services.retry.attempts)
+    if budget is not None:
+        stop = stop | stop_before_delay(max(budget, 0.0))
+    retrying = Retrying(
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_random_exponential(multiplier=services.retry.base_seconds, max=services.retry.cap_seconds),
+        stop=stop,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return retrying(_transfer, services, job)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "transfer retrying",
+        attempt=state.attempt_number,
+        reason=getattr(error, "reason", type(error).__name__),
+        sleep_seconds=round(state.upcoming_sleep, 2),
+    )
 
 
 def _transfer(services: Services, job: CopyJob) -> CopyResult:

@@ -23,16 +23,20 @@ def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -
 
 
 def plan_files(services: Services, task_id: str, family: str, files: Sequence[SourceFile]) -> list[CopyJob]:
-    """Record each file in the ledger (once) and return the jobs of files not yet archived or underway.
+    """Record each file in the ledger (once) and return the jobs to send.
 
-    A source the policy refuses is recorded `failed` with the reason and gets no job.
+    De-duplication before enqueueing: only the delivery that creates a file's ledger item sends
+    its job (a repeated or concurrent callback sends none; the reconciler re-sends jobs that were
+    lost), and a file that `failed` earlier is given another job. A source the policy refuses is
+    recorded `failed` with the reason and gets no job.
     """
     prefix = services.settings.object_prefix
     found = services.ledger.get(task_id)
     known = {f.index: f for f in found[1]} if found else {}
     jobs: list[CopyJob] = []
     for index, file in enumerate(files):
-        if index in known and known[index].state in ("copied", "copying"):
+        existing = known.get(index)
+        if existing is not None and existing.state != "failed":
             continue
         item = FileItem(
             task_id=task_id,
@@ -48,18 +52,21 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
         except Kie2S3Error as exc:
             item = item.model_copy(update={"state": "failed", "error": exc.reason})
             logger.warning("source refused", index=index, source=item.source, reason=exc.reason)
-        if index not in known:
-            services.ledger.add_file(item)
-        if item.state != "failed":
-            jobs.append(
-                CopyJob(
-                    task_id=task_id, index=index, source=file.url, kind=file.kind, family=family, key=item.key
-                )
+        if existing is None and not services.ledger.add_file(item):
+            continue  # a concurrent delivery recorded it first: its job is on the way
+        if item.state == "failed":
+            continue
+        if existing is not None:
+            services.ledger.update_file(task_id, index, unless_copied=True, state="pending", error=None)
+        jobs.append(
+            CopyJob(
+                task_id=task_id, index=index, source=file.url, kind=file.kind, family=family, key=item.key
             )
+        )
     return jobs
 
 
-def accept(services: Services, parsed: ParsedCallback) -> None:
+def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> None:
     """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies."""
     now = now_iso()
     services.ledger.record_task(
@@ -74,10 +81,10 @@ def accept(services: Services, parsed: ParsedCallback) -> None:
         )
     )
     if parsed.outcome is Outcome.SUCCESS:
-        dispatch(services, plan_files(services, parsed.task_id, parsed.family, parsed.files))
+        dispatch(services, plan_files(services, parsed.task_id, parsed.family, parsed.files), deadline)
 
 
-def dispatch(services: Services, jobs: Sequence[CopyJob]) -> None:
+def dispatch(services: Services, jobs: Sequence[CopyJob], deadline: float | None = None) -> None:
     """Queue mode: one SQS message per job. Inline mode: copy each now, in this invocation."""
     if not jobs:
         return
@@ -87,7 +94,7 @@ def dispatch(services: Services, jobs: Sequence[CopyJob]) -> None:
         return
     for job in jobs:
         try:
-            copy_file(services, job)
+            copy_file(services, job, deadline=deadline)
         except Kie2S3Error as exc:
             # Inline mode has no queue to retry through: the ledger keeps the file pending with the reason.
             logger.warning("inline copy left pending", index=job.index, reason=exc.reason)

@@ -27,6 +27,7 @@ class CallbackRequest:
     headers: Mapping[str, str]
     query: Mapping[str, str]
     received_at: float
+    deadline: float | None = None  # time.monotonic() by which inline copies must stop retrying
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
         files=len(parsed.files),
         raw_key=raw_key,
     )
-    accept(services, parsed)
+    accept(services, parsed, request.deadline)
     return status_document(services, task_id)
 
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kie2s3.adapters.http_source import HttpSource
+from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
@@ -18,6 +19,17 @@ PARTS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """In-invocation retries of a transfer: exponential backoff with full jitter."""
+
+    attempts: int = 4
+    base_seconds: float = 0.5
+    cap_seconds: float = 8.0
+    # Time kept back for recording the outcome and answering SQS before the Lambda timeout.
+    reserve_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
 class Services:
     """Everything the use cases touch; built once per container."""
 
@@ -29,5 +41,7 @@ class Services:
     source: HttpSource
     policy: SourcePolicy
     secret: Callable[[str], str]
+    guard: CopyGuard
+    retry: RetryPolicy = RetryPolicy()
     part_bytes: int = PART_BYTES
     parts_in_flight: int = PARTS_IN_FLIGHT
