@@ -24,7 +24,7 @@ EVENT ?= events/callback-market-success.json
 RUN := PYTHONPATH="src/handler:." $(BIN)/python
 
 .PHONY: help dev lint typecheck layer-check validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi clean
+        deploy deploy-guided e2e openapi redrive clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ demo: dev ## run the main job against the local stack and print where the files 
 
 invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json
 	$(RUN) -m devstack.invoke "$(EVENT)"
+
+redrive: dev ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
+	@test -n "$(STACK_NAME)" || { echo "usage: make redrive STACK_NAME=<stack>"; exit 2; }
+	$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
 
 openapi: dev ## regenerate openapi.json from the routes (a test checks it is current)
 	$(RUN) -m devstack.openapi

@@ -159,6 +159,7 @@ class SqsPoller:
     queue_arn: str
     batch_size: int = 1
     retry_delay: int = 1
+    timeout_seconds: float = 900.0  # the worker's Lambda timeout (template.yaml)
     invoked: int = 0
     on_batch: Callable[[dict[str, Any]], None] | None = None
 
@@ -176,7 +177,8 @@ class SqsPoller:
         event = sqs_event(messages, self.queue_arn)
         self.invoked += 1
         try:
-            response = invoke(event, LambdaContext(function_name="kie2s3-copy-worker"))
+            context = LambdaContext(function_name="kie2s3-copy-worker", timeout_seconds=self.timeout_seconds)
+            response = invoke(event, context)
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:  # as on Lambda, a failed invocation returns the whole batch
             failed = {m["MessageId"] for m in messages}

@@ -1,8 +1,13 @@
 """The local stack for integration tests: moto server + kie.ai emulator, provisioned from template.yaml."""
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,10 +79,42 @@ def serve(stack: Stack, task_id: str, specs: list[tuple[str, int]]) -> dict[str,
     served: dict[str, SyntheticFile] = {}
     for n, (suffix, size) in enumerate(specs):
         url = f"https://tempfile.aiquickdraw.com/p/{task_id}_{n}{suffix}"
-        served.update(serve_result_files(stack.emulator, [url], size=size, seed=int(task_id[:8], 16) + n))
+        served.update(
+            serve_result_files(
+                stack.emulator,
+                [url],
+                size=size,
+                seed=int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16) + n,
+            )
+        )
     return served
 
 
 def objects_under(stack: Stack, prefix: str) -> dict[str, int]:
     listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=prefix)
     return {o["Key"]: o["Size"] for o in listing.get("Contents", [])}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(stack: Stack, *args: str) -> "subprocess.Popen[str]":
+    """A copy worker in its own process (one Lambda container) with exactly the function's env."""
+    env = {**stack.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "devstack.worker", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def worker_report(process: "subprocess.Popen[str]", timeout: float = 600) -> dict[str, Any]:
+    """Wait for a worker and return its report line."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    line = next(line for line in out.splitlines() if line.startswith("WORKER-REPORT "))
+    report: dict[str, Any] = json.loads(line.removeprefix("WORKER-REPORT "))
+    return report

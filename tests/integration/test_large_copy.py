@@ -1,16 +1,17 @@
 """A 200 MiB file copied by the worker in its own process: exact bytes, and memory that stays flat."""
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from devstack.stack import Stack
-from tests.integration.conftest import market_body, objects_under, post_callback, serve
+from tests.integration.conftest import (
+    market_body,
+    objects_under,
+    post_callback,
+    serve,
+    start_worker,
+    worker_report,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024**2
 PEAK_RSS_LIMIT_MIB = 200
 
@@ -22,19 +23,7 @@ def test_copy_200_mib_streams_with_bounded_memory(queue_mode: Stack, task_id: st
     assert status == 200
 
     # The worker runs as its own process with exactly the function's environment, like a Lambda container.
-    env = {**queue_mode.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
-    worker = subprocess.run(
-        [sys.executable, "-m", "devstack.worker"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert worker.returncode == 0, worker.stderr[-2000:]
-    report = json.loads(
-        next(line for line in worker.stdout.splitlines() if line.startswith("WORKER-REPORT "))[14:]
-    )
+    report = worker_report(start_worker(queue_mode))
     print(f"\n200 MiB copy: {report['seconds']} s, worker peak RSS {report['peak_rss_mib']} MiB")
 
     assert report["messages"] == 1

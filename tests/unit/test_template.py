@@ -108,7 +108,7 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
 
 def test_functions_share_the_one_entry_point(template: dict[str, Any]) -> None:
     found = functions(template)
-    assert set(found) == {"ApiFunction", "CopyWorkerFunction"}
+    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction"}
     for function in found.values():
         assert function_setting(template, function, "CodeUri") == "src/handler/"
         assert function_setting(template, function, "Handler") == "app.lambda_handler"
@@ -330,7 +330,9 @@ def test_secret_permissions_are_scoped_to_the_configured_ids(template: dict[str,
         [read] = [s for s in policy["Statement"] if s["Action"] == "secretsmanager:GetSecretValue"]
         assert "${KieApiKeySecretId}-??????" in read["Resource"][0]["Fn::Sub"], name
         conditions = [item["Fn::If"][0] for item in read["Resource"][1:]]
-        assert conditions == ["HasWebhookHmacSecret", "HasCallbackTokenSecret"], name
+        # The reconciler never sees a callback: it reads only the API key.
+        expected = [] if name == "ReconcilerFunction" else ["HasWebhookHmacSecret", "HasCallbackTokenSecret"]
+        assert conditions == expected, name
 
 
 def alarm_target(dimension_value: dict[str, Any]) -> str:
@@ -349,6 +351,7 @@ def test_alarms_cover_errors_throttles_and_dead_letters(template: dict[str, Any]
         ("Throttles", "ApiFunction"),
         ("Errors", "CopyWorkerFunction"),
         ("Throttles", "CopyWorkerFunction"),
+        ("Errors", "ReconcilerFunction"),
         ("ApproximateNumberOfMessagesVisible", "CopyDeadLetterQueue"),
     }
     for alarm in alarms:
@@ -372,3 +375,23 @@ def test_outputs_name_what_users_and_e2e_tests_read(template: dict[str, Any]) ->
         "CopyWorkerFunctionName",
     }
     assert template["Outputs"]["CallbackUrl"]["Value"]["Fn::Sub"].endswith("/callbacks/kie")
+
+
+def test_copy_worker_knows_the_queue_max_receive_count(template: dict[str, Any]) -> None:
+    from kie2s3.handlers.sqs import MAX_RECEIVE_COUNT
+
+    redrive = template["Resources"]["CopyQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT
+
+
+def test_reconciler_runs_on_a_schedule_and_reads_the_open_items_index(template: dict[str, Any]) -> None:
+    function = template["Resources"]["ReconcilerFunction"]["Properties"]
+    [event] = function["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["ScheduleExpression"].startswith("rate(")
+    table = template["Resources"]["TasksTable"]["Properties"]
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "open-items"
+    [policy] = function["Policies"]
+    [ledger] = [s for s in policy["Statement"] if s["Sid"] == "LedgerAndIdempotency"]
+    assert {"Fn::Sub": "${TasksTable.Arn}/index/open-items"} in ledger["Resource"]

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 TASK_SK = "TASK"
+# The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
+OPEN_INDEX = "open-items"
+OPEN_FILE = "FILE"
+OPEN_TASK = "TASK"
+_OPEN_FILE_STATES = frozenset({"pending", "copying"})
 
 
 def file_sk(index: int) -> str:
@@ -65,11 +70,16 @@ class Ledger:
             "reason": task.reason,
             "file_count": task.file_count,
             "updated_at": task.updated_at,
+            "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
         }
-        names = {f"#{k}": k for k in (*fields, "created_at")}
+        removes = [k for k, v in fields.items() if v is None and k == "open"]
+        fields = {k: v for k, v in fields.items() if k not in removes}
+        names = {f"#{k}": k for k in (*fields, *removes, "created_at")}
         values = {f":{k}": v for k, v in fields.items()}
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
         update += ", #created_at = if_not_exists(#created_at, :updated_at)"
+        if removes:
+            update += " REMOVE " + ", ".join(f"#{k}" for k in removes)
         condition: dict[str, Any] = {}
         if task.outcome is not Outcome.SUCCESS:
             condition["ConditionExpression"] = "attribute_not_exists(#outcome) OR #outcome <> :success"
@@ -86,6 +96,8 @@ class Ledger:
     def add_file(self, item: FileItem) -> bool:
         """Create the file item unless it exists; True when it was created."""
         record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
+        if item.state in _OPEN_FILE_STATES:
+            record["open"] = OPEN_FILE
         with _translated("file write", tolerate_condition=True):
             self._table.put_item(Item=record, ConditionExpression="attribute_not_exists(pk)")
             return True
@@ -98,6 +110,8 @@ class Ledger:
         never move an archived file back to copying, pending or failed).
         """
         fields["updated_at"] = now_iso()
+        if "state" in fields:
+            fields["open"] = OPEN_FILE if fields["state"] in _OPEN_FILE_STATES else None
         sets = {k: v for k, v in fields.items() if v is not None}
         removes = [k for k, v in fields.items() if v is None]
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
@@ -119,6 +133,36 @@ class Ledger:
             )
             return True
         return False
+
+    def open_items(self, kind: str, updated_before: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Unfinished files (`OPEN_FILE`) or tasks (`OPEN_TASK`) last updated before a time, oldest first."""
+        with _translated("open-items read"):
+            page = self._table.query(
+                IndexName=OPEN_INDEX,
+                KeyConditionExpression=Key("open").eq(kind) & Key("updated_at").lt(updated_before),
+                Limit=limit,
+            )
+        return [_plain(i) for i in page.get("Items", [])]
+
+    def touch_task(self, task_id: str) -> None:
+        """Move an open task to the back of the reconciler's line."""
+        with _translated("task touch", tolerate_condition=True):
+            self._table.update_item(
+                Key={"pk": task_id, "sk": TASK_SK},
+                UpdateExpression="SET updated_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": now_iso()},
+            )
+
+    def close_task(self, task_id: str, reason: str) -> None:
+        """Stop following a task that will never finish here (e.g. past kie.ai's retention)."""
+        with _translated("task close"):
+            self._table.update_item(
+                Key={"pk": task_id, "sk": TASK_SK},
+                UpdateExpression="SET #reason = :reason, updated_at = :now REMOVE #open",
+                ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
+                ExpressionAttributeValues={":reason": reason, ":now": now_iso()},
+            )
 
     def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
         """The task and its files in index order, or None for an unknown task."""

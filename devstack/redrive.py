@@ -1,0 +1,54 @@
+"""`make redrive`: move the copy jobs waiting in the dead-letter queue back to the copy queue.
+
+Deployed stacks: `make redrive STACK_NAME=<name>` reads the queue URLs from the stack's outputs
+(needs AWS credentials). The same move in the AWS CLI, for a deployed stack:
+    aws sqs start-message-move-task --source-arn <DeadLetterQueueArn>
+Local: `redrive(sqs, dlq_url, queue_url)` against the emulated SQS (what the tests use).
+"""
+
+import argparse
+import sys
+from typing import Any
+
+
+def redrive(sqs: Any, dlq_url: str, queue_url: str, *, max_messages: int = 10_000) -> int:
+    """Move up to `max_messages` messages from the DLQ to the queue; returns how many moved.
+
+    Each message is sent to the queue before it is deleted from the DLQ, so a failure midway can
+    duplicate a job (harmless: copies are idempotent) but never lose one.
+    """
+    moved = 0
+    while moved < max_messages:
+        answer = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages = answer.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Redrive a deployed stack's DLQ, named by its CloudFormation stack."""
+    import boto3
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stack-name", required=True)
+    args = parser.parse_args(argv)
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0][
+            "Outputs"
+        ]
+    }
+    moved = redrive(boto3.client("sqs"), outputs["DeadLetterQueueUrl"], outputs["CopyQueueUrl"])
+    print(f"moved {moved} message(s) from the dead-letter queue back to the copy queue")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

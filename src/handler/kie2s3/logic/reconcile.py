@@ -1,0 +1,124 @@
+"""The reconciler: nothing stays unfinished silently — stuck copies are re-sent, running tasks re-read."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK
+from kie2s3.errors import Kie2S3Error
+from kie2s3.families import PARSERS, parser_for
+from kie2s3.logic.plan import accept, dispatch
+from kie2s3.logic.services import Services
+from kie2s3.models import CopyJob, FileItem, Outcome, TaskItem
+from kie2s3.observability import logger, metrics, tracer
+
+# kie.ai deletes generated files after 14 days (kie-api.md §4.5): nothing older is chased.
+KIE_RETENTION = timedelta(days=14)
+# A copy job is taken as lost when its file has not moved for longer than a worker can run
+# (900 s) plus the queue's retries.
+STALE_FILE_AFTER = timedelta(minutes=30)
+# How often a task still running at kie.ai is asked about (record-info allows 3 calls/s per task).
+POLL_TASK_EVERY = timedelta(minutes=5)
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass did."""
+
+    resent: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    completed_tasks: list[str] = field(default_factory=list)
+    still_running: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+@tracer.capture_method(capture_response=False)
+def reconcile(
+    services: Services, now: datetime | None = None, deadline: float | None = None
+) -> ReconcileReport:
+    """One pass over the ledger's open items (the sparse `open-items` index), oldest first.
+
+    Files pending or copying for over 30 minutes get their job sent again (the copy is idempotent,
+    so a job that was only slow costs nothing); tasks still running at kie.ai are re-read from
+    record-info and completed when final. Anything created more than 14 days ago is closed as
+    expired at kie.ai. Safe to run concurrently with itself and with the workers.
+    """
+    now = now or datetime.now(UTC)
+    report = ReconcileReport()
+    oldest = _iso(now - KIE_RETENTION)
+    jobs: list[CopyJob] = []
+    for raw in services.ledger.open_items(OPEN_FILE, _iso(now - STALE_FILE_AFTER)):
+        item = FileItem.model_validate(raw)
+        name = f"{item.task_id}#{item.index}"
+        found = services.ledger.get(item.task_id)
+        task = found[0] if found else None
+        if task is None or task.created_at < oldest:
+            services.ledger.update_file(
+                item.task_id,
+                item.index,
+                unless_copied=True,
+                state="failed",
+                error="expired at kie.ai (14-day retention)",
+            )
+            report.expired.append(name)
+            continue
+        # Touching the item puts it at the back of the line: re-sent again only if still stuck later.
+        services.ledger.update_file(item.task_id, item.index, unless_copied=True, state=item.state)
+        jobs.append(
+            CopyJob(
+                task_id=item.task_id,
+                index=item.index,
+                source=item.source,
+                kind=item.kind,
+                family=task.family,
+                key=item.key,
+            )
+        )
+        report.resent.append(name)
+    dispatch(services, jobs, deadline)
+    for raw in services.ledger.open_items(OPEN_TASK, _iso(now - POLL_TASK_EVERY)):
+        task = TaskItem.model_validate(raw)
+        _follow_task(services, task, oldest, report, deadline)
+    metrics.add_metric(name="ReconcilerResent", unit=MetricUnit.Count, value=len(report.resent))
+    metrics.add_metric(
+        name="ReconcilerCompletedTasks", unit=MetricUnit.Count, value=len(report.completed_tasks)
+    )
+    logger.info(
+        "reconcile pass",
+        resent=len(report.resent),
+        expired=len(report.expired),
+        completed_tasks=len(report.completed_tasks),
+        still_running=len(report.still_running),
+        errors=len(report.errors),
+    )
+    return report
+
+
+def _follow_task(
+    services: Services, task: TaskItem, oldest: str, report: ReconcileReport, deadline: float | None
+) -> None:
+    parser = parser_for(task.family, PARSERS)
+    if parser is None or task.created_at < oldest:
+        reason = "expired at kie.ai (14-day retention)" if parser else f"no parser for family {task.family!r}"
+        services.ledger.close_task(task.task_id, reason)
+        report.expired.append(task.task_id)
+        return
+    try:
+        record = services.kie.record_info(parser.record_info_path, task.task_id)
+        parsed = parser.parse_record(task.task_id, record)
+    except (Kie2S3Error, ValueError) as exc:
+        # One task kie.ai cannot answer for must not stop the pass; it is tried again next time.
+        services.ledger.touch_task(task.task_id)
+        report.errors.append(f"{task.task_id}: {getattr(exc, 'reason', type(exc).__name__)}")
+        return
+    if parsed.outcome is Outcome.NOT_FINAL:
+        services.ledger.touch_task(task.task_id)
+        report.still_running.append(task.task_id)
+        return
+    accept(services, parsed, deadline)
+    report.completed_tasks.append(task.task_id)

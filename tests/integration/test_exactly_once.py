@@ -1,0 +1,216 @@
+"""Exactly once, never lost: duplicates, kills, S3 faults and a burst, in queue mode."""
+
+import hashlib
+import json
+import signal
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from devstack.lambda_runtime import http_event
+from devstack.stack import Stack
+from tests.integration.conftest import (
+    market_body,
+    objects_under,
+    post_callback,
+    send,
+    serve,
+    start_worker,
+    worker_report,
+)
+
+from kie2s3.models import CopyJob
+
+MIB = 1024**2
+
+
+def _files(stack: Stack, task_id: str) -> dict[str, int]:
+    return {k: v for k, v in objects_under(stack, f"kie/{task_id}/").items() if "/callbacks/" not in k}
+
+
+def _doc(task_id: str) -> dict[str, Any]:
+    status, doc = send(
+        http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
+    )
+    assert status == 200
+    return doc
+
+
+def _no_uploads(stack: Stack, task_id: str) -> list[Any]:
+    uploads = stack.client("s3").list_multipart_uploads(Bucket=stack.bucket, Prefix=f"kie/{task_id}/")
+    return list(uploads.get("Uploads", []))
+
+
+def _enqueue(stack: Stack, job: CopyJob, times: int) -> None:
+    """What SQS's at-least-once delivery can do: the same job more than once."""
+    sqs = stack.client("sqs")
+    for _ in range(times):
+        sqs.send_message(QueueUrl=stack.env["COPY_QUEUE_URL"], MessageBody=job.model_dump_json())
+
+
+def test_same_callback_five_times_concurrently_stores_and_downloads_once(
+    queue_mode: Stack, task_id: str
+) -> None:
+    served = serve(queue_mode, task_id, [(".png", 256 * 1024), (".mp4", 12 * MIB)])
+    body = market_body(task_id, list(served))
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: post_callback(body, task_id), range(5)))
+    assert [status for status, _ in answers] == [200] * 5
+    # Duplicates the receiver could not see (SQS redelivery): each job twice more, three workers at once.
+    doc = _doc(task_id)
+    for entry, url in zip(doc["files"], served, strict=True):
+        job = CopyJob(
+            task_id=task_id, index=entry["index"], source=url, kind="file", family="market", key=entry["key"]
+        )
+        _enqueue(queue_mode, job, times=2)
+    queue_mode.emulator.bandwidth_limit_bps = 16 * MIB  # slow enough for the workers to overlap
+    try:
+        workers = [start_worker(queue_mode) for _ in range(3)]
+        reports = [worker_report(w) for w in workers]
+        queue_mode.poller().drain()  # anything redelivered after the workers stopped
+    finally:
+        queue_mode.emulator.bandwidth_limit_bps = None
+    print(f"\nworkers handled {[r['messages'] for r in reports]} message(s)")
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    assert _files(queue_mode, task_id) == {
+        f"kie/{task_id}/00.png": 256 * 1024,
+        f"kie/{task_id}/01.mp4": 12 * MIB,
+    }
+    for url, source in served.items():
+        assert queue_mode.emulator.download_url_calls[url] == 1
+        assert queue_mode.emulator.file_requests[source.name] == 1
+    assert _no_uploads(queue_mode, task_id) == []
+
+
+def test_file_server_500_then_copied_once(queue_mode: Stack, task_id: str) -> None:
+    from devstack.kie_emulator import FileFault
+
+    served = serve(queue_mode, task_id, [(".mp4", 9 * MIB)])
+    ((url, source),) = served.items()
+    queue_mode.emulator.inject_file_fault(source.name, FileFault.http_status(500), times=2)
+    post_callback(market_body(task_id, [url]), task_id)
+    queue_mode.poller().drain()
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    assert doc["files"][0]["sha256"] == source.sha256_hex()
+    assert queue_mode.emulator.file_requests[source.name] == 3
+    assert _no_uploads(queue_mode, task_id) == []
+
+
+def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_id: str) -> None:
+    from botocore.exceptions import ClientError
+
+    from kie2s3.adapters import clients
+
+    served = serve(queue_mode, task_id, [(".mp4", 20 * MIB)])
+    ((url, source),) = served.items()
+    failures = {"UploadPart": 1, "CompleteMultipartUpload": 1}
+
+    def fail_once(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if failures.get(model.name, 0) > 0:
+            failures[model.name] -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, model.name)
+
+    s3 = clients.s3_client()
+    s3.meta.events.register("before-parameter-build.s3.*", fail_once)
+    try:
+        post_callback(market_body(task_id, [url]), task_id)
+        queue_mode.poller().drain()
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.*", fail_once)
+    assert failures == {"UploadPart": 0, "CompleteMultipartUpload": 0}
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    body = (
+        queue_mode.client("s3")
+        .get_object(Bucket=queue_mode.bucket, Key=doc["files"][0]["key"])["Body"]
+        .read()
+    )
+    assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
+    assert _no_uploads(queue_mode, task_id) == []
+
+
+def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
+    queue_mode: Stack, task_id: str
+) -> None:
+    served = serve(queue_mode, task_id, [(".mp4", 48 * MIB)])
+    ((url, source),) = served.items()
+    post_callback(market_body(task_id, [url]), task_id)
+    job_body = json.loads(
+        queue_mode.client("sqs").receive_message(
+            QueueUrl=queue_mode.env["COPY_QUEUE_URL"], VisibilityTimeout=0
+        )["Messages"][0]["Body"]
+    )
+    served_before = queue_mode.emulator.bytes_served
+    queue_mode.emulator.bandwidth_limit_bps = 8 * MIB  # ~6 s copy: time to kill it midway
+    try:
+        # A 4 s Lambda timeout: the in-progress lock of a killed copy expires 4 s after it started.
+        worker = start_worker(queue_mode, "--timeout-seconds", "4", "--max-messages", "1")
+        deadline = time.monotonic() + 30
+        while queue_mode.emulator.bytes_served - served_before < 16 * MIB and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        queue_mode.emulator.bandwidth_limit_bps = None
+    assert _files(queue_mode, task_id) == {}, "a killed copy must never leave a visible object"
+    assert _doc(task_id)["files"][0]["state"] == "copying"
+    time.sleep(4.5)  # past the killed invocation's timeout
+    # SQS delivers the job again once its visibility timeout passes: the same message body.
+    _enqueue(queue_mode, CopyJob.model_validate(job_body), times=1)
+    queue_mode.poller().drain()
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    assert _files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 48 * MIB}
+    assert doc["files"][0]["sha256"] == source.sha256_hex()
+    # The killed invocation's parts stay an incomplete upload until the lifecycle rule removes them.
+    assert len(_no_uploads(queue_mode, task_id)) <= 1
+
+
+def test_burst_of_500_callbacks_archives_every_file_once(queue_mode: Stack) -> None:
+    import random
+
+    rng = random.Random(500)
+    tasks: dict[str, list[str]] = {}
+    for n in range(500):
+        task = f"burst{n:03d}{rng.getrandbits(32):08x}"
+        specs = [
+            (rng.choice([".png", ".mp4", ".jpg"]), rng.randint(1, 64) * 1024)
+            for _ in range(rng.randint(1, 3))
+        ]
+        tasks[task] = list(serve(queue_mode, task, specs))
+    ack_ms: list[float] = []
+    started = time.monotonic()
+    for task, urls in tasks.items():
+        t0 = time.monotonic()
+        status, _ = post_callback(market_body(task, urls), task)
+        ack_ms.append((time.monotonic() - t0) * 1000)
+        assert status == 200
+    acked = time.monotonic() - started
+    workers = [start_worker(queue_mode) for _ in range(2)]
+    reports = [worker_report(w, timeout=900) for w in workers]
+    queue_mode.poller().drain()
+    total = time.monotonic() - started
+    files = sum(len(u) for u in tasks.values())
+    print(
+        f"\nburst: {len(tasks)} callbacks, {files} files; ack mean {statistics.mean(ack_ms):.1f} ms, "
+        f"p95 {statistics.quantiles(ack_ms, n=20)[-1]:.1f} ms, max {max(ack_ms):.1f} ms; "
+        f"acks {acked:.1f} s, total {total:.1f} s; workers {[r['messages'] for r in reports]}"
+    )
+    listing = (
+        queue_mode.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=queue_mode.bucket, Prefix="kie/burst")
+    )
+    stored = [o["Key"] for page in listing for o in page.get("Contents", []) if "/callbacks/" not in o["Key"]]
+    expected = [
+        f"kie/{task}/{i:02d}{url[url.rfind('.') :]}"
+        for task, urls in tasks.items()
+        for i, url in enumerate(urls)
+    ]
+    assert sorted(stored) == sorted(expected)
+    for urls in tasks.values():
+        for url in urls:
+            assert queue_mode.emulator.download_url_calls[url] == 1
