@@ -3,19 +3,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devstack.kie_emulator import RECORD_INFO_PATHS
+from tests.expected_files import EXPECTED, Expected
 
-from kie2s3.families import PARSERS, detect, find_task_id
+from kie2s3.families import PARSERS, detect, find_task_id, parser_for
+from kie2s3.families.base import FamilyParser
 from kie2s3.models import Outcome
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 CALLBACK_EVENTS = sorted(EVENTS.glob("callback-*.json"))
+# A body no family knows, kept to show it is archived and recorded `unrecognised`.
+UNRECOGNISED_SAMPLES = frozenset({"callback-unrecognised.json"})
 
 
 def _body(name: str) -> dict[str, Any]:
     return json.loads(json.loads((EVENTS / name).read_text())["body"])
 
 
-@pytest.mark.parametrize("path", CALLBACK_EVENTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in CALLBACK_EVENTS if p.name not in UNRECOGNISED_SAMPLES], ids=lambda p: p.stem
+)
 def test_every_callback_sample_parses(path: Path) -> None:
     body = json.loads(json.loads(path.read_text())["body"])
     parser = detect(body, PARSERS)
@@ -30,7 +37,8 @@ def test_every_event_file_is_valid_json() -> None:
     assert files
     for path in files:
         event = json.loads(path.read_text())
-        assert "Records" in event or event.get("version") == "2.0", path.name
+        # SQS records, HTTP API 2.0 requests, or the scheduler's constant input (`{"kie2s3": …}`).
+        assert "Records" in event or event.get("version") == "2.0" or "kie2s3" in event, path.name
 
 
 def test_market_success_lists_result_urls_in_order() -> None:
@@ -93,3 +101,697 @@ def test_find_task_id_variants(body: dict[str, Any], expected: str | None) -> No
 
 def test_detect_unknown_shape_is_none() -> None:
     assert detect({"data": {"taskId": "x", "something": 1}}, PARSERS) is None
+
+
+# --- every family, against the hand-written expectations of tests/expected_files.py ---------------
+
+FAMILIES = (
+    "market",
+    "veo",
+    "veo4k",
+    "suno",
+    "suno_wav",
+    "suno_mp4",
+    "gpt4o",
+    "flux_kontext",
+    "runway",
+    "runway_aleph",
+    "luma",
+    "midjourney",
+)
+
+
+def _parser(name: str) -> FamilyParser:
+    parser = parser_for(name, PARSERS)
+    assert parser is not None, name
+    return parser
+
+
+def _hint(name: str) -> str | None:
+    query = json.loads((EVENTS / name).read_text()).get("queryStringParameters") or {}
+    hint = query.get("family")
+    return str(hint) if hint else None
+
+
+def _urls(body: dict[str, Any], family: str) -> list[str]:
+    return [f.url for f in _parser(family).parse(body).files]
+
+
+def test_registry_has_every_family_once() -> None:
+    assert sorted(p.name for p in PARSERS) == sorted(FAMILIES)
+
+
+def test_expected_files_cover_every_callback_sample() -> None:
+    assert sorted(EXPECTED) == [p.name for p in CALLBACK_EVENTS]
+
+
+def test_expected_files_cover_every_family_and_outcome() -> None:
+    assert {e.family for e in EXPECTED.values()} == {*FAMILIES, "unknown"}
+    assert {e.outcome for e in EXPECTED.values()} == {o.value for o in Outcome}
+
+
+@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_sample_hint_is_the_one_expected(name: str, expected: Expected) -> None:
+    assert _hint(name) == expected.hint
+
+
+@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_sample_detects_as_expected_family(name: str, expected: Expected) -> None:
+    parser = detect(_body(name), PARSERS, expected.hint)
+    assert (parser.name if parser else "unknown") == expected.family
+
+
+@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_sample_parses_to_expected_outcome_and_files(name: str, expected: Expected) -> None:
+    body = _body(name)
+    parser = detect(body, PARSERS, expected.hint)
+    if parser is None:
+        assert expected.outcome == Outcome.UNRECOGNISED
+        return
+    parsed = parser.parse(body)
+    assert parsed.family == expected.family
+    assert parsed.outcome == expected.outcome
+    assert [f.url for f in parsed.files] == [url for url, _ in expected.files]
+    assert parsed.task_id == parser.task_id(body)
+
+
+@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_sample_file_kinds_agree_with_expected_content_types(name: str, expected: Expected) -> None:
+    parser = detect(_body(name), PARSERS, expected.hint)
+    files = parser.parse(_body(name)).files if parser else ()
+    assert [f.kind for f in files] == [ctype.split("/")[0] for _, ctype in expected.files]
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, e in EXPECTED.items() if e.outcome == Outcome.FAILED and e.family != "market"]
+)
+def test_sample_failure_reason_is_the_message(name: str) -> None:
+    body = _body(name)
+    parser = detect(body, PARSERS, EXPECTED[name].hint)
+    assert parser is not None
+    assert parser.parse(body).reason == body["msg"]
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, e in EXPECTED.items() if e.hint is not None], ids=lambda n: n.removesuffix(".json")
+)
+def test_hinted_sample_without_its_hint_is_another_family(name: str) -> None:
+    parser = detect(_body(name), PARSERS)
+    assert parser is not None
+    assert parser.name != EXPECTED[name].family  # hence the hint
+
+
+@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_sample_market_matches_only_market_bodies(name: str, expected: Expected) -> None:
+    assert _parser("market").matches(_body(name)) is (expected.family == "market")
+
+
+@pytest.mark.parametrize("name", [n for n, e in EXPECTED.items() if e.family == "market"])
+def test_sample_market_body_matches_no_other_family(name: str) -> None:
+    assert [p.name for p in PARSERS if p.matches(_body(name))] == ["market"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [(n, e) for n, e in EXPECTED.items() if e.family not in ("market", "unknown")],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_sample_own_hint_keeps_its_family(name: str, expected: Expected) -> None:
+    parser = detect(_body(name), PARSERS, expected.family)
+    assert parser is not None
+    assert parser.name == expected.family
+
+
+# --- callback details ------------------------------------------------------------------------------
+
+
+def _veo(result_urls: object, origin_urls: object = None) -> dict[str, Any]:
+    info = {"resultUrls": result_urls, "originUrls": origin_urls}
+    return {"code": 200, "msg": "ok", "data": {"taskId": "v1", "info": info, "fallbackFlag": False}}
+
+
+@pytest.mark.parametrize(
+    "result_urls",
+    [
+        ["https://h/a.mp4", "https://h/b.mp4"],
+        '["https://h/a.mp4", "https://h/b.mp4"]',
+        "[https://h/a.mp4, https://h/b.mp4]",  # the generate page's OpenAPI example: no quotes
+    ],
+    ids=["array", "json-string", "bracketed-unquoted"],
+)
+def test_veo_result_urls_array_or_json_string(result_urls: object) -> None:
+    assert _urls(_veo(result_urls), "veo") == ["https://h/a.mp4", "https://h/b.mp4"]
+
+
+def test_veo_single_url_string_is_one_file() -> None:
+    assert _urls(_veo("https://h/a.mp4"), "veo") == ["https://h/a.mp4"]
+
+
+def test_veo_origin_urls_follow_result_urls() -> None:
+    body = _veo('["https://h/a.mp4"]', ["https://h/a_origin.mp4"])
+    assert _urls(body, "veo") == ["https://h/a.mp4", "https://h/a_origin.mp4"]
+
+
+def test_veo_result_urls_json_object_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        _parser("veo").parse(_veo('{"url": "https://h/a.mp4"}'))
+
+
+def test_veo_empty_and_blank_urls_are_ignored() -> None:
+    body = _veo(["", "  ", "https://h/a.mp4", None], "")
+    assert _urls(body, "veo") == ["https://h/a.mp4"]
+
+
+def test_veo_duplicate_urls_are_kept_once_in_order() -> None:
+    body = _veo(["https://h/b.mp4", "https://h/a.mp4", "https://h/b.mp4"], ["https://h/a.mp4"])
+    assert _urls(body, "veo") == ["https://h/b.mp4", "https://h/a.mp4"]
+
+
+def test_veo_success_without_files_is_success() -> None:
+    parsed = _parser("veo").parse(_veo([]))
+    assert parsed.outcome is Outcome.SUCCESS
+    assert parsed.files == ()
+
+
+def test_veo_non_200_code_is_failure_even_with_urls() -> None:
+    body = {**_veo(["https://h/a.mp4"]), "code": 500, "msg": "Internal Error"}
+    parsed = _parser("veo").parse(body)
+    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.FAILED, "Internal Error", ())
+
+
+def test_veo_failure_without_message_names_the_code() -> None:
+    body = {"code": 422, "data": {"taskId": "v1", "fallbackFlag": True}}
+    assert _parser("veo").parse(body).reason == "code 422"
+
+
+def test_veo4k_without_thumbnails_is_veo_unless_hinted() -> None:
+    body = _veo(["https://h/4k.mp4"])
+    assert detect(body, PARSERS) is _parser("veo")
+    assert detect(body, PARSERS, "veo4k") is _parser("veo4k")
+
+
+def test_veo_hint_does_not_take_a_4k_body() -> None:
+    body = _body("callback-veo4k-success.json")
+    assert detect(body, PARSERS, "veo") is _parser("veo4k")
+
+
+@pytest.mark.parametrize("family", ["veo", "veo4k", "flux_kontext", "gpt4o"])
+def test_bare_failure_detects_with_its_hint(family: str) -> None:
+    body = {"code": 500, "msg": "The 4K version of this video is unavailable.", "data": {"taskId": "t1"}}
+    parser = detect(body, PARSERS, family)
+    assert parser is not None
+    assert parser.name == family
+    assert parser.parse(body).outcome is Outcome.FAILED
+
+
+def test_bare_failure_without_hint_is_gpt4o() -> None:
+    body = {"code": 400, "msg": "flagged", "data": {"taskId": "t1", "info": None}}
+    assert detect(body, PARSERS) is _parser("gpt4o")
+
+
+def test_bare_success_matches_no_family() -> None:
+    assert detect({"code": 200, "msg": "success", "data": {"taskId": "t1"}}, PARSERS) is None
+
+
+def test_suno_complete_never_archives_stream_or_source_urls() -> None:
+    body = _body("callback-suno-complete.json")
+    track_urls = [v for t in body["data"]["data"] for k, v in t.items() if k.endswith("_url")]
+    urls = _urls(body, "suno")
+    assert any("/stream/" in u for u in track_urls)
+    assert any("source_" in u for u in track_urls)
+    assert not [u for u in urls if "/stream/" in u or "source_" in u]
+
+
+def test_suno_track_with_only_a_stream_url_yields_nothing() -> None:
+    track = {"id": "a", "audio_url": "", "stream_audio_url": "https://h/stream/a", "image_url": None}
+    body = {"code": 200, "msg": "ok", "data": {"callbackType": "complete", "task_id": "s1", "data": [track]}}
+    parsed = _parser("suno").parse(body)
+    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+
+
+def test_suno_suffixless_urls_take_the_field_kind() -> None:
+    track = {"audio_url": "https://h/audio/a", "image_url": "https://h/cover/a"}
+    body = {"code": 200, "msg": "ok", "data": {"callbackType": "complete", "task_id": "s1", "data": [track]}}
+    assert [f.kind for f in _parser("suno").parse(body).files] == ["audio", "image"]
+
+
+@pytest.mark.parametrize("stage", ["text", "first"])
+def test_suno_intermediate_stage_is_not_final_with_the_stage_as_reason(stage: str) -> None:
+    track = {"audio_url": "https://h/a.mp3", "image_url": "https://h/a.jpeg"}
+    body = {"code": 200, "msg": "ok", "data": {"callbackType": stage, "task_id": "s1", "data": [track]}}
+    parsed = _parser("suno").parse(body)
+    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.NOT_FINAL, stage, ())
+
+
+def test_suno_non_200_code_on_complete_is_failure() -> None:
+    body = {
+        "code": 501,
+        "msg": "Audio generation failed",
+        "data": {"callbackType": "complete", "task_id": "s1"},
+    }
+    parsed = _parser("suno").parse(body)
+    assert (parsed.outcome, parsed.reason) == (Outcome.FAILED, "Audio generation failed")
+
+
+def test_suno_unknown_callback_type_raises() -> None:
+    body = {"code": 200, "msg": "ok", "data": {"callbackType": "partial", "task_id": "s1", "data": []}}
+    with pytest.raises(ValueError):
+        _parser("suno").parse(body)
+
+
+def test_suno_wav_accepts_either_field_name() -> None:
+    for field in ("audioWavUrl", "audio_wav_url"):
+        body = {"code": 200, "msg": "success", "data": {field: "https://h/a.wav", "task_id": "w1"}}
+        assert detect(body, PARSERS) is _parser("suno_wav")
+        assert _urls(body, "suno_wav") == ["https://h/a.wav"]
+
+
+def test_suno_mp4_success_with_null_video_is_success_without_files() -> None:
+    body = {"code": 200, "msg": "ok", "data": {"task_id": "m1", "video_url": None}}
+    parsed = _parser("suno_mp4").parse(body)
+    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+
+
+def test_runway_body_without_cover_or_id_needs_its_hint() -> None:
+    body = {"code": 200, "msg": "ok", "data": {"task_id": "r1", "video_url": "https://h/clip"}}
+    assert detect(body, PARSERS) is _parser("suno_mp4")
+    assert detect(body, PARSERS, "runway") is _parser("runway")
+    assert [f.kind for f in _parser("runway").parse(body).files] == ["video"]
+
+
+def test_runway_empty_strings_are_absent() -> None:
+    body = {
+        "code": 200,
+        "msg": "ok",
+        "data": {"task_id": "r1", "video_id": "x", "video_url": "https://h/v.mp4", "image_url": " "},
+    }
+    assert _urls(body, "runway") == ["https://h/v.mp4"]
+
+
+def test_flux_kontext_never_archives_origin_image_url() -> None:
+    body = _body("callback-flux-kontext-success.json")
+    assert body["data"]["info"]["originImageUrl"] not in _urls(body, "flux_kontext")
+
+
+def test_flux_kontext_empty_info_with_200_is_success_without_files() -> None:
+    body = {
+        "code": 200,
+        "msg": "ok",
+        "data": {"taskId": "f1", "info": {"resultImageUrl": "", "originImageUrl": ""}},
+    }
+    parsed = _parser("flux_kontext").parse(body)
+    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+
+
+def test_runway_aleph_task_id_is_top_level() -> None:
+    body = {"code": 200, "msg": "ok", "taskId": "top-1", "data": {"result_video_url": "https://h/v.mp4"}}
+    parser = detect(body, PARSERS)
+    assert parser is _parser("runway_aleph")
+    assert parser.task_id(body) == "top-1"
+    assert parser.parse(body).task_id == "top-1"
+
+
+def test_runway_aleph_error_with_null_data_is_failure() -> None:
+    body = _body("callback-runway-aleph-failure.json")
+    assert _parser("runway_aleph").task_id(body) == body["taskId"]
+    assert _parser("runway_aleph").parse(body).outcome is Outcome.FAILED
+
+
+def test_runway_aleph_without_task_id_raises() -> None:
+    body = {"code": 200, "msg": "ok", "taskId": " ", "data": {"result_video_url": "https://h/v.mp4"}}
+    with pytest.raises(ValueError):
+        _parser("runway_aleph").parse(body)
+
+
+def _prompted(prompt_json: object, result_urls: list[str], code: int = 200) -> dict[str, Any]:
+    data = {"taskId": "p1", "promptJson": prompt_json, "resultUrls": result_urls}
+    return {"code": code, "msg": "ok", "data": data}
+
+
+@pytest.mark.parametrize(
+    ("prompt_json", "urls", "family"),
+    [
+        ('{"taskType": "mj_video", "prompt": "x"}', ["https://h/a.mp4"], "midjourney"),
+        ('{"videoUrl": "https://in/a.mp4", "prompt": "x"}', ["https://h/a.png"], "luma"),
+        ("{not json", ["https://h/a.mp4"], "luma"),
+        ("{not json", ["https://h/a.jpeg", "https://h/b.jpeg"], "midjourney"),
+        (None, ["https://h/a.webp"], "midjourney"),
+        ({"taskType": "mj_txt2img"}, [], "midjourney"),  # an object, as Veo's English page shows it
+        ('"just a string"', ["https://h/a.mp4"], "luma"),
+    ],
+    ids=["mj-video", "luma-video-url", "invalid-video", "invalid-images", "absent-image", "object", "string"],
+)
+def test_luma_midjourney_told_apart(prompt_json: object, urls: list[str], family: str) -> None:
+    body = _prompted(prompt_json, urls)
+    parser = detect(body, PARSERS)
+    assert parser is not None
+    assert parser.name == family
+    assert parser.parse(body).outcome is Outcome.SUCCESS
+
+
+@pytest.mark.parametrize("family", ["luma", "midjourney"])
+def test_luma_midjourney_undecidable_body_follows_hint(family: str) -> None:
+    body = _prompted("{not json", ["https://h/result"])
+    assert {p.name for p in PARSERS if p.matches(body)} == {"luma", "midjourney"}
+    assert detect(body, PARSERS, family) is _parser(family)
+
+
+def test_luma_midjourney_hint_does_not_override_a_clear_body() -> None:
+    body = _body("callback-midjourney-success.json")
+    assert detect(body, PARSERS, "luma") is _parser("midjourney")
+
+
+def test_midjourney_failure_with_empty_results_is_failure() -> None:
+    parsed = _parser("midjourney").parse(_prompted('{"taskType": "mj_txt2img"}', [], code=500))
+    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.FAILED, "ok", ())
+
+
+def test_midjourney_suffixless_results_are_images() -> None:
+    body = _prompted('{"taskType": "mj_txt2img"}', ["https://h/grid/0"])
+    assert [f.kind for f in _parser("midjourney").parse(body).files] == ["image"]
+
+
+# --- record-info (copy-by-taskId) -------------------------------------------------------------------
+
+_FAILED, _NOT_FINAL, _SUCCESS = Outcome.FAILED, Outcome.NOT_FINAL, Outcome.SUCCESS
+
+RECORDS: list[tuple[str, str, dict[str, Any], Outcome, list[str], str | None]] = [
+    # (family, scenario, record-info data, outcome, urls, reason)
+    (
+        "veo",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultUrls": ["https://h/v.mp4"], "originUrls": ["https://h/o.mp4"]},
+        },
+        _SUCCESS,
+        ["https://h/v.mp4", "https://h/o.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "success-json-string",
+        {"successFlag": 1, "response": {"resultUrls": '["https://h/v.mp4"]', "originUrls": None}},
+        _SUCCESS,
+        ["https://h/v.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "success-quickstart",
+        {"successFlag": "1", "resultUrls": '["https://h/q.mp4"]'},
+        _SUCCESS,
+        ["https://h/q.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "failed",
+        {"successFlag": 2, "errorCode": 400, "errorMessage": "prompt flagged"},
+        _FAILED,
+        [],
+        "prompt flagged (errorCode 400)",
+    ),
+    ("veo", "generation-failed", {"successFlag": 3, "errorMessage": None}, _FAILED, [], "status 3"),
+    ("veo", "running", {"successFlag": 0, "response": None}, _NOT_FINAL, [], "status 0"),
+    (
+        "veo4k",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {
+                "resultUrls": ["https://h/4k.mp4"],
+                "imageUrls": ["https://h/4k.jpg"],
+                "mediaIds": ["m"],
+            },
+        },
+        _SUCCESS,
+        ["https://h/4k.mp4", "https://h/4k.jpg"],
+        None,
+    ),
+    ("veo4k", "failed", {"successFlag": 2, "errorMessage": "unavailable"}, _FAILED, [], "unavailable"),
+    ("veo4k", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "suno",
+        "success",
+        {
+            "status": "SUCCESS",
+            "response": {
+                "sunoData": [
+                    {
+                        "id": "a",
+                        "audioUrl": "https://h/a.mp3",
+                        "streamAudioUrl": "https://h/s/a",
+                        "imageUrl": "https://h/a.jpeg",
+                    },
+                    {
+                        "id": "b",
+                        "audioUrl": "https://h/b.mp3",
+                        "streamAudioUrl": "https://h/s/b",
+                        "imageUrl": "",
+                    },
+                ]
+            },
+        },
+        _SUCCESS,
+        ["https://h/a.mp3", "https://h/a.jpeg", "https://h/b.mp3"],
+        None,
+    ),
+    ("suno", "create-failed", {"status": "CREATE_TASK_FAILED", "errorMessage": "bad"}, _FAILED, [], "bad"),
+    (
+        "suno",
+        "audio-failed",
+        {"status": "GENERATE_AUDIO_FAILED", "errorCode": 501},
+        _FAILED,
+        [],
+        "status GENERATE_AUDIO_FAILED (errorCode 501)",
+    ),
+    (
+        "suno",
+        "callback-exception",
+        {"status": "CALLBACK_EXCEPTION"},
+        _FAILED,
+        [],
+        "status CALLBACK_EXCEPTION",
+    ),
+    (
+        "suno",
+        "sensitive-word",
+        {"status": "SENSITIVE_WORD_ERROR"},
+        _FAILED,
+        [],
+        "status SENSITIVE_WORD_ERROR",
+    ),
+    ("suno", "pending", {"status": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
+    ("suno", "text-success", {"status": "TEXT_SUCCESS"}, _NOT_FINAL, [], "status TEXT_SUCCESS"),
+    (
+        "suno",
+        "first-success",
+        {"status": "FIRST_SUCCESS", "response": {"sunoData": [{"audioUrl": "https://h/a.mp3"}]}},
+        _NOT_FINAL,
+        [],
+        "status FIRST_SUCCESS",
+    ),
+    (
+        "suno_wav",
+        "success",
+        {"successFlag": "SUCCESS", "response": {"audioWavUrl": "https://h/a.wav"}},
+        _SUCCESS,
+        ["https://h/a.wav"],
+        None,
+    ),
+    ("suno_wav", "failed", {"successFlag": "GENERATE_WAV_FAILED", "errorMessage": "no"}, _FAILED, [], "no"),
+    ("suno_wav", "running", {"successFlag": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
+    (
+        "suno_mp4",
+        "success",
+        {"successFlag": "SUCCESS", "response": {"videoUrl": "https://h/m"}},
+        _SUCCESS,
+        ["https://h/m"],
+        None,
+    ),
+    ("suno_mp4", "failed", {"successFlag": "CREATE_TASK_FAILED"}, _FAILED, [], "status CREATE_TASK_FAILED"),
+    ("suno_mp4", "running", {"successFlag": "GENERATING"}, _NOT_FINAL, [], "status GENERATING"),
+    (
+        "gpt4o",
+        "success",
+        {
+            "successFlag": 1,
+            "status": "SUCCESS",
+            "progress": "1.00",
+            "response": {"resultUrls": ["https://h/4o.png"]},
+        },
+        _SUCCESS,
+        ["https://h/4o.png"],
+        None,
+    ),
+    (
+        "gpt4o",
+        "success-flag-only",
+        {"successFlag": 1, "response": {"resultUrls": ["https://h/4o.png"]}},
+        _SUCCESS,
+        ["https://h/4o.png"],
+        None,
+    ),
+    (
+        "gpt4o",
+        "failed",
+        {"status": "GENERATE_FAILED", "errorCode": 400, "errorMessage": "policy"},
+        _FAILED,
+        [],
+        "policy (errorCode 400)",
+    ),
+    ("gpt4o", "create-failed", {"status": "CREATE_TASK_FAILED"}, _FAILED, [], "status CREATE_TASK_FAILED"),
+    (
+        "gpt4o",
+        "running",
+        {"successFlag": 0, "status": "GENERATING", "progress": "0.40"},
+        _NOT_FINAL,
+        [],
+        "status GENERATING",
+    ),
+    (
+        "flux_kontext",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultImageUrl": "https://h/f.jpg", "originImageUrl": "https://up/f.jpg"},
+        },
+        _SUCCESS,
+        ["https://h/f.jpg"],
+        None,
+    ),
+    ("flux_kontext", "create-failed", {"successFlag": 2, "errorMessage": "flagged"}, _FAILED, [], "flagged"),
+    ("flux_kontext", "generate-failed", {"successFlag": 3}, _FAILED, [], "status 3"),
+    ("flux_kontext", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "runway",
+        "success",
+        {
+            "state": "success",
+            "videoInfo": {"videoId": "v", "videoUrl": "https://h/r.mp4", "imageUrl": "https://h/r.png"},
+        },
+        _SUCCESS,
+        ["https://h/r.mp4", "https://h/r.png"],
+        None,
+    ),
+    (
+        "runway",
+        "failed",
+        {"state": "fail", "failCode": 400, "failMsg": "moderated"},
+        _FAILED,
+        [],
+        "moderated (failCode 400)",
+    ),
+    ("runway", "wait", {"state": "wait"}, _NOT_FINAL, [], "status wait"),
+    ("runway", "queueing", {"state": "queueing"}, _NOT_FINAL, [], "status queueing"),
+    ("runway", "generating", {"state": "generating", "videoInfo": None}, _NOT_FINAL, [], "status generating"),
+    (
+        "runway_aleph",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultVideoUrl": "https://h/al.mp4", "resultImageUrl": "https://h/al.png"},
+        },
+        _SUCCESS,
+        ["https://h/al.mp4", "https://h/al.png"],
+        None,
+    ),
+    ("runway_aleph", "failed", {"successFlag": 2, "errorMessage": "moderated"}, _FAILED, [], "moderated"),
+    ("runway_aleph", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "luma",
+        "success",
+        {"successFlag": 1, "response": {"resultUrls": ["https://h/l.mp4"]}},
+        _SUCCESS,
+        ["https://h/l.mp4"],
+        None,
+    ),
+    (
+        "luma",
+        "callback-failed-generation-ok",
+        {"successFlag": 4, "response": {"resultUrls": ["https://h/l.mp4"]}},
+        _SUCCESS,
+        ["https://h/l.mp4"],
+        None,
+    ),
+    ("luma", "create-failed", {"successFlag": 2, "errorMessage": "too long"}, _FAILED, [], "too long"),
+    ("luma", "generate-failed", {"successFlag": 3}, _FAILED, [], "status 3"),
+    ("luma", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "midjourney",
+        "success",
+        {
+            "successFlag": 1,
+            "taskType": "mj_txt2img",
+            "resultInfoJson": {
+                "resultUrls": [{"resultUrl": "https://h/0.jpeg"}, {"resultUrl": "https://h/1.jpeg"}]
+            },
+        },
+        _SUCCESS,
+        ["https://h/0.jpeg", "https://h/1.jpeg"],
+        None,
+    ),
+    (
+        "midjourney",
+        "success-json-string",
+        {
+            "successFlag": 1,
+            "resultInfoJson": '{"resultUrls": [{"resultUrl": "https://h/0.jpeg"}, {"resultUrl": ""}]}',
+        },
+        _SUCCESS,
+        ["https://h/0.jpeg"],
+        None,
+    ),
+    (
+        "midjourney",
+        "failed",
+        {"successFlag": 2, "errorCode": 500, "errorMessage": "banned"},
+        _FAILED,
+        [],
+        "banned (errorCode 500)",
+    ),
+    ("midjourney", "generate-failed", {"successFlag": 3, "resultInfoJson": None}, _FAILED, [], "status 3"),
+    ("midjourney", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "data", "outcome", "urls", "reason"),
+    [(f, d, o, u, r) for f, _, d, o, u, r in RECORDS],
+    ids=[f"{f}-{s}" for f, s, *_ in RECORDS],
+)
+def test_parse_record_outcome_files_and_reason(
+    family: str, data: dict[str, Any], outcome: Outcome, urls: list[str], reason: str | None
+) -> None:
+    parsed = _parser(family).parse_record("task-1", data)
+    assert (parsed.task_id, parsed.family, parsed.outcome) == ("task-1", family, outcome)
+    assert [f.url for f in parsed.files] == urls
+    assert parsed.reason == reason
+
+
+def test_parse_record_covers_every_family_and_outcome() -> None:
+    covered = {(f, o) for f, _, _, o, _, _ in RECORDS}
+    families = {name for name in FAMILIES if name != "market"}
+    assert covered == {(f, o) for f in families for o in (_SUCCESS, _FAILED, _NOT_FINAL)}
+
+
+@pytest.mark.parametrize(
+    ("family", "data"),
+    [
+        ("veo", {"successFlag": 7}),
+        ("veo", {}),
+        ("suno", {"status": "HALF_DONE"}),
+        ("runway", {"state": "paused"}),
+        ("midjourney", {"successFlag": 1, "resultInfoJson": "{not json"}),
+    ],
+    ids=["veo-flag", "veo-missing", "suno-status", "runway-state", "mj-invalid-json"],
+)
+def test_parse_record_unknown_status_or_shape_raises(family: str, data: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        _parser(family).parse_record("task-1", data)
+
+
+def test_parse_record_paths_are_the_emulators() -> None:
+    # The emulator's table is written from kie-api.md §5 (veo4k shares Veo's; suno_mp4 and aleph UNCONFIRMED).
+    assert {p.name: p.record_info_path for p in PARSERS} == RECORD_INFO_PATHS

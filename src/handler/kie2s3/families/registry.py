@@ -1,6 +1,36 @@
-"""The registry of family parsers, most specific shapes first; a new family is one module and one line."""
+"""The registry of family parsers, most specific shapes first; a new family is one module and one line.
+
+Order matters where shapes overlap (`detect` takes the first match; a `?family=` hint that also
+matches wins): Market before all; Suno MP4 (`video_url` alone) before Runway; 4o (which takes bare
+`{taskId}` failures) before Veo; Veo (no 4K marks) before Veo 4K, which also accepts plain Veo
+bodies so its hint works; Luma before Midjourney for the bodies neither can claim.
+"""
 
 from kie2s3.families.base import FamilyParser
+from kie2s3.families.flux_kontext import FluxKontextParser
+from kie2s3.families.gpt4o import Gpt4oParser
+from kie2s3.families.luma import LumaParser
 from kie2s3.families.market import MarketParser
+from kie2s3.families.midjourney import MidjourneyParser
+from kie2s3.families.runway import RunwayParser
+from kie2s3.families.runway_aleph import RunwayAlephParser
+from kie2s3.families.suno import SunoParser
+from kie2s3.families.suno_mp4 import SunoMp4Parser
+from kie2s3.families.suno_wav import SunoWavParser
+from kie2s3.families.veo import VeoParser
+from kie2s3.families.veo4k import Veo4kParser
 
-PARSERS: tuple[FamilyParser, ...] = (MarketParser(),)
+PARSERS: tuple[FamilyParser, ...] = (
+    MarketParser(),
+    RunwayAlephParser(),
+    SunoParser(),
+    SunoWavParser(),
+    SunoMp4Parser(),
+    RunwayParser(),
+    Gpt4oParser(),
+    FluxKontextParser(),
+    VeoParser(),
+    Veo4kParser(),
+    LumaParser(),
+    MidjourneyParser(),
+)
