@@ -118,3 +118,10 @@ def worker_report(process: "subprocess.Popen[str]", timeout: float = 600) -> dic
     line = next(line for line in out.splitlines() if line.startswith("WORKER-REPORT "))
     report: dict[str, Any] = json.loads(line.removeprefix("WORKER-REPORT "))
     return report
+
+
+def ranges_for(size: int) -> int:
+    """How many GETs one complete download of `size` bytes takes (the first range, then the rest)."""
+    from kie2s3.logic.services import DEFAULT_SHAPE
+
+    return max(1, -(-size // DEFAULT_SHAPE.part_bytes))

@@ -8,7 +8,7 @@ import pytest
 from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.stack import CALLBACK_TOKEN, Stack
-from tests.integration.conftest import market_body, objects_under, post_callback, send, serve
+from tests.integration.conftest import market_body, objects_under, post_callback, ranges_for, send, serve
 
 MIB = 1024**2
 
@@ -52,7 +52,12 @@ def test_callback_market_queue_mode_archives_each_file_once(queue_mode: Stack, t
         assert queue_mode.emulator.download_url_calls[url] == 1
     files = {k: v for k, v in objects_under(queue_mode, f"kie/{task_id}/").items() if "/callbacks/" not in k}
     assert files == {f"kie/{task_id}/00.png": 300 * 1024, f"kie/{task_id}/01.mp4": 20 * MIB}
-    assert queue_mode.client("s3").list_multipart_uploads(Bucket=queue_mode.bucket).get("Uploads", []) == []
+    assert (
+        queue_mode.client("s3")
+        .list_multipart_uploads(Bucket=queue_mode.bucket, Prefix=f"kie/{task_id}/")
+        .get("Uploads", [])
+        == []
+    )
 
 
 def test_callback_archives_raw_body_before_answering(queue_mode: Stack, task_id: str) -> None:
@@ -207,15 +212,22 @@ def test_copy_download_url_429_is_retried_until_copied(queue_mode: Stack, task_i
 def test_copy_truncated_download_is_retried_and_leaves_no_upload(queue_mode: Stack, task_id: str) -> None:
     served = serve(queue_mode, task_id, [(".mp4", 20 * MIB)])
     ((url, source),) = served.items()
-    queue_mode.emulator.inject_file_fault(source.name, FileFault.truncate(10 * MIB))
+    # The first response (the first range) breaks off midway, twice: the transfer starts over.
+    queue_mode.emulator.inject_file_fault(source.name, FileFault.truncate(3 * MIB), times=2)
     post_callback(market_body(task_id, [url]), task_id)
     queue_mode.poller().drain()
     _, doc = _get_task(task_id)
     assert doc["state"] == "copied"
     body, _, _ = _stored(queue_mode, doc["files"][0]["key"])
     assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
-    assert queue_mode.emulator.file_requests[source.name] == 2
-    assert queue_mode.client("s3").list_multipart_uploads(Bucket=queue_mode.bucket).get("Uploads", []) == []
+    # 2 broken first ranges, then one whole pass over the ranges.
+    assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
+    assert (
+        queue_mode.client("s3")
+        .list_multipart_uploads(Bucket=queue_mode.bucket, Prefix=f"kie/{task_id}/")
+        .get("Uploads", [])
+        == []
+    )
 
 
 def test_copy_same_job_twice_stores_once(queue_mode: Stack, task_id: str) -> None:
@@ -262,4 +274,4 @@ def test_get_task_invalid_id_is_400(queue_mode: Stack) -> None:
 
 def test_lambda_handler_refuses_unknown_event(queue_mode: Stack) -> None:
     with pytest.raises(ValueError, match="unsupported event"):
-        invoke({"detail-type": "Scheduled Event"})
+        invoke({"detail-type": "Object Created", "source": "aws.s3"})

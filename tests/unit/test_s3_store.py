@@ -15,6 +15,23 @@ BUCKET = "archive-bucket"
 KEY = "kie/t1/00.mp4"
 
 
+class _Streams:
+    """Matches a streamed Body (the part is sent from a reused buffer) by the bytes it yields."""
+
+    def __init__(self, expected: bytes) -> None:
+        self.expected = expected
+
+    def __eq__(self, body: object) -> bool:
+        read = getattr(body, "read", None)
+        if read is None:
+            return False
+        body.seek(0)  # type: ignore[attr-defined]
+        return bytes(read()) == self.expected
+
+    def __hash__(self) -> int:
+        return hash(self.expected)
+
+
 def _b64sha(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -85,7 +102,7 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
                 "Key": KEY,
                 "UploadId": "up-1",
                 "PartNumber": number,
-                "Body": data,
+                "Body": _Streams(data),
                 "ChecksumSHA256": _b64sha(data),
             },
         )
@@ -105,10 +122,10 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
             },
         },
     )
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={"task-id": "t1"}, max_in_flight=1)
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={"task-id": "t1"})
     with upload:
-        for data in parts:
-            upload.submit(data, hashlib.sha256(data).digest())
+        for number, data in enumerate(parts, start=1):
+            upload.upload_part(number, memoryview(data), hashlib.sha256(data).digest())
         upload.complete()
 
 
@@ -127,10 +144,9 @@ def test_multipart_aborts_when_a_part_fails(stubbed: tuple[S3Store, Stubber]) ->
     )
     stubber.add_client_error("upload_part", "InternalError", http_status_code=500)
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-2"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=1)
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(RetryableError, match="UploadPart 1"), upload:
-        upload.submit(b"x" * 8, hashlib.sha256(b"x" * 8).digest())
-        upload.complete()
+        upload.upload_part(1, memoryview(b"x" * 8), hashlib.sha256(b"x" * 8).digest())
 
 
 def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, Stubber]) -> None:
@@ -160,9 +176,9 @@ def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, 
     )
     stubber.add_client_error("complete_multipart_upload", "PreconditionFailed", http_status_code=412)
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-3"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=1)
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(ObjectExistsError), upload:
-        upload.submit(b"y" * 8, hashlib.sha256(b"y" * 8).digest())
+        upload.upload_part(1, memoryview(b"y" * 8), hashlib.sha256(b"y" * 8).digest())
         upload.complete()
 
 
@@ -180,7 +196,7 @@ def test_multipart_aborts_when_caller_fails_midway(stubbed: tuple[S3Store, Stubb
         },
     )
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-4"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={}, max_in_flight=2)
+    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(RetryableError, match="download interrupted"), upload:
         raise RetryableError("download interrupted after 10 bytes")
 

@@ -2,10 +2,10 @@
 
 import base64
 import hashlib
+import io
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlencode
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -89,9 +89,7 @@ class S3Store:
         except ObjectExistsError:
             return
 
-    def start_upload(
-        self, key: str, *, content_type: str, metadata: dict[str, str], max_in_flight: int
-    ) -> "MultipartUpload":
+    def start_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> "MultipartUpload":
         """Begin a multipart upload with SHA-256 part checksums; use it as a context manager."""
         try:
             created = self.client.create_multipart_upload(
@@ -103,7 +101,7 @@ class S3Store:
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, "CreateMultipartUpload") from exc
-        return MultipartUpload(self.client, self.bucket, key, created["UploadId"], max_in_flight)
+        return MultipartUpload(self.client, self.bucket, key, created["UploadId"])
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         """Tag an object (tags, unlike metadata, can be written after a multipart upload completes)."""
@@ -145,21 +143,56 @@ class S3Store:
         return digest.hexdigest()
 
 
-class MultipartUpload:
-    """A multipart upload driven part by part, at most `max_in_flight` parts uploading at once.
+class _ViewReader(io.RawIOBase):
+    """A read-only, seekable file over a memoryview: botocore streams a part from a reused buffer."""
 
-    `submit` blocks while the pool is full, so memory stays at (max_in_flight + 1) x part size.
-    Leaving the `with` block on an exception aborts the upload: no part is left billed or visible.
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> Any:  # noqa: D102
+        # A view of the buffer, not a copy: botocore hashes it and http.client sends it as is.
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._at + size)
+        chunk = self._view[self._at : end]
+        self._at = end
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), len(self._view) - self._at)
+        buffer[:n] = self._view[self._at : self._at + n]
+        self._at += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: len(self._view)}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+
+class MultipartUpload:
+    """One multipart upload; `upload_part` may be called from several threads at once.
+
+    The caller owns concurrency and buffers (parts are sent straight from its memory). Leaving the
+    `with` block without `complete()` aborts the upload: no part is left billed or visible.
     """
 
-    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str, max_in_flight: int) -> None:
+    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
         self.upload_id = upload_id
-        self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="s3-part")
-        self._futures: list[Future[CompletedPartTypeDef]] = []
+        self._parts: dict[int, CompletedPartTypeDef] = {}
+        self._lock = threading.Lock()
         self._completed = False
 
     def __enter__(self) -> Self:
@@ -170,49 +203,34 @@ class MultipartUpload:
     ) -> None:
         if not self._completed:
             self.abort()
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
     @property
-    def parts_submitted(self) -> int:
-        """How many parts were handed over so far."""
-        return len(self._futures)
+    def parts_done(self) -> int:
+        """How many parts S3 has accepted so far."""
+        return len(self._parts)
 
-    def submit(self, data: bytes, checksum_sha256: bytes) -> None:
-        """Queue the next part; raises the first failure of any earlier part."""
-        if len(self._futures) >= MAX_PARTS:
-            raise PermanentError(f"more than {MAX_PARTS} parts: the part size is too small for this file")
-        self._raise_failed()
-        self._slots.acquire()
-        number = len(self._futures) + 1
-        future = self._pool.submit(self._upload_part, number, data, b64_digest(checksum_sha256))
-        future.add_done_callback(self._release)
-        self._futures.append(future)
-
-    def _release(self, _: "Future[CompletedPartTypeDef]") -> None:
-        self._slots.release()
-
-    def _raise_failed(self) -> None:
-        for future in self._futures:
-            if future.done() and (error := future.exception()) is not None:
-                raise error
-
-    def _upload_part(self, number: int, data: bytes, checksum: str) -> "CompletedPartTypeDef":
+    def upload_part(self, number: int, data: memoryview, checksum_sha256: bytes) -> None:
+        """Send part `number` (1-based) with its SHA-256 checksum, which S3 verifies."""
+        if not 1 <= number <= MAX_PARTS:
+            raise PermanentError(f"part {number} is outside 1..{MAX_PARTS}: the part size is too small")
+        checksum = b64_digest(checksum_sha256)
         try:
             answer = self._client.upload_part(
                 Bucket=self._bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=cast("IO[bytes]", _ViewReader(data)),
                 ChecksumSHA256=checksum,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"UploadPart {number}") from exc
-        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+        with self._lock:
+            self._parts[number] = {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
 
     def complete(self) -> None:
-        """Wait for every part, then complete create-only; ObjectExistsError when the key is taken."""
-        parts = [future.result() for future in self._futures]
+        """Complete create-only with every uploaded part; ObjectExistsError when the key is taken."""
+        parts = [self._parts[n] for n in sorted(self._parts)]
         try:
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
@@ -227,8 +245,6 @@ class MultipartUpload:
 
     def abort(self) -> None:
         """Abort the upload (best effort: the bucket's lifecycle rule removes what an abort misses)."""
-        for future in self._futures:
-            future.cancel()
         try:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self.upload_id)
         except (ClientError, BotoCoreError) as exc:

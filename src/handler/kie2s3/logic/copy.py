@@ -1,7 +1,9 @@
 """Copy one file: fresh link from kie.ai, streamed into a create-only S3 object, verified, recorded."""
 
 import hashlib
+import threading
 import time
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from tenacity import (
@@ -14,17 +16,14 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from kie2s3.adapters.http_source import SourceStream
 from kie2s3.adapters.s3_store import part_size_for
 from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
+from kie2s3.logic.pipeline import Pipeline, PipelineShape
 from kie2s3.logic.services import Services
-from kie2s3.media import sniff_content_type
+from kie2s3.media import SNIFF_BYTES, sniff_content_type
 from kie2s3.models import CopyJob, CopyResult
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.sources import public_url
-
-# A long copy logs its progress at most this often.
-PROGRESS_EVERY_SECONDS = 10.0
 
 
 @tracer.capture_method(capture_response=False)
@@ -120,76 +119,92 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
-def _transfer(services: Services, job: CopyJob) -> CopyResult:
-    settings = services.settings
-    link = services.kie.download_url(services.policy.check(job.source))
-    services.policy.check(link)
-    logger.info("download link resolved", index=job.index, link=public_url(link))
-    with services.source.open(link, max_bytes=settings.max_file_bytes) as stream:
-        part_bytes = part_size_for(stream.content_length, services.part_bytes, settings.max_file_bytes)
-        return _stream_to_s3(services, job, stream, part_bytes)
+class _Links:
+    """The file's download link: resolved through kie.ai's download-url, again when it expires."""
+
+    def __init__(self, services: Services, job: CopyJob) -> None:
+        self._services = services
+        self._job = job
+        self._link: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self, refresh: bool = False) -> str:
+        """The current link (policy-checked), or a fresh one when `refresh` (a 20-minute link expired)."""
+        with self._lock:
+            if self._link is None or refresh:
+                policy = self._services.policy
+                self._link = policy.check(self._services.kie.download_url(policy.check(self._job.source)))
+                logger.info("download link resolved", index=self._job.index, link=public_url(self._link))
+            return self._link
 
 
 def _metadata(job: CopyJob) -> dict[str, str]:
     return {"task-id": job.task_id, "file-index": str(job.index), "source": public_url(job.source)}
 
 
-def _stream_to_s3(services: Services, job: CopyJob, stream: SourceStream, part_bytes: int) -> CopyResult:
+def _transfer(services: Services, job: CopyJob) -> CopyResult:
+    settings = services.settings
     store = services.store
-    first = stream.read(part_bytes)
-    content_type = sniff_content_type(first, stream.content_type)
-    whole = hashlib.sha256(first)
-    following = stream.read(part_bytes) if first else b""
-    if not following:
-        # The whole file fits in one part: one create-only PUT, SHA-256 in metadata and tag.
-        digest = whole.hexdigest()
-        result = CopyResult(
-            bucket=store.bucket, key=job.key, bytes=len(first), sha256=digest, content_type=content_type
-        )
-        try:
-            store.put_new(
-                job.key,
-                first,
-                content_type=content_type,
-                checksum_sha256=whole.digest(),
-                metadata={**_metadata(job), "sha256": digest},
-                tags={"sha256": digest},
+    links = _Links(services, job)
+    # One part size for the whole file, fixed before the size is known (it fits MAX_FILE_BYTES).
+    part_bytes = part_size_for(None, services.shape.part_bytes, settings.max_file_bytes)
+    with services.source.open(
+        links.get(), max_bytes=settings.max_file_bytes, first_part=part_bytes
+    ) as stream:
+        first = bytearray(part_bytes)
+        size = stream.fill(memoryview(first))
+        total = stream.total_size
+        if stream.ranged and total is not None and size != min(part_bytes, total):
+            raise RetryableError(f"first range ended after {size} bytes")
+        content_type = sniff_content_type(bytes(first[:SNIFF_BYTES]), stream.content_type)
+        if (total is not None and total <= part_bytes) or (not stream.ranged and size < part_bytes):
+            return _put_whole(services, job, bytes(first[:size]), content_type)
+        label: dict[str, Any] = {"index": job.index, "total": total}
+        with store.start_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
+            shape = services.shape
+            pipeline = Pipeline(
+                PipelineShape(part_bytes, shape.buffers, shape.connections),
+                upload,
+                first=first,
+                first_size=size,
+                label=label,
             )
-        except ObjectExistsError:
-            return _already_archived(services, result)
-        return result
-    progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
-    with store.start_upload(
-        job.key, content_type=content_type, metadata=_metadata(job), max_in_flight=services.parts_in_flight
-    ) as upload:
-        upload.submit(first, hashlib.sha256(first).digest())
-        del first
-        while following:
-            whole.update(following)
-            upload.submit(following, hashlib.sha256(following).digest())
-            following = stream.read(part_bytes)
-            if time.monotonic() >= progress_at:
-                progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
-                logger.info(
-                    "copy progress",
-                    index=job.index,
-                    bytes=stream.bytes_read,
-                    total=stream.content_length,
-                    parts=upload.parts_submitted,
-                )
-        result = CopyResult(
-            bucket=store.bucket,
-            key=job.key,
-            bytes=stream.bytes_read,
-            sha256=whole.hexdigest(),
-            content_type=content_type,
-        )
-        try:
-            upload.complete()
-        except ObjectExistsError:
-            return _already_archived(services, result)
+            del first
+            if stream.ranged and total is not None:
+                copied, digest = pipeline.run_ranges(services.source, links.get, total)
+            else:
+                copied, digest = pipeline.run_stream(stream)
+            result = CopyResult(
+                bucket=store.bucket, key=job.key, bytes=copied, sha256=digest, content_type=content_type
+            )
+            try:
+                upload.complete()
+            except ObjectExistsError:
+                return _already_archived(services, result)
     # Metadata is fixed when a multipart upload starts, before the digest is known: it goes in a tag.
     store.set_tags(job.key, {"sha256": result.sha256})
+    return result
+
+
+def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> CopyResult:
+    """A file that fits in one part: one create-only PUT, SHA-256 in metadata and tag."""
+    store = services.store
+    whole = hashlib.sha256(body)
+    digest = whole.hexdigest()
+    result = CopyResult(
+        bucket=store.bucket, key=job.key, bytes=len(body), sha256=digest, content_type=content_type
+    )
+    try:
+        store.put_new(
+            job.key,
+            body,
+            content_type=content_type,
+            checksum_sha256=whole.digest(),
+            metadata={**_metadata(job), "sha256": digest},
+            tags={"sha256": digest},
+        )
+    except ObjectExistsError:
+        return _already_archived(services, result)
     return result
 
 

@@ -9,13 +9,14 @@ from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
 from kie2s3.adapters.s3_store import S3Store
+from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 
-# Parts of 8 MiB, four in flight: ~40 MiB of buffers whatever the file size, and enough
-# concurrency to keep one Lambda's ~75 MB/s busy (design.md, Limits).
-PART_BYTES = 8 * 1024**2
-PARTS_IN_FLIGHT = 4
+# Parts of 6 MiB in 5 reusable buffers (30 MiB whatever the file size), moved by 4 connections:
+# enough concurrency to keep one Lambda's ~75 MB/s busy (design.md, Limits), and to beat a source
+# that throttles each connection.
+DEFAULT_SHAPE = PipelineShape(part_bytes=6 * 1024**2, buffers=5, connections=4)
 
 
 @dataclass(frozen=True)
@@ -43,5 +44,4 @@ class Services:
     secret: Callable[[str], str]
     guard: CopyGuard
     retry: RetryPolicy = RetryPolicy()
-    part_bytes: int = PART_BYTES
-    parts_in_flight: int = PARTS_IN_FLIGHT
+    shape: PipelineShape = DEFAULT_SHAPE
