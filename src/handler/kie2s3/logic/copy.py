@@ -37,11 +37,13 @@ def copy_file(
     arrives. Passing faults are retried here with exponential backoff and full jitter while the
     invocation has time (`deadline`, a time.monotonic() value), then raised as RetryableError for
     SQS to deliver again; on the `last_delivery` before the DLQ the file is recorded `failed`.
-    A permanent failure is recorded `failed` and returns None (never retried).
+    A permanent failure is recorded `failed` and returns None (never retried); so does a job
+    whose file the ledger already has `copied` (or does not know), without any download.
     """
     ledger = services.ledger
     if not ledger.update_file(job.task_id, job.index, unless_copied=True, state="copying", error=None):
-        logger.info("file already archived", index=job.index)
+        logger.info("nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index)
+        return None
     started = time.monotonic()
     try:
         result = services.guard.run(_transfer_with_retries, services=services, job=job, deadline=deadline)
