@@ -1,24 +1,15 @@
-"""The single Lambda entry point: routes API Gateway HTTP API (2.0) and SQS events to their handlers."""
+"""The single Lambda entry point: routes API Gateway HTTP API (2.0), SQS and schedule events.
+
+Each kind's handler is imported on its first event, not at init: a copy worker never pays for
+the HTTP routes' OpenAPI models, nor the API for the batch and idempotency utilities.
+"""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kie2s3.handlers.http import app as http_api
-from kie2s3.handlers.schedule import handle_schedule, is_reconcile_event
-from kie2s3.handlers.sqs import handle_sqs
+from kie2s3.events import event_kind
 from kie2s3.observability import logger, metrics, tracer
-
-
-def _event_kind(event: dict[str, Any]) -> str:
-    records = event.get("Records")
-    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:sqs":
-        return "sqs"
-    if isinstance(event.get("requestContext"), dict) and "http" in event["requestContext"]:
-        return "http"
-    if is_reconcile_event(event):
-        return "schedule"
-    return "unknown"
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,12 +17,18 @@ def _event_kind(event: dict[str, Any]) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Serve one event: HTTP API requests, SQS copy-job batches, scheduled reconcile passes."""
-    match _event_kind(event):
+    match event_kind(event):
         case "sqs":
+            from kie2s3.handlers.sqs import handle_sqs
+
             return handle_sqs(event, context)
         case "http":
+            from kie2s3.handlers.http import app as http_api
+
             return http_api.resolve(event, context)
         case "schedule":
+            from kie2s3.handlers.schedule import handle_schedule
+
             return handle_schedule(event, context)
         case _:
             logger.error("unsupported event", keys=sorted(event)[:10])

@@ -81,7 +81,7 @@ def _pipeline(upload: FakeUpload, shape: PipelineShape) -> Pipeline:
 def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
     upload = FakeUpload()
     source = FakeSource({})
-    copied, digest = _pipeline(upload, PipelineShape(PART, 4, 3)).run_ranges(
+    copied, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
         source,  # type: ignore[arg-type]
         lambda refresh: "link",
         len(DATA),
@@ -102,7 +102,7 @@ def test_pipeline_range_expired_link_is_resolved_again() -> None:
         links.append(refresh)
         return f"link-{sum(links)}"
 
-    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2)).run_ranges(source, link, len(DATA))  # type: ignore[arg-type]
+    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(source, link, len(DATA))  # type: ignore[arg-type]
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert links.count(True) == 1  # only the expired link was refreshed, not the reset
     assert [start for _, start in source.calls].count(3 * PART) == 2
@@ -111,12 +111,12 @@ def test_pipeline_range_expired_link_is_resolved_again() -> None:
 def test_pipeline_range_failing_every_attempt_raises() -> None:
     source = FakeSource({2 * PART: [RetryableError("reset")] * 3})
     with pytest.raises(RetryableError, match="reset"):
-        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2)).run_ranges(source, lambda r: "l", len(DATA))  # type: ignore[arg-type]
+        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(source, lambda r: "l", len(DATA))  # type: ignore[arg-type]
 
 
 def test_pipeline_stream_mode_reads_in_order() -> None:
     upload = FakeUpload()
-    copied, digest = _pipeline(upload, PipelineShape(PART, 3, 2)).run_stream(FakeStream(DATA, PART))  # type: ignore[arg-type]
+    copied, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_stream(FakeStream(DATA, PART))  # type: ignore[arg-type]
     assert copied == len(DATA)
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert upload.joined() == DATA
@@ -133,6 +133,6 @@ def test_pipeline_buffers_are_bounded(monkeypatch: Any) -> None:
 
     monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
     upload = FakeUpload()
-    _pipeline(upload, PipelineShape(PART, 4, 3)).run_ranges(FakeSource({}), lambda r: "l", len(DATA))  # type: ignore[arg-type]
+    _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(FakeSource({}), lambda r: "l", len(DATA))  # type: ignore[arg-type]
     assert upload.joined() == DATA
     assert created == [PART] * 3  # the pool: buffers - 1 (the first part's buffer comes from the caller)

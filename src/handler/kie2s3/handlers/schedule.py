@@ -9,14 +9,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.reconcile import reconcile
 
-# The schedule's input (template.yaml); EventBridge rules' "Scheduled Event" is accepted too.
-RECONCILE_EVENT = {"kie2s3": "reconcile"}
-
-
-def is_reconcile_event(event: dict[str, Any]) -> bool:
-    """Whether an event asks for a reconcile pass."""
-    return event.get("kie2s3") == RECONCILE_EVENT["kie2s3"] or event.get("detail-type") == "Scheduled Event"
-
 
 def handle_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one reconcile pass within the invocation's time; answer with what it did."""

@@ -42,7 +42,9 @@ def copy_file(
     """
     ledger = services.ledger
     if not ledger.update_file(job.task_id, job.index, unless_copied=True, state="copying", error=None):
-        logger.info("nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index)
+        logger.info(
+            "nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index
+        )
         return None
     started = time.monotonic()
     try:
@@ -165,7 +167,7 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
         with store.start_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
             shape = services.shape
             pipeline = Pipeline(
-                PipelineShape(part_bytes, shape.buffers, shape.connections),
+                PipelineShape(part_bytes, shape.buffers, shape.connections, shape.uploads),
                 upload,
                 first=first,
                 first_size=size,

@@ -32,8 +32,9 @@ class PipelineShape:
     """How wide the pipeline is: part size, buffers, connections."""
 
     part_bytes: int
-    buffers: int
-    connections: int
+    buffers: int  # every part in flight holds one: memory is buffers x part_bytes
+    connections: int  # parallel range downloads
+    uploads: int  # parallel UploadPart calls
 
 
 class _Part:
@@ -96,7 +97,7 @@ class Pipeline:
 
     def run_stream(self, stream: SourceStream) -> tuple[int, str]:
         """One connection: the caller's thread fills buffers in order, workers upload them."""
-        with ThreadPoolExecutor(self._shape.connections, thread_name_prefix="part") as workers:
+        with ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as workers:
             uploads: list[Future[None]] = []
             part = self._first
             while True:
@@ -114,35 +115,39 @@ class Pipeline:
         return self._bytes, self._whole.hexdigest()
 
     def run_ranges(self, source: HttpSource, link: Callable[[bool], str], total: int) -> tuple[int, str]:
-        """Several connections: workers fetch consecutive ranges into buffers and upload them.
+        """Several connections fetch consecutive ranges into buffers; other threads upload them.
 
-        Buffers are taken in part order, so the lowest part not yet hashed always has one: the
-        in-order hashing can never wait on a buffer held by a later part.
+        Fetching and uploading run on separate threads, so a connection starts its next range
+        while S3 takes the last one. Buffers are taken in part order, so the lowest part not yet
+        hashed always has one: the in-order hashing never waits on a buffer held by a later part.
         """
         size = self._shape.part_bytes
         count = -(-total // size)
         parts: dict[int, _Part] = {1: self._first}
-        futures: list[Future[None]] = [_done()]
-        with ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as workers:
-            futures[0] = workers.submit(self._upload_part, self._first)
+        with (
+            ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
+            ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as uploaders,
+        ):
+            futures: list[Future[None]] = []
             next_number = 2
             for number in range(1, count + 1):
                 while next_number <= count and (next_number == number or not self._pool.empty()):
                     start = (next_number - 1) * size
                     part = _Part(next_number, self._pool.get(), min(size, total - start))
                     parts[next_number] = part
-                    futures.append(workers.submit(self._fetch_and_upload, source, link, part, start, total))
+                    futures.append(fetchers.submit(self._fetch, source, link, part, start, total))
                     next_number += 1
                 current = parts.pop(number)
                 while not current.filled.wait(timeout=0.5):
                     _raise_first_failure(futures)
+                futures.append(uploaders.submit(self._upload_part, current))
                 self._hash(current)
                 _raise_first_failure(futures)
             for future in futures:
                 future.result()
         return self._bytes, self._whole.hexdigest()
 
-    def _fetch_and_upload(
+    def _fetch(
         self, source: HttpSource, link: Callable[[bool], str], part: _Part, start: int, total: int
     ) -> None:
         refresh = False
@@ -156,13 +161,6 @@ class Pipeline:
                 refresh = isinstance(exc, LinkExpiredError)
                 logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
         part.filled.set()
-        self._upload_part(part)
-
-
-def _done() -> "Future[None]":
-    future: Future[None] = Future()
-    future.set_result(None)
-    return future
 
 
 def _raise_first_failure(futures: list["Future[None]"]) -> None:

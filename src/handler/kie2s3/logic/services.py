@@ -13,10 +13,10 @@ from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 
-# Parts of 6 MiB in 5 reusable buffers (30 MiB whatever the file size), moved by 4 connections:
-# enough concurrency to keep one Lambda's ~75 MB/s busy (design.md, Limits), and to beat a source
-# that throttles each connection.
-DEFAULT_SHAPE = PipelineShape(part_bytes=6 * 1024**2, buffers=5, connections=4)
+# Parts of 5 MiB (S3's minimum) in 8 reusable buffers: 40 MiB whatever the file size. Six
+# connections beat a source that throttles each one (and keep one Lambda's ~75 MB/s busy,
+# design.md, Limits); four UploadPart calls at once keep up with them.
+DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=8, connections=6, uploads=4)
 
 
 @dataclass(frozen=True)
