@@ -13,10 +13,11 @@ from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 
-# Parts of 5 MiB (S3's minimum) in 8 reusable buffers: 40 MiB whatever the file size. Six
-# connections beat a source that throttles each one (and keep one Lambda's ~75 MB/s busy,
-# design.md, Limits); four UploadPart calls at once keep up with them.
-DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=8, connections=6, uploads=4)
+# Parts of 5 MiB (S3's minimum) in 6 reusable buffers: 30 MiB whatever the file size, which keeps
+# a 1 GiB copy's worker under 128 MiB. Five connections beat a source that throttles each one;
+# three UploadPart calls at once keep up with them (design.md, Limits: ~75 MB/s per Lambda).
+# `make bench` measures the trade-off: 8 buffers reached 3.07x on a throttled origin but 137 MiB.
+DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=3)
 
 
 @dataclass(frozen=True)
