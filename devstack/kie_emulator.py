@@ -559,9 +559,11 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = file.served_content_type
         if fault is not None and fault.kind == "wrong_content_type":
             content_type = fault.content_type
-        common = {"Accept-Ranges": "bytes", "ETag": served.etag, "Last-Modified": served.last_modified}
+        common = {"ETag": served.etag, "Last-Modified": served.last_modified}
+        if emu.accept_ranges:
+            common = {"Accept-Ranges": "bytes", **common}
         try:
-            byte_range = _parse_range(self.headers.get("Range"), file.size)
+            byte_range = _parse_range(self.headers.get("Range") if emu.accept_ranges else None, file.size)
         except _RangeNotSatisfiableError:
             self._send(416, b"", xml, head_only, {**common, "Content-Range": f"bytes */{file.size}"})
             return
@@ -668,12 +670,15 @@ class KieEmulator:
         clock: Callable[[], float] = time.time,
         *,
         bandwidth_limit_bps: int | None = None,
+        accept_ranges: bool = True,
         verbose: bool = False,
     ) -> None:
         self.api_key = api_key
         self.link_ttl_seconds = link_ttl_seconds
         self.bandwidth_limit_bps = bandwidth_limit_bps
         """Per-response body rate limit in bytes per second (None: unlimited); settable at any time."""
+        self.accept_ranges = accept_ranges
+        """False: links ignore Range (200, whole body, no Accept-Ranges), as a source without Range support."""
         self.verbose = verbose
         self._clock = clock
         self._clock_offset = 0.0

@@ -16,16 +16,42 @@ import boto3
 from devstack.lambda_runtime import SqsPoller
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS in MiB.
+
+    Linux's VmHWM, not ru_maxrss: ru_maxrss survives fork and exec, so a worker started by a larger
+    process (pytest, the bench) would report its parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    # Elsewhere, ru_maxrss (KiB on Linux, bytes on macOS).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024**2 if sys.platform == "darwin" else 1024), 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Drain the copy queue through `app.lambda_handler`; print messages handled, seconds, peak RSS."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timeout-seconds", type=float, default=900.0, help="the function's Lambda timeout")
     parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (0: until empty)")
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="import app before the clock starts, as Lambda's init phase does (seconds then time the copy)",
+    )
     args = parser.parse_args(argv)
+    if args.preload:
+        import app  # noqa: F401
     sqs = boto3.client("sqs")
     url = os.environ["COPY_QUEUE_URL"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     poller = SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn, timeout_seconds=args.timeout_seconds)
+    init_rss_mib = _peak_rss_mib()
     started = time.monotonic()
     handled = 0
     while (received := poller.poll_once(wait_seconds=2)) > 0:
@@ -35,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "messages": handled,
         "seconds": round(time.monotonic() - started, 3),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": _peak_rss_mib(),
+        "init_rss_mib": init_rss_mib,  # peak before the first batch: imports (with --preload) and the SQS client
     }
     print("WORKER-REPORT " + json.dumps(report), file=sys.__stdout__, flush=True)
     return 0

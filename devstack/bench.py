@@ -1,0 +1,680 @@
+"""`make bench`: the copy worker against plain boto3 and urllib3, its memory, ranged downloads, init time.
+
+Everything runs against the local stack. Each copy is a signed Market callback through
+`app.lambda_handler` (queue mode, in this process) and then `python -m devstack.worker` in its own
+process, as one Lambda container; the stored object's SHA-256 is checked against the source's, and a
+wrong copy fails the run. The plain baselines and the init timings run in fresh processes of their own
+(`--plain`, `--callbacks`), so that their buffers and imports do not leak into the copy's figures.
+Figures go to bench/results/ (JSON and a PNG chart); targets that are missed print FAIL but exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from devstack.kie_emulator import BLOCK_SIZE, SyntheticFile
+from devstack.lambda_runtime import LambdaContext, http_event, invoke
+
+if TYPE_CHECKING:
+    from devstack.stack import Stack
+
+MIB: Final = 1024**2
+SIZES: Final = (1 * MIB, 64 * MIB, 1024 * MIB)
+RUNS: Final = {1 * MIB: 3, 64 * MIB: 3, 1024 * MIB: 1}
+"""Runs per size (figures are medians): one 1 GiB run is steady enough and the slowest part of the bench."""
+THROTTLED_SIZE: Final = 1024 * MIB
+THROTTLE_BPS: Final = 20 * MIB
+"""Per-connection bandwidth of the throttled origin."""
+SEED: Final = 20_240_611
+"""Every source of one size has the same bytes (the seed and content type fix them), so one digest serves."""
+CONTENT_TYPE: Final = "video/mp4"
+IMPORT_RUNS: Final = 5
+WARM_CALLBACKS: Final = 5
+SUBPROCESS_TIMEOUT_SECONDS: Final = 600.0
+READ_CHUNK: Final = 8 * MIB
+
+# Targets (the lead's brief): copy close to the slower of plain upload/download, flat memory,
+# ranged downloads that beat one throttled stream, and an import close to a bare Powertools handler.
+COPY_RATIO_MAX: Final = 1.10
+PEAK_RSS_MAX_MIB: Final = 128.0
+PEAK_RSS_GROWTH_MAX_MIB: Final = 8.0
+RANGED_SPEEDUP_MIN: Final = 3.0
+IMPORT_RATIO_MAX: Final = 1.3
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+RESULTS_DIR: Final = ROOT / "bench" / "results"
+LOG_PATH: Final = RESULTS_DIR / "function.log"
+RESULT_PREFIX: Final = "BENCH-RESULT "
+
+BARE_HANDLER: Final = '''"""A bare Powertools handler: the floor for a function's import time."""
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return {"statusCode": 200, "body": boto3.__version__}
+'''
+IMPORT_SNIPPET: Final = (
+    "import time\n"
+    "started = time.perf_counter()\n"
+    "import {module}\n"
+    "print({prefix!r} + repr(time.perf_counter() - started), flush=True)\n"
+)
+
+
+class BenchError(Exception):
+    """A copy stored wrong bytes, or a step failed or did not finish: the run is not valid."""
+
+
+def _say(text: str = "") -> None:
+    print(text, file=sys.__stdout__, flush=True)
+
+
+def _mib(size: int) -> str:
+    return f"{size // MIB} MiB" if size < 1024 * MIB else f"{size // (1024 * MIB)} GiB"
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def _process_env(stack_env: dict[str, str], pythonpath: str | None = None) -> dict[str, str]:
+    """Exactly the function's environment, plus what a Python process needs to start."""
+    path = pythonpath or f"{ROOT / 'src/handler'}:{ROOT}"
+    return {**stack_env, "PATH": os.environ["PATH"], "PYTHONPATH": path}
+
+
+def _run(command: Sequence[str], env: dict[str, str], log: TextIO, what: str) -> str:
+    """Run a child to completion (killed on timeout or interrupt); its stdout, logged; BenchError on failure."""
+    process = subprocess.Popen(
+        list(command), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{what}: no answer within {SUBPROCESS_TIMEOUT_SECONDS:.0f} s") from exc
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    log.write(f"\n===== {what}: exit {process.returncode}\n{out}\n----- stderr\n{err}\n")
+    log.flush()
+    if process.returncode != 0:
+        raise BenchError(f"{what} exited with {process.returncode}:\n{err[-3000:]}")
+    return out
+
+
+def _result_line(out: str, prefix: str, what: str) -> str:
+    for line in out.splitlines():
+        if line.startswith(prefix):
+            return line.removeprefix(prefix)
+    raise BenchError(f"{what} printed no {prefix.strip()} line")
+
+
+def _bench_child(stack_env: dict[str, str], log: TextIO, what: str, *args: str) -> dict[str, Any]:
+    out = _run([sys.executable, "-m", "devstack.bench", *args], _process_env(stack_env), log, what)
+    result: dict[str, Any] = json.loads(_result_line(out, RESULT_PREFIX, what))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- copy
+
+
+class Copier:
+    """Copies synthetic files through the real handler and worker, and checks every stored byte."""
+
+    def __init__(self, stack: Stack, log: TextIO) -> None:
+        self.stack = stack
+        self.log = log
+        self._digests: dict[int, str] = {}
+        # The in-process callbacks log at WARNING only: their logs and metrics go to the log file anyway.
+        self._function_env = {**stack.env, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+    def source_sha256(self, size: int) -> str:
+        """SHA-256 of the bench's source bytes of this size (computed once per size)."""
+        if size not in self._digests:
+            self._digests[size] = SyntheticFile("digest", size, CONTENT_TYPE, seed=SEED).sha256_hex()
+        return self._digests[size]
+
+    def serve(self, size: int) -> tuple[str, str, SyntheticFile]:
+        """A fresh task id, and a file served at a kie.ai-looking result URL of that task."""
+        task_id = uuid.uuid4().hex
+        url = f"https://tempfile.aiquickdraw.com/p/{task_id}_0.mp4"
+        file = SyntheticFile(f"bench-{task_id}.mp4", size, CONTENT_TYPE, seed=SEED)
+        self.stack.emulator.add_file(file, result_url=url)
+        return task_id, url, file
+
+    def copy(self, size: int, what: str) -> dict[str, Any]:
+        """One copy by the worker process: its seconds and peak RSS, and the verified stored object."""
+        from devstack.lambda_runtime import function_environment
+
+        task_id, url, file = self.serve(size)
+        with function_environment(self._function_env):
+            status, _ = _invoke_json(_callback(task_id, [url]))
+        if status != 200:
+            raise BenchError(f"{what}: the callback answered {status}")
+        out = _run(
+            [sys.executable, "-m", "devstack.worker", "--preload", "--max-messages", "1"],
+            _process_env(self.stack.env),
+            self.log,
+            f"worker ({what})",
+        )
+        report: dict[str, Any] = json.loads(_result_line(out, "WORKER-REPORT ", f"worker ({what})"))
+        if report["messages"] != 1:
+            raise BenchError(f"{what}: the worker handled {report['messages']} messages, expected 1")
+        verified = self.verify(task_id, size, what)
+        return {
+            "bytes": size,
+            "seconds": float(report["seconds"]),
+            "mib_per_s": size / MIB / float(report["seconds"]),
+            "peak_rss_mib": float(report["peak_rss_mib"]),
+            "init_rss_mib": float(report.get("init_rss_mib", 0.0)),
+            "source_gets": self.stack.emulator.file_requests[file.name],
+            **verified,
+        }
+
+    def verify(self, task_id: str, size: int, what: str) -> dict[str, Any]:
+        """The task is copied and the stored object has exactly the source's bytes; then it is deleted."""
+        from devstack.lambda_runtime import function_environment
+
+        with function_environment(self._function_env):
+            status, document = _invoke_json(
+                http_event(
+                    "GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id}
+                )
+            )
+        if status != 200 or document.get("state") != "copied":
+            raise BenchError(f"{what}: task {task_id} is not copied: {json.dumps(document)[:2000]}")
+        (entry,) = document["files"]
+        expected = self.source_sha256(size)
+        s3 = self.stack.client("s3")
+        digest = _Sha256()
+        started = time.perf_counter()
+        body = s3.get_object(Bucket=entry["bucket"], Key=entry["key"])["Body"]
+        for chunk in body.iter_chunks(READ_CHUNK):
+            digest.update(chunk)
+        readback = time.perf_counter() - started
+        if digest.size != size or digest.hexdigest() != expected:
+            raise BenchError(
+                f"{what}: WRONG BYTES in s3://{entry['bucket']}/{entry['key']}: {digest.size} bytes, "
+                f"sha256 {digest.hexdigest()}; the source has {size} bytes, sha256 {expected}"
+            )
+        if entry["sha256"] != expected or entry["bytes"] != size:
+            raise BenchError(
+                f"{what}: the ledger records {entry['bytes']} bytes, sha256 {entry['sha256']}; "
+                f"the source has {size} bytes, sha256 {expected}"
+            )
+        s3.delete_object(Bucket=entry["bucket"], Key=entry["key"])  # moto holds objects in memory
+        return {"key": entry["key"], "sha256": expected, "verify_readback_seconds": round(readback, 3)}
+
+
+class _Sha256:
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self._digest.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _market_body(task_id: str, urls: list[str]) -> dict[str, Any]:
+    """A Market success callback (kie-api.md §1.1)."""
+    now_ms = int(time.time() * 1000)
+    return {
+        "code": 200,
+        "msg": "Playground task completed successfully.",
+        "data": {
+            "taskId": task_id,
+            "model": "veo3_fast",
+            "state": "success",
+            "param": json.dumps({"model": "veo3_fast", "input": {"prompt": "benchmark"}}),
+            "resultJson": json.dumps({"resultUrls": urls}),
+            "failCode": None,
+            "failMsg": None,
+            "costTime": 17,
+            "createTime": now_ms - 17_000,
+            "completeTime": now_ms,
+        },
+    }
+
+
+def _callback(task_id: str, urls: list[str]) -> dict[str, Any]:
+    from devstack.callbacks import callback_event
+    from devstack.stack import WEBHOOK_HMAC_KEY
+
+    return callback_event(_market_body(task_id, urls), task_id=task_id, hmac_key=WEBHOOK_HMAC_KEY)
+
+
+def _invoke_json(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    answer = invoke(event)
+    body: dict[str, Any] = json.loads(answer["body"]) if answer.get("body") else {}
+    return int(answer["statusCode"]), body
+
+
+# ---------------------------------------------------------------------------------------------- phases
+
+
+def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[dict[str, Any]]:
+    """Copy, plain upload and plain download of each size."""
+    _say(
+        f"\n{'size':>8} {'copy s':>8} {'MiB/s':>8} {'upload s':>9} {'download s':>11} {'ratio':>6} {'RSS MiB':>8}"
+    )
+    rows: list[dict[str, Any]] = []
+    for size in SIZES:
+        runs = RUNS[size]
+        copy = _summary([copier.copy(size, f"copy {_mib(size)} #{n + 1}") for n in range(runs)])
+        _task, _url, file = copier.serve(size)
+        link = copier.stack.emulator.download_link(file.name)
+        plain = _bench_child(
+            stack_env, log, f"plain {_mib(size)}", "--plain", str(size), "--link", link, "--runs", str(runs)
+        )
+        slower = max(plain["upload_seconds"], plain["download_seconds"])
+        row = {
+            "bytes": size,
+            "mib": size / MIB,
+            "copy": copy,
+            "plain_upload_seconds": plain["upload_seconds"],
+            "plain_download_seconds": plain["download_seconds"],
+            "plain_upload_runs": plain["upload_runs"],
+            "plain_download_runs": plain["download_runs"],
+            "ratio": copy["seconds"] / slower,
+        }
+        rows.append(row)
+        _say(
+            f"{_mib(size):>8} {copy['seconds']:>8.3f} {copy['mib_per_s']:>8.1f} {plain['upload_seconds']:>9.3f}"
+            f" {plain['download_seconds']:>11.3f} {row['ratio']:>6.2f} {copy['peak_rss_mib']:>8.1f}"
+        )
+    _say(
+        "medians of 3 runs (1 GiB: 1); ratio = copy s / max(upload s, download s); RSS = the worker's "
+        f"peak ({rows[0]['copy']['init_rss_mib']:.0f} MiB of it after imports, before the first batch)"
+    )
+    return rows
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median seconds and the highest peak RSS of a size's copies, with every run."""
+    seconds = statistics.median(run["seconds"] for run in runs)
+    return {
+        "bytes": runs[0]["bytes"],
+        "seconds": seconds,
+        "mib_per_s": runs[0]["bytes"] / MIB / seconds,
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "init_rss_mib": max(run["init_rss_mib"] for run in runs),
+        "source_gets": max(run["source_gets"] for run in runs),
+        "runs": runs,
+    }
+
+
+def bench_throttled(copier: Copier) -> dict[str, Any]:
+    """1 GiB from an origin limited per connection: with Range support, then without."""
+    emulator = copier.stack.emulator
+    _say(f"\nthrottled origin: {THROTTLE_BPS // MIB} MiB/s per connection, {_mib(THROTTLED_SIZE)}")
+    try:
+        emulator.bandwidth_limit_bps = THROTTLE_BPS
+        emulator.accept_ranges = True
+        ranged = copier.copy(THROTTLED_SIZE, "throttled copy, Range supported")
+        _say(f"  Range supported: {ranged['seconds']:8.3f} s  ({ranged['source_gets']} GETs of the link)")
+        emulator.accept_ranges = False
+        single = copier.copy(THROTTLED_SIZE, "throttled copy, Range ignored")
+        _say(f"  Range ignored:   {single['seconds']:8.3f} s  ({single['source_gets']} GETs of the link)")
+    finally:
+        emulator.bandwidth_limit_bps = None
+        emulator.accept_ranges = True
+    speedup = single["seconds"] / ranged["seconds"]
+    _say(f"  speed-up:        {speedup:8.2f} x")
+    return {
+        "bytes": THROTTLED_SIZE,
+        "bandwidth_limit_bps": THROTTLE_BPS,
+        "ranged": ranged,
+        "single": single,
+        "speedup": speedup,
+    }
+
+
+def bench_init(copier: Copier, stack_env: dict[str, str], log: TextIO) -> dict[str, Any]:
+    """Import time of app vs a bare Powertools handler, and a cold vs a warm callback."""
+    app_runs = [_import_seconds("app", _process_env(stack_env), log) for _ in range(IMPORT_RUNS)]
+    with tempfile.TemporaryDirectory(prefix="kie2s3-bench-") as bare_dir:
+        (Path(bare_dir) / "bare_handler.py").write_text(BARE_HANDLER)
+        bare_env = _process_env(stack_env, pythonpath=bare_dir)
+        bare_runs = [_import_seconds("bare_handler", bare_env, log) for _ in range(IMPORT_RUNS)]
+        events_path = Path(bare_dir) / "callbacks.json"
+        events = []
+        for _ in range(1 + WARM_CALLBACKS):
+            task_id, url, _file = copier.serve(MIB)
+            events.append(_callback(task_id, [url]))
+        events_path.write_text(json.dumps(events))
+        callbacks = _bench_child(stack_env, log, "callback timings", "--callbacks", str(events_path))
+    # The callbacks queued copy jobs that no worker will take: leave the queue empty.
+    copier.stack.client("sqs").purge_queue(QueueUrl=stack_env["COPY_QUEUE_URL"])
+    app_s, bare_s = statistics.median(app_runs), statistics.median(bare_runs)
+    result = {
+        "import_app_seconds": app_s,
+        "import_bare_seconds": bare_s,
+        "import_ratio": app_s / bare_s,
+        "import_app_runs": app_runs,
+        "import_bare_runs": bare_runs,
+        **callbacks,
+    }
+    _say("\ninit")
+    _say(f"  import app:             {app_s * 1000:8.0f} ms (median of {IMPORT_RUNS})")
+    _say(f"  import bare handler:    {bare_s * 1000:8.0f} ms (boto3 + Powertools Logger, Tracer, Metrics)")
+    _say(f"  ratio:                  {result['import_ratio']:8.2f}")
+    _say(f"  first callback (cold):  {callbacks['cold_callback_seconds'] * 1000:8.0f} ms")
+    _say(
+        f"  warm callback:          {callbacks['warm_callback_seconds'] * 1000:8.0f} ms (median of {WARM_CALLBACKS})"
+    )
+    return result
+
+
+def _import_seconds(module: str, env: dict[str, str], log: TextIO) -> float:
+    snippet = IMPORT_SNIPPET.format(module=module, prefix=RESULT_PREFIX)
+    out = _run([sys.executable, "-c", snippet], env, log, f"import {module}")
+    return float(_result_line(out, RESULT_PREFIX, f"import {module}"))
+
+
+# ---------------------------------------------------------------------------------------------- targets
+
+
+def targets(
+    rows: list[dict[str, Any]], throttled: dict[str, Any], init: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each target with its measured value, its limit and whether it is met."""
+    by_size = {row["bytes"]: row for row in rows}
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float, limit: float, met: bool) -> None:
+        checks.append({"target": name, "value": round(value, 3), "limit": limit, "pass": met})
+
+    for size in (64 * MIB, 1024 * MIB):
+        ratio = by_size[size]["ratio"]
+        check(
+            f"copy {_mib(size)} <= {COPY_RATIO_MAX} x max(plain upload, plain download)",
+            ratio,
+            COPY_RATIO_MAX,
+            ratio <= COPY_RATIO_MAX,
+        )
+    rss_1g = by_size[1024 * MIB]["copy"]["peak_rss_mib"]
+    rss_64m = by_size[64 * MIB]["copy"]["peak_rss_mib"]
+    check(
+        f"peak RSS 1 GiB copy <= {PEAK_RSS_MAX_MIB:.0f} MiB",
+        rss_1g,
+        PEAK_RSS_MAX_MIB,
+        rss_1g <= PEAK_RSS_MAX_MIB,
+    )
+    growth = abs(rss_1g - rss_64m)
+    check(
+        f"peak RSS 1 GiB copy within {PEAK_RSS_GROWTH_MAX_MIB:.0f} MiB of the 64 MiB copy's",
+        growth,
+        PEAK_RSS_GROWTH_MAX_MIB,
+        growth <= PEAK_RSS_GROWTH_MAX_MIB,
+    )
+    speedup = throttled["speedup"]
+    check(
+        f"throttled ranged >= {RANGED_SPEEDUP_MIN} x single stream",
+        speedup,
+        RANGED_SPEEDUP_MIN,
+        speedup >= RANGED_SPEEDUP_MIN,
+    )
+    ratio = init["import_ratio"]
+    check(
+        f"import app <= {IMPORT_RATIO_MAX} x bare handler", ratio, IMPORT_RATIO_MAX, ratio <= IMPORT_RATIO_MAX
+    )
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _git() -> dict[str, Any]:
+    executable = shutil.which("git")
+
+    def git(*args: str) -> str:
+        if executable is None:
+            return ""
+        done = subprocess.run([executable, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "HEAD"), "src_dirty": bool(git("status", "--porcelain", "--", "src"))}
+
+
+def write_results(results: dict[str, Any], stamp: str) -> list[Path]:
+    """bench-<stamp>.json, latest.json and latest.png under bench/results/."""
+    text = json.dumps(results, indent=2) + "\n"
+    paths = [RESULTS_DIR / f"bench-{stamp}.json", RESULTS_DIR / "latest.json"]
+    for path in paths:
+        path.write_text(text)
+    chart = RESULTS_DIR / "latest.png"
+    _chart(results, chart)
+    return [*paths, chart]
+
+
+def _chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["sizes"]
+    labels = [_mib(row["bytes"]) for row in rows]
+    series = {
+        "copy (worker)": [row["copy"]["mib_per_s"] for row in rows],
+        "plain upload (boto3)": [row["mib"] / row["plain_upload_seconds"] for row in rows],
+        "plain download (urllib3)": [row["mib"] / row["plain_download_seconds"] for row in rows],
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.26
+    for n, (name, values) in enumerate(series.items()):
+        xs = [i + (n - 1) * width for i in range(len(rows))]
+        bars = left.bar(xs, values, width, label=name)
+        left.bar_label(bars, fmt="%.0f", fontsize=8)
+    left.set_xticks(range(len(rows)), labels)
+    left.set_ylabel("MiB/s (higher is better)")
+    left.set_title("Copy vs plain transfers, local stack")
+    left.legend(fontsize=8)
+
+    throttled = results["throttled"]
+    names = ["Range supported", "Range ignored\n(single stream)"]
+    seconds = [throttled["ranged"]["seconds"], throttled["single"]["seconds"]]
+    bars = right.bar(names, seconds, 0.5, color=["tab:green", "tab:gray"])
+    right.bar_label(bars, fmt="%.1f s", fontsize=9)
+    right.set_ylabel("seconds (lower is better)")
+    right.set_title(
+        f"{_mib(throttled['bytes'])} from a {throttled['bandwidth_limit_bps'] // MIB} MiB/s-per-connection "
+        f"origin\nspeed-up {throttled['speedup']:.2f} x"
+    )
+    fig.suptitle(f"kie2s3 bench {results['timestamp']}  ({results['git']['commit'][:10]})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _print_targets(checks: list[dict[str, Any]]) -> None:
+    _say("\ntargets")
+    for check in checks:
+        verdict = "PASS" if check["pass"] else "FAIL"
+        _say(f"  {verdict}  {check['target']}: {check['value']:g}")
+    failed = sum(not check["pass"] for check in checks)
+    _say(f"  {len(checks) - failed} of {len(checks)} targets met" + (f", {failed} FAILED" if failed else ""))
+
+
+# ---------------------------------------------------------------------------------------------- children
+
+
+def plain_main(size: int, link: str, runs: int) -> dict[str, Any]:
+    """Plain boto3 uploads of the source's bytes from memory, then plain urllib3 GETs of a link."""
+    import boto3
+    import urllib3
+
+    file = SyntheticFile("plain.mp4", size, CONTENT_TYPE, seed=SEED)
+    data = b"".join(file.iter_bytes(chunk=BLOCK_SIZE))
+    s3 = boto3.client("s3")
+    bucket = os.environ["BUCKET_NAME"]
+    uploads: list[float] = []
+    for _ in range(runs):
+        key = f"bench/plain-upload/{uuid.uuid4().hex}"
+        started = time.perf_counter()
+        s3.upload_fileobj(io.BytesIO(data), bucket, key)
+        uploads.append(time.perf_counter() - started)
+        stored = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        s3.delete_object(Bucket=bucket, Key=key)
+        if stored != size:
+            raise BenchError(f"plain upload stored {stored} bytes of {size}")
+    del data
+
+    http = urllib3.PoolManager()
+    buffer = bytearray(MIB)
+    downloads: list[float] = []
+    for _ in range(runs):
+        received = 0
+        started = time.perf_counter()
+        response = http.request("GET", link, preload_content=False, decode_content=False)
+        try:
+            if response.status != 200:
+                raise BenchError(f"plain download answered HTTP {response.status}")
+            while count := response.readinto(buffer):
+                received += count
+        finally:
+            response.release_conn()
+        downloads.append(time.perf_counter() - started)
+        if received != size:
+            raise BenchError(f"plain download read {received} bytes of {size}")
+    return {
+        "upload_seconds": statistics.median(uploads),
+        "download_seconds": statistics.median(downloads),
+        "upload_runs": uploads,
+        "download_runs": downloads,
+    }
+
+
+def callbacks_main(events_path: Path) -> dict[str, Any]:
+    """Import app, then invoke it with each callback event: the first is cold, the rest warm."""
+    events = json.loads(events_path.read_text())
+    started = time.perf_counter()
+    from app import lambda_handler
+
+    imported = time.perf_counter() - started
+    seconds: list[float] = []
+    for event in events:
+        started = time.perf_counter()
+        answer = lambda_handler(json.loads(json.dumps(event)), LambdaContext())
+        seconds.append(time.perf_counter() - started)
+        if answer["statusCode"] != 200:
+            raise BenchError(f"callback answered {answer['statusCode']}: {answer.get('body')}")
+    return {
+        "cold_import_seconds": imported,
+        "cold_callback_seconds": seconds[0],
+        "warm_callback_seconds": statistics.median(seconds[1:]),
+        "warm_callback_runs": seconds[1:],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> int:
+    """Start the local stack, run every phase, print and store the figures."""
+    from devstack.stack import local_stack
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    began = time.perf_counter()
+    _say(f"kie2s3 bench {stamp}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    with (
+        LOG_PATH.open("w") as log,
+        contextlib.redirect_stdout(log),
+        local_stack(copy_mode="queue") as stack,
+    ):
+        _say(f"local stack up: moto {stack.moto.endpoint_url}, kie.ai emulator {stack.emulator.base_url}")
+        copier = Copier(stack, log)
+        rows = bench_sizes(copier, stack.env, log)
+        throttled = bench_throttled(copier)
+        init = bench_init(copier, stack.env, log)
+    checks = targets(rows, throttled, init)
+    results = {
+        "timestamp": stamp,
+        "git": _git(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "sizes": rows,
+        "throttled": throttled,
+        "init": init,
+        "targets": checks,
+        "total_seconds": round(time.perf_counter() - began, 1),
+    }
+    paths = write_results(results, stamp)
+    _print_targets(checks)
+    _say(
+        f"\nfigures: {', '.join(str(p.relative_to(ROOT)) for p in paths)}; function logs: {LOG_PATH.relative_to(ROOT)}"
+    )
+    _say(f"bench took {results['total_seconds']:.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make bench`, or one of its child processes (--plain, --callbacks)."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.bench", description=__doc__)
+    parser.add_argument("--plain", type=int, metavar="BYTES", help="child: plain upload and download")
+    parser.add_argument("--link", help="child: the download link for --plain")
+    parser.add_argument("--runs", type=int, default=1, help="child: runs of --plain (medians)")
+    parser.add_argument(
+        "--callbacks", type=Path, metavar="EVENTS_JSON", help="child: cold and warm callbacks"
+    )
+    args = parser.parse_args(argv)
+    if args.plain is not None:
+        if not args.link:
+            parser.error("--plain needs --link")
+        _say(RESULT_PREFIX + json.dumps(plain_main(args.plain, args.link, args.runs)))
+        return 0
+    if args.callbacks is not None:
+        _say(RESULT_PREFIX + json.dumps(callbacks_main(args.callbacks)))
+        return 0
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return run()
+    except BenchError as exc:
+        _say(f"\nBENCH FAILED: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _say("interrupted: local stack stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
