@@ -23,7 +23,7 @@ EVENT ?= events/callback-market-success.json
 # The handler's code sits at the root of the Lambda package (/var/task); locally that is src/handler.
 RUN := PYTHONPATH="src/handler:." $(BIN)/python
 
-.PHONY: help dev lint typecheck layer-check validate build test unit integration demo invoke bench \
+.PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
         deploy deploy-guided e2e openapi redrive clean
 
 help: ## list the targets
@@ -51,6 +51,10 @@ lint: dev ## ruff (lint + format check) and mypy (strict on src/)
 layer-check: dev ## the layer's requirements.txt is exactly the lock's runtime dependencies
 	diff -u layers/requirements.txt <($(UV) export --frozen --no-dev --no-hashes --no-header --no-emit-project --format requirements-txt)
 
+audit: dev ## pip-audit of every pin in uv.lock (AUDIT_STRICT=1: unauditable pins fail too), bandit on src/
+	$(RUN) -m devstack.audit --uv "$(UV)" $(if $(AUDIT_STRICT),--strict)
+	$(BIN)/bandit -c pyproject.toml -r src -q
+
 validate: dev ## sam validate --lint (cfn-lint) on template.yaml
 	$(SAM_ENV) $(SAM) validate --lint --region $(REGION)
 
@@ -63,7 +67,7 @@ unit: dev ## unit tests only (no servers)
 integration: dev ## integration tests only (moto server + kie.ai emulator on loopback)
 	$(BIN)/pytest tests/integration
 
-test: lint layer-check validate build ## everything: lint, types, template, build, the whole suite with coverage
+test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage
 	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration
 
 demo: dev ## run the main job against the local stack and print where the files landed
@@ -75,6 +79,9 @@ invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.
 redrive: dev ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
 	@test -n "$(STACK_NAME)" || { echo "usage: make redrive STACK_NAME=<stack>"; exit 2; }
 	$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
+
+bench: dev ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init; bench/results/
+	$(RUN) -m devstack.bench
 
 openapi: dev ## regenerate openapi.json from the routes (a test checks it is current)
 	$(RUN) -m devstack.openapi

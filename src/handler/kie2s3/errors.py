@@ -75,3 +75,9 @@ class KieRejectedError(UpstreamError):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+
+
+class PayloadTooLargeError(BadRequestError):
+    """A request body larger than any the route can legitimately receive."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE

@@ -6,6 +6,8 @@ import hmac
 
 from kie2s3.errors import AuthenticationError
 
+MAX_TIMESTAMP_DIGITS = 12
+
 
 def expected_signature(key: str, task_id: str, timestamp: str) -> str:
     """kie.ai's signature: base64(HMAC-SHA256(key, f"{taskId}.{timestamp}")); the body is not covered."""
@@ -23,7 +25,8 @@ def verify_signature(
     """
     if not timestamp or not signature:
         raise AuthenticationError("missing X-Webhook-Timestamp or X-Webhook-Signature")
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # Unix seconds have 10 digits until the year 2286; hundreds of them would overflow the comparison.
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         raise AuthenticationError("X-Webhook-Timestamp is not a Unix time in seconds")
     if abs(now - int(timestamp)) > tolerance:
         raise AuthenticationError("X-Webhook-Timestamp is outside the allowed window")

@@ -4,8 +4,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import boto3
-import urllib3
 from botocore.config import Config
+
+from kie2s3.adapters.safe_http import SafePoolManager
+from kie2s3.sources import SourcePolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -48,6 +50,7 @@ def dynamodb_client() -> "DynamoDBClient":
 
 
 @lru_cache(maxsize=1)
-def http_pool() -> urllib3.PoolManager:
-    """The HTTP connection pool for kie.ai and source hosts (certificates verified, no automatic retries)."""
-    return urllib3.PoolManager(num_pools=16, maxsize=8, retries=False)
+def http_pool(policy: SourcePolicy) -> SafePoolManager:
+    """The HTTP pool for kie.ai and source hosts: certificates verified, no automatic retries, and
+    connections only to addresses the source policy accepts (public ones; loopback when local)."""
+    return SafePoolManager(policy, num_pools=16, maxsize=8, retries=False)

@@ -157,7 +157,7 @@ class _ViewReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> Any:  # noqa: D102
+    def read(self, size: int = -1) -> Any:
         # A view of the buffer, not a copy: botocore hashes it and http.client sends it as is.
         end = len(self._view) if size is None or size < 0 else min(len(self._view), self._at + size)
         chunk = self._view[self._at : end]

@@ -3,15 +3,17 @@
 import base64
 import binascii
 import time
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from kie2s3.errors import BadRequestError, Kie2S3Error
+from kie2s3.errors import BadRequestError, Kie2S3Error, PayloadTooLargeError
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.copies import request_copies
 from kie2s3.logic.receive import CallbackRequest, receive_callback
@@ -20,7 +22,46 @@ from kie2s3.logic.status import status_document
 from kie2s3.models import TASK_ID_REGEX, CopyRequest, StatusDocument
 from kie2s3.observability import logger
 
-app = APIGatewayHttpResolver(enable_validation=True)
+# kie.ai callbacks are a few KiB; the largest valid POST /copies body (50 URLs of 4 KiB) is ~205 KiB.
+MAX_BODY_BYTES = 256 * 1024
+
+
+class ErrorDocument(BaseModel):
+    """The body of every 4xx/5xx kie2s3 answers on purpose."""
+
+    message: str
+    details: list[str] = []
+
+
+def body_size(event: Mapping[str, Any]) -> int:
+    """The byte size of an HTTP API event's body, once decoded (base64 bodies count their decoded size)."""
+    body = event.get("body")
+    if not isinstance(body, str):
+        return 0
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    return len(body.encode(errors="surrogatepass"))
+
+
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver, refusing oversized bodies before anything (validation included) reads them."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        size = body_size(event)
+        if size <= MAX_BODY_BYTES:
+            return super().resolve(event, context)
+        error = PayloadTooLargeError(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+        logger.warning("request refused", reason=error.reason, status=int(error.status))
+        return {
+            "statusCode": int(error.status),
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": ErrorDocument(message=error.reason).model_dump_json(),
+            "isBase64Encoded": False,
+            "cookies": [],
+        }
+
+
+app = _Resolver(enable_validation=True)
 
 
 def _json(status: int, model: BaseModel) -> Response[str]:
@@ -29,13 +70,6 @@ def _json(status: int, model: BaseModel) -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=model.model_dump_json(by_alias=True),
     )
-
-
-class ErrorDocument(BaseModel):
-    """The body of every 4xx/5xx kie2s3 answers on purpose."""
-
-    message: str
-    details: list[str] = []
 
 
 @app.exception_handler(Kie2S3Error)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
@@ -49,6 +83,15 @@ def _known_error(exc: Kie2S3Error) -> Response[str]:
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
     details = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
     return _json(400, ErrorDocument(message="invalid request", details=details))
+
+
+@app.exception_handler([RecursionError, UnicodeDecodeError])  # type: ignore[untyped-decorator]
+def _unparseable_body(exc: RecursionError | UnicodeDecodeError) -> Response[str]:
+    # Powertools' validation decodes and parses the body before any route code runs: a binary body
+    # or one nested thousands deep (it fits in MAX_BODY_BYTES) fails there, and it is the caller's fault.
+    what = "nests too deeply to parse as JSON" if isinstance(exc, RecursionError) else "is not UTF-8 text"
+    logger.warning("request refused", reason=f"request body {what}")
+    return _json(400, ErrorDocument(message=f"request body {what}"))
 
 
 def _services_with_deadline() -> tuple[Services, float]:
@@ -72,19 +115,25 @@ def _raw_body() -> bytes:
 
 # Deployed, these routes are IAM-authorised at the gateway (SigV4-signed requests).
 IAM: list[dict[str, list[str]]] = [{"sigv4": []}]
-_ERRORS: dict[int, OpenAPIResponse] = {
-    400: {"description": "Invalid request: the reasons are in `message` and `details`"},
-    502: {"description": "kie.ai answered something unusable"},
-    503: {"description": "A passing fault (AWS or kie.ai): retry"},
+_ERRORS = {
+    400: "Invalid request: the reasons are in `message` and `details`",
+    413: "Body larger than 256 KiB",
+    502: "kie.ai answered something unusable",
+    503: "A passing fault (AWS or kie.ai): retry",
 }
+_EXTRA_ERRORS = {401: "Signature or token missing, wrong or stale", 404: "Unknown task"}
 
 
-def _answers(ok: int, description: str, *extra: int) -> dict[int, OpenAPIResponse]:
-    descriptions = {401: "Signature or token missing, wrong or stale", 404: "Unknown task"}
-    return {
-        ok: {"description": description},
-        **_ERRORS,
-        **{c: {"description": descriptions[c]} for c in extra},
+def _answers(ok: int | tuple[int, ...], description: str, *extra: int) -> dict[int, OpenAPIResponse]:
+    """The documented answers: the status document on success, the ErrorDocument otherwise."""
+
+    def answer(text: str, model: type[BaseModel]) -> OpenAPIResponse:
+        return {"description": text, "content": {content_types.APPLICATION_JSON: {"model": model}}}
+
+    errors = {**_ERRORS, **{code: _EXTRA_ERRORS[code] for code in extra}}
+    oks = ok if isinstance(ok, tuple) else (ok,)
+    return {code: answer(description, StatusDocument) for code in oks} | {
+        code: answer(text, ErrorDocument) for code, text in sorted(errors.items())
     }
 
 
@@ -116,7 +165,7 @@ def callback(
 @app.post(
     "/copies",
     summary="Copy a task's files",
-    responses=_answers(202, "Queued (queue mode; 200 when copied in the request, inline mode)", 404),
+    responses=_answers((202, 200), "202: queued (queue mode); 200: copied in the request (inline mode)", 404),
     security=IAM,
 )
 def copies(request: Annotated[CopyRequest, Body()]) -> Response[str]:

@@ -11,6 +11,7 @@ from kie2s3.adapters.queue import CopyQueue
 from kie2s3.adapters.s3_store import S3Store
 from kie2s3.adapters.secrets import get_secret
 from kie2s3.logic.services import Services
+from kie2s3.redaction import install_log_redaction
 from kie2s3.settings import get_settings
 from kie2s3.sources import SourcePolicy
 
@@ -19,7 +20,9 @@ from kie2s3.sources import SourcePolicy
 def get_services() -> Services:
     """The services of this container (validated settings first: a bad environment fails here, clearly)."""
     settings = get_settings()
-    pool = clients.http_pool()
+    install_log_redaction()
+    policy = SourcePolicy(settings.allowed_source_hosts, settings.allow_local_sources)
+    pool = clients.http_pool(policy)
     api_key_secret = settings.kie_api_key_secret
     return Services(
         settings=settings,
@@ -30,7 +33,7 @@ def get_services() -> Services:
         else None,
         kie=KieClient(pool, settings.kie_api_base_url, lambda: get_secret(api_key_secret)),
         source=HttpSource(pool),
-        policy=SourcePolicy(settings.allowed_source_hosts, settings.allow_local_sources),
+        policy=policy,
         secret=get_secret,
         guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
     )
@@ -44,5 +47,6 @@ def reset() -> None:
         clients.s3_client,
         clients.sqs_client,
         clients.dynamodb_resource,
+        clients.http_pool,
     ):
         cached.cache_clear()

@@ -18,6 +18,9 @@ from kie2s3.models import TASK_ID_PATTERN, Outcome, ParsedCallback, StatusDocume
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.signature import verify_signature, verify_token
 
+# A signature is 44 base64 characters and a timestamp 10 digits: anything near this is not kie.ai.
+MAX_AUTH_HEADER_CHARS = 1024
+
 
 @dataclass(frozen=True)
 class CallbackRequest:
@@ -33,11 +36,18 @@ class CallbackRequest:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; nesting too deep
         raise BadRequestError("body is not JSON") from exc
     if not isinstance(body, dict):
         raise BadRequestError("body is not a JSON object")
     return body
+
+
+def _auth_header(request: CallbackRequest, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is not None and len(value) > MAX_AUTH_HEADER_CHARS:
+        raise AuthenticationError(f"{name} is longer than {MAX_AUTH_HEADER_CHARS} characters")
+    return value
 
 
 def authenticate(services: Services, request: CallbackRequest, task_id: str) -> None:
@@ -47,8 +57,8 @@ def authenticate(services: Services, request: CallbackRequest, task_id: str) -> 
         verify_signature(
             key=services.secret(settings.kie_webhook_hmac_secret),
             task_id=task_id,
-            timestamp=request.headers.get("x-webhook-timestamp"),
-            signature=request.headers.get("x-webhook-signature"),
+            timestamp=_auth_header(request, "x-webhook-timestamp"),
+            signature=_auth_header(request, "x-webhook-signature"),
             now=request.received_at,
             tolerance=settings.webhook_tolerance_seconds,
         )

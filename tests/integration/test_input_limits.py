@@ -1,0 +1,132 @@
+"""Input limits through the real handler: every refusal is a 4xx with a reason, never a 5xx."""
+
+import base64
+import json
+
+import pytest
+from devstack.lambda_runtime import http_event
+from devstack.stack import WEBHOOK_HMAC_KEY, Stack
+from tests.integration.conftest import market_body, objects_under, post_callback, send
+
+from kie2s3.handlers.http import MAX_BODY_BYTES
+
+BAD_TASK_IDS = [
+    "../x",
+    "a/b",
+    "..",
+    ".hidden",
+    "a\nb",
+    "abc\n",
+    "a\x00b",
+    "a\tb",
+    "x" * 129,
+    "tâsk",
+    "a b",
+    "",
+]
+
+
+def _padded(task_id: str, size: int) -> dict[str, object]:
+    body = market_body(task_id, [])
+    body["pad"] = ""
+    body["pad"] = "x" * (size - len(json.dumps(body)))
+    assert len(json.dumps(body)) == size
+    return body
+
+
+def test_callback_body_over_limit_is_413_and_stores_nothing(queue_mode: Stack, task_id: str) -> None:
+    status, answer = post_callback(_padded(task_id, MAX_BODY_BYTES + 1), task_id)
+    assert status == 413
+    assert str(MAX_BODY_BYTES) in answer["message"]
+    assert objects_under(queue_mode, f"kie/{task_id}/") == {}
+
+
+def test_callback_body_at_limit_is_accepted(queue_mode: Stack, task_id: str) -> None:
+    status, answer = post_callback(_padded(task_id, MAX_BODY_BYTES), task_id)
+    assert (status, answer["taskId"]) == (200, task_id)
+
+
+def test_callback_base64_body_over_limit_is_413(queue_mode: Stack, task_id: str) -> None:
+    raw = json.dumps(_padded(task_id, MAX_BODY_BYTES + 3)).encode()
+    event = http_event("POST", "/callbacks/kie", body=base64.b64encode(raw).decode())
+    event["isBase64Encoded"] = True
+    status, answer = send(event)
+    assert status == 413
+    assert "limit" in answer["message"]
+
+
+def test_copies_body_over_limit_is_413(queue_mode: Stack, task_id: str) -> None:
+    urls = [f"https://tempfile.aiquickdraw.com/p/{n}-{'x' * 4000}.png" for n in range(70)]
+    status, answer = send(http_event("POST", "/copies", body={"taskId": task_id, "urls": urls}))
+    assert status == 413
+    assert "limit" in answer["message"]
+
+
+def test_copies_largest_valid_body_fits_the_limit(queue_mode: Stack) -> None:
+    urls = [f"https://tempfile.aiquickdraw.com/{n:02d}{'x' * 4057}.png" for n in range(50)]
+    body = json.dumps({"taskId": "a" * 128, "family": "x" * 32, "urls": urls})
+    assert len(urls[0]) == 4096
+    assert len(body) < MAX_BODY_BYTES
+
+
+@pytest.mark.parametrize("bad", BAD_TASK_IDS, ids=repr)
+def test_callback_bad_task_id_is_400(queue_mode: Stack, bad: str) -> None:
+    status, answer = post_callback(market_body(bad, []), bad or "x")
+    assert status == 400
+    assert "task id" in answer["message"]
+
+
+@pytest.mark.parametrize("bad", BAD_TASK_IDS, ids=repr)
+def test_copies_bad_task_id_is_400(queue_mode: Stack, bad: str) -> None:
+    status, answer = send(
+        http_event(
+            "POST", "/copies", body={"taskId": bad, "urls": ["https://tempfile.aiquickdraw.com/a.png"]}
+        )
+    )
+    assert status == 400
+    assert any("taskId" in detail for detail in answer["details"])
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "status"),
+    [
+        ("/tasks/..%2Fx", 400),
+        ("/tasks/%2e%2e", 400),
+        ("/tasks/a%0Ab", 400),
+        ("/tasks/a%00b", 400),
+        ("/tasks/" + "x" * 129, 400),
+        ("/tasks/t%C3%A2sk", 400),
+        ("/tasks/.hidden", 400),
+        ("/tasks/a/b", 404),  # no route has two segments there: the gateway answers 404 as well
+        ("/tasks/../x", 404),
+    ],
+)
+def test_get_task_bad_task_id_is_refused(queue_mode: Stack, raw_path: str, status: int) -> None:
+    answer_status, _ = send(http_event("GET", raw_path, route="/tasks/{taskId}"))
+    assert answer_status == status
+
+
+@pytest.mark.parametrize("header", ["X-Webhook-Signature", "X-Webhook-Timestamp"])
+def test_callback_absurdly_long_auth_header_is_401(queue_mode: Stack, task_id: str, header: str) -> None:
+    status, answer = post_callback(market_body(task_id, []), task_id, headers={header: "A" * 2048})
+    assert status == 401
+    assert "longer than" in answer["message"]
+    assert objects_under(queue_mode, f"kie/{task_id}/") == {}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 40_000 + "1" + "}" * 40_000, '{"taskId": 1e999999}'],
+    ids=["deep-list", "deep-object", "huge-number"],
+)
+def test_callback_pathological_json_is_400(queue_mode: Stack, raw: str) -> None:
+    status, _ = post_callback(raw, "x", hmac_key=WEBHOOK_HMAC_KEY)  # type: ignore[arg-type]
+    assert status == 400
+
+
+@pytest.mark.parametrize(
+    "raw", ["[" * 100_000 + "]" * 100_000, '{"taskId": "abc", "urls": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+)
+def test_copies_pathological_json_is_400(queue_mode: Stack, raw: str) -> None:
+    status, _ = send(http_event("POST", "/copies", body=raw))
+    assert status == 400
