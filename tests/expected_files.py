@@ -6,6 +6,9 @@ Content-Type their bytes should be stored under.
 """
 
 from dataclasses import dataclass
+from typing import Any
+
+from kie2s3.models import Outcome
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -145,3 +148,287 @@ EXPECTED: dict[str, Expected] = {
     # A signed-looking body no family knows: archived raw, recorded `unrecognised`, nothing copied.
     "callback-unrecognised.json": Expected("unknown", "unrecognised"),
 }
+
+
+# What each family's record-info `data` must yield (kie-api.md §5): the copy-by-taskId expectations.
+_FAILED, _NOT_FINAL, _SUCCESS = Outcome.FAILED, Outcome.NOT_FINAL, Outcome.SUCCESS
+
+RECORDS: list[tuple[str, str, dict[str, Any], Outcome, list[str], str | None]] = [
+    # (family, scenario, record-info data, outcome, urls, reason)
+    (
+        "veo",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultUrls": ["https://h/v.mp4"], "originUrls": ["https://h/o.mp4"]},
+        },
+        _SUCCESS,
+        ["https://h/v.mp4", "https://h/o.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "success-json-string",
+        {"successFlag": 1, "response": {"resultUrls": '["https://h/v.mp4"]', "originUrls": None}},
+        _SUCCESS,
+        ["https://h/v.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "success-quickstart",
+        {"successFlag": "1", "resultUrls": '["https://h/q.mp4"]'},
+        _SUCCESS,
+        ["https://h/q.mp4"],
+        None,
+    ),
+    (
+        "veo",
+        "failed",
+        {"successFlag": 2, "errorCode": 400, "errorMessage": "prompt flagged"},
+        _FAILED,
+        [],
+        "prompt flagged (errorCode 400)",
+    ),
+    ("veo", "generation-failed", {"successFlag": 3, "errorMessage": None}, _FAILED, [], "status 3"),
+    ("veo", "running", {"successFlag": 0, "response": None}, _NOT_FINAL, [], "status 0"),
+    (
+        "veo4k",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {
+                "resultUrls": ["https://h/4k.mp4"],
+                "imageUrls": ["https://h/4k.jpg"],
+                "mediaIds": ["m"],
+            },
+        },
+        _SUCCESS,
+        ["https://h/4k.mp4", "https://h/4k.jpg"],
+        None,
+    ),
+    ("veo4k", "failed", {"successFlag": 2, "errorMessage": "unavailable"}, _FAILED, [], "unavailable"),
+    ("veo4k", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "suno",
+        "success",
+        {
+            "status": "SUCCESS",
+            "response": {
+                "sunoData": [
+                    {
+                        "id": "a",
+                        "audioUrl": "https://h/a.mp3",
+                        "streamAudioUrl": "https://h/s/a",
+                        "imageUrl": "https://h/a.jpeg",
+                    },
+                    {
+                        "id": "b",
+                        "audioUrl": "https://h/b.mp3",
+                        "streamAudioUrl": "https://h/s/b",
+                        "imageUrl": "",
+                    },
+                ]
+            },
+        },
+        _SUCCESS,
+        ["https://h/a.mp3", "https://h/a.jpeg", "https://h/b.mp3"],
+        None,
+    ),
+    ("suno", "create-failed", {"status": "CREATE_TASK_FAILED", "errorMessage": "bad"}, _FAILED, [], "bad"),
+    (
+        "suno",
+        "audio-failed",
+        {"status": "GENERATE_AUDIO_FAILED", "errorCode": 501},
+        _FAILED,
+        [],
+        "status GENERATE_AUDIO_FAILED (errorCode 501)",
+    ),
+    (
+        "suno",
+        "callback-exception",
+        {"status": "CALLBACK_EXCEPTION"},
+        _FAILED,
+        [],
+        "status CALLBACK_EXCEPTION",
+    ),
+    (
+        "suno",
+        "sensitive-word",
+        {"status": "SENSITIVE_WORD_ERROR"},
+        _FAILED,
+        [],
+        "status SENSITIVE_WORD_ERROR",
+    ),
+    ("suno", "pending", {"status": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
+    ("suno", "text-success", {"status": "TEXT_SUCCESS"}, _NOT_FINAL, [], "status TEXT_SUCCESS"),
+    (
+        "suno",
+        "first-success",
+        {"status": "FIRST_SUCCESS", "response": {"sunoData": [{"audioUrl": "https://h/a.mp3"}]}},
+        _NOT_FINAL,
+        [],
+        "status FIRST_SUCCESS",
+    ),
+    (
+        "suno_wav",
+        "success",
+        {"successFlag": "SUCCESS", "response": {"audioWavUrl": "https://h/a.wav"}},
+        _SUCCESS,
+        ["https://h/a.wav"],
+        None,
+    ),
+    ("suno_wav", "failed", {"successFlag": "GENERATE_WAV_FAILED", "errorMessage": "no"}, _FAILED, [], "no"),
+    ("suno_wav", "running", {"successFlag": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
+    (
+        "suno_mp4",
+        "success",
+        {"successFlag": "SUCCESS", "response": {"videoUrl": "https://h/m"}},
+        _SUCCESS,
+        ["https://h/m"],
+        None,
+    ),
+    ("suno_mp4", "failed", {"successFlag": "CREATE_TASK_FAILED"}, _FAILED, [], "status CREATE_TASK_FAILED"),
+    ("suno_mp4", "running", {"successFlag": "GENERATING"}, _NOT_FINAL, [], "status GENERATING"),
+    (
+        "gpt4o",
+        "success",
+        {
+            "successFlag": 1,
+            "status": "SUCCESS",
+            "progress": "1.00",
+            "response": {"resultUrls": ["https://h/4o.png"]},
+        },
+        _SUCCESS,
+        ["https://h/4o.png"],
+        None,
+    ),
+    (
+        "gpt4o",
+        "success-flag-only",
+        {"successFlag": 1, "response": {"resultUrls": ["https://h/4o.png"]}},
+        _SUCCESS,
+        ["https://h/4o.png"],
+        None,
+    ),
+    (
+        "gpt4o",
+        "failed",
+        {"status": "GENERATE_FAILED", "errorCode": 400, "errorMessage": "policy"},
+        _FAILED,
+        [],
+        "policy (errorCode 400)",
+    ),
+    ("gpt4o", "create-failed", {"status": "CREATE_TASK_FAILED"}, _FAILED, [], "status CREATE_TASK_FAILED"),
+    (
+        "gpt4o",
+        "running",
+        {"successFlag": 0, "status": "GENERATING", "progress": "0.40"},
+        _NOT_FINAL,
+        [],
+        "status GENERATING",
+    ),
+    (
+        "flux_kontext",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultImageUrl": "https://h/f.jpg", "originImageUrl": "https://up/f.jpg"},
+        },
+        _SUCCESS,
+        ["https://h/f.jpg"],
+        None,
+    ),
+    ("flux_kontext", "create-failed", {"successFlag": 2, "errorMessage": "flagged"}, _FAILED, [], "flagged"),
+    ("flux_kontext", "generate-failed", {"successFlag": 3}, _FAILED, [], "status 3"),
+    ("flux_kontext", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "runway",
+        "success",
+        {
+            "state": "success",
+            "videoInfo": {"videoId": "v", "videoUrl": "https://h/r.mp4", "imageUrl": "https://h/r.png"},
+        },
+        _SUCCESS,
+        ["https://h/r.mp4", "https://h/r.png"],
+        None,
+    ),
+    (
+        "runway",
+        "failed",
+        {"state": "fail", "failCode": 400, "failMsg": "moderated"},
+        _FAILED,
+        [],
+        "moderated (failCode 400)",
+    ),
+    ("runway", "wait", {"state": "wait"}, _NOT_FINAL, [], "status wait"),
+    ("runway", "queueing", {"state": "queueing"}, _NOT_FINAL, [], "status queueing"),
+    ("runway", "generating", {"state": "generating", "videoInfo": None}, _NOT_FINAL, [], "status generating"),
+    (
+        "runway_aleph",
+        "success",
+        {
+            "successFlag": 1,
+            "response": {"resultVideoUrl": "https://h/al.mp4", "resultImageUrl": "https://h/al.png"},
+        },
+        _SUCCESS,
+        ["https://h/al.mp4", "https://h/al.png"],
+        None,
+    ),
+    ("runway_aleph", "failed", {"successFlag": 2, "errorMessage": "moderated"}, _FAILED, [], "moderated"),
+    ("runway_aleph", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "luma",
+        "success",
+        {"successFlag": 1, "response": {"resultUrls": ["https://h/l.mp4"]}},
+        _SUCCESS,
+        ["https://h/l.mp4"],
+        None,
+    ),
+    (
+        "luma",
+        "callback-failed-generation-ok",
+        {"successFlag": 4, "response": {"resultUrls": ["https://h/l.mp4"]}},
+        _SUCCESS,
+        ["https://h/l.mp4"],
+        None,
+    ),
+    ("luma", "create-failed", {"successFlag": 2, "errorMessage": "too long"}, _FAILED, [], "too long"),
+    ("luma", "generate-failed", {"successFlag": 3}, _FAILED, [], "status 3"),
+    ("luma", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "midjourney",
+        "success",
+        {
+            "successFlag": 1,
+            "taskType": "mj_txt2img",
+            "resultInfoJson": {
+                "resultUrls": [{"resultUrl": "https://h/0.jpeg"}, {"resultUrl": "https://h/1.jpeg"}]
+            },
+        },
+        _SUCCESS,
+        ["https://h/0.jpeg", "https://h/1.jpeg"],
+        None,
+    ),
+    (
+        "midjourney",
+        "success-json-string",
+        {
+            "successFlag": 1,
+            "resultInfoJson": '{"resultUrls": [{"resultUrl": "https://h/0.jpeg"}, {"resultUrl": ""}]}',
+        },
+        _SUCCESS,
+        ["https://h/0.jpeg"],
+        None,
+    ),
+    (
+        "midjourney",
+        "failed",
+        {"successFlag": 2, "errorCode": 500, "errorMessage": "banned"},
+        _FAILED,
+        [],
+        "banned (errorCode 500)",
+    ),
+    ("midjourney", "generate-failed", {"successFlag": 3, "resultInfoJson": None}, _FAILED, [], "status 3"),
+    ("midjourney", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+]

@@ -1,0 +1,133 @@
+"""Every family end to end: each sample in events/ through lambda_handler, checked against
+the hand-written expectations in tests/expected_files.py."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+from devstack.callbacks import load_event, resign, serve_result_files
+from devstack.kie_emulator import sign
+from devstack.lambda_runtime import function_environment, http_event
+from devstack.stack import CALLBACK_TOKEN, WEBHOOK_HMAC_KEY, Stack
+from tests.expected_files import EXPECTED, RECORDS
+from tests.integration.conftest import objects_under, send
+
+from kie2s3.families import find_task_id
+from kie2s3.models import Outcome
+
+SAMPLES = sorted(EXPECTED)
+STATE_OF = {"success": "copied", "failed": "failed", "not_final": "ignored", "unrecognised": "ignored"}
+# One sample of each family, for the per-family authentication tests.
+FAMILY_SAMPLES = {
+    e.family: name for name, e in sorted(EXPECTED.items(), reverse=True) if e.outcome != "unrecognised"
+}
+
+
+def _event(name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    event = load_event(name)
+    body = json.loads(event["body"])
+    task_id = find_task_id(body)
+    assert task_id
+    return event, body, task_id
+
+
+def _files_of(stack: Stack, task_id: str) -> dict[str, int]:
+    return {k: v for k, v in objects_under(stack, f"kie/{task_id}/").items() if "/callbacks/" not in k}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_family_sample_archives_exactly_its_files(inline_mode: Stack, name: str) -> None:
+    expected = EXPECTED[name]
+    event, _, task_id = _event(name)
+    served = serve_result_files(inline_mode.emulator, [url for url, _ in expected.files], size=40_000)
+    status, doc = send(resign(event, task_id, WEBHOOK_HMAC_KEY))
+    assert status == 200
+    assert doc["family"] == expected.family
+    assert doc["state"] == STATE_OF[expected.outcome]
+    assert [f["source"] for f in doc["files"]] == [url for url, _ in expected.files]
+    s3 = inline_mode.client("s3")
+    for entry, (url, content_type) in zip(doc["files"], expected.files, strict=True):
+        source = served[url]
+        assert entry["state"] == "copied"
+        assert f"/{task_id}/" in f"/{entry['key']}"
+        stored = s3.get_object(Bucket=inline_mode.bucket, Key=entry["key"])
+        assert stored["Body"].read() == source.read(0, source.size)
+        assert stored["ContentType"] == entry["contentType"] == content_type
+        assert inline_mode.emulator.download_url_calls[url] == 1
+    assert sorted(_files_of(inline_mode, task_id)) == sorted(f["key"] for f in doc["files"])
+    if expected.outcome != "success":
+        assert _files_of(inline_mode, task_id) == {}
+        assert doc["files"] == []
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SAMPLES))
+@pytest.mark.parametrize("tamper", ["missing", "wrong-key", "stale", "future", "other-task"])
+def test_family_callback_with_bad_signature_is_refused(queue_mode: Stack, family: str, tamper: str) -> None:
+    event, _, task_id = _event(FAMILY_SAMPLES[family])
+    now = int(time.time())
+    headers = {k: v for k, v in event["headers"].items() if not k.startswith("x-webhook-")}
+    signed = {
+        "missing": {},
+        "wrong-key": sign("not-the-key", task_id, now),
+        "stale": sign(WEBHOOK_HMAC_KEY, task_id, now - 400),
+        "future": sign(WEBHOOK_HMAC_KEY, task_id, now + 400),
+        "other-task": sign(WEBHOOK_HMAC_KEY, "another0task", now),
+    }[tamper]
+    archived_before = objects_under(queue_mode, f"kie/{task_id}/")
+    status, answer = send({**event, "headers": {**headers, **{k.lower(): v for k, v in signed.items()}}})
+    assert status == 401, answer
+    assert objects_under(queue_mode, f"kie/{task_id}/") == archived_before  # nothing archived
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SAMPLES))
+def test_family_callback_token_fallback(stack: Stack, family: str) -> None:
+    event, _, _ = _event(FAMILY_SAMPLES[family])
+    unsigned = {
+        **event,
+        "headers": {k: v for k, v in event["headers"].items() if not k.startswith("x-webhook-")},
+    }
+    env = {**stack.env, "KIE_WEBHOOK_HMAC_SECRET": "", "COPY_MODE": "queue"}
+    with function_environment(env):
+        good = send(
+            {
+                **unsigned,
+                "queryStringParameters": {
+                    **unsigned.get("queryStringParameters", {}),
+                    "token": CALLBACK_TOKEN,
+                },
+            }
+        )
+        bad = send(
+            {
+                **unsigned,
+                "queryStringParameters": {**unsigned.get("queryStringParameters", {}), "token": "nope"},
+            }
+        )
+        none = send(unsigned)
+    assert (good[0], bad[0], none[0]) == (200, 401, 401)
+
+
+SUCCESS_RECORDS = [r for r in RECORDS if r[3] is Outcome.SUCCESS and r[4]]
+
+
+@pytest.mark.parametrize(
+    ("family", "data", "urls"),
+    [(f, d, u) for f, _, d, _, u, _ in SUCCESS_RECORDS],
+    ids=[f"{f}-{s}" for f, s, *_ in SUCCESS_RECORDS],
+)
+def test_family_copies_by_task_id_copy_what_record_info_lists(
+    inline_mode: Stack, task_id: str, family: str, data: dict[str, Any], urls: list[str]
+) -> None:
+    # The record's URLs, moved to an allowed kie.ai host and made unique to this test.
+    base = f"https://tempfile.aiquickdraw.com/rec/{task_id}/"
+    record = json.loads(json.dumps(data).replace("https://h/", base))
+    expected = [u.replace("https://h/", base) for u in urls]
+    served = serve_result_files(inline_mode.emulator, expected, size=20_000)
+    inline_mode.emulator.add_task(family, task_id, record)
+    status, doc = send(http_event("POST", "/copies", body={"taskId": task_id, "family": family}))
+    assert status == 200, doc
+    assert doc["family"] == family
+    assert doc["state"] == "copied"
+    assert [f["source"] for f in doc["files"]] == expected
+    assert [f["sha256"] for f in doc["files"]] == [served[u].sha256_hex() for u in expected]
