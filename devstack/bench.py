@@ -246,32 +246,13 @@ class _Sha256:
         return self._digest.hexdigest()
 
 
-def _market_body(task_id: str, urls: list[str]) -> dict[str, Any]:
-    """A Market success callback (kie-api.md §1.1)."""
-    now_ms = int(time.time() * 1000)
-    return {
-        "code": 200,
-        "msg": "Playground task completed successfully.",
-        "data": {
-            "taskId": task_id,
-            "model": "veo3_fast",
-            "state": "success",
-            "param": json.dumps({"model": "veo3_fast", "input": {"prompt": "benchmark"}}),
-            "resultJson": json.dumps({"resultUrls": urls}),
-            "failCode": None,
-            "failMsg": None,
-            "costTime": 17,
-            "createTime": now_ms - 17_000,
-            "completeTime": now_ms,
-        },
-    }
-
-
 def _callback(task_id: str, urls: list[str]) -> dict[str, Any]:
-    from devstack.callbacks import callback_event
+    from devstack.callbacks import callback_event, market_body
     from devstack.stack import WEBHOOK_HMAC_KEY
 
-    return callback_event(_market_body(task_id, urls), task_id=task_id, hmac_key=WEBHOOK_HMAC_KEY)
+    return callback_event(
+        market_body(task_id, urls, model="veo3_fast"), task_id=task_id, hmac_key=WEBHOOK_HMAC_KEY
+    )
 
 
 def _invoke_json(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

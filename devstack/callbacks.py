@@ -22,6 +22,30 @@ _TYPES = {
 }
 
 
+def market_body(
+    task_id: str, urls: list[str], *, state: str = "success", code: int = 200, model: str = "nano-banana-pro"
+) -> dict[str, Any]:
+    """A Market callback body as kie.ai sends it (kie-api.md §1.1 and §8): success or failure."""
+    now_ms = int(time.time() * 1000)
+    success = state == "success"
+    return {
+        "code": code,
+        "msg": "Playground task completed successfully." if success else "Playground task failed.",
+        "data": {
+            "taskId": task_id,
+            "model": model,
+            "state": state,
+            "param": json.dumps({"model": model, "input": {"prompt": "lighthouse at dusk"}}),
+            "resultJson": json.dumps({"resultUrls": urls}) if success else None,
+            "failCode": None if success else "500",
+            "failMsg": None if success else "Internal server error",
+            "costTime": 17,
+            "createTime": now_ms - 17_000,
+            "completeTime": now_ms,
+        },
+    }
+
+
 def callback_event(
     body: Mapping[str, Any] | str,
     *,

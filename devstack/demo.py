@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
-from devstack.callbacks import callback_event, serve_result_files
+from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.lambda_runtime import http_event, invoke
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
@@ -26,25 +26,6 @@ def _say(text: str = "") -> None:
     print(text, file=sys.__stdout__, flush=True)
 
 
-def _market_callback(urls: list[str]) -> dict[str, Any]:
-    return {
-        "code": 200,
-        "msg": "Playground task completed successfully.",
-        "data": {
-            "taskId": TASK_ID,
-            "model": "nano-banana-pro",
-            "state": "success",
-            "param": json.dumps({"model": "nano-banana-pro", "input": {"prompt": "lighthouse at dusk"}}),
-            "resultJson": json.dumps({"resultUrls": urls}),
-            "failCode": None,
-            "failMsg": None,
-            "costTime": 17,
-            "createTime": int(time.time() * 1000) - 17_000,
-            "completeTime": int(time.time() * 1000),
-        },
-    }
-
-
 def _run(stack: Stack, log: TextIO) -> int:
     served = {}
     for n, (url, size) in enumerate(FILES):
@@ -54,7 +35,7 @@ def _run(stack: Stack, log: TextIO) -> int:
     with stack.function(), contextlib.redirect_stdout(log):
         started = time.monotonic()
         answer = invoke(
-            callback_event(_market_callback(list(served)), task_id=TASK_ID, hmac_key=WEBHOOK_HMAC_KEY)
+            callback_event(market_body(TASK_ID, list(served)), task_id=TASK_ID, hmac_key=WEBHOOK_HMAC_KEY)
         )
         ack_ms = (time.monotonic() - started) * 1000
         _say(

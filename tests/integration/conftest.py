@@ -42,26 +42,6 @@ def task_id() -> str:
     return uuid.uuid4().hex
 
 
-def market_body(task_id: str, urls: list[str], *, state: str = "success", code: int = 200) -> dict[str, Any]:
-    """A Market callback body (kie-api.md §1.1 and §8)."""
-    return {
-        "code": code,
-        "msg": "Playground task completed successfully.",
-        "data": {
-            "taskId": task_id,
-            "model": "nano-banana-pro",
-            "state": state,
-            "param": json.dumps({"model": "nano-banana-pro", "input": {"prompt": "lighthouse"}}),
-            "resultJson": json.dumps({"resultUrls": urls}) if state == "success" else None,
-            "failCode": None if state == "success" else "500",
-            "failMsg": None if state == "success" else "Internal server error",
-            "costTime": 17,
-            "createTime": 1790001217000,
-            "completeTime": 1790001234000,
-        },
-    }
-
-
 def send(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Invoke the real handler with an HTTP event; the status code and the decoded JSON body."""
     answer = invoke(event)

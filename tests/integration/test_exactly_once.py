@@ -8,10 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from devstack.callbacks import market_body
 from devstack.lambda_runtime import http_event
 from devstack.stack import Stack
 from tests.integration.conftest import (
-    market_body,
     objects_under,
     post_callback,
     ranges_for,

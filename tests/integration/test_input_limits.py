@@ -4,9 +4,10 @@ import base64
 import json
 
 import pytest
+from devstack.callbacks import market_body
 from devstack.lambda_runtime import http_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack
-from tests.integration.conftest import market_body, objects_under, post_callback, send
+from tests.integration.conftest import objects_under, post_callback, send
 
 from kie2s3.handlers.http import MAX_BODY_BYTES
 

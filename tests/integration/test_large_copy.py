@@ -2,9 +2,9 @@
 
 import hashlib
 
+from devstack.callbacks import market_body
 from devstack.stack import Stack
 from tests.integration.conftest import (
-    market_body,
     objects_under,
     post_callback,
     serve,

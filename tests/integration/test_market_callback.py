@@ -5,10 +5,11 @@ import time
 from typing import Any
 
 import pytest
+from devstack.callbacks import market_body
 from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.stack import CALLBACK_TOKEN, Stack
-from tests.integration.conftest import market_body, objects_under, post_callback, ranges_for, send, serve
+from tests.integration.conftest import objects_under, post_callback, ranges_for, send, serve
 
 MIB = 1024**2
 

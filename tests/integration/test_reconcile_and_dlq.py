@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from devstack.callbacks import market_body
 from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import http_event, invoke
 from devstack.redrive import redrive
 from devstack.stack import Stack
-from tests.integration.conftest import market_body, post_callback, send, serve
+from tests.integration.conftest import post_callback, send, serve
 
 from kie2s3.handlers import sqs as sqs_handler
 from kie2s3.handlers.wiring import get_services

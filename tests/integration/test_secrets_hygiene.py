@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from devstack.callbacks import callback_event
+from devstack.callbacks import callback_event, market_body
 from devstack.lambda_runtime import function_environment, http_event
 from devstack.stack import CALLBACK_TOKEN, KIE_API_KEY, WEBHOOK_HMAC_KEY, Stack
-from tests.integration.conftest import market_body, post_callback, send, serve
+from tests.integration.conftest import post_callback, send, serve
 
 from kie2s3.observability import logger as function_logger
 

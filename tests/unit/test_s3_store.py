@@ -44,6 +44,21 @@ def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+def _expect_create(stubber: Stubber, upload_id: str) -> None:
+    """CreateMultipartUpload as every copy sends it: the SHA-256 checksum algorithm declared."""
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": upload_id},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {},
+            "ChecksumAlgorithm": "SHA256",
+        },
+    )
+
+
 def test_put_new_is_create_only_with_sha256_checksum(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
     body = b"tiny image"
@@ -131,17 +146,7 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
 
 def test_multipart_aborts_when_a_part_fails(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
-    stubber.add_response(
-        "create_multipart_upload",
-        {"UploadId": "up-2"},
-        {
-            "Bucket": BUCKET,
-            "Key": KEY,
-            "ContentType": "video/mp4",
-            "Metadata": {},
-            "ChecksumAlgorithm": "SHA256",
-        },
-    )
+    _expect_create(stubber, "up-2")
     stubber.add_client_error("upload_part", "InternalError", http_status_code=500)
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-2"})
     upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
@@ -151,17 +156,7 @@ def test_multipart_aborts_when_a_part_fails(stubbed: tuple[S3Store, Stubber]) ->
 
 def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
-    stubber.add_response(
-        "create_multipart_upload",
-        {"UploadId": "up-3"},
-        {
-            "Bucket": BUCKET,
-            "Key": KEY,
-            "ContentType": "video/mp4",
-            "Metadata": {},
-            "ChecksumAlgorithm": "SHA256",
-        },
-    )
+    _expect_create(stubber, "up-3")
     stubber.add_response(
         "upload_part",
         {"ETag": '"e1"'},
@@ -184,17 +179,7 @@ def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, 
 
 def test_multipart_aborts_when_caller_fails_midway(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
-    stubber.add_response(
-        "create_multipart_upload",
-        {"UploadId": "up-4"},
-        {
-            "Bucket": BUCKET,
-            "Key": KEY,
-            "ContentType": "video/mp4",
-            "Metadata": {},
-            "ChecksumAlgorithm": "SHA256",
-        },
-    )
+    _expect_create(stubber, "up-4")
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-4"})
     upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(RetryableError, match="download interrupted"), upload:
