@@ -216,3 +216,26 @@ def test_burst_of_500_callbacks_archives_every_file_once(queue_mode: Stack) -> N
     for urls in tasks.values():
         for url in urls:
             assert queue_mode.emulator.download_url_calls[url] == 1
+
+
+def test_connection_reset_and_stalled_body_are_retried(
+    queue_mode: Stack, task_id: str, monkeypatch: Any
+) -> None:
+    import urllib3
+    from devstack.kie_emulator import FileFault
+
+    from kie2s3.adapters import http_source
+
+    # A stalled body must hit the read timeout (30 s in production; 1 s here to keep the test short).
+    monkeypatch.setattr(http_source, "_TIMEOUT", urllib3.Timeout(connect=5.0, read=1.0))
+    served = serve(queue_mode, task_id, [(".mp4", 7 * MIB)])
+    ((url, source),) = served.items()
+    queue_mode.emulator.inject_file_fault(source.name, FileFault.reset())
+    queue_mode.emulator.inject_file_fault(source.name, FileFault.stall(1024, 3.0))
+    post_callback(market_body(task_id, [url]), task_id)
+    queue_mode.poller().drain()
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    assert doc["files"][0]["sha256"] == source.sha256_hex()
+    assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
+    assert _no_uploads(queue_mode, task_id) == []
