@@ -70,6 +70,17 @@ def serve(stack: Stack, task_id: str, specs: list[tuple[str, int]]) -> dict[str,
     return served
 
 
+def archived_files(stack: Stack, task_id: str) -> dict[str, int]:
+    """The task's archived files (key -> size), without its archived callback bodies."""
+    return {k: v for k, v in objects_under(stack, f"kie/{task_id}/").items() if "/callbacks/" not in k}
+
+
+def incomplete_uploads(stack: Stack, task_id: str) -> list[Any]:
+    """Multipart uploads of the task that were neither completed nor aborted."""
+    uploads = stack.client("s3").list_multipart_uploads(Bucket=stack.bucket, Prefix=f"kie/{task_id}/")
+    return list(uploads.get("Uploads", []))
+
+
 def objects_under(stack: Stack, prefix: str) -> dict[str, int]:
     listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=prefix)
     return {o["Key"]: o["Size"] for o in listing.get("Contents", [])}

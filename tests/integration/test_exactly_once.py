@@ -12,7 +12,8 @@ from devstack.callbacks import market_body
 from devstack.lambda_runtime import http_event
 from devstack.stack import Stack
 from tests.integration.conftest import (
-    objects_under,
+    archived_files,
+    incomplete_uploads,
     post_callback,
     ranges_for,
     send,
@@ -26,10 +27,6 @@ from kie2s3.models import CopyJob
 MIB = 1024**2
 
 
-def _files(stack: Stack, task_id: str) -> dict[str, int]:
-    return {k: v for k, v in objects_under(stack, f"kie/{task_id}/").items() if "/callbacks/" not in k}
-
-
 def _doc(task_id: str) -> dict[str, Any]:
     status, doc = send(
         http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
@@ -38,9 +35,15 @@ def _doc(task_id: str) -> dict[str, Any]:
     return doc
 
 
-def _no_uploads(stack: Stack, task_id: str) -> list[Any]:
-    uploads = stack.client("s3").list_multipart_uploads(Bucket=stack.bucket, Prefix=f"kie/{task_id}/")
-    return list(uploads.get("Uploads", []))
+def _assert_copied_once_after(stack: Stack, task_id: str, source: Any, failed_requests: int) -> None:
+    """Drained: the file is copied with its exact digest, after `failed_requests` broken GETs and one
+    clean pass over its ranges, and no multipart upload is left behind."""
+    stack.poller().drain()
+    doc = _doc(task_id)
+    assert doc["state"] == "copied"
+    assert doc["files"][0]["sha256"] == source.sha256_hex()
+    assert stack.emulator.file_requests[source.name] == failed_requests + ranges_for(source.size)
+    assert incomplete_uploads(stack, task_id) == []
 
 
 def _enqueue(stack: Stack, job: CopyJob, times: int) -> None:
@@ -75,7 +78,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
     print(f"\nworkers handled {[r['messages'] for r in reports]} message(s)")
     doc = _doc(task_id)
     assert doc["state"] == "copied"
-    assert _files(queue_mode, task_id) == {
+    assert archived_files(queue_mode, task_id) == {
         f"kie/{task_id}/00.png": 256 * 1024,
         f"kie/{task_id}/01.mp4": 12 * MIB,
     }
@@ -83,7 +86,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
         assert queue_mode.emulator.download_url_calls[url] == 1
         # One download: the GETs of one pass over the file's ranges, no more.
         assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
-    assert _no_uploads(queue_mode, task_id) == []
+    assert incomplete_uploads(queue_mode, task_id) == []
 
 
 def test_file_server_500_then_copied_once(queue_mode: Stack, task_id: str) -> None:
@@ -93,12 +96,7 @@ def test_file_server_500_then_copied_once(queue_mode: Stack, task_id: str) -> No
     ((url, source),) = served.items()
     queue_mode.emulator.inject_file_fault(source.name, FileFault.http_status(500), times=2)
     post_callback(market_body(task_id, [url]), task_id)
-    queue_mode.poller().drain()
-    doc = _doc(task_id)
-    assert doc["state"] == "copied"
-    assert doc["files"][0]["sha256"] == source.sha256_hex()
-    assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
-    assert _no_uploads(queue_mode, task_id) == []
+    _assert_copied_once_after(queue_mode, task_id, source, failed_requests=2)
 
 
 def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_id: str) -> None:
@@ -131,7 +129,7 @@ def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_i
         .read()
     )
     assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
-    assert _no_uploads(queue_mode, task_id) == []
+    assert incomplete_uploads(queue_mode, task_id) == []
 
 
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
@@ -157,7 +155,7 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
         worker.wait(timeout=10)
     finally:
         queue_mode.emulator.bandwidth_limit_bps = None
-    assert _files(queue_mode, task_id) == {}, "a killed copy must never leave a visible object"
+    assert archived_files(queue_mode, task_id) == {}, "a killed copy must never leave a visible object"
     assert _doc(task_id)["files"][0]["state"] == "copying"
     time.sleep(4.5)  # past the killed invocation's timeout
     # SQS delivers the job again once its visibility timeout passes: the same message body.
@@ -165,10 +163,10 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     queue_mode.poller().drain()
     doc = _doc(task_id)
     assert doc["state"] == "copied"
-    assert _files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 48 * MIB}
+    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 48 * MIB}
     assert doc["files"][0]["sha256"] == source.sha256_hex()
     # The killed invocation's parts stay an incomplete upload until the lifecycle rule removes them.
-    assert len(_no_uploads(queue_mode, task_id)) <= 1
+    assert len(incomplete_uploads(queue_mode, task_id)) <= 1
 
 
 def test_burst_of_500_callbacks_archives_every_file_once(queue_mode: Stack) -> None:
@@ -233,9 +231,4 @@ def test_connection_reset_and_stalled_body_are_retried(
     queue_mode.emulator.inject_file_fault(source.name, FileFault.reset())
     queue_mode.emulator.inject_file_fault(source.name, FileFault.stall(1024, 3.0))
     post_callback(market_body(task_id, [url]), task_id)
-    queue_mode.poller().drain()
-    doc = _doc(task_id)
-    assert doc["state"] == "copied"
-    assert doc["files"][0]["sha256"] == source.sha256_hex()
-    assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
-    assert _no_uploads(queue_mode, task_id) == []
+    _assert_copied_once_after(queue_mode, task_id, source, failed_requests=2)

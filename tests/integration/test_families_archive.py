@@ -11,7 +11,7 @@ from devstack.kie_emulator import sign
 from devstack.lambda_runtime import function_environment, http_event
 from devstack.stack import CALLBACK_TOKEN, WEBHOOK_HMAC_KEY, Stack
 from tests.expected_files import EXPECTED, RECORDS
-from tests.integration.conftest import objects_under, send
+from tests.integration.conftest import archived_files, objects_under, send
 
 from kie2s3.families import find_task_id
 from kie2s3.models import Outcome
@@ -30,10 +30,6 @@ def _event(name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     task_id = find_task_id(body)
     assert task_id
     return event, body, task_id
-
-
-def _files_of(stack: Stack, task_id: str) -> dict[str, int]:
-    return {k: v for k, v in objects_under(stack, f"kie/{task_id}/").items() if "/callbacks/" not in k}
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -55,9 +51,9 @@ def test_family_sample_archives_exactly_its_files(inline_mode: Stack, name: str)
         assert stored["Body"].read() == source.read(0, source.size)
         assert stored["ContentType"] == entry["contentType"] == content_type
         assert inline_mode.emulator.download_url_calls[url] == 1
-    assert sorted(_files_of(inline_mode, task_id)) == sorted(f["key"] for f in doc["files"])
+    assert sorted(archived_files(inline_mode, task_id)) == sorted(f["key"] for f in doc["files"])
     if expected.outcome != "success":
-        assert _files_of(inline_mode, task_id) == {}
+        assert archived_files(inline_mode, task_id) == {}
         assert doc["files"] == []
 
 

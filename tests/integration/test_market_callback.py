@@ -9,7 +9,15 @@ from devstack.callbacks import market_body
 from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.stack import CALLBACK_TOKEN, Stack
-from tests.integration.conftest import objects_under, post_callback, ranges_for, send, serve
+from tests.integration.conftest import (
+    archived_files,
+    incomplete_uploads,
+    objects_under,
+    post_callback,
+    ranges_for,
+    send,
+    serve,
+)
 
 MIB = 1024**2
 
@@ -51,14 +59,11 @@ def test_callback_market_queue_mode_archives_each_file_once(queue_mode: Stack, t
         assert entry["contentType"] == obj["ContentType"] == source.content_type
         assert entry["source"] == url
         assert queue_mode.emulator.download_url_calls[url] == 1
-    files = {k: v for k, v in objects_under(queue_mode, f"kie/{task_id}/").items() if "/callbacks/" not in k}
-    assert files == {f"kie/{task_id}/00.png": 300 * 1024, f"kie/{task_id}/01.mp4": 20 * MIB}
-    assert (
-        queue_mode.client("s3")
-        .list_multipart_uploads(Bucket=queue_mode.bucket, Prefix=f"kie/{task_id}/")
-        .get("Uploads", [])
-        == []
-    )
+    assert archived_files(queue_mode, task_id) == {
+        f"kie/{task_id}/00.png": 300 * 1024,
+        f"kie/{task_id}/01.mp4": 20 * MIB,
+    }
+    assert incomplete_uploads(queue_mode, task_id) == []
 
 
 def test_callback_archives_raw_body_before_answering(queue_mode: Stack, task_id: str) -> None:
@@ -223,12 +228,7 @@ def test_copy_truncated_download_is_retried_and_leaves_no_upload(queue_mode: Sta
     assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
     # 2 broken first ranges, then one whole pass over the ranges.
     assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
-    assert (
-        queue_mode.client("s3")
-        .list_multipart_uploads(Bucket=queue_mode.bucket, Prefix=f"kie/{task_id}/")
-        .get("Uploads", [])
-        == []
-    )
+    assert incomplete_uploads(queue_mode, task_id) == []
 
 
 def test_copy_same_job_twice_stores_once(queue_mode: Stack, task_id: str) -> None:
