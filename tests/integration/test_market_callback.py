@@ -164,7 +164,7 @@ def test_callback_market_failure_records_reason_and_copies_nothing(queue_mode: S
     assert doc["state"] == "failed"
     assert doc["reason"] == "Internal server error (failCode 500)"
     assert doc["files"] == []
-    assert [k for k in objects_under(queue_mode, f"kie/{task_id}/") if "/callbacks/" not in k] == []
+    assert archived_files(queue_mode, task_id) == {}
 
 
 def test_callback_wrong_served_content_type_is_fixed_from_bytes(inline_mode: Stack, task_id: str) -> None:
@@ -187,7 +187,7 @@ def test_callback_foreign_host_is_refused_without_download(queue_mode: Stack, ta
     assert "ALLOWED_SOURCE_HOSTS" in doc["files"][0]["error"]
     assert queue_mode.emulator.download_url_calls[url] == 0
     queue_mode.poller().drain()
-    assert [k for k in objects_under(queue_mode, f"kie/{task_id}/") if "/callbacks/" not in k] == []
+    assert archived_files(queue_mode, task_id) == {}
 
 
 def test_copy_download_url_422_fails_permanently(queue_mode: Stack, task_id: str) -> None:
@@ -200,7 +200,7 @@ def test_copy_download_url_422_fails_permanently(queue_mode: Stack, task_id: str
     assert doc["state"] == "failed"
     assert "422" in doc["files"][0]["error"]
     assert queue_mode.emulator.download_url_calls[url] == 1
-    assert [k for k in objects_under(queue_mode, f"kie/{task_id}/") if "/callbacks/" not in k] == []
+    assert archived_files(queue_mode, task_id) == {}
 
 
 def test_copy_download_url_429_is_retried_until_copied(queue_mode: Stack, task_id: str) -> None:
