@@ -46,6 +46,16 @@ def _translated(action: str, *, tolerate_condition: bool = False) -> Iterator[No
         raise RetryableError(f"ledger {action} failed: {type(exc).__name__}") from exc
 
 
+def _update(fields: dict[str, Any], *also_set: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """An UpdateExpression that sets each field, or removes it when its value is None (plus `also_set`)."""
+    sets = {k: v for k, v in fields.items() if v is not None}
+    removes = [k for k, v in fields.items() if v is None]
+    expression = "SET " + ", ".join([*(f"#{k} = :{k}" for k in sets), *also_set])
+    if removes:
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
+    return expression, {f"#{k}": k for k in fields}, {f":{k}": v for k, v in sets.items()}
+
+
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
@@ -63,23 +73,19 @@ class Ledger:
 
     def record_task(self, task: TaskItem) -> None:
         """Create or update the task item (keeping its first created_at)."""
-        fields: dict[str, Any] = {
-            "task_id": task.task_id,
-            "family": task.family,
-            "outcome": task.outcome.value,
-            "reason": task.reason,
-            "file_count": task.file_count,
-            "updated_at": task.updated_at,
-            "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
-        }
-        removes = [k for k, v in fields.items() if v is None and k == "open"]
-        fields = {k: v for k, v in fields.items() if k not in removes}
-        names = {f"#{k}": k for k in (*fields, *removes, "created_at")}
-        values = {f":{k}": v for k, v in fields.items()}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
-        update += ", #created_at = if_not_exists(#created_at, :updated_at)"
-        if removes:
-            update += " REMOVE " + ", ".join(f"#{k}" for k in removes)
+        update, names, values = _update(
+            {
+                "task_id": task.task_id,
+                "family": task.family,
+                "outcome": task.outcome.value,
+                "reason": task.reason,
+                "file_count": task.file_count,
+                "updated_at": task.updated_at,
+                "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
+            },
+            "#created_at = if_not_exists(#created_at, :updated_at)",
+        )
+        names["#created_at"] = "created_at"
         condition: dict[str, Any] = {}
         if task.outcome is not Outcome.SUCCESS:
             condition["ConditionExpression"] = "attribute_not_exists(#outcome) OR #outcome <> :success"
@@ -112,13 +118,8 @@ class Ledger:
         fields["updated_at"] = now_iso()
         if "state" in fields:
             fields["open"] = OPEN_FILE if fields["state"] in _OPEN_FILE_STATES else None
-        sets = {k: v for k, v in fields.items() if v is not None}
-        removes = [k for k, v in fields.items() if v is None]
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(f"#{k}" for k in removes)
-        names = {f"#{k}": k for k in (*fields, "state")}
-        values = {f":{k}": v for k, v in sets.items()}
+        expression, names, values = _update(fields)
+        names["#state"] = "state"
         condition = "attribute_exists(pk)"
         if unless_copied:
             condition += " AND #state <> :copied"
