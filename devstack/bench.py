@@ -32,7 +32,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from devstack.kie_emulator import BLOCK_SIZE, SyntheticFile
-from devstack.lambda_runtime import LambdaContext, http_event, invoke
+from devstack.lambda_runtime import LambdaContext, invoke, task_status_event
 
 if TYPE_CHECKING:
     from devstack.stack import Stack
@@ -203,11 +203,7 @@ class Copier:
         from devstack.lambda_runtime import function_environment
 
         with function_environment(self._function_env):
-            status, document = _invoke_json(
-                http_event(
-                    "GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id}
-                )
-            )
+            status, document = _invoke_json(task_status_event(task_id))
         if status != 200 or document.get("state") != "copied":
             raise BenchError(f"{what}: task {task_id} is not copied: {json.dumps(document)[:2000]}")
         (entry,) = document["files"]

@@ -11,7 +11,7 @@ from types import FrameType
 from typing import TextIO
 
 from devstack.callbacks import callback_event, market_body, serve_result_files
-from devstack.lambda_runtime import http_event, invoke
+from devstack.lambda_runtime import invoke, task_status_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 TASK_ID = "demo" + time.strftime("%Y%m%d%H%M%S")
@@ -46,11 +46,7 @@ def _run(stack: Stack, log: TextIO) -> int:
         poller = stack.poller()
         poller.drain(timeout=300)
         _say(f"copy worker: {poller.invoked} SQS invocation(s)")
-        status = invoke(
-            http_event(
-                "GET", f"/tasks/{TASK_ID}", route="/tasks/{taskId}", path_parameters={"taskId": TASK_ID}
-            )
-        )
+        status = invoke(task_status_event(TASK_ID))
     document = json.loads(status["body"])
     s3 = stack.client("s3")
     ok = document["state"] == "copied"

@@ -102,6 +102,13 @@ def http_event(
     return event
 
 
+def task_status_event(task_id: str) -> dict[str, Any]:
+    """`GET /tasks/{taskId}`, as the HTTP API routes it."""
+    return http_event(
+        "GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id}
+    )
+
+
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """An SQS event as Lambda's poller builds it from ReceiveMessage results."""
     return {

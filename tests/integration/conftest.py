@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from devstack.callbacks import callback_event, serve_result_files
 from devstack.kie_emulator import SyntheticFile
-from devstack.lambda_runtime import function_environment, invoke
+from devstack.lambda_runtime import function_environment, invoke, task_status_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 
@@ -46,6 +46,13 @@ def send(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Invoke the real handler with an HTTP event; the status code and the decoded JSON body."""
     answer = invoke(event)
     return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else {}
+
+
+def task_document(task_id: str) -> dict[str, Any]:
+    """The task's status document through `GET /tasks/{taskId}` (which must answer 200)."""
+    status, doc = send(task_status_event(task_id))
+    assert status == 200, doc
+    return doc
 
 
 def post_callback(

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from devstack.lambda_runtime import http_event
+from devstack.lambda_runtime import http_event, task_status_event
 from devstack.stack import Stack
 from tests.integration.conftest import objects_under, send, serve
 
@@ -31,9 +31,7 @@ def test_copies_by_urls_queue_mode_answers_202_then_copies(queue_mode: Stack, ta
     assert status == 202
     assert doc["state"] == "pending"
     queue_mode.poller().drain()
-    status, doc = send(
-        http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
-    )
+    status, doc = send(task_status_event(task_id))
     assert status == 200
     assert doc["state"] == "copied"
     assert list(objects_under(queue_mode, f"kie/{task_id}/")) == [f"kie/{task_id}/00.png"]

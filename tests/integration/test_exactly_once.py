@@ -9,16 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devstack.callbacks import market_body
-from devstack.lambda_runtime import http_event
 from devstack.stack import Stack
 from tests.integration.conftest import (
     archived_files,
     incomplete_uploads,
     post_callback,
     ranges_for,
-    send,
     serve,
     start_worker,
+    task_document,
     worker_report,
 )
 
@@ -27,19 +26,11 @@ from kie2s3.models import CopyJob
 MIB = 1024**2
 
 
-def _doc(task_id: str) -> dict[str, Any]:
-    status, doc = send(
-        http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
-    )
-    assert status == 200
-    return doc
-
-
 def _assert_copied_once_after(stack: Stack, task_id: str, source: Any, failed_requests: int) -> None:
     """Drained: the file is copied with its exact digest, after `failed_requests` broken GETs and one
     clean pass over its ranges, and no multipart upload is left behind."""
     stack.poller().drain()
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert doc["files"][0]["sha256"] == source.sha256_hex()
     assert stack.emulator.file_requests[source.name] == failed_requests + ranges_for(source.size)
@@ -62,7 +53,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
         answers = list(pool.map(lambda _: post_callback(body, task_id), range(5)))
     assert [status for status, _ in answers] == [200] * 5
     # Duplicates the receiver could not see (SQS redelivery): each job twice more, three workers at once.
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     for entry, url in zip(doc["files"], served, strict=True):
         job = CopyJob(
             task_id=task_id, index=entry["index"], source=url, kind="file", family="market", key=entry["key"]
@@ -76,7 +67,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
     finally:
         queue_mode.emulator.bandwidth_limit_bps = None
     print(f"\nworkers handled {[r['messages'] for r in reports]} message(s)")
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert archived_files(queue_mode, task_id) == {
         f"kie/{task_id}/00.png": 256 * 1024,
@@ -121,7 +112,7 @@ def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_i
     finally:
         s3.meta.events.unregister("before-parameter-build.s3.*", fail_once)
     assert failures == {"UploadPart": 0, "CompleteMultipartUpload": 0}
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     body = (
         queue_mode.client("s3")
@@ -156,12 +147,12 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     finally:
         queue_mode.emulator.bandwidth_limit_bps = None
     assert archived_files(queue_mode, task_id) == {}, "a killed copy must never leave a visible object"
-    assert _doc(task_id)["files"][0]["state"] == "copying"
+    assert task_document(task_id)["files"][0]["state"] == "copying"
     time.sleep(4.5)  # past the killed invocation's timeout
     # SQS delivers the job again once its visibility timeout passes: the same message body.
     _enqueue(queue_mode, CopyJob.model_validate(job_body), times=1)
     queue_mode.poller().drain()
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 48 * MIB}
     assert doc["files"][0]["sha256"] == source.sha256_hex()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from devstack.callbacks import market_body
 from devstack.kie_emulator import FileFault
-from devstack.lambda_runtime import function_environment, http_event, invoke
+from devstack.lambda_runtime import function_environment, http_event, invoke, task_status_event
 from devstack.stack import CALLBACK_TOKEN, Stack
 from tests.integration.conftest import (
     archived_files,
@@ -23,9 +23,7 @@ MIB = 1024**2
 
 
 def _get_task(task_id: str) -> tuple[int, dict[str, Any]]:
-    return send(
-        http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
-    )
+    return send(task_status_event(task_id))
 
 
 def _stored(stack: Stack, key: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:

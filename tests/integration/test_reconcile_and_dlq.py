@@ -3,7 +3,6 @@
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from devstack.callbacks import market_body
@@ -11,20 +10,12 @@ from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import http_event, invoke
 from devstack.redrive import redrive
 from devstack.stack import Stack
-from tests.integration.conftest import post_callback, send, serve
+from tests.integration.conftest import post_callback, send, serve, task_document
 
 from kie2s3.handlers import sqs as sqs_handler
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.reconcile import reconcile
 from kie2s3.logic.services import RetryPolicy
-
-
-def _doc(task_id: str) -> dict[str, Any]:
-    status, doc = send(
-        http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters={"taskId": task_id})
-    )
-    assert status == 200
-    return doc
 
 
 def _purge(stack: Stack) -> None:
@@ -45,7 +36,7 @@ def test_reconcile_resends_a_lost_job(queue_mode: Stack, task_id: str) -> None:
     report = reconcile(get_services(), now=datetime.now(UTC) + timedelta(minutes=31))
     assert f"{task_id}#0" in report.resent
     queue_mode.poller().drain()
-    assert _doc(task_id)["state"] == "copied"
+    assert task_document(task_id)["state"] == "copied"
 
 
 def test_reconcile_completes_a_task_that_was_still_running(inline_mode: Stack, task_id: str) -> None:
@@ -60,7 +51,7 @@ def test_reconcile_completes_a_task_that_was_still_running(inline_mode: Stack, t
     )
     report = reconcile(get_services(), now=datetime.now(UTC) + timedelta(minutes=6))
     assert task_id in report.completed_tasks
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert [f["sha256"] for f in doc["files"]] == [s.sha256_hex() for s in served.values()]
 
@@ -71,7 +62,7 @@ def test_reconcile_closes_what_kie_no_longer_keeps(queue_mode: Stack, task_id: s
     _purge(queue_mode)
     report = reconcile(get_services(), now=datetime.now(UTC) + timedelta(days=15))
     assert f"{task_id}#0" in report.expired
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["files"][0]["state"] == "failed"
     assert "14-day" in doc["files"][0]["error"]
 
@@ -101,7 +92,7 @@ def test_job_failing_every_delivery_lands_in_dlq_then_redrive_completes_it(
     stack.emulator.inject_file_fault(source.name, FileFault.http_status(503), times=10)
     post_callback(market_body(task_id, [url]), task_id)
     stack.poller().drain(timeout=120, idle_polls=3)
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["files"][0]["state"] == "failed"
     assert "gave up after the last delivery" in doc["files"][0]["error"]
     assert stack.emulator.file_requests[source.name] == 10  # 5 deliveries x 2 attempts
@@ -111,6 +102,6 @@ def test_job_failing_every_delivery_lands_in_dlq_then_redrive_completes_it(
     ]
     assert redrive(sqs, dlq_url, stack.env["COPY_QUEUE_URL"]) == 1
     stack.poller().drain()
-    doc = _doc(task_id)
+    doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert doc["files"][0]["sha256"] == source.sha256_hex()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from devstack.callbacks import callback_event, market_body
-from devstack.lambda_runtime import function_environment, http_event
+from devstack.lambda_runtime import function_environment, http_event, task_status_event
 from devstack.stack import CALLBACK_TOKEN, KIE_API_KEY, WEBHOOK_HMAC_KEY, Stack
 from tests.integration.conftest import post_callback, send, serve
 
@@ -65,8 +65,7 @@ def _status(event: dict[str, object]) -> int:
 
 
 def _get_task(task_id: str) -> tuple[int, str | None]:
-    path = {"taskId": task_id}
-    status, doc = send(http_event("GET", f"/tasks/{task_id}", route="/tasks/{taskId}", path_parameters=path))
+    status, doc = send(task_status_event(task_id))
     return status, doc.get("state")
 
 
