@@ -169,6 +169,7 @@ class SqsPoller:
     timeout_seconds: float = 900.0  # the worker's Lambda timeout (template.yaml)
     invoked: int = 0
     on_batch: Callable[[dict[str, Any]], None] | None = None
+    invocation_seconds: list[float] = field(default_factory=list)  # each handler call, as Lambda's Duration
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive one batch and process it; returns how many messages it held."""
@@ -183,9 +184,15 @@ class SqsPoller:
             return 0
         event = sqs_event(messages, self.queue_arn)
         self.invoked += 1
+        if self.on_batch is not None:
+            self.on_batch(event)
         try:
             context = LambdaContext(function_name="kie2s3-copy-worker", timeout_seconds=self.timeout_seconds)
-            response = invoke(event, context)
+            started = time.perf_counter()
+            try:
+                response = invoke(event, context)
+            finally:
+                self.invocation_seconds.append(time.perf_counter() - started)
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:  # as on Lambda, a failed invocation returns the whole batch
             failed = {m["MessageId"] for m in messages}

@@ -10,6 +10,7 @@ import os
 import resource
 import sys
 import time
+from typing import Any
 
 import boto3
 
@@ -35,7 +36,7 @@ def _peak_rss_mib() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Drain the copy queue through `app.lambda_handler`; print messages handled, seconds, peak RSS."""
+    """Drain the copy queue through `app.lambda_handler`; print what was handled, the handler's time and peak RSS."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timeout-seconds", type=float, default=900.0, help="the function's Lambda timeout")
     parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (0: until empty)")
@@ -44,28 +45,60 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="import app before the clock starts, as Lambda's init phase does (seconds then time the copy)",
     )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the first N messages warm the container (lazy imports, clients, secrets) before the clock "
+        "starts: the figures are then those of a warm container's invocations",
+    )
     args = parser.parse_args(argv)
     if args.preload:
         import app  # noqa: F401
     sqs = boto3.client("sqs")
     url = os.environ["COPY_QUEUE_URL"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    poller = SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn, timeout_seconds=args.timeout_seconds)
+    task_ids: list[str] = []
+    poller = SqsPoller(
+        sqs=sqs,
+        queue_url=url,
+        queue_arn=arn,
+        timeout_seconds=args.timeout_seconds,
+        on_batch=lambda event: task_ids.extend(_task_id(record) for record in event["Records"]),
+    )
     init_rss_mib = _peak_rss_mib()
-    started = time.monotonic()
     handled = 0
+    warm_up_batches = 0
     while (received := poller.poll_once(wait_seconds=2)) > 0:
         handled += received
+        if handled <= args.warm_up:
+            warm_up_batches = poller.invoked
         if args.max_messages and handled >= args.max_messages:
             break
+    durations = poller.invocation_seconds
     report = {
         "messages": handled,
-        "seconds": round(time.monotonic() - started, 3),
+        "task_ids": task_ids,  # in the order handled
+        "warm_up_messages": min(handled, args.warm_up),
+        # The handler's time, as Lambda's Duration (receiving and deleting are the event source mapping's)
+        "warm_up_seconds": round(sum(durations[:warm_up_batches]), 3),
+        "seconds": round(sum(durations[warm_up_batches:]), 3),  # the invocations after the warm-up
+        "cpu_seconds": round(time.process_time(), 3),  # the whole process: imports, warm-up and copies
         "peak_rss_mib": _peak_rss_mib(),
         "init_rss_mib": init_rss_mib,  # peak before the first batch: imports (with --preload) and the SQS client
     }
     print("WORKER-REPORT " + json.dumps(report), file=sys.__stdout__, flush=True)
     return 0
+
+
+def _task_id(record: dict[str, Any]) -> str:
+    from kie2s3.models import CopyJob
+
+    try:
+        return CopyJob.model_validate_json(record["body"]).task_id
+    except ValueError:
+        return "?"
 
 
 if __name__ == "__main__":

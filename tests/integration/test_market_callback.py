@@ -216,7 +216,8 @@ def test_copy_download_url_429_is_retried_until_copied(queue_mode: Stack, task_i
 def test_copy_truncated_download_is_retried_and_leaves_no_upload(queue_mode: Stack, task_id: str) -> None:
     served = serve(queue_mode, task_id, [(".mp4", 20 * MIB)])
     ((url, source),) = served.items()
-    # The first response (the first range) breaks off midway, twice: the transfer starts over.
+    # The opening response (the first part's range) breaks off midway, and so does the first range
+    # fetched again: the part is fetched a third time while the other ranges go on.
     queue_mode.emulator.inject_file_fault(source.name, FileFault.truncate(3 * MIB), times=2)
     post_callback(market_body(task_id, [url]), task_id)
     queue_mode.poller().drain()
@@ -224,7 +225,7 @@ def test_copy_truncated_download_is_retried_and_leaves_no_upload(queue_mode: Sta
     assert doc["state"] == "copied"
     body, _, _ = _stored(queue_mode, doc["files"][0]["key"])
     assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
-    # 2 broken first ranges, then one whole pass over the ranges.
+    # 2 broken first ranges, then one whole pass over the ranges: nothing else is fetched again.
     assert queue_mode.emulator.file_requests[source.name] == 2 + ranges_for(source.size)
     assert incomplete_uploads(queue_mode, task_id) == []
 

@@ -25,8 +25,7 @@ class FakeUpload:
     def parts_done(self) -> int:
         return len(self.parts)
 
-    def upload_part(self, number: int, data: memoryview, checksum: bytes) -> None:
-        assert hashlib.sha256(data).digest() == checksum
+    def upload_part(self, number: int, data: memoryview) -> None:
         time.sleep(random.random() / 500)  # parts finish out of order
         with self.lock:
             self.parts[number] = bytes(data)
@@ -38,8 +37,9 @@ class FakeUpload:
 class FakeSource:
     """Serves DATA by ranges; fails some ranges a given number of times."""
 
-    def __init__(self, failures: dict[int, list[Exception]]) -> None:
+    def __init__(self, failures: dict[int, list[Exception]], delay: float | None = None) -> None:
         self.failures = failures
+        self.delay = delay
         self.calls: list[tuple[str, int]] = []
         self.in_flight = 0
         self.most_in_flight = 0
@@ -51,7 +51,7 @@ class FakeSource:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            time.sleep(random.random() / 500)
+            time.sleep(self.delay or random.random() / 500)
             if self.failures.get(start):
                 raise self.failures[start].pop(0)
             into[:] = DATA[start : start + len(into)]
@@ -72,10 +72,12 @@ class FakeStream:
         return len(chunk)
 
 
-def _pipeline(upload: FakeUpload, shape: PipelineShape) -> Pipeline:
-    first = bytearray(PART)
-    first[:] = DATA[:PART]
-    return Pipeline(shape, upload, first=first, first_size=PART, label={})  # type: ignore[arg-type]
+def _pipeline(upload: FakeUpload, shape: PipelineShape, first: bytes = b"") -> Pipeline:
+    return Pipeline(shape, upload, first=bytearray(first or PART), label={})  # type: ignore[arg-type]
+
+
+def _fill_first(part: memoryview) -> None:
+    part[:] = DATA[:PART]
 
 
 def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
@@ -85,6 +87,7 @@ def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
         source,  # type: ignore[arg-type]
         lambda refresh: "link",
         len(DATA),
+        _fill_first,
     )
     assert copied == len(DATA)
     assert digest == hashlib.sha256(DATA).hexdigest()
@@ -102,7 +105,9 @@ def test_pipeline_range_expired_link_is_resolved_again() -> None:
         links.append(refresh)
         return f"link-{sum(links)}"
 
-    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(source, link, len(DATA))  # type: ignore[arg-type]
+    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(
+        source, link, len(DATA), _fill_first
+    )  # type: ignore[arg-type]
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert links.count(True) == 1  # only the expired link was refreshed, not the reset
     assert [start for _, start in source.calls].count(3 * PART) == 2
@@ -111,12 +116,15 @@ def test_pipeline_range_expired_link_is_resolved_again() -> None:
 def test_pipeline_range_failing_every_attempt_raises() -> None:
     source = FakeSource({2 * PART: [RetryableError("reset")] * 3})
     with pytest.raises(RetryableError, match="reset"):
-        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(source, lambda r: "l", len(DATA))  # type: ignore[arg-type]
+        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
+            source, lambda r: "l", len(DATA), _fill_first
+        )  # type: ignore[arg-type]
 
 
 def test_pipeline_stream_mode_reads_in_order() -> None:
     upload = FakeUpload()
-    copied, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_stream(FakeStream(DATA, PART))  # type: ignore[arg-type]
+    pipeline = _pipeline(upload, PipelineShape(PART, 3, 2, 2), first=DATA[:PART])
+    copied, digest = pipeline.run_stream(FakeStream(DATA, PART), PART)  # type: ignore[arg-type]
     assert copied == len(DATA)
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert upload.joined() == DATA
@@ -133,6 +141,97 @@ def test_pipeline_buffers_are_bounded(monkeypatch: Any) -> None:
 
     monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
     upload = FakeUpload()
-    _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(FakeSource({}), lambda r: "l", len(DATA))  # type: ignore[arg-type]
+    _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
+        FakeSource({}), lambda r: "l", len(DATA), _fill_first
+    )  # type: ignore[arg-type]
     assert upload.joined() == DATA
     assert created == [PART] * 3  # the pool: buffers - 1 (the first part's buffer comes from the caller)
+
+
+class FailingUpload(FakeUpload):
+    def upload_part(self, number: int, data: memoryview) -> None:
+        if number == 3:
+            raise RetryableError("UploadPart 3 failed")
+        super().upload_part(number, data)
+
+
+def test_pipeline_failed_upload_stops_connections_waiting_for_buffers() -> None:
+    # Two buffers for three connections: some wait for a buffer that the failed copy never frees.
+    source = FakeSource({})
+    started = time.monotonic()
+    with pytest.raises(RetryableError, match="UploadPart 3"):
+        _pipeline(FailingUpload(), PipelineShape(PART, 2, 3, 1)).run_ranges(
+            source, lambda r: "l", len(DATA), _fill_first
+        )  # type: ignore[arg-type]
+    assert time.monotonic() - started < 5
+    assert len(source.calls) < 11  # the copy stopped before fetching every range
+
+
+def test_pipeline_uses_every_connection_while_buffers_last() -> None:
+    source = FakeSource({}, delay=0.02)
+    upload = FakeUpload()
+    _pipeline(upload, PipelineShape(PART, 5, 4, 2)).run_ranges(source, lambda r: "l", len(DATA), _fill_first)  # type: ignore[arg-type]
+    assert upload.joined() == DATA
+    assert source.most_in_flight == 4
+
+
+def test_pipeline_fills_the_first_part_while_other_ranges_download() -> None:
+    source = FakeSource({})
+
+    def fill_first_after_another_range(part: memoryview) -> None:
+        deadline = time.monotonic() + 5
+        while not source.calls:  # would wait forever if the first part held the other ranges back
+            assert time.monotonic() < deadline, "no other range started while the first part was filling"
+            time.sleep(0.001)
+        _fill_first(part)
+
+    upload = FakeUpload()
+    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
+        source,  # type: ignore[arg-type]
+        lambda refresh: "link",
+        len(DATA),
+        fill_first_after_another_range,
+    )
+    assert digest == hashlib.sha256(DATA).hexdigest()
+    assert 0 not in [start for _, start in source.calls]  # the first part came from the opening response
+
+
+def _truncated(part: memoryview) -> None:
+    raise RetryableError("first range ended after 10 of 1024 bytes")
+
+
+def test_pipeline_first_part_broken_off_is_fetched_as_a_range() -> None:
+    source = FakeSource({})
+    upload = FakeUpload()
+    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(
+        source, lambda r: "l", len(DATA), _truncated
+    )  # type: ignore[arg-type]
+    assert digest == hashlib.sha256(DATA).hexdigest()
+    assert [start for _, start in source.calls].count(0) == 1
+
+
+def test_pipeline_first_part_failing_every_attempt_raises() -> None:
+    source = FakeSource({0: [RetryableError("reset")] * 2})
+    with pytest.raises(RetryableError, match="reset"):
+        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
+            source, lambda r: "l", len(DATA), _truncated
+        )  # type: ignore[arg-type]
+    assert [start for _, start in source.calls].count(0) == 2  # the opening response and 2 ranges: 3 attempts
+
+
+def test_pipeline_makes_buffers_only_when_needed(monkeypatch: Any) -> None:
+    created: list[int] = []
+    real = bytearray
+
+    class Counting(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            created.append(len(self))
+
+    monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
+    upload = FakeUpload()
+    data = DATA[: PART + 100]  # two parts: the caller's buffer and one more, whatever the limit
+    pipeline = _pipeline(upload, PipelineShape(PART, 6, 3, 2), first=data[:PART])
+    pipeline.run_stream(FakeStream(data, PART), PART)  # type: ignore[arg-type]
+    assert upload.joined() == data
+    assert created == [PART]

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import zlib
 from collections.abc import Iterator
 
 import boto3
@@ -36,6 +37,10 @@ def _b64sha(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+def _b64crc(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
 @pytest.fixture
 def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -45,7 +50,7 @@ def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
 
 
 def _expect_create(stubber: Stubber, upload_id: str) -> None:
-    """CreateMultipartUpload as every copy sends it: the SHA-256 checksum algorithm declared."""
+    """CreateMultipartUpload as every copy sends it: the CRC32 checksum algorithm declared."""
     stubber.add_response(
         "create_multipart_upload",
         {"UploadId": upload_id},
@@ -54,7 +59,7 @@ def _expect_create(stubber: Stubber, upload_id: str) -> None:
             "Key": KEY,
             "ContentType": "video/mp4",
             "Metadata": {},
-            "ChecksumAlgorithm": "SHA256",
+            "ChecksumAlgorithm": "CRC32",
         },
     )
 
@@ -105,7 +110,7 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
             "Key": KEY,
             "ContentType": "video/mp4",
             "Metadata": {"task-id": "t1"},
-            "ChecksumAlgorithm": "SHA256",
+            "ChecksumAlgorithm": "CRC32",
         },
     )
     for number, data in enumerate(parts, start=1):
@@ -118,7 +123,7 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
                 "UploadId": "up-1",
                 "PartNumber": number,
                 "Body": _Streams(data),
-                "ChecksumSHA256": _b64sha(data),
+                "ChecksumCRC32": _b64crc(data),
             },
         )
     stubber.add_response(
@@ -131,16 +136,16 @@ def test_multipart_sends_part_checksums_and_completes_create_only(stubbed: tuple
             "IfNoneMatch": "*",
             "MultipartUpload": {
                 "Parts": [
-                    {"PartNumber": n, "ETag": f'"etag-{n}"', "ChecksumSHA256": _b64sha(d)}
+                    {"PartNumber": n, "ETag": f'"etag-{n}"', "ChecksumCRC32": _b64crc(d)}
                     for n, d in enumerate(parts, start=1)
                 ]
             },
         },
     )
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={"task-id": "t1"})
+    upload = store.multipart_upload(KEY, content_type="video/mp4", metadata={"task-id": "t1"})
     with upload:
         for number, data in enumerate(parts, start=1):
-            upload.upload_part(number, memoryview(data), hashlib.sha256(data).digest())
+            upload.upload_part(number, memoryview(data))
         upload.complete()
 
 
@@ -149,9 +154,9 @@ def test_multipart_aborts_when_a_part_fails(stubbed: tuple[S3Store, Stubber]) ->
     _expect_create(stubber, "up-2")
     stubber.add_client_error("upload_part", "InternalError", http_status_code=500)
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-2"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
+    upload = store.multipart_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(RetryableError, match="UploadPart 1"), upload:
-        upload.upload_part(1, memoryview(b"x" * 8), hashlib.sha256(b"x" * 8).digest())
+        upload.upload_part(1, memoryview(b"x" * 8))
 
 
 def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, Stubber]) -> None:
@@ -166,24 +171,47 @@ def test_multipart_aborts_when_complete_finds_key_taken(stubbed: tuple[S3Store, 
             "UploadId": "up-3",
             "PartNumber": 1,
             "Body": ANY,
-            "ChecksumSHA256": ANY,
+            "ChecksumCRC32": ANY,
         },
     )
     stubber.add_client_error("complete_multipart_upload", "PreconditionFailed", http_status_code=412)
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-3"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
+    upload = store.multipart_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(ObjectExistsError), upload:
-        upload.upload_part(1, memoryview(b"y" * 8), hashlib.sha256(b"y" * 8).digest())
+        upload.upload_part(1, memoryview(b"y" * 8))
         upload.complete()
 
 
 def test_multipart_aborts_when_caller_fails_midway(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
     _expect_create(stubber, "up-4")
+    stubber.add_response(
+        "upload_part",
+        {"ETag": '"e1"'},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "UploadId": "up-4",
+            "PartNumber": 1,
+            "Body": ANY,
+            "ChecksumCRC32": ANY,
+        },
+    )
     stubber.add_response("abort_multipart_upload", {}, {"Bucket": BUCKET, "Key": KEY, "UploadId": "up-4"})
-    upload = store.start_upload(KEY, content_type="video/mp4", metadata={})
+    upload = store.multipart_upload(KEY, content_type="video/mp4", metadata={})
+    with pytest.raises(RetryableError, match="download interrupted"), upload:
+        upload.upload_part(1, memoryview(b"z" * 8))
+        raise RetryableError("download interrupted after 10 bytes")
+
+
+def test_multipart_failing_before_its_first_part_creates_nothing(stubbed: tuple[S3Store, Stubber]) -> None:
+    # No CreateMultipartUpload and no abort expected: the stubber fails on any request.
+    store, _stubber = stubbed
+    upload = store.multipart_upload(KEY, content_type="video/mp4", metadata={})
     with pytest.raises(RetryableError, match="download interrupted"), upload:
         raise RetryableError("download interrupted after 10 bytes")
+    with pytest.raises(PermanentError, match="aborted"):
+        upload.upload_part(1, memoryview(b"late"))
 
 
 def test_s3_error_codes_translate(stubbed: tuple[S3Store, Stubber]) -> None:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
 # Enough connections for every part in flight plus the ledger's and the archive's calls.
@@ -25,10 +26,16 @@ _CONFIG = Config(
 )
 
 
+# Every body S3 gets carries a checksum S3 verifies (SHA-256 or CRC32), so the SigV4 signature need
+# not cover the payload too. botocore already skips payload signing for such requests over https;
+# saying so explicitly spares a second SHA-256 pass over every byte on plain-http endpoints as well.
+_S3_CONFIG = _CONFIG.merge(Config(s3={"payload_signing_enabled": False}))
+
+
 @lru_cache(maxsize=1)
 def s3_client() -> "S3Client":
     """The S3 client of this container."""
-    return boto3.client("s3", config=_CONFIG)
+    return boto3.client("s3", config=_S3_CONFIG)
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +54,13 @@ def dynamodb_resource() -> "DynamoDBServiceResource":
 def dynamodb_client() -> "DynamoDBClient":
     """The low-level DynamoDB client (for Powertools' idempotency store)."""
     return boto3.client("dynamodb", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def secrets_client() -> "SecretsManagerClient":
+    """The Secrets Manager client (for Powertools' secrets provider: on the default session, whose
+    loaded models every client shares, instead of a session of its own)."""
+    return boto3.client("secretsmanager", config=_CONFIG)
 
 
 @lru_cache(maxsize=1)

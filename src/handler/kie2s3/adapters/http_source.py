@@ -16,9 +16,10 @@ from kie2s3.errors import PermanentError, RetryableError, SourceRefusedError
 from kie2s3.sources import public_url
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
-# Chunk of one socket read: below glibc's mmap threshold (128 KiB), so the short-lived chunks
-# are recycled by the allocator instead of raising the threshold and fragmenting every thread's arena.
-READ_CHUNK = 64 * 1024
+# Bytes asked of one read. urllib3 allocates and copies each chunk before it lands in the part
+# buffer, so the per-read cost counts: 256 KiB reads took 0.25 s of CPU per GiB, 64 KiB ones 0.56 s.
+# Bigger chunks gain little more and leave bigger blocks in each connection thread's malloc arena.
+READ_CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import io
 import threading
+import zlib
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlencode
@@ -89,19 +90,15 @@ class S3Store:
         except ObjectExistsError:
             return
 
-    def start_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> "MultipartUpload":
-        """Begin a multipart upload with SHA-256 part checksums; use it as a context manager."""
-        try:
-            created = self.client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                ContentType=content_type,
-                Metadata=metadata,
-                ChecksumAlgorithm="SHA256",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, "CreateMultipartUpload") from exc
-        return MultipartUpload(self.client, self.bucket, key, created["UploadId"])
+    def multipart_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> "MultipartUpload":
+        """A multipart upload of `key` with CRC32 part checksums; use it as a context manager.
+
+        S3 creates it when its first part is sent, so that the request overlaps the first downloads.
+        CRC32, not SHA-256, for parts: S3 verifies either, and the copy already makes one SHA-256 pass
+        over every byte (the whole file's); a SHA-256 per part would be a second one at twice a
+        CRC32's cost. A single PUT's body is the whole file, so its SHA-256 serves S3 at no extra cost.
+        """
+        return MultipartUpload(self.client, self.bucket, key, content_type=content_type, metadata=metadata)
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         """Tag an object (tags, unlike metadata, can be written after a multipart upload completes)."""
@@ -186,11 +183,16 @@ class MultipartUpload:
     `with` block without `complete()` aborts the upload: no part is left billed or visible.
     """
 
-    def __init__(self, client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
+    def __init__(
+        self, client: "S3Client", bucket: str, key: str, *, content_type: str, metadata: dict[str, str]
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
-        self.upload_id = upload_id
+        self._content_type = content_type
+        self._metadata = metadata
+        self.upload_id: str | None = None  # S3's, once the first part has created the upload
+        self._creating = threading.Lock()
         self._parts: dict[int, CompletedPartTypeDef] = {}
         self._lock = threading.Lock()
         self._completed = False
@@ -209,27 +211,48 @@ class MultipartUpload:
         """How many parts S3 has accepted so far."""
         return len(self._parts)
 
-    def upload_part(self, number: int, data: memoryview, checksum_sha256: bytes) -> None:
-        """Send part `number` (1-based) with its SHA-256 checksum, which S3 verifies."""
+    def _created(self) -> str:
+        with self._creating:
+            if self.upload_id is None:
+                if self._completed:  # aborted before any part: never create an upload no one will end
+                    raise PermanentError(f"the upload of {self.key} was aborted")
+                try:
+                    created = self._client.create_multipart_upload(
+                        Bucket=self._bucket,
+                        Key=self.key,
+                        ContentType=self._content_type,
+                        Metadata=self._metadata,
+                        ChecksumAlgorithm="CRC32",
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise _translate(exc, "CreateMultipartUpload") from exc
+                self.upload_id = created["UploadId"]
+            return self.upload_id
+
+    def upload_part(self, number: int, data: memoryview) -> None:
+        """Send part `number` (1-based) with its CRC32 checksum, which S3 verifies."""
         if not 1 <= number <= MAX_PARTS:
             raise PermanentError(f"part {number} is outside 1..{MAX_PARTS}: the part size is too small")
-        checksum = b64_digest(checksum_sha256)
+        upload_id = self._created()
+        checksum = b64_digest(zlib.crc32(data).to_bytes(4, "big"))
         try:
             answer = self._client.upload_part(
                 Bucket=self._bucket,
                 Key=self.key,
-                UploadId=self.upload_id,
+                UploadId=upload_id,
                 PartNumber=number,
                 Body=cast("IO[bytes]", _ViewReader(data)),
-                ChecksumSHA256=checksum,
+                ChecksumCRC32=checksum,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"UploadPart {number}") from exc
         with self._lock:
-            self._parts[number] = {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+            self._parts[number] = {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": checksum}
 
     def complete(self) -> None:
         """Complete create-only with every uploaded part; ObjectExistsError when the key is taken."""
+        if self.upload_id is None:
+            raise PermanentError("a multipart upload needs at least one part")
         parts = [self._parts[n] for n in sorted(self._parts)]
         try:
             self._client.complete_multipart_upload(
@@ -245,13 +268,16 @@ class MultipartUpload:
 
     def abort(self) -> None:
         """Abort the upload (best effort: the bucket's lifecycle rule removes what an abort misses)."""
+        self._completed = True
+        with self._creating:  # an UploadPart still creating the upload finishes first
+            if self.upload_id is None:
+                return
         try:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=self.key, UploadId=self.upload_id)
         except (ClientError, BotoCoreError) as exc:
             logger.warning(
                 "multipart abort failed; the lifecycle rule will remove it", key=self.key, error=str(exc)
             )
-        self._completed = True
 
 
 def part_size_for(content_length: int | None, preferred: int, max_file_bytes: int) -> int:

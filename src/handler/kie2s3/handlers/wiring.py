@@ -9,7 +9,7 @@ from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
 from kie2s3.adapters.s3_store import S3Store
-from kie2s3.adapters.secrets import get_secret
+from kie2s3.adapters.secrets import get_secret, secrets_provider
 from kie2s3.logic.services import Services
 from kie2s3.redaction import install_log_redaction
 from kie2s3.settings import get_settings
@@ -47,6 +47,9 @@ def reset() -> None:
         clients.s3_client,
         clients.sqs_client,
         clients.dynamodb_resource,
+        clients.dynamodb_client,
+        clients.secrets_client,
         clients.http_pool,
+        secrets_provider,
     ):
         cached.cache_clear()

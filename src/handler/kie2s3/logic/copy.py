@@ -3,6 +3,7 @@
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,6 +17,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from kie2s3.adapters.http_source import SourceStream
 from kie2s3.adapters.s3_store import part_size_for
 from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
 from kie2s3.logic.pipeline import Pipeline, PipelineShape
@@ -156,28 +158,37 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
         links.get(), max_bytes=settings.max_file_bytes, first_part=part_bytes
     ) as stream:
         first = bytearray(part_bytes)
-        size = stream.fill(memoryview(first))
+        head = stream.fill(memoryview(first)[:SNIFF_BYTES])
+        content_type = sniff_content_type(bytes(first[:head]), stream.content_type)
         total = stream.total_size
-        if stream.ranged and total is not None and size != min(part_bytes, total):
-            raise RetryableError(f"first range ended after {size} bytes")
-        content_type = sniff_content_type(bytes(first[:SNIFF_BYTES]), stream.content_type)
-        if (total is not None and total <= part_bytes) or (not stream.ranged and size < part_bytes):
-            return _put_whole(services, job, bytes(first[:size]), content_type)
+        # A large file from a source that answers ranges goes straight into the parallel pipeline,
+        # the rest of its first part still arriving on the opening connection.
+        ranged = stream.ranged and total is not None and total > part_bytes
+        size = head
+        if not ranged:
+            if head == SNIFF_BYTES:
+                size += stream.fill(memoryview(first)[head:])
+            if stream.ranged and size != total:
+                raise RetryableError(f"first range ended after {size} of {total} bytes")
+            if (total is not None and total <= part_bytes) or size < part_bytes:
+                return _put_whole(services, job, bytes(first[:size]), content_type)
         label: dict[str, Any] = {"index": job.index, "total": total}
-        with store.start_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
+        with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
             shape = services.shape
             pipeline = Pipeline(
                 PipelineShape(part_bytes, shape.buffers, shape.connections, shape.uploads),
                 upload,
                 first=first,
-                first_size=size,
                 label=label,
             )
             del first
-            if stream.ranged and total is not None:
-                copied, digest = pipeline.run_ranges(services.source, links.get, total)
+            if ranged:
+                assert total is not None
+                copied, digest = pipeline.run_ranges(
+                    services.source, links.get, total, _rest_of_first_part(stream, head)
+                )
             else:
-                copied, digest = pipeline.run_stream(stream)
+                copied, digest = pipeline.run_stream(stream, size)
             result = CopyResult(
                 bucket=store.bucket, key=job.key, bytes=copied, sha256=digest, content_type=content_type
             )
@@ -188,6 +199,17 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
     # Metadata is fixed when a multipart upload starts, before the digest is known: it goes in a tag.
     store.set_tags(job.key, {"sha256": result.sha256})
     return result
+
+
+def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview], None]:
+    """Fills a first part whose `head` bytes are read with the rest of the opening range."""
+
+    def fill(part: memoryview) -> None:
+        got = head + stream.fill(part[head:])
+        if got != len(part):
+            raise RetryableError(f"first range ended after {got} of {len(part)} bytes")
+
+    return fill
 
 
 def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> CopyResult:

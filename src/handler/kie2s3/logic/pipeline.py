@@ -4,7 +4,7 @@ Download and upload overlap: several parts are in flight at once, each in its ow
 source honours Range requests, the parts are fetched on several connections in parallel (a
 throttled origin is then no slower than its per-connection limit times the connection count);
 otherwise one stream fills the buffers in order. The whole-file SHA-256 is computed in order
-as parts arrive. Memory is `buffers x part size`, whatever the file size.
+as parts arrive. Memory is at most `buffers x part size`, whatever the file size.
 """
 
 import hashlib
@@ -25,6 +25,8 @@ from kie2s3.observability import logger
 PROGRESS_EVERY_SECONDS = 10.0
 # A range that fails (reset, truncated, expired link) is fetched again this many times.
 RANGE_ATTEMPTS = 3
+# How often a thread waiting for a buffer or a part looks whether the copy has failed meanwhile.
+_STOP_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,31 @@ class PipelineShape:
     uploads: int  # parallel UploadPart calls
 
 
+class _Buffers:
+    """At most `limit` part buffers, each made when first needed and then reused."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self._size = size
+        self._limit = limit
+        self._made = 1  # the caller's buffer for the first part
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._lock = threading.Lock()
+
+    def get(self, timeout: float | None = None) -> bytearray:
+        """A free buffer (a new one while under the limit); queue.Empty after `timeout` seconds."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                if self._made < self._limit:
+                    self._made += 1
+                    return bytearray(self._size)
+        return self._free.get(timeout=timeout)
+
+    def put(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+
 class _Part:
     """A part's buffer and the two things that must happen before the buffer is free again."""
 
@@ -44,38 +71,29 @@ class _Part:
         self.number = number
         self.buffer = buffer
         self.view = memoryview(buffer)[:size]
-        self.filled = threading.Event()
+        self.filled = False
         self._pending = 2  # hashed (in order, by the caller) and uploaded (by a worker)
         self._lock = threading.Lock()
 
-    def done_with(self, pool: "queue.Queue[bytearray]") -> None:
+    def done_with(self, buffers: _Buffers) -> None:
         with self._lock:
             self._pending -= 1
             free = self._pending == 0
         if free:
             self.view.release()
-            pool.put(self.buffer)
+            buffers.put(self.buffer)
 
 
 class Pipeline:
-    """Moves one source into one multipart upload; `run` returns (bytes, whole-file sha256)."""
+    """Moves one source into one multipart upload; each `run_*` returns (bytes, whole-file sha256)."""
 
     def __init__(
-        self,
-        shape: PipelineShape,
-        upload: MultipartUpload,
-        *,
-        first: bytearray,
-        first_size: int,
-        label: dict[str, Any],
+        self, shape: PipelineShape, upload: MultipartUpload, *, first: bytearray, label: dict[str, Any]
     ) -> None:
         self._shape = shape
         self._upload = upload
-        self._pool: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(shape.buffers - 1):
-            self._pool.put(bytearray(shape.part_bytes))
-        self._first = _Part(1, first, first_size)
-        self._first.filled.set()
+        self._buffers = _Buffers(shape.part_bytes, shape.buffers)
+        self._first = first
         self._label = label
         self._whole = hashlib.sha256()
         self._bytes = 0
@@ -83,84 +101,171 @@ class Pipeline:
 
     def _upload_part(self, part: _Part) -> None:
         try:
-            self._upload.upload_part(part.number, part.view, hashlib.sha256(part.view).digest())
+            self._upload.upload_part(part.number, part.view)
         finally:
-            part.done_with(self._pool)
+            part.done_with(self._buffers)
 
     def _hash(self, part: _Part) -> None:
         self._whole.update(part.view)
         self._bytes += len(part.view)
-        part.done_with(self._pool)
+        part.done_with(self._buffers)
         if time.monotonic() >= self._progress_at:
             self._progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
             logger.info("copy progress", bytes=self._bytes, parts=self._upload.parts_done, **self._label)
 
-    def run_stream(self, stream: SourceStream) -> tuple[int, str]:
-        """One connection: the caller's thread fills buffers in order, workers upload them."""
+    def run_stream(self, stream: SourceStream, first_size: int) -> tuple[int, str]:
+        """One connection: the caller's thread fills buffers in order (the first holds `first_size`
+        bytes already), workers upload them."""
         with ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as workers:
             uploads: list[Future[None]] = []
-            part = self._first
+            part = _Part(1, self._first, first_size)
             while True:
                 uploads.append(workers.submit(self._upload_part, part))
                 self._hash(part)
                 _raise_first_failure(uploads)
-                buffer = self._pool.get()  # blocks while every buffer is in flight: memory stays bounded
+                if len(part.view) < self._shape.part_bytes:
+                    break  # a short fill means the stream has ended
+                buffer = self._buffers.get()  # blocks while every buffer is in flight: memory stays bounded
                 size = stream.fill(memoryview(buffer))
                 if size == 0:
-                    self._pool.put(buffer)
+                    self._buffers.put(buffer)
                     break
                 part = _Part(part.number + 1, buffer, size)
             for future in uploads:
                 future.result()
         return self._bytes, self._whole.hexdigest()
 
-    def run_ranges(self, source: HttpSource, link: Callable[[bool], str], total: int) -> tuple[int, str]:
+    def run_ranges(
+        self,
+        source: HttpSource,
+        link: Callable[[bool], str],
+        total: int,
+        fill_first: Callable[[memoryview], None],
+    ) -> tuple[int, str]:
         """Several connections fetch consecutive ranges into buffers; other threads upload them.
 
-        Fetching and uploading run on separate threads, so a connection starts its next range
-        while S3 takes the last one. Buffers are taken in part order, so the lowest part not yet
-        hashed always has one: the in-order hashing never waits on a buffer held by a later part.
+        `fill_first` fills the first part (from the response that opened the download) on one
+        connection while the others fetch the next parts. Each connection claims the next part as
+        soon as a buffer is free, so every connection stays busy while buffers last; the caller's
+        thread takes the parts in order, hashes them and hands them to the uploads. Parts are
+        numbered in the order their buffers are taken, so the lowest part not yet hashed always
+        has one: the in-order hashing never waits on a buffer held by a later part.
         """
-        size = self._shape.part_bytes
-        count = -(-total // size)
-        parts: dict[int, _Part] = {1: self._first}
+        board = _Board(self._buffers, _Part(1, self._first, min(self._shape.part_bytes, total)), total)
         with (
             ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
             ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as uploaders,
         ):
-            futures: list[Future[None]] = []
-            next_number = 2
-            for number in range(1, count + 1):
-                while next_number <= count and (next_number == number or not self._pool.empty()):
-                    start = (next_number - 1) * size
-                    part = _Part(next_number, self._pool.get(), min(size, total - start))
-                    parts[next_number] = part
-                    futures.append(fetchers.submit(self._fetch, source, link, part, start, total))
-                    next_number += 1
-                current = parts.pop(number)
-                while not current.filled.wait(timeout=0.5):
+            futures = [fetchers.submit(self._fill_first, board, fill_first, source, link, total)]
+            futures += [
+                fetchers.submit(self._fetch_parts, board, source, link, total)
+                for _ in range(min(self._shape.connections, board.count - 1))
+            ]
+            try:
+                for number in range(1, board.count + 1):
+                    current = board.take(number, lambda: _raise_first_failure(futures))
+                    futures.append(uploaders.submit(self._upload_part, current))
+                    self._hash(current)
                     _raise_first_failure(futures)
-                futures.append(uploaders.submit(self._upload_part, current))
-                self._hash(current)
-                _raise_first_failure(futures)
-            for future in futures:
-                future.result()
+                for future in futures:
+                    future.result()
+            finally:
+                board.stop()  # connections still waiting for a buffer give up
         return self._bytes, self._whole.hexdigest()
 
-    def _fetch(
-        self, source: HttpSource, link: Callable[[bool], str], part: _Part, start: int, total: int
+    def _fill_first(
+        self,
+        board: "_Board",
+        fill_first: Callable[[memoryview], None],
+        source: HttpSource,
+        link: Callable[[bool], str],
+        total: int,
     ) -> None:
+        part = board.first
+        try:
+            fill_first(part.view)
+        except RetryableError as exc:  # the opening response broke off: fetch the part as a range
+            logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
+            self._fetch(part, source, link, total, attempt=2)
+        board.filled(part)
+
+    def _fetch_parts(
+        self, board: "_Board", source: HttpSource, link: Callable[[bool], str], total: int
+    ) -> None:
+        while (part := board.claim()) is not None:
+            self._fetch(part, source, link, total)
+            board.filled(part)
+
+    def _fetch(
+        self, part: _Part, source: HttpSource, link: Callable[[bool], str], total: int, attempt: int = 1
+    ) -> None:
+        """Fetch the part's range, again on a passing fault (with a fresh link when it expired)."""
+        start = (part.number - 1) * self._shape.part_bytes
         refresh = False
-        for attempt in range(1, RANGE_ATTEMPTS + 1):
+        while True:
             try:
                 source.fetch_range(link(refresh), start, part.view, total)
-                break
+                return
             except RetryableError as exc:
-                if attempt == RANGE_ATTEMPTS:
+                if attempt >= RANGE_ATTEMPTS:
                     raise
+                attempt += 1
                 refresh = isinstance(exc, LinkExpiredError)
                 logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
-        part.filled.set()
+
+
+class _Board:
+    """Where connections claim the next part (with a free buffer) and the consumer takes filled parts."""
+
+    def __init__(self, buffers: _Buffers, first: _Part, total: int) -> None:
+        part_bytes = len(first.buffer)
+        self.count = -(-total // part_bytes)
+        self.first = first
+        self._buffers = buffers
+        self._part_bytes = part_bytes
+        self._total = total
+        self._next = 2
+        self._claiming = threading.Lock()  # one claim at a time: part numbers follow the buffers' order
+        self._changed = threading.Condition()
+        self._parts: dict[int, _Part] = {1: first}
+        self._stopped = threading.Event()
+
+    def claim(self) -> _Part | None:
+        """The next part with its buffer (waiting for one to be free); None when none is left to fetch."""
+        with self._claiming:
+            if self._next > self.count:
+                return None
+            while True:
+                try:
+                    buffer = self._buffers.get(timeout=_STOP_POLL_SECONDS)
+                    break
+                except queue.Empty:
+                    if self._stopped.is_set():
+                        return None
+            number = self._next
+            self._next += 1
+        start = (number - 1) * self._part_bytes
+        part = _Part(number, buffer, min(self._part_bytes, self._total - start))
+        with self._changed:
+            self._parts[number] = part
+        return part
+
+    def filled(self, part: _Part) -> None:
+        """A connection has fetched the part: the consumer may take it."""
+        with self._changed:
+            part.filled = True
+            self._changed.notify_all()
+
+    def take(self, number: int, check: Callable[[], None]) -> _Part:
+        """Part `number` once filled; `check` runs while waiting (it raises when a connection failed)."""
+        with self._changed:
+            while (part := self._parts.get(number)) is None or not part.filled:
+                self._changed.wait(timeout=_STOP_POLL_SECONDS)
+                check()
+            return self._parts.pop(number)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def _raise_first_failure(futures: list["Future[None]"]) -> None:
