@@ -5,6 +5,11 @@ Everything runs against the local stack. Each copy is a signed Market callback t
 process, as one Lambda container; the stored object's SHA-256 is checked against the source's, and a
 wrong copy fails the run. The plain baselines and the init timings run in fresh processes of their own
 (`--plain`, `--callbacks`), so that their buffers and imports do not leak into the copy's figures.
+
+Both sides are timed warm: the worker copies a 1 MiB file before the measured one (the handler's
+time of that first copy is printed apart), the plain child uploads and downloads 1 MiB before its
+timed runs. Copies and plain runs alternate, and figures are medians, because the two cores are
+shared with moto and the emulator: single runs vary by 10-20 %.
 Figures go to bench/results/ (JSON and a PNG chart); targets that are missed print FAIL but exit 0.
 """
 
@@ -281,13 +286,20 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
     )
     rows: list[dict[str, Any]] = []
     for size in SIZES:
-        runs = RUNS[size]
-        copy = _summary([copier.copy(size, f"copy {_mib(size)} #{n + 1}") for n in range(runs)])
-        _task, _url, file = copier.serve(size)
-        link = copier.stack.emulator.download_link(file.name)
-        plain = _bench_child(
-            stack_env, log, f"plain {_mib(size)}", "--plain", str(size), "--link", link, "--runs", str(runs)
-        )
+        # Copies and plain runs alternate, so that a slower spell of the machine or of moto weighs
+        # on both alike.
+        copies, plain_runs = [], []
+        for n in range(RUNS[size]):
+            copies.append(copier.copy(size, f"copy {_mib(size)} #{n + 1}"))
+            _task, _url, file = copier.serve(size)
+            link = copier.stack.emulator.download_link(file.name)
+            what = f"plain {_mib(size)} #{n + 1}"
+            plain_runs.append(_bench_child(stack_env, log, what, "--plain", str(size), "--link", link))
+        copy = _summary(copies)
+        plain = {
+            "upload_seconds": statistics.median(run["upload_seconds"] for run in plain_runs),
+            "download_seconds": statistics.median(run["download_seconds"] for run in plain_runs),
+        }
         slower = max(plain["upload_seconds"], plain["download_seconds"])
         row = {
             "bytes": size,
@@ -295,8 +307,8 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
             "copy": copy,
             "plain_upload_seconds": plain["upload_seconds"],
             "plain_download_seconds": plain["download_seconds"],
-            "plain_upload_runs": plain["upload_runs"],
-            "plain_download_runs": plain["download_runs"],
+            "plain_upload_runs": [run["upload_seconds"] for run in plain_runs],
+            "plain_download_runs": [run["download_seconds"] for run in plain_runs],
             "ratio": copy["seconds"] / slower,
         }
         rows.append(row)
@@ -357,11 +369,13 @@ def bench_throttled(copier: Copier) -> dict[str, Any]:
 
 def bench_init(copier: Copier, stack_env: dict[str, str], log: TextIO) -> dict[str, Any]:
     """Import time of app vs a bare Powertools handler, and a cold vs a warm callback."""
-    app_runs = [_import_seconds("app", _process_env(stack_env), log) for _ in range(IMPORT_RUNS)]
     with tempfile.TemporaryDirectory(prefix="kie2s3-bench-") as bare_dir:
         (Path(bare_dir) / "bare_handler.py").write_text(BARE_HANDLER)
         bare_env = _process_env(stack_env, pythonpath=bare_dir)
-        bare_runs = [_import_seconds("bare_handler", bare_env, log) for _ in range(IMPORT_RUNS)]
+        app_runs, bare_runs = [], []
+        for _ in range(IMPORT_RUNS):  # alternating, as the copies and plain runs do
+            app_runs.append(_import_seconds("app", _process_env(stack_env), log))
+            bare_runs.append(_import_seconds("bare_handler", bare_env, log))
         events_path = Path(bare_dir) / "callbacks.json"
         events = []
         for _ in range(1 + WARM_CALLBACKS):
@@ -525,8 +539,8 @@ def _print_targets(checks: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------------------------- children
 
 
-def plain_main(size: int, link: str, runs: int) -> dict[str, Any]:
-    """Plain boto3 uploads of the source's bytes from memory, then plain urllib3 GETs of a link."""
+def plain_main(size: int, link: str) -> dict[str, Any]:
+    """One plain boto3 upload of the source's bytes from memory, then one plain urllib3 GET of a link."""
     import boto3
     import urllib3
 
@@ -534,41 +548,35 @@ def plain_main(size: int, link: str, runs: int) -> dict[str, Any]:
     data = b"".join(file.iter_bytes(chunk=BLOCK_SIZE))
     s3 = boto3.client("s3")
     bucket = os.environ["BUCKET_NAME"]
-    uploads: list[float] = []
-    for _ in range(runs):
+    # Warm, as the copy's worker is: a first upload pays boto3's lazy loading and the connections.
+    for body in (data[:WARM_UP_SIZE], data):
         key = f"bench/plain-upload/{uuid.uuid4().hex}"
         started = time.perf_counter()
-        s3.upload_fileobj(io.BytesIO(data), bucket, key)
-        uploads.append(time.perf_counter() - started)
+        s3.upload_fileobj(io.BytesIO(body), bucket, key)
+        upload = time.perf_counter() - started
         stored = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
         s3.delete_object(Bucket=bucket, Key=key)
-        if stored != size:
-            raise BenchError(f"plain upload stored {stored} bytes of {size}")
-    del data
+        if stored != len(body):
+            raise BenchError(f"plain upload stored {stored} bytes of {len(body)}")
+    del data, body
 
     http = urllib3.PoolManager()
+    http.request("GET", link, headers={"Range": f"bytes=0-{WARM_UP_SIZE - 1}"})  # warm, likewise
     buffer = bytearray(MIB)
-    downloads: list[float] = []
-    for _ in range(runs):
-        received = 0
-        started = time.perf_counter()
-        response = http.request("GET", link, preload_content=False, decode_content=False)
-        try:
-            if response.status != 200:
-                raise BenchError(f"plain download answered HTTP {response.status}")
-            while count := response.readinto(buffer):
-                received += count
-        finally:
-            response.release_conn()
-        downloads.append(time.perf_counter() - started)
-        if received != size:
-            raise BenchError(f"plain download read {received} bytes of {size}")
-    return {
-        "upload_seconds": statistics.median(uploads),
-        "download_seconds": statistics.median(downloads),
-        "upload_runs": uploads,
-        "download_runs": downloads,
-    }
+    received = 0
+    started = time.perf_counter()
+    response = http.request("GET", link, preload_content=False, decode_content=False)
+    try:
+        if response.status != 200:
+            raise BenchError(f"plain download answered HTTP {response.status}")
+        while count := response.readinto(buffer):
+            received += count
+    finally:
+        response.release_conn()
+    download = time.perf_counter() - started
+    if received != size:
+        raise BenchError(f"plain download read {received} bytes of {size}")
+    return {"upload_seconds": upload, "download_seconds": download}
 
 
 def callbacks_main(events_path: Path) -> dict[str, Any]:
@@ -647,7 +655,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.bench", description=__doc__)
     parser.add_argument("--plain", type=int, metavar="BYTES", help="child: plain upload and download")
     parser.add_argument("--link", help="child: the download link for --plain")
-    parser.add_argument("--runs", type=int, default=1, help="child: runs of --plain (medians)")
     parser.add_argument(
         "--callbacks", type=Path, metavar="EVENTS_JSON", help="child: cold and warm callbacks"
     )
@@ -655,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plain is not None:
         if not args.link:
             parser.error("--plain needs --link")
-        _say(RESULT_PREFIX + json.dumps(plain_main(args.plain, args.link, args.runs)))
+        _say(RESULT_PREFIX + json.dumps(plain_main(args.plain, args.link)))
         return 0
     if args.callbacks is not None:
         _say(RESULT_PREFIX + json.dumps(callbacks_main(args.callbacks)))

@@ -13,11 +13,11 @@ from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 
-# Parts of 5 MiB (S3's minimum) in 6 reusable buffers: 30 MiB whatever the file size, which keeps
-# a 1 GiB copy's worker under 128 MiB. Five connections beat a source that throttles each one;
-# three UploadPart calls at once keep up with them (design.md, Limits: ~75 MB/s per Lambda).
-# `make bench` measures the trade-off: 8 buffers reached 3.07x on a throttled origin but 137 MiB.
-DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=3)
+# Parts of 5 MiB (S3's minimum) in at most 6 reusable buffers: 30 MiB whatever the file size, which
+# keeps a 1 GiB copy's worker near 122 MiB (under 128). Five connections beat a source that
+# throttles each one (20 MiB/s each: 3.8x one stream); five UploadPart calls at once keep S3 fed
+# when the source is fast (design.md, Limits: ~75 MB/s per Lambda). `make bench` measures both.
+DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=5)
 
 
 @dataclass(frozen=True)
