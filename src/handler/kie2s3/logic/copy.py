@@ -163,9 +163,9 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
         total = stream.total_size
         # A large file from a source that answers ranges goes straight into the parallel pipeline,
         # the rest of its first part still arriving on the opening connection.
-        ranged = stream.ranged and total is not None and total > part_bytes
+        ranged_total = total if stream.ranged and total is not None and total > part_bytes else None
         size = head
-        if not ranged:
+        if ranged_total is None:
             if head == SNIFF_BYTES:
                 size += stream.fill(memoryview(first)[head:])
             if stream.ranged and size != total:
@@ -182,10 +182,9 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
                 label=label,
             )
             del first
-            if ranged:
-                assert total is not None
+            if ranged_total is not None:
                 copied, digest = pipeline.run_ranges(
-                    services.source, links.get, total, _rest_of_first_part(stream, head)
+                    services.source, links.get, ranged_total, _rest_of_first_part(stream, head)
                 )
             else:
                 copied, digest = pipeline.run_stream(stream, size)
