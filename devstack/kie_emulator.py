@@ -112,7 +112,7 @@ class _Keystream:
     def __init__(self, seed: int) -> None:
         self._key = hashlib.sha256(seed.to_bytes(32, "big", signed=True)).digest()[:16]
 
-    def update(self, index: int, length: int) -> bytes:
+    def block(self, index: int, length: int) -> bytes:
         """The `length` bytes of block `index`: the keystream from counter index x BLOCK_SIZE / 16."""
         counter = (index * (BLOCK_SIZE // 16)).to_bytes(16, "big")
         encryptor = Cipher(algorithms.AES(self._key), modes.CTR(counter)).encryptor()
@@ -172,7 +172,7 @@ class SyntheticFile:
         length = min(BLOCK_SIZE, self.size - start)
         if length <= 0:
             return b""
-        data = self._keystream.update(index, length)
+        data = self._keystream.block(index, length)
         if index == 0 and self._prefix:
             data = self._prefix + data[len(self._prefix) :]
         return data

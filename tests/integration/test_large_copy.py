@@ -1,6 +1,7 @@
 """A 200 MiB file copied by the worker in its own process: exact bytes, and memory that stays flat."""
 
 import hashlib
+import uuid
 
 from devstack.callbacks import market_body
 from devstack.stack import Stack
@@ -35,3 +36,19 @@ def test_copy_200_mib_streams_with_bounded_memory(queue_mode: Stack, task_id: st
         digest.update(chunk)
     assert digest.hexdigest() == source.sha256_hex()
     assert report["peak_rss_mib"] < PEAK_RSS_LIMIT_MIB
+
+
+def test_worker_times_the_copies_after_its_warm_up_apart(queue_mode: Stack, task_id: str) -> None:
+    # What `make bench` relies on: the first copy warms the container and is reported on its own.
+    tasks = [task_id, uuid.uuid4().hex]
+    for task, size in zip(tasks, (MIB, 12 * MIB), strict=True):
+        served = serve(queue_mode, task, [(".mp4", size)])
+        assert post_callback(market_body(task, list(served)), task)[0] == 200
+    report = worker_report(start_worker(queue_mode, "--preload", "--warm-up", "1", "--max-messages", "2"))
+    assert report["task_ids"] == tasks
+    assert report["messages"] == 2
+    assert report["warm_up_messages"] == 1
+    assert report["warm_up_seconds"] > 0
+    assert report["seconds"] > 0
+    key = f"kie/{tasks[1]}/00.mp4"
+    assert objects_under(queue_mode, key) == {key: 12 * MIB}
