@@ -4,6 +4,7 @@ import hashlib
 import uuid
 
 from devstack.callbacks import market_body
+from devstack.lambda_runtime import function_environment
 from devstack.stack import Stack
 from tests.integration.conftest import (
     objects_under,
@@ -52,3 +53,17 @@ def test_worker_times_the_copies_after_its_warm_up_apart(queue_mode: Stack, task
     assert report["seconds"] > 0
     key = f"kie/{tasks[1]}/00.mp4"
     assert objects_under(queue_mode, key) == {key: 12 * MIB}
+
+
+def test_parts_are_sized_for_the_declared_size(stack: Stack, task_id: str) -> None:
+    # MAX_FILE_BYTES of 60 GiB needs 7 MiB parts to fit 10,000; a 12 MiB file declared as such
+    # needs only S3's 5 MiB minimum: three parts, not two.
+    with function_environment({**stack.env, "COPY_MODE": "inline", "MAX_FILE_BYTES": str(60 * 1024**3)}):
+        served = serve(stack, task_id, [(".mp4", 12 * MIB)])
+        ((_url, source),) = served.items()
+        assert post_callback(market_body(task_id, list(served)), task_id)[0] == 200
+    key = f"kie/{task_id}/00.mp4"
+    s3 = stack.client("s3")
+    first = s3.head_object(Bucket=stack.bucket, Key=key, PartNumber=1)
+    assert (first["PartsCount"], first["ContentLength"]) == (3, 5 * MIB)
+    assert stack.emulator.file_requests[source.name] == 3

@@ -152,15 +152,16 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
     settings = services.settings
     store = services.store
     links = _Links(services, job)
-    # One part size for the whole file, fixed before the size is known (it fits MAX_FILE_BYTES).
-    part_bytes = part_size_for(None, services.shape.part_bytes, settings.max_file_bytes)
-    with services.source.open(
-        links.get(), max_bytes=settings.max_file_bytes, first_part=part_bytes
-    ) as stream:
+    preferred = services.shape.part_bytes
+    # The opening request asks for a first part big enough for the largest file allowed; once the
+    # source has declared the size, the parts are sized for it (S3: 5 MiB-5 GiB, at most 10,000).
+    opening = part_size_for(None, preferred, settings.max_file_bytes)
+    with services.source.open(links.get(), max_bytes=settings.max_file_bytes, first_part=opening) as stream:
+        total = stream.total_size
+        part_bytes = part_size_for(total, preferred, settings.max_file_bytes)
         first = bytearray(part_bytes)
         head = stream.fill(memoryview(first)[:SNIFF_BYTES])
         content_type = sniff_content_type(bytes(first[:head]), stream.content_type)
-        total = stream.total_size
         # A large file from a source that answers ranges goes straight into the parallel pipeline,
         # the rest of its first part still arriving on the opening connection.
         ranged_total = total if stream.ranged and total is not None and total > part_bytes else None
