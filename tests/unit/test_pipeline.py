@@ -130,16 +130,22 @@ def test_pipeline_stream_mode_reads_in_order() -> None:
     assert upload.joined() == DATA
 
 
-def test_pipeline_buffers_are_bounded(monkeypatch: Any) -> None:
-    created: list[int] = []
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the buffers the pipeline makes."""
+    sizes: list[int] = []
     real = bytearray
 
     class Counting(real):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
-            created.append(len(self))
+            sizes.append(len(self))
 
     monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
+    return sizes
+
+
+def test_pipeline_buffers_are_bounded(created: list[int]) -> None:
     upload = FakeUpload()
     _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
         FakeSource({}), lambda r: "l", len(DATA), _fill_first
@@ -219,16 +225,7 @@ def test_pipeline_first_part_failing_every_attempt_raises() -> None:
     assert [start for _, start in source.calls].count(0) == 2  # the opening response and 2 ranges: 3 attempts
 
 
-def test_pipeline_makes_buffers_only_when_needed(monkeypatch: Any) -> None:
-    created: list[int] = []
-    real = bytearray
-
-    class Counting(real):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            created.append(len(self))
-
-    monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
+def test_pipeline_makes_buffers_only_when_needed(created: list[int]) -> None:
     upload = FakeUpload()
     data = DATA[: PART + 100]  # two parts: the caller's buffer and one more, whatever the limit
     pipeline = _pipeline(upload, PipelineShape(PART, 6, 3, 2), first=data[:PART])
