@@ -151,7 +151,8 @@ class Pipeline:
         numbered in the order their buffers are taken, so the lowest part not yet hashed always
         has one: the in-order hashing never waits on a buffer held by a later part.
         """
-        board = _Board(self._buffers, _Part(1, self._first, min(self._shape.part_bytes, total)), total)
+        size = self._shape.part_bytes
+        board = _Board(self._buffers, _Part(1, self._first, min(size, total)), size, total)
         with (
             ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
             ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as uploaders,
@@ -217,8 +218,7 @@ class Pipeline:
 class _Board:
     """Where connections claim the next part (with a free buffer) and the consumer takes filled parts."""
 
-    def __init__(self, buffers: _Buffers, first: _Part, total: int) -> None:
-        part_bytes = len(first.buffer)
+    def __init__(self, buffers: _Buffers, first: _Part, part_bytes: int, total: int) -> None:
         self.count = -(-total // part_bytes)
         self.first = first
         self._buffers = buffers
@@ -233,7 +233,7 @@ class _Board:
     def claim(self) -> _Part | None:
         """The next part with its buffer (waiting for one to be free); None when none is left to fetch."""
         with self._claiming:
-            if self._next > self.count:
+            if self._next > self.count or self._stopped.is_set():
                 return None
             while True:
                 try:
