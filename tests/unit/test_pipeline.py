@@ -20,6 +20,11 @@ class FakeUpload:
     def __init__(self) -> None:
         self.parts: dict[int, bytes] = {}
         self.lock = threading.Lock()
+        self.created = threading.Event()
+
+    def create(self) -> str:
+        self.created.set()
+        return "upload-id"
 
     @property
     def parts_done(self) -> int:
@@ -200,6 +205,23 @@ def test_pipeline_fills_the_first_part_while_other_ranges_download() -> None:
     )
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert 0 not in [start for _, start in source.calls]  # the first part came from the opening response
+
+
+def test_pipeline_creates_the_upload_while_the_first_part_downloads() -> None:
+    upload = FakeUpload()
+
+    def fill_first_once_created(part: memoryview) -> None:
+        # Waits in vain if the upload were created only when the first part is sent.
+        assert upload.created.wait(timeout=5), "the upload was not created while the first part filled"
+        _fill_first(part)
+
+    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
+        FakeSource({}),  # type: ignore[arg-type]
+        lambda refresh: "link",
+        len(DATA),
+        fill_first_once_created,
+    )
+    assert digest == hashlib.sha256(DATA).hexdigest()
 
 
 def _truncated(part: memoryview) -> None:

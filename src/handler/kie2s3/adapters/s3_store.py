@@ -93,7 +93,8 @@ class S3Store:
     def multipart_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> "MultipartUpload":
         """A multipart upload of `key` with CRC32 part checksums; use it as a context manager.
 
-        S3 creates it when its first part is sent, so that the request overlaps the first downloads.
+        S3 creates it on `create()` or, at the latest, when the first part is sent: never before the
+        copy needs it, and off the caller's path (the ranged pipeline creates it while parts download).
         CRC32, not SHA-256, for parts: S3 verifies either, and the copy already makes one SHA-256 pass
         over every byte (the whole file's); a SHA-256 per part would be a second one at twice a
         CRC32's cost. A single PUT's body is the whole file, so its SHA-256 serves S3 at no extra cost.
@@ -191,7 +192,7 @@ class MultipartUpload:
         self.key = key
         self._content_type = content_type
         self._metadata = metadata
-        self.upload_id: str | None = None  # S3's, once the first part has created the upload
+        self.upload_id: str | None = None  # S3's, once the upload is created
         self._creating = threading.Lock()
         self._parts: dict[int, CompletedPartTypeDef] = {}
         self._lock = threading.Lock()
@@ -211,7 +212,8 @@ class MultipartUpload:
         """How many parts S3 has accepted so far."""
         return len(self._parts)
 
-    def _created(self) -> str:
+    def create(self) -> str:
+        """Create the upload in S3 unless done already (thread-safe); its UploadId."""
         with self._creating:
             if self.upload_id is None:
                 if self._completed:  # aborted before any part: never create an upload no one will end
@@ -233,7 +235,7 @@ class MultipartUpload:
         """Send part `number` (1-based) with its CRC32 checksum, which S3 verifies."""
         if not 1 <= number <= MAX_PARTS:
             raise PermanentError(f"part {number} is outside 1..{MAX_PARTS}: the part size is too small")
-        upload_id = self._created()
+        upload_id = self.create()
         checksum = b64_digest(zlib.crc32(data).to_bytes(4, "big"))
         try:
             answer = self._client.upload_part(

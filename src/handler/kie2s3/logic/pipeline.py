@@ -157,7 +157,9 @@ class Pipeline:
             ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
             ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as uploaders,
         ):
-            futures = [fetchers.submit(self._fill_first, board, fill_first, source, link, total)]
+            # S3 creates the upload while the first parts download, not when the first is ready.
+            futures: list[Future[Any]] = [uploaders.submit(self._upload.create)]
+            futures.append(fetchers.submit(self._fill_first, board, fill_first, source, link, total))
             futures += [
                 fetchers.submit(self._fetch_parts, board, source, link, total)
                 for _ in range(min(self._shape.connections, board.count - 1))
@@ -268,7 +270,7 @@ class _Board:
         self._stopped.set()
 
 
-def _raise_first_failure(futures: list["Future[None]"]) -> None:
+def _raise_first_failure(futures: list["Future[Any]"]) -> None:
     for future in futures:
         if future.done() and (error := future.exception()) is not None:
             raise error
