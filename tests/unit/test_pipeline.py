@@ -10,6 +10,7 @@ import pytest
 
 from kie2s3.adapters.http_source import LinkExpiredError
 from kie2s3.errors import RetryableError
+from kie2s3.logic import pipeline
 from kie2s3.logic.pipeline import Pipeline, PipelineShape
 
 PART = 1024
@@ -46,6 +47,7 @@ class FakeSource:
         self.failures = failures
         self.delay = delay
         self.calls: list[tuple[str, int]] = []
+        self.starts: list[tuple[float, int]] = []  # (time.monotonic(), start) of each range asked for
         self.in_flight = 0
         self.most_in_flight = 0
         self.lock = threading.Lock()
@@ -53,6 +55,7 @@ class FakeSource:
     def fetch_range(self, url: str, start: int, into: memoryview, total: int) -> None:
         with self.lock:
             self.calls.append((url, start))
+            self.starts.append((time.monotonic(), start))
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -186,7 +189,7 @@ def test_pipeline_uses_every_connection_while_buffers_last() -> None:
     assert source.most_in_flight == 4
 
 
-def test_pipeline_fills_the_first_part_while_other_ranges_download() -> None:
+def test_pipeline_slow_first_part_gets_the_other_ranges_after_its_head_start() -> None:
     source = FakeSource({})
 
     def fill_first_after_another_range(part: memoryview) -> None:
@@ -205,6 +208,27 @@ def test_pipeline_fills_the_first_part_while_other_ranges_download() -> None:
     )
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert 0 not in [start for _, start in source.calls]  # the first part came from the opening response
+
+
+def test_pipeline_other_connections_wait_for_the_first_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "FIRST_PART_HEAD_START_SECONDS", 5.0)  # never the limit here
+    source = FakeSource({})
+    first_filled: list[float] = []
+
+    def first(part: memoryview) -> None:
+        time.sleep(0.02)
+        _fill_first(part)
+        first_filled.append(time.monotonic())
+
+    _, digest = _pipeline(FakeUpload(), PipelineShape(PART, 4, 3, 2)).run_ranges(
+        source,  # type: ignore[arg-type]
+        lambda refresh: "link",
+        len(DATA),
+        first,
+    )
+    assert digest == hashlib.sha256(DATA).hexdigest()
+    # Every range began after the first part was full: it had the line to itself.
+    assert min(at for at, _ in source.starts) >= first_filled[0]
 
 
 def test_pipeline_creates_the_upload_while_the_first_part_downloads() -> None:

@@ -27,6 +27,9 @@ PROGRESS_EVERY_SECONDS = 10.0
 RANGE_ATTEMPTS = 3
 # How often a thread waiting for a buffer or a part looks whether the copy has failed meanwhile.
 _STOP_POLL_SECONDS = 0.2
+# The opening response has the line to itself this long at most, so that the first part (and its
+# upload) is ready as soon as possible; a source slower than that gets its other connections then.
+FIRST_PART_HEAD_START_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class Pipeline:
         """Several connections fetch consecutive ranges into buffers; other threads upload them.
 
         `fill_first` fills the first part (from the response that opened the download) on one
-        connection while the others fetch the next parts. Each connection claims the next part as
+        connection; the others start once it is full (or after a head start, for a slow source)
+        and fetch the next parts. Each connection claims the next part as
         soon as a buffer is free, so every connection stays busy while buffers last; the caller's
         thread takes the parts in order, hashes them and hands them to the uploads. Parts are
         numbered in the order their buffers are taken, so the lowest part not yet hashed always
@@ -195,6 +199,7 @@ class Pipeline:
     def _fetch_parts(
         self, board: "_Board", source: HttpSource, link: Callable[[bool], str], total: int
     ) -> None:
+        board.first_filled.wait(FIRST_PART_HEAD_START_SECONDS)
         while (part := board.claim()) is not None:
             self._fetch(part, source, link, total)
             board.filled(part)
@@ -231,6 +236,7 @@ class _Board:
         self._changed = threading.Condition()
         self._parts: dict[int, _Part] = {1: first}
         self._stopped = threading.Event()
+        self.first_filled = threading.Event()
 
     def claim(self) -> _Part | None:
         """The next part with its buffer (waiting for one to be free); None when none is left to fetch."""
@@ -257,6 +263,8 @@ class _Board:
         with self._changed:
             part.filled = True
             self._changed.notify_all()
+        if part is self.first:
+            self.first_filled.set()
 
     def take(self, number: int, check: Callable[[], None]) -> _Part:
         """Part `number` once filled; `check` runs while waiting (it raises when a connection failed)."""
