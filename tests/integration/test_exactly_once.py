@@ -5,7 +5,9 @@ import json
 import signal
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from devstack.callbacks import market_body
@@ -90,27 +92,33 @@ def test_file_server_500_then_copied_once(queue_mode: Stack, task_id: str) -> No
     _assert_copied_once_after(queue_mode, task_id, source, failed_requests=2)
 
 
-def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_id: str) -> None:
+@contextmanager
+def _failing(client: Any, failures: dict[str, int]) -> Iterator[dict[str, int]]:
+    """The client's named operations fail (InternalError) the given number of times, then work."""
     from botocore.exceptions import ClientError
 
-    from kie2s3.adapters import clients
+    service = client.meta.service_model.service_name
 
-    served = serve(queue_mode, task_id, [(".mp4", 20 * MIB)])
-    ((url, source),) = served.items()
-    failures = {"UploadPart": 1, "CompleteMultipartUpload": 1}
-
-    def fail_once(params: dict[str, Any], model: Any, **_: Any) -> None:
+    def fail(params: dict[str, Any], model: Any, **_: Any) -> None:
         if failures.get(model.name, 0) > 0:
             failures[model.name] -= 1
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, model.name)
 
-    s3 = clients.s3_client()
-    s3.meta.events.register("before-parameter-build.s3.*", fail_once)
+    client.meta.events.register(f"before-parameter-build.{service}.*", fail)
     try:
+        yield failures
+    finally:
+        client.meta.events.unregister(f"before-parameter-build.{service}.*", fail)
+
+
+def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_id: str) -> None:
+    from kie2s3.adapters import clients
+
+    served = serve(queue_mode, task_id, [(".mp4", 20 * MIB)])
+    ((url, source),) = served.items()
+    with _failing(clients.s3_client(), {"UploadPart": 1, "CompleteMultipartUpload": 1}) as failures:
         post_callback(market_body(task_id, [url]), task_id)
         queue_mode.poller().drain()
-    finally:
-        s3.meta.events.unregister("before-parameter-build.s3.*", fail_once)
     assert failures == {"UploadPart": 0, "CompleteMultipartUpload": 0}
     doc = task_document(task_id)
     assert doc["state"] == "copied"
@@ -121,6 +129,63 @@ def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_i
     )
     assert hashlib.sha256(body).hexdigest() == source.sha256_hex()
     assert incomplete_uploads(queue_mode, task_id) == []
+
+
+def _sha256_tag(stack: Stack, key: str) -> str | None:
+    tags = stack.client("s3").get_object_tagging(Bucket=stack.bucket, Key=key)["TagSet"]
+    return next((t["Value"] for t in tags if t["Key"] == "sha256"), None)
+
+
+def test_tag_write_failure_keeps_the_file_copying_until_a_redelivery_tags_it(
+    queue_mode: Stack, task_id: str
+) -> None:
+    from kie2s3.adapters import clients
+
+    served = serve(queue_mode, task_id, [(".mp4", 12 * MIB)])
+    ((url, source),) = served.items()
+    post_callback(market_body(task_id, [url]), task_id)
+    poller = queue_mode.poller()
+    with _failing(clients.s3_client(), {"PutObjectTagging": 1}) as failures:
+        assert poller.poll_once() == 1
+    assert failures == {"PutObjectTagging": 0}
+    (entry,) = task_document(task_id)["files"]
+    # Completed but untagged is not yet `copied`: the ledger's `copied` waits for the tag.
+    assert entry["state"] == "copying"
+    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 12 * MIB}
+    poller.drain()  # the redelivery is answered from the idempotency record: tag and ledger, no download
+    (entry,) = task_document(task_id)["files"]
+    assert entry["state"] == "copied"
+    assert _sha256_tag(queue_mode, entry["key"]) == entry["sha256"] == source.sha256_hex()
+    assert queue_mode.emulator.download_url_calls[url] == 1
+    assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
+
+
+def test_idempotency_record_failure_after_the_copy_still_records_it_once(
+    queue_mode: Stack, task_id: str
+) -> None:
+    from kie2s3.adapters import clients
+
+    served = serve(queue_mode, task_id, [(".mp4", 12 * MIB)])
+    ((url, source),) = served.items()
+    post_callback(market_body(task_id, [url]), task_id)
+    poller = queue_mode.poller()
+    # The guard's client writes only the idempotency records (the ledger has a client of its own):
+    # its one UpdateItem is the record's success, written beside the ledger's `copied`.
+    with _failing(clients.dynamodb_client(), {"UpdateItem": 1}) as failures:
+        poller.drain()
+    assert failures == {"UpdateItem": 0}
+    assert poller.invoked == 1  # the job succeeded at once: the file is archived and recorded
+    (entry,) = task_document(task_id)["files"]
+    assert entry["state"] == "copied"
+    assert _sha256_tag(queue_mode, entry["key"]) == entry["sha256"] == source.sha256_hex()
+    # A later delivery stops at the ledger's `copied`, though the record still says in progress.
+    doc = task_document(task_id)
+    job = CopyJob(task_id=task_id, index=0, source=url, kind="file", family="market", key=entry["key"])
+    _enqueue(queue_mode, job, times=1)
+    poller.drain()
+    assert task_document(task_id) == doc
+    assert queue_mode.emulator.download_url_calls[url] == 1
+    assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
 
 
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(

@@ -4,6 +4,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,6 +28,10 @@ from kie2s3.models import CopyJob, CopyResult
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.sources import public_url
 
+# A copy's last writes run here while Powertools writes the idempotency record's success; the copy
+# waits for them before it returns (a Lambda is frozen between invocations).
+_RECORDING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+
 
 @tracer.capture_method(capture_response=False)
 def copy_file(
@@ -41,6 +46,8 @@ def copy_file(
     SQS to deliver again; on the `last_delivery` before the DLQ the file is recorded `failed`.
     A permanent failure is recorded `failed` and returns None (never retried); so does a job
     whose file the ledger already has `copied` (or does not know), without any download.
+    `copied` follows the object's `sha256` tag: when either write fails after the transfer, the
+    next delivery makes both from the idempotency record, without downloading again.
     """
     ledger = services.ledger
     if not ledger.update_file(job.task_id, job.index, unless_copied=True, state="copying", error=None):
@@ -49,8 +56,11 @@ def copy_file(
         )
         return None
     started = time.monotonic()
+    record = _Record(services, job)
     try:
-        result = services.guard.run(_transfer_with_retries, services=services, job=job, deadline=deadline)
+        result = services.guard.run(
+            _transfer_with_retries, services=services, job=job, deadline=deadline, record=record
+        )
     except CopyInProgressError as exc:
         metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
         logger.info("copy already under way elsewhere", index=job.index, reason=exc.reason)
@@ -59,25 +69,16 @@ def copy_file(
         _failed(services, job, exc.reason)
         return None
     except Kie2S3Error as exc:
-        if last_delivery:
-            _failed(services, job, f"gave up after the last delivery: {exc.reason}")
-        else:
-            ledger.update_file(job.task_id, job.index, unless_copied=True, state="pending", error=exc.reason)
-            metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
-            logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
-        raise
+        recorded = record.settle()
+        if recorded is None:
+            _not_copied(services, job, exc, last_delivery)
+            raise
+        # Archived, tagged and `copied` in the ledger: only the idempotency record's write failed
+        # (until it expires, a delivery of this job stops at the ledger's `copied`).
+        logger.warning("copy recorded without its idempotency record", index=job.index, reason=exc.reason)
+        result = recorded
+    record.finish(result)
     elapsed_ms = (time.monotonic() - started) * 1000
-    ledger.update_file(
-        job.task_id,
-        job.index,
-        state="copied",
-        bucket=result.bucket,
-        key=result.key,
-        bytes=result.bytes,
-        sha256=result.sha256,
-        content_type=result.content_type,
-        error=None,
-    )
     metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
     metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
@@ -93,13 +94,27 @@ def copy_file(
     return result
 
 
+def _not_copied(services: Services, job: CopyJob, exc: Kie2S3Error, last_delivery: bool) -> None:
+    """A passing failure: `pending` for the next delivery, or `failed` on the last one."""
+    if last_delivery:
+        _failed(services, job, f"gave up after the last delivery: {exc.reason}")
+    else:
+        services.ledger.update_file(
+            job.task_id, job.index, unless_copied=True, state="pending", error=exc.reason
+        )
+        metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
+        logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
+
+
 def _failed(services: Services, job: CopyJob, reason: str) -> None:
     services.ledger.update_file(job.task_id, job.index, unless_copied=True, state="failed", error=reason)
     metrics.add_metric(name="CopyFailures", unit=MetricUnit.Count, value=1)
     logger.error("copy failed", index=job.index, reason=reason)
 
 
-def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | None) -> CopyResult:
+def _transfer_with_retries(
+    services: Services, job: CopyJob, deadline: float | None, record: "_Record"
+) -> CopyResult:
     """The transfer, retried on passing faults (fresh link each time) while time remains."""
     budget = (deadline - time.monotonic() - services.retry.reserve_seconds) if deadline else None
     stop: stop_base = stop_after_attempt(services.retry.attempts)
@@ -112,7 +127,7 @@ def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | N
         reraise=True,
         before_sleep=_log_retry,
     )
-    return retrying(_transfer, services, job)
+    return retrying(_transfer, services, job, record)
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -144,11 +159,60 @@ class _Links:
             return self._link
 
 
+class _Record:
+    """A copy's last writes: the `sha256` tag when the object still needs it, then the ledger's `copied`.
+
+    The transfer starts them on another thread as it returns, so they overlap Powertools' write of the
+    idempotency record. A result answered from that record gets both again, in case the delivery
+    that stored it failed at them (the tag is idempotent, and a single PUT carries it already).
+    """
+
+    def __init__(self, services: Services, job: CopyJob) -> None:
+        self._services = services
+        self._job = job
+        self._writes: Future[None] | None = None
+        self._result: CopyResult | None = None
+
+    def start(self, result: CopyResult, *, tag: bool) -> CopyResult:
+        self._result = result
+        self._writes = _RECORDING.submit(self._write, result, tag)
+        return result
+
+    def settle(self) -> CopyResult | None:
+        """Wait for the writes, if started; the result they recorded, or None (not started, or failed)."""
+        if self._writes is None or self._writes.exception() is not None:
+            return None
+        return self._result
+
+    def finish(self, result: CopyResult) -> None:
+        """Wait for the writes (raising their error), or make them now for a result from the record."""
+        if self._writes is None:
+            self._write(result, tag=True)
+        else:
+            self._writes.result()
+
+    def _write(self, result: CopyResult, tag: bool) -> None:
+        if tag:
+            # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
+            self._services.store.set_tags(result.key, {"sha256": result.sha256})
+        self._services.ledger.update_file(
+            self._job.task_id,
+            self._job.index,
+            state="copied",
+            bucket=result.bucket,
+            key=result.key,
+            bytes=result.bytes,
+            sha256=result.sha256,
+            content_type=result.content_type,
+            error=None,
+        )
+
+
 def _metadata(job: CopyJob) -> dict[str, str]:
     return {"task-id": job.task_id, "file-index": str(job.index), "source": public_url(job.source)}
 
 
-def _transfer(services: Services, job: CopyJob) -> CopyResult:
+def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult:
     settings = services.settings
     store = services.store
     links = _Links(services, job)
@@ -172,7 +236,7 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
             if stream.ranged and size != total:
                 raise RetryableError(f"first range ended after {size} of {total} bytes")
             if (total is not None and total <= part_bytes) or size < part_bytes:
-                return _put_whole(services, job, bytes(first[:size]), content_type)
+                return record.start(_put_whole(services, job, bytes(first[:size]), content_type), tag=False)
         label: dict[str, Any] = {"index": job.index, "total": total}
         with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
             shape = services.shape
@@ -195,10 +259,8 @@ def _transfer(services: Services, job: CopyJob) -> CopyResult:
             try:
                 upload.complete()
             except ObjectExistsError:
-                return _already_archived(services, result)
-    # Metadata is fixed when a multipart upload starts, before the digest is known: it goes in a tag.
-    store.set_tags(job.key, {"sha256": result.sha256})
-    return result
+                return record.start(_already_archived(services, result), tag=False)
+    return record.start(result, tag=True)
 
 
 def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview], None]:
