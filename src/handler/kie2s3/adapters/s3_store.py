@@ -177,6 +177,19 @@ class _ViewReader(io.RawIOBase):
         return self._at
 
 
+def _body(data: memoryview) -> Any:
+    """The part as a request body, never copied.
+
+    A view of a whole buffer goes as the buffer itself: urllib3 sends a bytes-like body in one
+    call, where it reads a file-like one 16 KiB at a time (a loop that cost about 0.4 s of CPU per
+    GiB). A view of part of a buffer (a file's short last part) goes as a file over the view.
+    """
+    whole = data.obj
+    if isinstance(whole, bytes | bytearray) and data.nbytes == len(whole):
+        return whole
+    return cast("IO[bytes]", _ViewReader(data))
+
+
 class MultipartUpload:
     """One multipart upload; `upload_part` may be called from several threads at once.
 
@@ -243,7 +256,7 @@ class MultipartUpload:
                 Key=self.key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=cast("IO[bytes]", _ViewReader(data)),
+                Body=_body(data),
                 ChecksumCRC32=checksum,
             )
         except (ClientError, BotoCoreError) as exc:
