@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 MIB: Final = 1024**2
 SIZES: Final = (1 * MIB, 64 * MIB, 1024 * MIB)
-RUNS: Final = {1 * MIB: 3, 64 * MIB: 5, 1024 * MIB: 3}
+RUNS: Final = {1 * MIB: 3, 64 * MIB: 7, 1024 * MIB: 3}
 """Runs per size (figures are medians): on two cores shared with moto, single runs vary by 10-20 %."""
 WARM_UP_SIZE: Final = 12 * MIB
 """What each worker copies first, untimed, to warm its container (and each plain child uploads):
@@ -283,7 +283,8 @@ def _invoke_json(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[dict[str, Any]]:
     """Copy, plain upload and plain download of each size."""
     _say(
-        f"\n{'size':>8} {'copy s':>8} {'MiB/s':>8} {'upload s':>9} {'download s':>11} {'ratio':>6} {'RSS MiB':>8}"
+        f"\n{'size':>8} {'copy s':>8} {'MiB/s':>8} {'upload s':>9} {'download s':>11} {'ratio':>6}"
+        f" {'(range)':>11} {'RSS MiB':>8}"
     )
     rows: list[dict[str, Any]] = []
     for size in SIZES:
@@ -302,6 +303,7 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
             "download_seconds": statistics.median(run["download_seconds"] for run in plain_runs),
         }
         slower = max(plain["upload_seconds"], plain["download_seconds"])
+        paired = round_ratios([c["seconds"] for c in copies], plain_runs)
         row = {
             "bytes": size,
             "mib": size / MIB,
@@ -310,22 +312,38 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
             "plain_download_seconds": plain["download_seconds"],
             "plain_upload_runs": [run["upload_seconds"] for run in plain_runs],
             "plain_download_runs": [run["download_seconds"] for run in plain_runs],
-            "ratio": copy["seconds"] / slower,
+            "ratio": statistics.median(paired),
+            "ratio_runs": paired,
+            "ratio_of_medians": copy["seconds"] / slower,
         }
         rows.append(row)
         _say(
             f"{_mib(size):>8} {copy['seconds']:>8.3f} {copy['mib_per_s']:>8.1f} {plain['upload_seconds']:>9.3f}"
-            f" {plain['download_seconds']:>11.3f} {row['ratio']:>6.2f} {copy['peak_rss_mib']:>8.1f}"
+            f" {plain['download_seconds']:>11.3f} {row['ratio']:>6.2f}"
+            f" {min(paired):>5.2f}-{max(paired):<5.2f} {copy['peak_rss_mib']:>8.1f}"
         )
     cold = statistics.median(run["cold_warm_up_seconds"] for row in rows for run in row["copy"]["runs"])
     _say(
         f"medians of {'/'.join(str(RUNS[size]) for size in SIZES)} runs by a warm worker (the handler's "
-        "time); ratio = copy s / max(upload s, download s); RSS = "
+        "time); ratio = median over the rounds of copy s / max(upload s, download s), each round a copy and "
+        "the plain runs right after it (range: lowest-highest round); RSS = "
         f"the worker's peak ({rows[0]['copy']['init_rss_mib']:.0f} MiB of it after imports, before the "
         f"first batch)\na new container's first copy ({_mib(WARM_UP_SIZE)}, untimed above): {cold:.3f} s, median of "
         f"{sum(len(row['copy']['runs']) for row in rows)}"
     )
     return rows
+
+
+def round_ratios(copy_seconds: list[float], plain_runs: list[dict[str, float]]) -> list[float]:
+    """Each round's copy time over the slower plain transfer of the same round.
+
+    A round is a copy and the plain runs right after it: a slow spell of the machine (seen here: the
+    same copy 30% slower for a minute) weighs on both sides of its ratio.
+    """
+    return [
+        seconds / max(plain["upload_seconds"], plain["download_seconds"])
+        for seconds, plain in zip(copy_seconds, plain_runs, strict=True)
+    ]
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -390,7 +408,9 @@ def bench_init(copier: Copier, stack_env: dict[str, str], log: TextIO) -> dict[s
     result = {
         "import_app_seconds": app_s,
         "import_bare_seconds": bare_s,
-        "import_ratio": app_s / bare_s,
+        # Paired as the copies are: each import of app against the bare import right after it.
+        "import_ratio": statistics.median(a / b for a, b in zip(app_runs, bare_runs, strict=True)),
+        "import_ratio_of_medians": app_s / bare_s,
         "import_app_runs": app_runs,
         "import_bare_runs": bare_runs,
         **callbacks,
@@ -398,7 +418,7 @@ def bench_init(copier: Copier, stack_env: dict[str, str], log: TextIO) -> dict[s
     _say("\ninit")
     _say(f"  import app:             {app_s * 1000:8.0f} ms (median of {IMPORT_RUNS})")
     _say(f"  import bare handler:    {bare_s * 1000:8.0f} ms (boto3 + Powertools Logger, Tracer, Metrics)")
-    _say(f"  ratio:                  {result['import_ratio']:8.2f}")
+    _say(f"  ratio:                  {result['import_ratio']:8.2f} (median of the {IMPORT_RUNS} pairs)")
     _say(f"  first callback (cold):  {callbacks['cold_callback_seconds'] * 1000:8.0f} ms")
     _say(
         f"  warm callback:          {callbacks['warm_callback_seconds'] * 1000:8.0f} ms (median of {WARM_CALLBACKS})"
