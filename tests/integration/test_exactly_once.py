@@ -131,9 +131,14 @@ def test_s3_upload_part_failure_is_aborted_and_retried(queue_mode: Stack, task_i
     assert incomplete_uploads(queue_mode, task_id) == []
 
 
-def _sha256_tag(stack: Stack, key: str) -> str | None:
-    tags = stack.client("s3").get_object_tagging(Bucket=stack.bucket, Key=key)["TagSet"]
-    return next((t["Value"] for t in tags if t["Key"] == "sha256"), None)
+def _assert_recorded_after_one_download(stack: Stack, task_id: str, url: str, source: Any) -> None:
+    """The file is `copied`, its tag and ledger hold the source's SHA-256, and it was fetched once."""
+    (entry,) = task_document(task_id)["files"]
+    assert entry["state"] == "copied"
+    tags = stack.client("s3").get_object_tagging(Bucket=stack.bucket, Key=entry["key"])["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags}.get("sha256") == entry["sha256"] == source.sha256_hex()
+    assert stack.emulator.download_url_calls[url] == 1
+    assert stack.emulator.file_requests[source.name] == ranges_for(source.size)
 
 
 def test_tag_write_failure_keeps_the_file_copying_until_a_redelivery_tags_it(
@@ -153,11 +158,7 @@ def test_tag_write_failure_keeps_the_file_copying_until_a_redelivery_tags_it(
     assert entry["state"] == "copying"
     assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 12 * MIB}
     poller.drain()  # the redelivery is answered from the idempotency record: tag and ledger, no download
-    (entry,) = task_document(task_id)["files"]
-    assert entry["state"] == "copied"
-    assert _sha256_tag(queue_mode, entry["key"]) == entry["sha256"] == source.sha256_hex()
-    assert queue_mode.emulator.download_url_calls[url] == 1
-    assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
+    _assert_recorded_after_one_download(queue_mode, task_id, url, source)
 
 
 def test_idempotency_record_failure_after_the_copy_still_records_it_once(
@@ -175,17 +176,15 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
         poller.drain()
     assert failures == {"UpdateItem": 0}
     assert poller.invoked == 1  # the job succeeded at once: the file is archived and recorded
-    (entry,) = task_document(task_id)["files"]
-    assert entry["state"] == "copied"
-    assert _sha256_tag(queue_mode, entry["key"]) == entry["sha256"] == source.sha256_hex()
+    _assert_recorded_after_one_download(queue_mode, task_id, url, source)
     # A later delivery stops at the ledger's `copied`, though the record still says in progress.
     doc = task_document(task_id)
+    (entry,) = doc["files"]
     job = CopyJob(task_id=task_id, index=0, source=url, kind="file", family="market", key=entry["key"])
     _enqueue(queue_mode, job, times=1)
     poller.drain()
     assert task_document(task_id) == doc
-    assert queue_mode.emulator.download_url_calls[url] == 1
-    assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
+    _assert_recorded_after_one_download(queue_mode, task_id, url, source)
 
 
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
