@@ -39,6 +39,13 @@ def _assert_copied_once_after(stack: Stack, task_id: str, source: Any, failed_re
     assert incomplete_uploads(stack, task_id) == []
 
 
+def _called_back(stack: Stack, task_id: str, size: int) -> tuple[str, Any]:
+    """One served .mp4 of `size` bytes whose signed callback has queued its copy: (url, source)."""
+    ((url, source),) = serve(stack, task_id, [(".mp4", size)]).items()
+    post_callback(market_body(task_id, [url]), task_id)
+    return url, source
+
+
 def _enqueue(stack: Stack, job: CopyJob, times: int) -> None:
     """What SQS's at-least-once delivery can do: the same job more than once."""
     sqs = stack.client("sqs")
@@ -146,9 +153,7 @@ def test_tag_write_failure_keeps_the_file_copying_until_a_redelivery_tags_it(
 ) -> None:
     from kie2s3.adapters import clients
 
-    served = serve(queue_mode, task_id, [(".mp4", 12 * MIB)])
-    ((url, source),) = served.items()
-    post_callback(market_body(task_id, [url]), task_id)
+    url, source = _called_back(queue_mode, task_id, 12 * MIB)
     poller = queue_mode.poller()
     with _failing(clients.s3_client(), {"PutObjectTagging": 1}) as failures:
         assert poller.poll_once() == 1
@@ -166,9 +171,7 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
 ) -> None:
     from kie2s3.adapters import clients
 
-    served = serve(queue_mode, task_id, [(".mp4", 12 * MIB)])
-    ((url, source),) = served.items()
-    post_callback(market_body(task_id, [url]), task_id)
+    url, source = _called_back(queue_mode, task_id, 12 * MIB)
     poller = queue_mode.poller()
     # The guard's client writes only the idempotency records (the ledger has a client of its own):
     # its one UpdateItem is the record's success, written beside the ledger's `copied`.
@@ -190,9 +193,7 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     queue_mode: Stack, task_id: str
 ) -> None:
-    served = serve(queue_mode, task_id, [(".mp4", 48 * MIB)])
-    ((url, source),) = served.items()
-    post_callback(market_body(task_id, [url]), task_id)
+    _url, source = _called_back(queue_mode, task_id, 48 * MIB)
     job_body = json.loads(
         queue_mode.client("sqs").receive_message(
             QueueUrl=queue_mode.env["COPY_QUEUE_URL"], VisibilityTimeout=0
