@@ -18,12 +18,16 @@ DATA = random.Random(7).randbytes(10 * PART + 123)
 
 
 class FakeUpload:
-    def __init__(self) -> None:
+    def __init__(self, create_seconds: float = 0.0) -> None:
         self.parts: dict[int, bytes] = {}
         self.lock = threading.Lock()
         self.created = threading.Event()
+        self.create_seconds = create_seconds
+        self.created_at: float | None = None
 
     def create(self) -> str:
+        time.sleep(self.create_seconds)
+        self.created_at = time.monotonic()
         self.created.set()
         return "upload-id"
 
@@ -229,6 +233,22 @@ def test_pipeline_other_connections_wait_for_the_first_part(monkeypatch: pytest.
     assert digest == hashlib.sha256(DATA).hexdigest()
     # Every range began after the first part was full: it had the line to itself.
     assert min(at for at, _ in source.starts) >= first_filled[0]
+
+
+def test_pipeline_other_connections_wait_for_the_upload_to_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "FIRST_PART_HEAD_START_SECONDS", 5.0)  # never the limit here
+    source = FakeSource({})
+    upload = FakeUpload(create_seconds=0.05)  # S3 slower than the first part
+    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
+        source,  # type: ignore[arg-type]
+        lambda refresh: "link",
+        len(DATA),
+        _fill_first,
+    )
+    assert digest == hashlib.sha256(DATA).hexdigest()
+    assert upload.created_at is not None
+    # The first UploadPart and its create did not share the line with the other ranges.
+    assert min(at for at, _ in source.starts) >= upload.created_at
 
 
 def test_pipeline_creates_the_upload_while_the_first_part_downloads() -> None:

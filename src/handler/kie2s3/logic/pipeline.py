@@ -27,8 +27,9 @@ PROGRESS_EVERY_SECONDS = 10.0
 RANGE_ATTEMPTS = 3
 # How often a thread waiting for a buffer or a part looks whether the copy has failed meanwhile.
 _STOP_POLL_SECONDS = 0.2
-# The opening response has the line to itself this long at most, so that the first part (and its
-# upload) is ready as soon as possible; a source slower than that gets its other connections then.
+# The other connections wait this long at most for the first part to be on its way to S3 (filled,
+# and the upload created): until then the opening response and the create have the line and the
+# interpreter to themselves, so S3 starts on the file sooner. A slower source or S3 gets them then.
 FIRST_PART_HEAD_START_SECONDS = 0.1
 
 
@@ -102,8 +103,11 @@ class Pipeline:
         self._bytes = 0
         self._progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
 
-    def _upload_part(self, part: _Part) -> None:
+    def _upload_part(self, part: _Part, board: "_Board | None" = None) -> None:
         try:
+            if board is not None and part is board.first:
+                self._upload.create()  # under way since the copy began
+                board.first_away.set()  # the head start ends: the other connections may start
             self._upload.upload_part(part.number, part.view)
         finally:
             part.done_with(self._buffers)
@@ -148,12 +152,13 @@ class Pipeline:
         """Several connections fetch consecutive ranges into buffers; other threads upload them.
 
         `fill_first` fills the first part (from the response that opened the download) on one
-        connection; the others start once it is full (or after a head start, for a slow source)
-        and fetch the next parts. Each connection claims the next part as
-        soon as a buffer is free, so every connection stays busy while buffers last; the caller's
-        thread takes the parts in order, hashes them and hands them to the uploads. Parts are
-        numbered in the order their buffers are taken, so the lowest part not yet hashed always
-        has one: the in-order hashing never waits on a buffer held by a later part.
+        connection while S3 creates the upload; the others start once that part is on its way to
+        S3 (or after a head start, for a slow source or S3) and fetch the next parts. Each
+        connection claims the next part as soon as a buffer is free, so every connection stays
+        busy while buffers last; the caller's thread takes the parts in order, hashes them and
+        hands them to the uploads. Parts are numbered in the order their buffers are taken, so the
+        lowest part not yet hashed always has one: the in-order hashing never waits on a buffer
+        held by a later part.
         """
         size = self._shape.part_bytes
         board = _Board(self._buffers, _Part(1, self._first, min(size, total)), size, total)
@@ -161,7 +166,7 @@ class Pipeline:
             ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
             ThreadPoolExecutor(self._shape.uploads, thread_name_prefix="part") as uploaders,
         ):
-            # S3 creates the upload while the first parts download, not when the first is ready.
+            # S3 creates the upload while the first part downloads, not when it is ready.
             futures: list[Future[Any]] = [uploaders.submit(self._upload.create)]
             futures.append(fetchers.submit(self._fill_first, board, fill_first, source, link, total))
             futures += [
@@ -171,7 +176,7 @@ class Pipeline:
             try:
                 for number in range(1, board.count + 1):
                     current = board.take(number, lambda: _raise_first_failure(futures))
-                    futures.append(uploaders.submit(self._upload_part, current))
+                    futures.append(uploaders.submit(self._upload_part, current, board))
                     self._hash(current)
                     _raise_first_failure(futures)
                 for future in futures:
@@ -199,7 +204,7 @@ class Pipeline:
     def _fetch_parts(
         self, board: "_Board", source: HttpSource, link: Callable[[bool], str], total: int
     ) -> None:
-        board.first_filled.wait(FIRST_PART_HEAD_START_SECONDS)
+        board.first_away.wait(FIRST_PART_HEAD_START_SECONDS)
         while (part := board.claim()) is not None:
             self._fetch(part, source, link, total)
             board.filled(part)
@@ -236,7 +241,7 @@ class _Board:
         self._changed = threading.Condition()
         self._parts: dict[int, _Part] = {1: first}
         self._stopped = threading.Event()
-        self.first_filled = threading.Event()
+        self.first_away = threading.Event()  # the first part is filled and its upload created
 
     def claim(self) -> _Part | None:
         """The next part with its buffer (waiting for one to be free); None when none is left to fetch."""
@@ -263,8 +268,6 @@ class _Board:
         with self._changed:
             part.filled = True
             self._changed.notify_all()
-        if part is self.first:
-            self.first_filled.set()
 
     def take(self, number: int, check: Callable[[], None]) -> _Part:
         """Part `number` once filled; `check` runs while waiting (it raises when a connection failed)."""
