@@ -186,8 +186,30 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
     job = CopyJob(task_id=task_id, index=0, source=url, kind="file", family="market", key=entry["key"])
     _enqueue(queue_mode, job, times=1)
     poller.drain()
+    assert poller.invoked == 2  # that delivery succeeded at once too: no retry behind the lock
     assert task_document(task_id) == doc
     _assert_recorded_after_one_download(queue_mode, task_id, url, source)
+
+
+def test_job_for_a_file_the_ledger_does_not_know_is_dropped_without_a_lock(
+    queue_mode: Stack, task_id: str
+) -> None:
+    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 6 * MIB)]).items()
+    dynamodb = queue_mode.client("dynamodb")
+    table = queue_mode.env["IDEMPOTENCY_TABLE"]
+    records_before = dynamodb.scan(TableName=table, Select="COUNT")["Count"]
+    job = CopyJob(
+        task_id=task_id, index=0, source=url, kind="file", family="market", key=f"kie/{task_id}/00.mp4"
+    )
+    _enqueue(queue_mode, job, times=1)  # no callback: the ledger has neither the task nor the file
+    poller = queue_mode.poller()
+    poller.drain()
+    assert poller.invoked == 1  # dropped at once, not retried
+    assert queue_mode.emulator.download_url_calls[url] == 0
+    assert queue_mode.emulator.file_requests[source.name] == 0
+    assert archived_files(queue_mode, task_id) == {}
+    # The in-progress record written beside the ledger's refusal was removed again.
+    assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == records_before
 
 
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(

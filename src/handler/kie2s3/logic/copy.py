@@ -4,7 +4,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -28,9 +28,14 @@ from kie2s3.models import CopyJob, CopyResult
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.sources import public_url
 
-# A copy's last writes run here while Powertools writes the idempotency record's success; the copy
-# waits for them before it returns (a Lambda is frozen between invocations).
-_RECORDING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+# A copy's ledger writes run here beside Powertools' writes of the idempotency record: the gate
+# (`copying`) beside the in-progress record, the last writes beside the success. The copy waits for
+# them before it returns (a Lambda is frozen between invocations).
+_LEDGER_WRITES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+
+class _NothingToCopy(Exception):
+    """The ledger's gate refused the job: the file is archived already (or unknown to the ledger)."""
 
 
 @tracer.capture_method(capture_response=False)
@@ -49,19 +54,25 @@ def copy_file(
     `copied` follows the object's `sha256` tag: when either write fails after the transfer, the
     next delivery makes both from the idempotency record, without downloading again.
     """
-    ledger = services.ledger
-    if not ledger.update_file(job.task_id, job.index, unless_copied=True, state="copying", error=None):
-        logger.info(
-            "nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index
-        )
-        return None
     started = time.monotonic()
+    # The gate and the in-progress record are written at once; the transfer waits for both.
+    gate = _LEDGER_WRITES.submit(
+        services.ledger.update_file, job.task_id, job.index, unless_copied=True, state="copying", error=None
+    )
     record = _Record(services, job)
     try:
         result = services.guard.run(
-            _transfer_with_retries, services=services, job=job, deadline=deadline, record=record
+            _transfer_with_retries, services=services, job=job, deadline=deadline, record=record, gate=gate
         )
+        if _refused(gate):  # answered from the idempotency record: the transfer never ran
+            raise _NothingToCopy
+    except _NothingToCopy:
+        _nothing_to_copy(job)
+        return None
     except CopyInProgressError as exc:
+        if _refused(gate):  # archived, though its idempotency record was left in progress
+            _nothing_to_copy(job)
+            return None
         metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
         logger.info("copy already under way elsewhere", index=job.index, reason=exc.reason)
         raise
@@ -77,6 +88,8 @@ def copy_file(
         # (until it expires, a delivery of this job stops at the ledger's `copied`).
         logger.warning("copy recorded without its idempotency record", index=job.index, reason=exc.reason)
         result = recorded
+    finally:
+        wait([gate])  # never left running past the invocation, whatever the outcome
     record.finish(result)
     elapsed_ms = (time.monotonic() - started) * 1000
     metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
@@ -92,6 +105,15 @@ def copy_file(
         duration_ms=round(elapsed_ms),
     )
     return result
+
+
+def _refused(gate: "Future[bool]") -> bool:
+    """Whether the ledger's gate refused the job (waiting for it); False when its write failed."""
+    return gate.exception() is None and not gate.result()
+
+
+def _nothing_to_copy(job: CopyJob) -> None:
+    logger.info("nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index)
 
 
 def _not_copied(services: Services, job: CopyJob, exc: Kie2S3Error, last_delivery: bool) -> None:
@@ -113,9 +135,13 @@ def _failed(services: Services, job: CopyJob, reason: str) -> None:
 
 
 def _transfer_with_retries(
-    services: Services, job: CopyJob, deadline: float | None, record: "_Record"
+    services: Services, job: CopyJob, deadline: float | None, record: "_Record", gate: "Future[bool]"
 ) -> CopyResult:
-    """The transfer, retried on passing faults (fresh link each time) while time remains."""
+    """Once the ledger's gate has let the job in, the transfer, retried on passing faults (fresh
+    link each time) while time remains. A refusal raises _NothingToCopy, so Powertools removes the
+    in-progress record again."""
+    if not gate.result():  # a failed write raises here: a passing failure like any other
+        raise _NothingToCopy
     budget = (deadline - time.monotonic() - services.retry.reserve_seconds) if deadline else None
     stop: stop_base = stop_after_attempt(services.retry.attempts)
     if budget is not None:
@@ -175,7 +201,7 @@ class _Record:
 
     def start(self, result: CopyResult, *, tag: bool) -> CopyResult:
         self._result = result
-        self._writes = _RECORDING.submit(self._write, result, tag)
+        self._writes = _LEDGER_WRITES.submit(self._write, result, tag)
         return result
 
     def settle(self) -> CopyResult | None:
