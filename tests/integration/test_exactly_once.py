@@ -46,6 +46,11 @@ def _called_back(stack: Stack, task_id: str, size: int) -> tuple[str, Any]:
     return url, source
 
 
+def _market_job(task_id: str, url: str, key: str, index: int = 0) -> CopyJob:
+    """The copy job the receiver sends for file `index` of a market task."""
+    return CopyJob(task_id=task_id, index=index, source=url, kind="file", family="market", key=key)
+
+
 def _enqueue(stack: Stack, job: CopyJob, times: int) -> None:
     """What SQS's at-least-once delivery can do: the same job more than once."""
     sqs = stack.client("sqs")
@@ -64,10 +69,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
     # Duplicates the receiver could not see (SQS redelivery): each job twice more, three workers at once.
     doc = task_document(task_id)
     for entry, url in zip(doc["files"], served, strict=True):
-        job = CopyJob(
-            task_id=task_id, index=entry["index"], source=url, kind="file", family="market", key=entry["key"]
-        )
-        _enqueue(queue_mode, job, times=2)
+        _enqueue(queue_mode, _market_job(task_id, url, entry["key"], entry["index"]), times=2)
     queue_mode.emulator.bandwidth_limit_bps = 16 * MIB  # slow enough for the workers to overlap
     try:
         workers = [start_worker(queue_mode) for _ in range(3)]
@@ -183,8 +185,7 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
     # A later delivery stops at the ledger's `copied`, though the record still says in progress.
     doc = task_document(task_id)
     (entry,) = doc["files"]
-    job = CopyJob(task_id=task_id, index=0, source=url, kind="file", family="market", key=entry["key"])
-    _enqueue(queue_mode, job, times=1)
+    _enqueue(queue_mode, _market_job(task_id, url, entry["key"]), times=1)
     poller.drain()
     assert poller.invoked == 2  # that delivery succeeded at once too: no retry behind the lock
     assert task_document(task_id) == doc
@@ -198,10 +199,8 @@ def test_job_for_a_file_the_ledger_does_not_know_is_dropped_without_a_lock(
     dynamodb = queue_mode.client("dynamodb")
     table = queue_mode.env["IDEMPOTENCY_TABLE"]
     records_before = dynamodb.scan(TableName=table, Select="COUNT")["Count"]
-    job = CopyJob(
-        task_id=task_id, index=0, source=url, kind="file", family="market", key=f"kie/{task_id}/00.mp4"
-    )
-    _enqueue(queue_mode, job, times=1)  # no callback: the ledger has neither the task nor the file
+    # No callback: the ledger has neither the task nor the file.
+    _enqueue(queue_mode, _market_job(task_id, url, f"kie/{task_id}/00.mp4"), times=1)
     poller = queue_mode.poller()
     poller.drain()
     assert poller.invoked == 1  # dropped at once, not retried

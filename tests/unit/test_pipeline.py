@@ -92,6 +92,20 @@ def _fill_first(part: memoryview) -> None:
     part[:] = DATA[:PART]
 
 
+NARROW = PipelineShape(PART, 4, 3, 2)  # 4 buffers, 3 connections, 2 uploads
+
+
+def _copy_by_ranges(
+    upload: FakeUpload,
+    source: FakeSource,
+    fill_first: Any,
+    shape: PipelineShape = NARROW,
+) -> None:
+    """A ranged copy of DATA, the first part from `fill_first`; its digest must be DATA's."""
+    _, digest = _pipeline(upload, shape).run_ranges(source, lambda refresh: "link", len(DATA), fill_first)  # type: ignore[arg-type]
+    assert digest == hashlib.sha256(DATA).hexdigest()
+
+
 def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
     upload = FakeUpload()
     source = FakeSource({})
@@ -203,14 +217,7 @@ def test_pipeline_slow_first_part_gets_the_other_ranges_after_its_head_start() -
             time.sleep(0.001)
         _fill_first(part)
 
-    upload = FakeUpload()
-    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        source,  # type: ignore[arg-type]
-        lambda refresh: "link",
-        len(DATA),
-        fill_first_after_another_range,
-    )
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    _copy_by_ranges(FakeUpload(), source, fill_first_after_another_range)
     assert 0 not in [start for _, start in source.calls]  # the first part came from the opening response
 
 
@@ -224,13 +231,7 @@ def test_pipeline_other_connections_wait_for_the_first_part(monkeypatch: pytest.
         _fill_first(part)
         first_filled.append(time.monotonic())
 
-    _, digest = _pipeline(FakeUpload(), PipelineShape(PART, 4, 3, 2)).run_ranges(
-        source,  # type: ignore[arg-type]
-        lambda refresh: "link",
-        len(DATA),
-        first,
-    )
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    _copy_by_ranges(FakeUpload(), source, first)
     # Every range began after the first part was full: it had the line to itself.
     assert min(at for at, _ in source.starts) >= first_filled[0]
 
@@ -239,13 +240,7 @@ def test_pipeline_other_connections_wait_for_the_upload_to_exist(monkeypatch: py
     monkeypatch.setattr(pipeline, "FIRST_PART_HEAD_START_SECONDS", 5.0)  # never the limit here
     source = FakeSource({})
     upload = FakeUpload(create_seconds=0.05)  # S3 slower than the first part
-    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        source,  # type: ignore[arg-type]
-        lambda refresh: "link",
-        len(DATA),
-        _fill_first,
-    )
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    _copy_by_ranges(upload, source, _fill_first)
     assert upload.created_at is not None
     # The first UploadPart and its create did not share the line with the other ranges.
     assert min(at for at, _ in source.starts) >= upload.created_at
@@ -259,13 +254,7 @@ def test_pipeline_creates_the_upload_while_the_first_part_downloads() -> None:
         assert upload.created.wait(timeout=5), "the upload was not created while the first part filled"
         _fill_first(part)
 
-    _, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        FakeSource({}),  # type: ignore[arg-type]
-        lambda refresh: "link",
-        len(DATA),
-        fill_first_once_created,
-    )
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    _copy_by_ranges(upload, FakeSource({}), fill_first_once_created)
 
 
 def _truncated(part: memoryview) -> None:
@@ -274,11 +263,7 @@ def _truncated(part: memoryview) -> None:
 
 def test_pipeline_first_part_broken_off_is_fetched_as_a_range() -> None:
     source = FakeSource({})
-    upload = FakeUpload()
-    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(
-        source, lambda r: "l", len(DATA), _truncated
-    )  # type: ignore[arg-type]
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    _copy_by_ranges(FakeUpload(), source, _truncated, PipelineShape(PART, 3, 2, 2))
     assert [start for _, start in source.calls].count(0) == 1
 
 
