@@ -1,11 +1,22 @@
 """template.yaml keeps the public contract (design.md) and its safety properties; devstack.template reads it."""
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from devstack.template import TemplateError, function_environment, load_template
+from devstack.template import (
+    NO_VALUE,
+    REPO_ROOT,
+    Resolver,
+    TemplateError,
+    function_environment,
+    load_template,
+)
 
 # design.md, "Public contract" -> "Environment".
 CONTRACT_VARIABLES = {
@@ -395,3 +406,123 @@ def test_reconciler_runs_on_a_schedule_and_reads_the_open_items_index(template: 
     [policy] = function["Policies"]
     [ledger] = [s for s in policy["Statement"] if s["Sid"] == "LedgerAndIdempotency"]
     assert {"Fn::Sub": "${TasksTable.Arn}/index/open-items"} in ledger["Resource"]
+
+
+# SAM's own transform (samtranslator ships with the SAM CLI in its own venv, see the Makefile's
+# $(SAM)): what CloudFormation receives, so settings SAM moves onto generated resources are checked
+# where they land. Managed policies are only ARNs here, never looked up.
+SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
+SAM_TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+
+class NoManagedPolicyLookup:
+    def load(self):
+        return {}
+
+template, parameters = json.load(sys.stdin)
+json.dump(transform(template, parameters, NoManagedPolicyLookup()), sys.stdout)
+"""
+
+
+def packaged_template() -> dict[str, Any]:
+    """template.yaml as `sam package` hands it on: local code paths replaced by S3 URIs."""
+    template = load_template()
+    sections = [
+        template["Globals"]["Function"],
+        *(r.get("Properties", {}) for r in template["Resources"].values()),
+    ]
+    for properties in sections:
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://kie2s3-artifacts/{properties[key]}"
+    return template
+
+
+@cache
+def _sam_transformed(parameters: tuple[tuple[str, str], ...]) -> str:
+    if not SAM_PYTHON.exists():
+        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
+    completed = subprocess.run(
+        [str(SAM_PYTHON), "-c", SAM_TRANSFORM],
+        input=json.dumps([packaged_template(), dict(parameters)]),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def sam_transform(parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """template.yaml after SAM's transform with these parameter values (a fresh copy each call)."""
+    transformed: dict[str, Any] = json.loads(_sam_transformed(tuple(sorted((parameters or {}).items()))))
+    return transformed
+
+
+def test_sam_transform_gives_plain_cloudformation() -> None:
+    transformed = sam_transform()
+    assert "Transform" not in transformed
+    assert not [r for r in transformed["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
+    assert transformed["Resources"]["ApiFunction"]["Type"] == "AWS::Lambda::Function"
+
+
+def test_http_api_stage_throttles_every_route_by_parameters() -> None:
+    resources = sam_transform()["Resources"]
+    [stage] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["ApiId"] == {"Ref": "HttpApi"}
+    # The stage's default applies to each route, /callbacks/kie (open at the gateway) included;
+    # no per-route setting may lift it.
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    assert "RouteSettings" not in stage
+
+
+def test_http_api_throttle_defaults_are_finite_and_positive(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    for name in ("ApiThrottlingRateLimit", "ApiThrottlingBurstLimit"):
+        assert parameters[name]["Type"] == "Number", name
+        assert parameters[name]["MinValue"] >= 1, name
+    assert parameters["ApiThrottlingRateLimit"]["Default"] == 50
+    assert parameters["ApiThrottlingBurstLimit"]["Default"] == 100
+
+
+def api_reserved_concurrency(parameters: dict[str, str]) -> Any:
+    """The deployed ApiFunction's ReservedConcurrentExecutions, evaluated with these parameter values."""
+    transformed = sam_transform(parameters)
+    function = transformed["Resources"]["ApiFunction"]["Properties"]
+    # SAM keeps the choice for deploy time: the property is the template's Fn::If, never a baked value.
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "HasApiReservedConcurrency",
+            {"Ref": "ApiReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    return Resolver(transformed, parameters).resolve(function["ReservedConcurrentExecutions"])
+
+
+def test_api_function_reserves_no_concurrency_by_default(template: dict[str, Any]) -> None:
+    # A new account's quota of 10 leaves nothing to reserve: a default reservation fails the deploy.
+    assert template["Parameters"]["ApiReservedConcurrency"]["Default"] == 0
+    assert api_reserved_concurrency({}) is NO_VALUE
+    assert api_reserved_concurrency({"ApiReservedConcurrency": "0"}) is NO_VALUE
+
+
+def test_api_function_reserves_the_configured_concurrency() -> None:
+    assert api_reserved_concurrency({"ApiReservedConcurrency": "25"}) == "25"
+
+
+def test_only_the_api_function_may_reserve_concurrency() -> None:
+    resources = sam_transform({"ApiReservedConcurrency": "25"})["Resources"]
+    reserving = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and "ReservedConcurrentExecutions" in resource["Properties"]
+    }
+    assert reserving == {"ApiFunction"}
