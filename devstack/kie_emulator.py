@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any, Final, Literal, Self, cast
+from typing import Any, Final, Literal, Self, cast, get_args
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -232,7 +232,8 @@ class SyntheticFile:
 # --------------------------------------------------------------------------------------------------
 # Faults
 
-FaultKind = Literal["http_status", "truncate", "stall", "reset", "wrong_content_type"]
+FaultKind = Literal["http_status", "truncate", "stall", "reset", "wrong_content_type", "new_version"]
+FAULT_KINDS: Final = frozenset(get_args(FaultKind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,13 @@ class FileFault:
         """Serve the file with this Content-Type header."""
         return cls("wrong_content_type", content_type=content_type)
 
+    @classmethod
+    def new_version(cls) -> FileFault:
+        """Answer this GET from the file as it is, then overwrite the file with a new version (other
+        bytes of the same size and type, another ETag, a later Last-Modified), as when the origin's
+        file is replaced between two requests of one download."""
+        return cls("new_version")
+
 
 @dataclass(slots=True)
 class _EnvelopeFault:
@@ -287,8 +295,26 @@ class _PendingFileFault:
 @dataclass(frozen=True, slots=True)
 class _Served:
     file: SyntheticFile
-    last_modified: str
+    modified_at: float
     etag: str
+
+    @classmethod
+    def of(cls, file: SyntheticFile, modified_at: float) -> _Served:
+        etag_src = f"{file.name}\0{file.size}\0{file.seed}\0{file.content_type}".encode()
+        etag = '"' + hashlib.md5(etag_src, usedforsecurity=False).hexdigest() + '"'
+        return cls(file=file, modified_at=float(int(modified_at)), etag=etag)
+
+    @property
+    def last_modified(self) -> str:
+        return email.utils.formatdate(self.modified_at, usegmt=True)
+
+    def if_range_matches(self, value: str) -> bool:
+        """RFC 9110 §13.1.5: an entity tag matches by strong comparison (a weak one never does),
+        a date only when it is exactly the Last-Modified."""
+        value = value.strip()
+        if value.startswith(("W/", '"')):
+            return not value.startswith("W/") and value == self.etag
+        return value == self.last_modified
 
 
 class _RangeNotSatisfiableError(Exception):
@@ -571,6 +597,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _xml_error("NoSuchKey", "The specified key does not exist."), xml, head_only)
             return
         fault = emu._take_file_fault(name) if method == "GET" else None
+        if fault is not None and fault.kind == "new_version":
+            emu._new_version(name)  # this answer still comes from `served`; later ones from the new one
         if fault is not None and fault.kind == "reset":
             self._reset()
             return
@@ -582,11 +610,15 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = file.served_content_type
         if fault is not None and fault.kind == "wrong_content_type":
             content_type = fault.content_type
-        common = {"ETag": served.etag, "Last-Modified": served.last_modified}
+        common = {"ETag": served.etag, "Last-Modified": served.last_modified} if emu.validators else {}
         if emu.accept_ranges:
             common = {"Accept-Ranges": "bytes", **common}
+        asked = self.headers.get("Range") if emu.accept_ranges else None
+        if_range = self.headers.get("If-Range") if emu.honour_if_range else None
+        if if_range is not None and not (emu.validators and served.if_range_matches(if_range)):
+            asked = None  # another version than the client holds: the whole file, with 200
         try:
-            byte_range = _parse_range(self.headers.get("Range") if emu.accept_ranges else None, file.size)
+            byte_range = _parse_range(asked, file.size)
         except _RangeNotSatisfiableError:
             self._send(416, b"", xml, head_only, {**common, "Content-Range": f"bytes */{file.size}"})
             return
@@ -694,6 +726,8 @@ class KieEmulator:
         *,
         bandwidth_limit_bps: int | None = None,
         accept_ranges: bool = True,
+        validators: bool = True,
+        honour_if_range: bool = True,
         verbose: bool = False,
     ) -> None:
         self.api_key = api_key
@@ -702,12 +736,17 @@ class KieEmulator:
         """Per-response body rate limit in bytes per second (None: unlimited); settable at any time."""
         self.accept_ranges = accept_ranges
         """False: links ignore Range (200, whole body, no Accept-Ranges), as a source without Range support."""
+        self.validators = validators
+        """False: links send neither ETag nor Last-Modified (and no If-Range can match), like some origins."""
+        self.honour_if_range = honour_if_range
+        """False: links ignore If-Range and serve any Range asked, whatever version the client holds."""
         self.verbose = verbose
         self._clock = clock
         self._clock_offset = 0.0
         self._link_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._files: dict[str, _Served] = {}
+        self._versions: dict[str, list[SyntheticFile]] = {}
         self._result_urls: dict[str, str] = {}
         self._tasks: dict[tuple[str, str], dict[str, Any]] = {}
         self._record_info_paths = frozenset(RECORD_INFO_PATHS.values())
@@ -811,14 +850,10 @@ class KieEmulator:
         callback keep its real host names: download-url still answers with a loopback link.
         """
         url = result_url or self.result_url(file.name)
-        etag_src = f"{file.name}\0{file.size}\0{file.seed}\0{file.content_type}".encode()
-        served = _Served(
-            file=file,
-            last_modified=email.utils.formatdate(self.now(), usegmt=True),
-            etag='"' + hashlib.md5(etag_src, usedforsecurity=False).hexdigest() + '"',
-        )
+        served = _Served.of(file, self.now())
         with self._lock:
             self._files[file.name] = served
+            self._versions[file.name] = [file]
             self._result_urls[url] = file.name
         return url
 
@@ -829,9 +864,14 @@ class KieEmulator:
             self._result_urls = {u: n for u, n in self._result_urls.items() if n != name}
 
     def file(self, name: str) -> SyntheticFile:
-        """The registered file of that name."""
+        """The registered file of that name (its current version)."""
         with self._lock:
             return self._files[name].file
+
+    def versions(self, name: str) -> list[SyntheticFile]:
+        """Every version the file of that name has had (``FileFault.new_version``), oldest first."""
+        with self._lock:
+            return list(self._versions[name])
 
     def add_task(self, family: str, task_id: str, response: dict[str, Any]) -> None:
         """Register the ``data`` object returned by ``family``'s record-info endpoint for ``task_id``."""
@@ -943,6 +983,22 @@ class KieEmulator:
         with self._lock:
             return self._files.get(name)
 
+    def _new_version(self, name: str) -> None:
+        with self._lock:
+            old = self._files.get(name)
+            if old is None:
+                return
+            file = SyntheticFile(
+                name,
+                old.file.size,
+                old.file.content_type,
+                seed=old.file.seed + 1,
+                served_content_type=old.file._served_content_type,
+            )
+            # Last-Modified has whole seconds: the new version's is later even within the same second.
+            self._files[name] = _Served.of(file, max(self.now(), old.modified_at + 1))
+            self._versions[name].append(file)
+
     def _task(self, path: str, task_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self._tasks.get((path, task_id))
@@ -972,7 +1028,7 @@ class KieEmulator:
                 seconds=float(payload.get("seconds", 0.0)),
                 content_type=str(payload.get("contentType", "")),
             )
-            if fault.kind not in ("http_status", "truncate", "stall", "reset", "wrong_content_type"):
+            if fault.kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {fault.kind!r}")
             self.inject_file_fault(str(payload["name"]), fault, int(payload.get("times", 1)))
             return None
@@ -982,6 +1038,10 @@ class KieEmulator:
                 self.bandwidth_limit_bps = None if bps is None else int(bps)
             if "clockOffset" in payload:
                 self.set_clock_offset(float(payload["clockOffset"]))
+            if "validators" in payload:
+                self.validators = bool(payload["validators"])
+            if "honourIfRange" in payload:
+                self.honour_if_range = bool(payload["honourIfRange"])
             return None
         if (method, path) == ("GET", "/_emulator/stats"):
             with self._lock:

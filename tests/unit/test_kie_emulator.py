@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
@@ -244,6 +245,99 @@ def test_download_link_unsatisfiable_range_returns_416(
     response = http.request("GET", link, headers={"Range": header})
     assert response.status == 416
     assert response.headers["Content-Range"] == "bytes */2100000"
+
+
+def test_download_link_empty_file_range_is_416_and_get_is_empty(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    file = SyntheticFile("p/empty.png", 0, "image/png")
+    link = resolve(http, emulator, emulator.add_file(file))
+    ranged = http.request("GET", link, headers={"Range": "bytes=0-5242879"})
+    assert ranged.status == 416
+    assert ranged.headers["Content-Range"] == "bytes */0"
+    whole = http.request("GET", link)
+    assert whole.status == 200
+    assert whole.headers["Content-Length"] == "0"
+    assert whole.data == b""
+    assert file.sha256_hex() == hashlib.sha256(b"").hexdigest()
+
+
+def test_download_link_if_range_with_current_validator_serves_the_range(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    file = SyntheticFile("v/ifr.mp4", 10_000, "video/mp4")
+    link = resolve(http, emulator, emulator.add_file(file))
+    opening = http.request("GET", link, headers={"Range": "bytes=0-99"})
+    for validator in (opening.headers["ETag"], opening.headers["Last-Modified"]):
+        response = http.request("GET", link, headers={"Range": "bytes=100-199", "If-Range": validator})
+        assert response.status == 206
+        assert response.data == file.read(100, 100)
+
+
+@pytest.mark.parametrize("validator", ['"stale"', "W/{etag}", "Mon, 01 Jan 2024 00:00:00 GMT"])
+def test_download_link_if_range_with_another_validator_serves_the_whole_file(
+    emulator: KieEmulator, http: urllib3.PoolManager, validator: str
+) -> None:
+    file = SyntheticFile("v/ifr2.mp4", 10_000, "video/mp4")
+    link = resolve(http, emulator, emulator.add_file(file))
+    etag = http.request("HEAD", link).headers["ETag"]
+    response = http.request(
+        "GET", link, headers={"Range": "bytes=100-199", "If-Range": validator.format(etag=etag)}
+    )
+    assert response.status == 200  # a weak tag never matches (RFC 9110 13.1.5)
+    assert "Content-Range" not in response.headers
+    assert response.data == full_bytes(file)
+
+
+def test_file_fault_new_version_changes_bytes_and_validators_after_that_get(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    file = SyntheticFile("v/changing.mp4", 10_000, "video/mp4")
+    link = resolve(http, emulator, emulator.add_file(file))
+    emulator.inject_file_fault(file.name, FileFault.new_version())
+    first = http.request("GET", link, headers={"Range": "bytes=0-99"})
+    assert first.data == file.read(0, 100)  # the GET the fault applies to still sees the old version
+    old, new = emulator.versions(file.name)
+    assert old is file
+    assert (new.size, new.content_type) == (file.size, file.content_type)
+    assert full_bytes(new) != full_bytes(file)
+    later = http.request("GET", link, headers={"Range": "bytes=100-199"})
+    assert later.status == 206
+    assert later.data == new.read(100, 100)
+    assert later.headers["ETag"] != first.headers["ETag"]
+    modified = [email.utils.parsedate_to_datetime(r.headers["Last-Modified"]) for r in (first, later)]
+    assert modified[1] > modified[0]  # later by a second at least, even within the same second
+    pinned = http.request("GET", link, headers={"Range": "bytes=100-199", "If-Range": first.headers["ETag"]})
+    assert (pinned.status, pinned.data) == (200, full_bytes(new))
+
+
+def test_emulator_without_validators_sends_none_and_no_if_range_matches(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    file = SyntheticFile("v/noval.mp4", 10_000, "video/mp4")
+    link = resolve(http, emulator, emulator.add_file(file))
+    etag = http.request("HEAD", link).headers["ETag"]
+    emulator.validators = False
+    ranged = http.request("GET", link, headers={"Range": "bytes=0-99"})
+    assert ranged.status == 206
+    assert "ETag" not in ranged.headers
+    assert "Last-Modified" not in ranged.headers
+    pinned = http.request("GET", link, headers={"Range": "bytes=0-99", "If-Range": etag})
+    assert (pinned.status, pinned.data) == (200, full_bytes(file))
+
+
+def test_emulator_ignoring_if_range_serves_the_range_of_a_new_version(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    file = SyntheticFile("v/ignore.mp4", 10_000, "video/mp4")
+    link = resolve(http, emulator, emulator.add_file(file))
+    emulator.honour_if_range = False
+    emulator.inject_file_fault(file.name, FileFault.new_version())
+    etag = http.request("GET", link, headers={"Range": "bytes=0-99"}).headers["ETag"]
+    response = http.request("GET", link, headers={"Range": "bytes=100-199", "If-Range": etag})
+    assert response.status == 206
+    assert response.headers["ETag"] != etag
+    assert response.data == emulator.versions(file.name)[1].read(100, 100)
 
 
 def test_download_link_head_and_keep_alive(emulator: KieEmulator, http: urllib3.PoolManager) -> None:
@@ -497,6 +591,13 @@ def test_emulator_admin_api_registers_files_and_faults(
     assert http.request("GET", link).data == full_bytes(emulator.file("v/a.mp4"))
     stats = http.request("GET", f"{admin}/stats", headers=auth()).json()["data"]
     assert stats["fileRequests"] == {"v/a.mp4": 2}
+    changed = {"name": "v/a.mp4", "kind": "new_version"}
+    assert http.request("POST", f"{admin}/faults/file", json=changed, headers=auth()).status == 200
+    http.request("GET", link)
+    assert len(emulator.versions("v/a.mp4")) == 2
+    settings = {"validators": False, "honourIfRange": False}
+    assert http.request("POST", f"{admin}/settings", json=settings, headers=auth()).status == 200
+    assert (emulator.validators, emulator.honour_if_range) == (False, False)
 
 
 def test_emulator_cli_serves_and_exits_on_sigterm() -> None:
