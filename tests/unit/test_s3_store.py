@@ -252,3 +252,84 @@ def test_part_size_for_fits_ten_thousand_parts(length: int | None, expected: int
     assert size == expected
     assert size >= MIN_PART_BYTES
     assert (length or 5 * 1024**3) <= size * MAX_PARTS
+
+
+def test_metadata_values_are_sent_percent_encoded_ascii(stubbed: tuple[S3Store, Stubber]) -> None:
+    # S3 user metadata is US-ASCII: a source path in Japanese with a space goes percent-encoded.
+    store, stubber = stubbed
+    source = "https://tempfile.aiquickdraw.com/p/日本語の画像 1.png"
+    sent = "https://tempfile.aiquickdraw.com/p/%E6%97%A5%E6%9C%AC%E8%AA%9E%E3%81%AE%E7%94%BB%E5%83%8F 1.png"
+    stubber.add_response(
+        "put_object",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "Body": b"x",
+            "ContentType": "image/png",
+            "ChecksumSHA256": ANY,
+            "Metadata": {"source": sent, "task-id": "t1", "note": "tab%09and%0Anewline, 100% ascii"},
+            "IfNoneMatch": "*",
+        },
+    )
+    metadata = {"source": source, "task-id": "t1", "note": "tab\tand\nnewline, 100% ascii"}
+    store.put_new(KEY, b"x", content_type="image/png", checksum_sha256=b"0" * 32, metadata=metadata)
+
+
+def test_metadata_already_percent_encoded_is_sent_unchanged(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    source = "https://tempfile.aiquickdraw.com/p/%E6%97%A5%20x.png"
+    stubber.add_response(
+        "create_multipart_upload",
+        {"UploadId": "u1"},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "ContentType": "video/mp4",
+            "Metadata": {"source": source},
+            "ChecksumAlgorithm": "CRC32",
+        },
+    )
+    store.multipart_upload(KEY, content_type="video/mp4", metadata={"source": source}).create()
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key"), [(BUCKET, ""), ("not a bucket name!", KEY)], ids=["empty-key", "bad-bucket-name"]
+)
+def test_request_refused_before_sending_is_permanent(bucket: str, key: str) -> None:
+    # Nothing listens on the discard port: a request that were sent would fail as a passing fault.
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    store = S3Store(client, bucket)
+    with pytest.raises(PermanentError, match="ParamValidationError") as refused:
+        store.put_new(key, b"x", content_type="image/png", checksum_sha256=b"0" * 32, metadata={})
+    assert not isinstance(refused.value, RetryableError)
+    with pytest.raises(PermanentError, match="ParamValidationError"):
+        store.multipart_upload(key, content_type="video/mp4", metadata={}).create()
+
+
+def test_client_side_validation_errors_are_permanent_and_connection_errors_retryable() -> None:
+    from botocore.exceptions import (
+        EndpointConnectionError,
+        MissingParametersError,
+        ParamValidationError,
+        UnknownKeyError,
+    )
+
+    from kie2s3.adapters.s3_store import _translate
+
+    refused = [
+        ParamValidationError(report="Invalid type for parameter Key"),
+        UnknownKeyError(value="x", param="y", choices=["z"]),
+        MissingParametersError(object_name="PutObject", missing="Key"),
+    ]
+    for exc in refused:
+        assert type(_translate(exc, "PutObject")) is PermanentError, exc
+    assert isinstance(
+        _translate(EndpointConnectionError(endpoint_url="http://x"), "PutObject"), RetryableError
+    )

@@ -6,9 +6,15 @@ import io
 import threading
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    MissingParametersError,
+    ParamValidationError,
+    ValidationError,
+)
 from isal import isal_zlib
 
 from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
@@ -25,9 +31,17 @@ MAX_PARTS = 10_000
 _RETRYABLE_S3_CODES = frozenset(
     {"ConditionalRequestConflict", "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
 )
+# What botocore raises when it refuses a request before sending it (the same request fails the same
+# way every time); every other BotoCoreError is a connection or transfer fault.
+_REFUSED_BEFORE_SENDING = (ParamValidationError, ValidationError, MissingParametersError)
+# S3 user metadata is US-ASCII (docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html):
+# printable ASCII goes as it is (`%` included, so a percent-encoded URL is not encoded twice).
+_METADATA_SAFE = "".join(chr(c) for c in range(0x20, 0x7F))
 
 
 def _translate(exc: ClientError | BotoCoreError, action: str) -> Exception:
+    if isinstance(exc, _REFUSED_BEFORE_SENDING):
+        return PermanentError(f"S3 {action} refused before sending: {type(exc).__name__}")
     if isinstance(exc, BotoCoreError):
         return RetryableError(f"S3 {action} failed: {type(exc).__name__}")
     code = exc.response.get("Error", {}).get("Code", "")
@@ -37,6 +51,11 @@ def _translate(exc: ClientError | BotoCoreError, action: str) -> Exception:
     if code in _RETRYABLE_S3_CODES or status in (409, 429) or status >= 500:
         return RetryableError(f"S3 {action} failed: {code or status}")
     return PermanentError(f"S3 {action} failed: {code or status}")
+
+
+def ascii_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Metadata S3 accepts: anything but printable ASCII in a value is percent-encoded (UTF-8)."""
+    return {name: quote(value, safe=_METADATA_SAFE) for name, value in metadata.items()}
 
 
 def b64_digest(digest: bytes) -> str:
@@ -70,7 +89,7 @@ class S3Store:
                 Body=body,
                 ContentType=content_type,
                 ChecksumSHA256=b64_digest(checksum_sha256),
-                Metadata=metadata,
+                Metadata=ascii_metadata(metadata),
                 IfNoneMatch="*",
                 **extra,
             )
@@ -237,7 +256,7 @@ class MultipartUpload:
                         Bucket=self._bucket,
                         Key=self.key,
                         ContentType=self._content_type,
-                        Metadata=self._metadata,
+                        Metadata=ascii_metadata(self._metadata),
                         ChecksumAlgorithm="CRC32",
                     )
                 except (ClientError, BotoCoreError) as exc:
