@@ -5,19 +5,23 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import boto3
 import pytest
-from devstack.callbacks import callback_event, market_body
+from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.lambda_runtime import function_environment, http_event, task_status_event
 from devstack.stack import CALLBACK_TOKEN, KIE_API_KEY, WEBHOOK_HMAC_KEY, Stack
 from tests.integration.conftest import post_callback, send, serve
 
 from kie2s3.observability import logger as function_logger
 
-SECRETS = (KIE_API_KEY, WEBHOOK_HMAC_KEY, CALLBACK_TOKEN)
+# On Lambda the function's credentials are temporary: AWS_SESSION_TOKEN is always set.
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKENdoNotLog"
+SECRETS = (KIE_API_KEY, WEBHOOK_HMAC_KEY, CALLBACK_TOKEN, SESSION_TOKEN)
 # What presigned links carry (the emulator's `sig=`, S3/R2's X-Amz-Signature): never logged.
 LINK_SECRETS = ("sig=", "X-Amz-Signature", "expires=")
 
@@ -38,9 +42,15 @@ class Capture:
 
 @pytest.fixture
 def debug_capture(
-    stack: Stack, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    stack: Stack,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Capture]:
-    """The function at DEBUG, its Powertools handler writing to the captured stdout, all loggers at DEBUG."""
+    """The function at DEBUG with a session token, its Powertools handler writing to the captured
+    stdout, all loggers at DEBUG."""
+    # A fresh container: boto3's default session reads the credentials (the token too) anew.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     # Powertools bound its handler to the sys.stdout of import time and read its level then.
     handler = function_logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
@@ -48,7 +58,8 @@ def debug_capture(
     function_logger.setLevel("DEBUG")
     caplog.set_level(logging.DEBUG)  # the root logger: botocore, urllib3, Powertools internals
     try:
-        with function_environment({**stack.env, "POWERTOOLS_LOG_LEVEL": "DEBUG"}):
+        env = {**stack.env, "POWERTOOLS_LOG_LEVEL": "DEBUG", "AWS_SESSION_TOKEN": SESSION_TOKEN}
+        with function_environment(env):
             yield Capture(capsys, caplog)
     finally:
         handler.stream = previous_stream  # not setStream(): it would flush capsys's stream, closed by now
@@ -102,7 +113,7 @@ def test_secrets_never_logged_on_any_path(debug_capture: Capture, stack: Stack) 
         (200, "copied"),
         (200, "failed"),
     ]
-    token_env = {**stack.env, "KIE_WEBHOOK_HMAC_SECRET": "", "POWERTOOLS_LOG_LEVEL": "DEBUG"}
+    token_env = {**os.environ, "KIE_WEBHOOK_HMAC_SECRET": ""}
     with function_environment(token_env):
         token_query = {"token": CALLBACK_TOKEN}
         assert (
@@ -121,4 +132,36 @@ def test_secrets_never_logged_on_any_path(debug_capture: Capture, stack: Stack) 
     for expected in (*captured, '"level":"DEBUG"', "/dl/"):
         assert expected in logged, f"{expected!r} was not captured: the capture is broken"
     for secret in (*SECRETS, *signatures, *LINK_SECRETS):
+        assert secret not in logged, f"{secret!r} was logged"
+
+
+# A presigned source (S3/R2 style): every part of its query is a secret or names one.
+PRESIGNED_SECRETS = ("deadbeefcafe0123456789presignedsig", "AKIAPRESIGNEDCRED", "FwoGZXIvYXdzPRESIGNEDtoken")
+PRESIGNED_QUERY = (
+    "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAPRESIGNEDCRED%2F20261101%2Fauto%2Fs3%2Faws4_request"
+    "&X-Amz-Date=20261101T000000Z&X-Amz-Expires=3600"
+    "&X-Amz-Security-Token=FwoGZXIvYXdzPRESIGNEDtoken"
+    "&X-Amz-SignedHeaders=host&X-Amz-Signature=deadbeefcafe0123456789presignedsig"
+)
+
+
+def test_presigned_sources_never_logged_in_queue_mode(debug_capture: Capture, stack: Stack) -> None:
+    by_callback, by_copies = (f"presigned{n}{stack.emulator.port}" for n in range(2))
+    sources = {}
+    for task in (by_callback, by_copies):
+        url = f"https://tempfile.aiquickdraw.com/p/{task}.png{PRESIGNED_QUERY}"
+        serve_result_files(stack.emulator, [url], size=2048)
+        sources[task] = url
+    assert post_callback(market_body(by_callback, [sources[by_callback]]), by_callback)[0] == 200
+    copies = http_event("POST", "/copies", body={"taskId": by_copies, "urls": [sources[by_copies]]})
+    assert _status(copies) == 202
+    stack.poller().drain()  # queue mode: the jobs (full source URLs) go through SendMessageBatch
+    assert [_get_task(t) for t in (by_callback, by_copies)] == [(200, "copied")] * 2
+
+    logged = debug_capture.text()
+    # The capture works: the jobs were sent, signed with the session, and the sources were logged.
+    for expected in ("SendMessageBatch", "x-amz-security-token", f"/p/{by_callback}.png", "file archived"):
+        assert expected.lower() in logged.lower(), f"{expected!r} was not captured: the capture is broken"
+    for secret in (*SECRETS, *PRESIGNED_SECRETS, *LINK_SECRETS):
         assert secret not in logged, f"{secret!r} was logged"
