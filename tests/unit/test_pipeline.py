@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from kie2s3.adapters.http_source import LinkExpiredError
+from kie2s3.adapters.http_source import LinkExpiredError, SourceChangedError, SourceVersion
 from kie2s3.errors import RetryableError
 from kie2s3.logic import pipeline
 from kie2s3.logic.pipeline import Pipeline, PipelineShape
 
 PART = 1024
 DATA = random.Random(7).randbytes(10 * PART + 123)
+VERSION = SourceVersion(len(DATA), '"v1"', '"v1"', None)  # what the opening response declared
 
 
 class FakeUpload:
@@ -56,7 +57,8 @@ class FakeSource:
         self.most_in_flight = 0
         self.lock = threading.Lock()
 
-    def fetch_range(self, url: str, start: int, into: memoryview, total: int) -> None:
+    def fetch_range(self, url: str, start: int, into: memoryview, version: SourceVersion) -> None:
+        assert version is VERSION  # every range is pinned to the opening response's version
         with self.lock:
             self.calls.append((url, start))
             self.starts.append((time.monotonic(), start))
@@ -102,7 +104,7 @@ def _copy_by_ranges(
     shape: PipelineShape = NARROW,
 ) -> None:
     """A ranged copy of DATA, the first part from `fill_first`; its digest must be DATA's."""
-    _, digest = _pipeline(upload, shape).run_ranges(source, lambda refresh: "link", len(DATA), fill_first)  # type: ignore[arg-type]
+    _, digest = _pipeline(upload, shape).run_ranges(source, lambda refresh: "link", VERSION, fill_first)  # type: ignore[arg-type]
     assert digest == hashlib.sha256(DATA).hexdigest()
 
 
@@ -112,7 +114,7 @@ def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
     copied, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
         source,  # type: ignore[arg-type]
         lambda refresh: "link",
-        len(DATA),
+        VERSION,
         _fill_first,
     )
     assert copied == len(DATA)
@@ -131,19 +133,27 @@ def test_pipeline_range_expired_link_is_resolved_again() -> None:
         links.append(refresh)
         return f"link-{sum(links)}"
 
-    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(
-        source, link, len(DATA), _fill_first
-    )  # type: ignore[arg-type]
+    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(source, link, VERSION, _fill_first)  # type: ignore[arg-type]
     assert digest == hashlib.sha256(DATA).hexdigest()
     assert links.count(True) == 1  # only the expired link was refreshed, not the reset
     assert [start for _, start in source.calls].count(3 * PART) == 2
+
+
+def test_pipeline_range_from_another_version_stops_the_copy_without_retrying_it() -> None:
+    # Fetching the range again could not help: the whole transfer starts over from a new opening.
+    source = FakeSource({3 * PART: [SourceChangedError("source changed since the download began")]})
+    with pytest.raises(SourceChangedError, match="changed"):
+        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
+            source, lambda r: "l", VERSION, _fill_first
+        )  # type: ignore[arg-type]
+    assert [start for _, start in source.calls].count(3 * PART) == 1
 
 
 def test_pipeline_range_failing_every_attempt_raises() -> None:
     source = FakeSource({2 * PART: [RetryableError("reset")] * 3})
     with pytest.raises(RetryableError, match="reset"):
         _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
-            source, lambda r: "l", len(DATA), _fill_first
+            source, lambda r: "l", VERSION, _fill_first
         )  # type: ignore[arg-type]
 
 
@@ -174,7 +184,7 @@ def created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_pipeline_buffers_are_bounded(created: list[int]) -> None:
     upload = FakeUpload()
     _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        FakeSource({}), lambda r: "l", len(DATA), _fill_first
+        FakeSource({}), lambda r: "l", VERSION, _fill_first
     )  # type: ignore[arg-type]
     assert upload.joined() == DATA
     assert created == [PART] * 3  # the pool: buffers - 1 (the first part's buffer comes from the caller)
@@ -193,7 +203,7 @@ def test_pipeline_failed_upload_stops_connections_waiting_for_buffers() -> None:
     started = time.monotonic()
     with pytest.raises(RetryableError, match="UploadPart 3"):
         _pipeline(FailingUpload(), PipelineShape(PART, 2, 3, 1)).run_ranges(
-            source, lambda r: "l", len(DATA), _fill_first
+            source, lambda r: "l", VERSION, _fill_first
         )  # type: ignore[arg-type]
     assert time.monotonic() - started < 5
     assert len(source.calls) < 11  # the copy stopped before fetching every range
@@ -202,7 +212,7 @@ def test_pipeline_failed_upload_stops_connections_waiting_for_buffers() -> None:
 def test_pipeline_uses_every_connection_while_buffers_last() -> None:
     source = FakeSource({}, delay=0.02)
     upload = FakeUpload()
-    _pipeline(upload, PipelineShape(PART, 5, 4, 2)).run_ranges(source, lambda r: "l", len(DATA), _fill_first)  # type: ignore[arg-type]
+    _pipeline(upload, PipelineShape(PART, 5, 4, 2)).run_ranges(source, lambda r: "l", VERSION, _fill_first)  # type: ignore[arg-type]
     assert upload.joined() == DATA
     assert source.most_in_flight == 4
 
@@ -271,7 +281,7 @@ def test_pipeline_first_part_failing_every_attempt_raises() -> None:
     source = FakeSource({0: [RetryableError("reset")] * 2})
     with pytest.raises(RetryableError, match="reset"):
         _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
-            source, lambda r: "l", len(DATA), _truncated
+            source, lambda r: "l", VERSION, _truncated
         )  # type: ignore[arg-type]
     assert [start for _, start in source.calls].count(0) == 2  # the opening response and 2 ranges: 3 attempts
 

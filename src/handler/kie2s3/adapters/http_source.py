@@ -2,6 +2,20 @@
 
 Bytes are read in small chunks straight into the caller's buffers, so memory is whatever the
 caller allocated (a few part buffers), never the file's size.
+
+A download opens with one GET for the first part as a range. Its answer decides the rest:
+- 206 with a validator (a strong ETag, else Last-Modified; a weak ETag cannot be used with If-Range,
+  RFC 9110 §13.1.5): the opening response's version is pinned. Every later range sends `If-Range`
+  with it and must answer 206 with the same total, ETag and Last-Modified; anything else (200, the
+  whole file of a newer version; another total or validator; 416) raises SourceChangedError, and
+  the copy starts over from a fresh opening rather than store bytes of two versions.
+- 206 without a usable validator, for part of the file: ranges could not be pinned, so that answer
+  is dropped unread and the file read from one plain GET (one round trip more, for such sources
+  only; a 206 that holds the whole file is read as it is). Asking for the whole file up front would
+  save that round trip but cost every pinned download its opening connection, cut off mid-body.
+- 200: the whole body as one stream.
+- An empty source: 416 whose Content-Range is `bytes */0` (a range of an empty file cannot be
+  satisfied), or a 206 or 200 declaring no bytes. It opens as a stream of 0 bytes.
 """
 
 import re
@@ -21,11 +35,26 @@ _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 # Bigger chunks gain little more and leave bigger blocks in each connection thread's malloc arena.
 READ_CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_EMPTY_RANGE = "bytes */0"  # the Content-Range of a 416 (or 206) answering a range of an empty file
 _HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
 class LinkExpiredError(RetryableError):
     """The download link answered 403: resolve a fresh one and try again."""
+
+
+class SourceChangedError(RetryableError):
+    """A range came from another version of the source than the opening response: start over."""
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """The version of a source a ranged download is pinned to, as its opening response declared it."""
+
+    total: int  # bytes of the whole file
+    if_range: str  # sent as If-Range with every later range: the strong ETag, else Last-Modified
+    etag: str | None
+    last_modified: str | None
 
 
 def _fill(response: urllib3.BaseHTTPResponse, into: memoryview, done: int = 0) -> int:
@@ -44,22 +73,30 @@ def _fill(response: urllib3.BaseHTTPResponse, into: memoryview, done: int = 0) -
 
 @dataclass
 class SourceStream:
-    """An open download: total size (when declared), type, Range support, and sequential fills."""
+    """An open download: total size (when declared), type, pinned version, and sequential fills."""
 
     response: urllib3.BaseHTTPResponse
     total_size: int | None
     content_type: str | None
-    ranged: bool  # the server answered the first range with 206: more ranges can be fetched in parallel
+    # Set when the opening answered 206 with a validator: the rest may come as ranges pinned to it.
+    version: SourceVersion | None
     max_bytes: int
     bytes_read: int = 0
+
+    @property
+    def ranged(self) -> bool:
+        """Whether more ranges of this version can be fetched (in parallel) with `fetch_range`."""
+        return self.version is not None
 
     def fill(self, into: memoryview) -> int:
         """The next bytes of the stream into `into` (full unless the stream ends); 0 at the end.
 
+        Never reads past the declared size (an empty source's 416 carries an error page, not bytes).
         RetryableError when the connection breaks or the body is shorter than declared;
         SourceRefusedError past MAX_FILE_BYTES.
         """
-        got = _fill(self.response, into)
+        left = None if self.total_size is None else max(self.total_size - self.bytes_read, 0)
+        got = _fill(self.response, into if left is None or left >= len(into) else into[:left])
         self.bytes_read += got
         if self.bytes_read > self.max_bytes:
             raise SourceRefusedError(f"source is larger than MAX_FILE_BYTES ({self.max_bytes})")
@@ -91,39 +128,42 @@ class HttpSource:
 
     @contextmanager
     def open(self, url: str, *, max_bytes: int, first_part: int) -> Iterator[SourceStream]:
-        """Open a download asking for its first `first_part` bytes as a range.
+        """Open a download asking for its first `first_part` bytes as a range (see the module's doc).
 
-        A 206 answer means the rest can be fetched as ranges (`fetch_range`); a 200 answer is the
-        whole body as one stream. The response is released whatever happens. Redirects are not
-        followed.
+        When the stream has a `version`, the rest can be fetched as ranges pinned to it
+        (`fetch_range`); otherwise the stream is the whole file. The response is released whatever
+        happens. Redirects are not followed.
         """
         response = self._get(url, {"Range": f"bytes=0-{first_part - 1}"})
         try:
+            if _answers_empty(response):
+                yield SourceStream(response, 0, None, None, max_bytes)  # its body is no file's bytes
+                return
             _check_status(response, url)
-            total = _declared_total(response)
+            total, whole = _declared(response)
+            version = _version(response, total) if response.status == 206 else None
+            if response.status == 206 and version is None and not whole:
+                _release(response)  # unread: the file comes from one GET that cannot mix versions
+                response = self._get(url, {})
+                _check_status(response, url)
+                if response.status != 200:
+                    raise RetryableError(f"source answered a GET without Range with {response.status}")
+                total, _ = _declared(response)
             if total is not None and total > max_bytes:
                 raise SourceRefusedError(f"source declares {total} bytes, over MAX_FILE_BYTES ({max_bytes})")
-            yield SourceStream(
-                response, total, response.headers.get("Content-Type"), response.status == 206, max_bytes
-            )
+            yield SourceStream(response, total, response.headers.get("Content-Type"), version, max_bytes)
         finally:
             _release(response)
 
-    def fetch_range(self, url: str, start: int, into: memoryview, total: int) -> None:
-        """Fill `into` with the bytes from `start` (exactly len(into) of them) with one Range request."""
+    def fetch_range(self, url: str, start: int, into: memoryview, version: SourceVersion) -> None:
+        """Fill `into` with the bytes from `start` (exactly len(into) of them) of `version`, with one
+        Range request carrying If-Range. SourceChangedError when the answer is of another version."""
         end = start + len(into) - 1
-        response = self._get(url, {"Range": f"bytes={start}-{end}"})
+        response = self._get(url, {"Range": f"bytes={start}-{end}", "If-Range": version.if_range})
         try:
-            _check_status(response, url)
-            answered = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-            if (
-                response.status != 206
-                or not answered
-                or answered.groups() != (str(start), str(end), str(total))
-            ):
-                raise RetryableError(
-                    f"source answered range {start}-{end} with {response.status} and another range"
-                )
+            if response.status != 416:  # the declared range gone is a change of version, not a refusal
+                _check_status(response, url)
+            _check_version(response, version, start, end)
             got = _fill(response, into)
             if got != len(into):
                 raise RetryableError(f"range {start}-{end} ended after {got} of {len(into)} bytes")
@@ -131,14 +171,55 @@ class HttpSource:
             _release(response)
 
 
-def _declared_total(response: urllib3.BaseHTTPResponse) -> int | None:
+def _check_version(response: urllib3.BaseHTTPResponse, version: SourceVersion, start: int, end: int) -> None:
+    """Raise unless the answer to a pinned range is that range of `version` (SourceChangedError when
+    it is of another version: 200 or 416 instead of 206, another total, ETag or Last-Modified)."""
+    changed = f"source changed since the download began: range {start}-{end}"
+    if response.status != 206:  # If-Range did not match: 200 with the whole file as it is now
+        raise SourceChangedError(f"{changed} answered {response.status}")
+    answered = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+    if answered and int(answered.group(3)) != version.total:
+        raise SourceChangedError(f"{changed} is of {answered.group(3)} bytes, not {version.total}")
+    validators = (response.headers.get("ETag"), response.headers.get("Last-Modified"))
+    if validators != (version.etag, version.last_modified):
+        raise SourceChangedError(f"{changed} has another ETag or Last-Modified")
+    if not answered or answered.groups()[:2] != (str(start), str(end)):
+        raise RetryableError(f"source answered range {start}-{end} with another range")
+
+
+def _answers_empty(response: urllib3.BaseHTTPResponse) -> bool:
+    """Whether the answer to the opening range says the source has no bytes at all."""
+    content_range = response.headers.get("Content-Range")
+    if response.status == 416:
+        return content_range == _EMPTY_RANGE
+    if response.status == 206:
+        return content_range == _EMPTY_RANGE or (
+            content_range is None and response.headers.get("Content-Length") == "0"
+        )
+    return False
+
+
+def _declared(response: urllib3.BaseHTTPResponse) -> tuple[int | None, bool]:
+    """The file's total size (None when undeclared), and whether this response holds all of it."""
     if response.status == 206:
         answered = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if not answered or answered.group(1) != "0":
             raise RetryableError("source answered the first range with a malformed Content-Range")
-        return int(answered.group(3))
+        total = int(answered.group(3))
+        return total, int(answered.group(2)) + 1 >= total
     length = response.headers.get("Content-Length")
-    return int(length) if length and length.isdigit() else None
+    return (int(length) if length and length.isdigit() else None), True
+
+
+def _version(response: urllib3.BaseHTTPResponse, total: int | None) -> SourceVersion | None:
+    """The version to pin later ranges to, or None when the response has no validator If-Range can use."""
+    etag = response.headers.get("ETag")
+    last_modified = response.headers.get("Last-Modified")
+    strong = etag if etag and not etag.startswith("W/") else None
+    if_range = strong or last_modified
+    if total is None or not if_range:
+        return None
+    return SourceVersion(total, if_range, etag, last_modified)
 
 
 def _release(response: urllib3.BaseHTTPResponse) -> None:

@@ -249,19 +249,21 @@ def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult
     with services.source.open(links.get(), max_bytes=settings.max_file_bytes, first_part=opening) as stream:
         total = stream.total_size
         part_bytes = part_size_for(total, preferred, settings.max_file_bytes)
-        first = bytearray(part_bytes)
+        # A file declared to fit in one part gets a buffer of its size (none for an empty one).
+        first = bytearray(part_bytes if total is None or total > part_bytes else total)
         head = stream.fill(memoryview(first)[:SNIFF_BYTES])
         content_type = sniff_content_type(bytes(first[:head]), stream.content_type)
-        # A large file from a source that answers ranges goes straight into the parallel pipeline,
-        # the rest of its first part still arriving on the opening connection.
-        ranged_total = total if stream.ranged and total is not None and total > part_bytes else None
+        # A large file from a source that answers ranges of a pinned version goes straight into the
+        # parallel pipeline, the rest of its first part still arriving on the opening connection.
+        pinned = stream.version if stream.version is not None and stream.version.total > part_bytes else None
         size = head
-        if ranged_total is None:
+        if pinned is None:
             if head == SNIFF_BYTES:
                 size += stream.fill(memoryview(first)[head:])
             if stream.ranged and size != total:
                 raise RetryableError(f"first range ended after {size} of {total} bytes")
             if (total is not None and total <= part_bytes) or size < part_bytes:
+                # One part or less (an empty source included): a single create-only PUT.
                 return record.start(_put_whole(services, job, bytes(first[:size]), content_type), tag=False)
         label: dict[str, Any] = {"index": job.index, "total": total}
         with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
@@ -273,9 +275,9 @@ def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult
                 label=label,
             )
             del first
-            if ranged_total is not None:
+            if pinned is not None:
                 copied, digest = pipeline.run_ranges(
-                    services.source, links.get, ranged_total, _rest_of_first_part(stream, head)
+                    services.source, links.get, pinned, _rest_of_first_part(stream, head)
                 )
             else:
                 copied, digest = pipeline.run_stream(stream, size)

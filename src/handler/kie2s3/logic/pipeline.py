@@ -1,9 +1,10 @@
 """The copy pipeline: parts flow from the source into S3 through a fixed set of reusable buffers.
 
 Download and upload overlap: several parts are in flight at once, each in its own buffer. When the
-source honours Range requests, the parts are fetched on several connections in parallel (a
-throttled origin is then no slower than its per-connection limit times the connection count);
-otherwise one stream fills the buffers in order. The whole-file SHA-256 is computed in order
+source honours Range requests and names its version, the parts are fetched on several connections
+in parallel (a throttled origin is then no slower than its per-connection limit times the connection
+count), every range pinned to the version the download opened on; otherwise one stream fills the
+buffers in order. The whole-file SHA-256 is computed in order
 as parts arrive. Memory is at most `buffers x part size`, whatever the file size.
 """
 
@@ -16,14 +17,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kie2s3.adapters.http_source import HttpSource, LinkExpiredError, SourceStream
+from kie2s3.adapters.http_source import (
+    HttpSource,
+    LinkExpiredError,
+    SourceChangedError,
+    SourceStream,
+    SourceVersion,
+)
 from kie2s3.adapters.s3_store import MultipartUpload
 from kie2s3.errors import RetryableError
 from kie2s3.observability import logger
 
 # A long copy logs its progress at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
-# A range that fails (reset, truncated, expired link) is fetched again this many times.
+# A range that fails (reset, truncated, expired link) is fetched again this many times; one from
+# another version of the source is not: the whole copy starts over.
 RANGE_ATTEMPTS = 3
 # How often a thread waiting for a buffer or a part looks whether the copy has failed meanwhile.
 _STOP_POLL_SECONDS = 0.2
@@ -146,10 +154,10 @@ class Pipeline:
         self,
         source: HttpSource,
         link: Callable[[bool], str],
-        total: int,
+        version: SourceVersion,
         fill_first: Callable[[memoryview], None],
     ) -> tuple[int, str]:
-        """Several connections fetch consecutive ranges into buffers; other threads upload them.
+        """Several connections fetch consecutive ranges of `version` into buffers; others upload them.
 
         `fill_first` fills the first part (from the response that opened the download) on one
         connection while S3 creates the upload; the others start once that part is on its way to
@@ -158,9 +166,10 @@ class Pipeline:
         busy while buffers last; the caller's thread takes the parts in order, hashes them and
         hands them to the uploads. Parts are numbered in the order their buffers are taken, so the
         lowest part not yet hashed always has one: the in-order hashing never waits on a buffer
-        held by a later part.
+        held by a later part. A range of another version (SourceChangedError) stops the copy.
         """
         size = self._shape.part_bytes
+        total = version.total
         board = _Board(self._buffers, _Part(1, self._first, min(size, total)), size, total)
         with (
             ThreadPoolExecutor(self._shape.connections, thread_name_prefix="range") as fetchers,
@@ -168,9 +177,9 @@ class Pipeline:
         ):
             # S3 creates the upload while the first part downloads, not when it is ready.
             futures: list[Future[Any]] = [uploaders.submit(self._upload.create)]
-            futures.append(fetchers.submit(self._fill_first, board, fill_first, source, link, total))
+            futures.append(fetchers.submit(self._fill_first, board, fill_first, source, link, version))
             futures += [
-                fetchers.submit(self._fetch_parts, board, source, link, total)
+                fetchers.submit(self._fetch_parts, board, source, link, version)
                 for _ in range(min(self._shape.connections, board.count - 1))
             ]
             try:
@@ -191,36 +200,41 @@ class Pipeline:
         fill_first: Callable[[memoryview], None],
         source: HttpSource,
         link: Callable[[bool], str],
-        total: int,
+        version: SourceVersion,
     ) -> None:
         part = board.first
         try:
             fill_first(part.view)
         except RetryableError as exc:  # the opening response broke off: fetch the part as a range
             logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
-            self._fetch(part, source, link, total, attempt=2)
+            self._fetch(part, source, link, version, attempt=2)
         board.filled(part)
 
     def _fetch_parts(
-        self, board: "_Board", source: HttpSource, link: Callable[[bool], str], total: int
+        self, board: "_Board", source: HttpSource, link: Callable[[bool], str], version: SourceVersion
     ) -> None:
         board.first_away.wait(FIRST_PART_HEAD_START_SECONDS)
         while (part := board.claim()) is not None:
-            self._fetch(part, source, link, total)
+            self._fetch(part, source, link, version)
             board.filled(part)
 
     def _fetch(
-        self, part: _Part, source: HttpSource, link: Callable[[bool], str], total: int, attempt: int = 1
+        self,
+        part: _Part,
+        source: HttpSource,
+        link: Callable[[bool], str],
+        version: SourceVersion,
+        attempt: int = 1,
     ) -> None:
         """Fetch the part's range, again on a passing fault (with a fresh link when it expired)."""
         start = (part.number - 1) * self._shape.part_bytes
         refresh = False
         while True:
             try:
-                source.fetch_range(link(refresh), start, part.view, total)
+                source.fetch_range(link(refresh), start, part.view, version)
                 return
             except RetryableError as exc:
-                if attempt >= RANGE_ATTEMPTS:
+                if attempt >= RANGE_ATTEMPTS or isinstance(exc, SourceChangedError):
                     raise
                 attempt += 1
                 refresh = isinstance(exc, LinkExpiredError)
