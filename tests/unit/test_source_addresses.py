@@ -56,7 +56,7 @@ TRICKY_SPELLINGS = [
     ("https://evil.example#@tempfile.aiquickdraw.com/a.png", "ALLOWED_SOURCE_HOSTS"),
     ("https://:pw@tempfile.aiquickdraw.com/a.png", "credentials"),
     ("https://tempfile.aiquickdraw.com.evil.example/a.png", "ALLOWED_SOURCE_HOSTS"),
-    ("https://tempfile\u3002aiquickdraw.com/a.png", "characters"),
+    ("https://tempfile\u3002aiquickdraw.com/a.png", "plain host name"),
 ]
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from kie2s3.errors import SourceRefusedError
 from kie2s3.settings import DEFAULT_SOURCE_HOSTS
-from kie2s3.sources import SourcePolicy, public_url
+from kie2s3.sources import SourcePolicy, canonical_url
 
 POLICY = SourcePolicy(DEFAULT_SOURCE_HOSTS)
 LOCAL = SourcePolicy(DEFAULT_SOURCE_HOSTS, allow_local=True)
@@ -53,10 +53,58 @@ def test_source_policy_local_mode_still_refuses_http_elsewhere() -> None:
         LOCAL.check("http://tempfile.aiquickdraw.com/a.png")
 
 
-def test_public_url_drops_query_fragment_and_credentials() -> None:
-    url = "https://u:p@acct.r2.cloudflarestorage.com:443/b/x.mp4?X-Amz-Signature=secret#frag"
-    assert public_url(url) == "https://acct.r2.cloudflarestorage.com:443/b/x.mp4"
+def test_canonical_url_drops_query_fragment_credentials_and_default_port() -> None:
+    url = "https://u:p@ACCT.r2.cloudflarestorage.com:443/b/x.mp4?X-Amz-Signature=secret#frag"
+    assert canonical_url(url) == "https://acct.r2.cloudflarestorage.com/b/x.mp4"
 
 
-def test_public_url_unparseable() -> None:
-    assert public_url("http://[::1") == "<unparseable url>"
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("HTTPS://Tempfile.AIQUICKDRAW.com/p/a.png", "https://tempfile.aiquickdraw.com/p/a.png"),
+        ("https://h.example:8443/a/./b/../c.png", "https://h.example:8443/a/c.png"),
+        ("https://h.example/p/Lead Vocal.mp3", "https://h.example/p/Lead%20Vocal.mp3"),
+        ("https://h.example/p/日本語.png?x=1", "https://h.example/p/%E6%97%A5%E6%9C%AC%E8%AA%9E.png"),
+        ("https://h.example/p/%e6%97%a5.png", "https://h.example/p/%E6%97%A5.png"),
+        ("https://h.example", "https://h.example/"),
+    ],
+)
+def test_canonical_url_is_urllib3s_parse_normalised(url: str, canonical: str) -> None:
+    assert canonical_url(url) == canonical
+    assert canonical_url(canonical) == canonical  # a canonical form is its own canonical form
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "https://[x/a.png?sig=secret", "https://\uff48.example/日本?k=v"]
+)
+def test_canonical_url_of_unparseable_text_is_ascii_without_query(url: str) -> None:
+    canonical = canonical_url(url)
+    assert canonical.isascii()
+    assert canonical.isprintable()
+    assert " " not in canonical
+    assert "?" not in canonical
+    assert "secret" not in canonical
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example\\.aiquickdraw.com/x.png",  # urllib.parse: *.aiquickdraw.com; urllib3: evil.example
+        "https://evil.example%2Eaiquickdraw.com/x.png",
+        "https://evil.example\uff0eaiquickdraw.com/x.png",  # a full-width dot
+        "https://tempfile.aiquickdraw.com\t.evil.example/x.png",
+        "https://tempfile.aiquickdraw.com /x.png",
+        "https://xn--tempfile.aiquickdraw.com\u00e9/x.png",
+        "https://[x/a.png",
+        "https://tempfile.aiquickdraw.com:4%343/x.png",
+        "https://tempfile.aiquickdraw.com:+443/x.png",
+    ],
+)
+def test_source_policy_refuses_authorities_parsers_read_differently(url: str) -> None:
+    with pytest.raises(SourceRefusedError):
+        LOCAL.check(url)
+
+
+def test_source_policy_accepts_spaces_and_non_ascii_in_the_path() -> None:
+    url = "https://tempfile.aiquickdraw.com/p/日本語の画像 Lead Vocal.png"
+    assert POLICY.check(url) == url

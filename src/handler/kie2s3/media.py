@@ -1,11 +1,11 @@
 """What kind of file a URL names, its key suffix, and its Content-Type as told by its bytes."""
 
 from pathlib import PurePosixPath
-from urllib.parse import urlsplit
 
 import puremagic
 
 from kie2s3.models import FileKind
+from kie2s3.sources import url_path
 
 _KIND_BY_SUFFIX: dict[str, FileKind] = {
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".avif", ".heic"), "image"),
@@ -18,8 +18,11 @@ SNIFF_BYTES = 4096
 
 
 def url_suffix(url: str) -> str:
-    """The file suffix of a URL's path (lower case, with the dot), or "" when it has none we know."""
-    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    """The file suffix of a URL's path (lower case, with the dot), or "" when it has none we know.
+
+    Never raises: a URL no parser can read has no suffix we know.
+    """
+    suffix = PurePosixPath(url_path(url)).suffix.lower()
     return suffix if suffix in _KIND_BY_SUFFIX else ""
 
 

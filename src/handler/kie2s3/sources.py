@@ -1,9 +1,19 @@
-"""The source policy: which URLs kie2s3 may download from, and how URLs are shown without secrets."""
+"""The source policy: which URLs kie2s3 may download from; a URL's canonical form (identity and display).
+
+One parser reads every URL, urllib3's own (the one that connects): the policy judges the host it
+parsed, so the host judged is the host dialled. Before that parse, the authority (scheme, userinfo,
+host, port) must be plain enough that no other parser could read it differently: ASCII letters,
+digits, dots and hyphens (or a bracketed IPv6 literal) and a decimal port, nothing else.
+"""
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import Url, parse_url
 
 from kie2s3.errors import SourceRefusedError
 
@@ -13,19 +23,87 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 # RFC 6052 NAT64 well-known prefix: the last 32 bits are an IPv4 address a NAT64 gateway would reach.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The whole authority a strict reader accepts: a host name or bracketed IPv6 literal, an optional port.
+_AUTHORITY = re.compile(
+    rf"(?P<host>(?:{_LABEL}\.)*{_LABEL}\.?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?"
+)
+# C0 and C1 controls, DEL, and the separators parsers strip silently (tab, CR, LF among the C0).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Everything printable in ASCII but the space: what `_ascii` leaves as it is (escapes stay escapes).
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _ascii(text: str) -> str:
+    """Spaces, controls and non-ASCII percent-encoded as UTF-8; existing escapes left alone."""
+    return quote(text, safe=_PRINTABLE)
+
+
+def parse_source(url: str) -> Url:
+    """urllib3's parse of a URL whose authority no two parsers could read differently.
+
+    SourceRefusedError for control characters anywhere, userinfo, and an authority with anything
+    but ASCII letters, digits, dots, hyphens, a bracketed IPv6 literal and a decimal port
+    (backslashes, whitespace, percent-encoded or full-width dots, IDNA forms: all refused).
+    """
+    if _CONTROL.search(url):
+        raise SourceRefusedError("source URL has control characters")
+    scheme, separator, rest = url.partition("://")
+    if not separator or not _SCHEME.fullmatch(scheme):
+        named = _SCHEME.match(url)
+        scheme = named[0] if named and url[named.end() : named.end() + 1] == ":" else "(none)"
+        raise SourceRefusedError(f"source scheme {scheme!r} is not allowed (expected scheme://host/path)")
+    # RFC 3986 ends the authority at the first / ? or # (urllib3 also at a backslash: refused below).
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        raise SourceRefusedError("source URL carries credentials")
+    strict = _AUTHORITY.fullmatch(authority)
+    if authority and strict is None:
+        raise SourceRefusedError(
+            "source host is not a plain host name (ASCII letters, digits, dots, hyphens; labels up to 63)"
+        )
+    try:
+        parsed = parse_url(url)
+    except (LocationParseError, ValueError) as exc:
+        raise SourceRefusedError(f"source is not a valid URL: {canonical_url(url)}") from exc
+    if strict is not None:
+        port = int(strict["port"]) if strict["port"] else None
+        if (parsed.host, parsed.port) != (strict["host"].lower(), port):
+            raise SourceRefusedError("source URL's host reads differently to different parsers")
+    return parsed
+
+
+def canonical_url(url: str) -> str:
+    """A source's identity, and the only form of it that is stored or logged: never raises.
+
+    urllib3's parse with scheme and host lower-cased, the default port dropped, dot segments
+    removed, the path percent-encoded (a space is %20, non-ASCII UTF-8 escapes), and no userinfo,
+    query or fragment (presigned links carry keys there). Always printable ASCII. Text urllib3
+    cannot parse keeps its own characters up to any `?` or `#`, percent-encoded the same way.
+    """
+    try:
+        parsed = parse_url(url.strip())
+    except (LocationParseError, ValueError):
+        return _ascii(re.split(r"[?#]", url.strip(), maxsplit=1)[0])
+    scheme = (parsed.scheme or "").lower()
+    netloc = parsed.host or ""
+    if parsed.port is not None and parsed.port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{parsed.port}"
+    head = f"{scheme}://{netloc}" if scheme else netloc
+    return _ascii(f"{head}{parsed.path or '/'}")
+
+
+def url_path(url: str) -> str:
+    """The path of a URL's canonical form (percent-encoded; "/" when it has none): never raises."""
+    return "/" + canonical_url(url).split("://", 1)[-1].partition("/")[2]
 
 
 def public_url(url: str) -> str:
-    """The URL without query, fragment or credentials: safe to log and store (presigned links carry keys)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc = f"{netloc}:{parts.port}"
-    except ValueError:
-        return "<unparseable url>"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The URL as it may be shown in logs and errors: its canonical form."""
+    return canonical_url(url)
 
 
 def _literal_address(host: str) -> IPAddress | None:
@@ -123,20 +201,13 @@ class SourcePolicy:
             self.check_address(host, str(address))
 
     def _transport(self, url: str) -> tuple[str, bool]:
-        """The URL's host (lower-cased) and whether it is a permitted local one; refuses the rest."""
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            _ = parts.port  # raises on a malformed port
-        except ValueError as exc:
-            raise SourceRefusedError(f"source is not a valid URL: {public_url(url)}") from exc
+        """The URL's host as urllib3 parses it (lower-cased) and whether it is a permitted local one."""
+        parsed = parse_source(url)
+        host = (parsed.host or "").strip("[]")
         local = self.allow_local and _is_loopback(host)
-        if parts.scheme != "https" and not (local and parts.scheme == "http"):
-            raise SourceRefusedError(f"source scheme {parts.scheme or '(none)'!r} is not allowed")
-        if parts.username or parts.password:
-            raise SourceRefusedError("source URL carries credentials")
+        scheme = (parsed.scheme or "").lower()
+        if scheme != "https" and not (local and scheme == "http"):
+            raise SourceRefusedError(f"source scheme {scheme or '(none)'!r} is not allowed")
         if not host:
             raise SourceRefusedError("source URL has no host")
-        if not host.isascii() or not host.isprintable() or " " in host:
-            raise SourceRefusedError("source host has characters a host name never has")
         return host, local
