@@ -8,7 +8,8 @@ import sys
 from devstack.callbacks import load_event, resign, serve_result_files
 from devstack.lambda_runtime import LambdaContext, invoke
 from devstack.stack import WEBHOOK_HMAC_KEY, local_stack
-from kie2s3.families import find_task_id
+from kie2s3.errors import BadRequestError
+from kie2s3.families import task_id_of
 
 _URL_PREFIXES = ("https://", "http://")
 
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         if "body" in event and event.get("rawPath", "").startswith("/callbacks/"):
             body = json.loads(event["body"])
             serve_result_files(stack.emulator, _urls_in(body))
-            task_id = find_task_id(body)
-            if task_id and not args.no_resign:
-                event = resign(event, str(task_id), WEBHOOK_HMAC_KEY)
+            with contextlib.suppress(BadRequestError):  # the handler itself answers 400 for these
+                if not args.no_resign:
+                    event = resign(event, task_id_of(body), WEBHOOK_HMAC_KEY)
         with stack.function():
             result = invoke(event, LambdaContext())
             if args.mode == "queue":

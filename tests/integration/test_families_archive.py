@@ -13,7 +13,7 @@ from devstack.stack import CALLBACK_TOKEN, WEBHOOK_HMAC_KEY, Stack
 from tests.expected_files import EXPECTED, RECORDS
 from tests.integration.conftest import archived_files, objects_under, send
 
-from kie2s3.families import find_task_id
+from kie2s3.families import task_id_of
 from kie2s3.models import Outcome
 
 SAMPLES = sorted(EXPECTED)
@@ -27,8 +27,7 @@ FAMILY_SAMPLES = {
 def _event(name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     event = load_event(name)
     body = json.loads(event["body"])
-    task_id = find_task_id(body)
-    assert task_id
+    task_id = task_id_of(body)
     return event, body, task_id
 
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.strategies import BODIES, JSON
 
-from kie2s3.families import PARSERS, detect, find_task_id
+from kie2s3.errors import BadRequestError
+from kie2s3.families import PARSERS, task_id_of
 
 HEADER_NAMES = st.sampled_from(
     [
@@ -48,8 +49,10 @@ def _task_id(raw: str, hint: str | None) -> str | None:
         return None
     if not isinstance(body, dict):
         return None
-    parser = detect(body, PARSERS, hint)
-    return parser.task_id(body) if parser else find_task_id(body)
+    try:
+        return task_id_of(body)
+    except BadRequestError:
+        return None
 
 
 @settings(

@@ -6,7 +6,8 @@ import pytest
 from devstack.kie_emulator import RECORD_INFO_PATHS
 from tests.expected_files import EXPECTED, RECORDS, Expected
 
-from kie2s3.families import PARSERS, detect, find_task_id, parser_for
+from kie2s3.errors import BadRequestError
+from kie2s3.families import PARSERS, detect, parser_for, task_id_of
 from kie2s3.families.base import FamilyParser
 from kie2s3.models import Outcome
 
@@ -28,7 +29,7 @@ def test_every_callback_sample_parses(path: Path) -> None:
     parser = detect(body, PARSERS)
     assert parser is not None, f"{path.name} matches no family"
     parsed = parser.parse(body)
-    assert parsed.task_id == find_task_id(body)
+    assert parsed.task_id == task_id_of(body)
     assert parsed.outcome in (Outcome.SUCCESS, Outcome.FAILED, Outcome.NOT_FINAL)
 
 
@@ -90,13 +91,32 @@ def test_market_result_json_that_is_not_json_raises() -> None:
         ({"data": {"taskId": "a1"}}, "a1"),
         ({"data": {"task_id": "b2"}}, "b2"),
         ({"taskId": "c3", "data": {"result_video_url": "x"}}, "c3"),
-        ({"data": {"taskId": "  "}}, None),
-        ({"data": None}, None),
-        ({}, None),
+        ({"task_id": "d4", "data": {"instruments": []}}, "d4"),
+        ({"data": {"taskId": "e5", "task_id": "e5"}}, "e5"),
+        ({"data": {"taskId": None, "task_id": "f6"}}, "f6"),
     ],
 )
-def test_find_task_id_variants(body: dict[str, Any], expected: str | None) -> None:
-    assert find_task_id(body) == expected
+def test_task_id_of_variants(body: dict[str, Any], expected: str) -> None:
+    assert task_id_of(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"data": {"taskId": "  "}}, "not a task id"),
+        ({"data": {"taskId": ""}}, "not a task id"),
+        ({"data": {"taskId": " ", "task_id": "A"}}, "not a task id"),
+        ({"data": {"taskId": "A", "task_id": "B"}}, "more than one"),
+        ({"taskId": "A", "data": {"taskId": "B"}}, "more than one"),
+        ({"data": {"taskId": 7}}, "not a task id"),
+        ({"data": {"taskId": "a/b"}}, "not a task id"),
+        ({"data": None}, "no task id"),
+        ({}, "no task id"),
+    ],
+)
+def test_task_id_of_refuses_blank_malformed_or_two(body: dict[str, Any], reason: str) -> None:
+    with pytest.raises(BadRequestError, match=reason):
+        task_id_of(body)
 
 
 def test_detect_unknown_shape_is_none() -> None:
@@ -172,7 +192,7 @@ def test_sample_parses_to_expected_outcome_and_files(name: str, expected: Expect
     assert parsed.family == expected.family
     assert parsed.outcome == expected.outcome
     assert [f.url for f in parsed.files] == [url for url, _ in expected.files]
-    assert parsed.task_id == parser.task_id(body)
+    assert parsed.task_id == task_id_of(body)
 
 
 @pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
@@ -407,19 +427,19 @@ def test_runway_aleph_task_id_is_top_level() -> None:
     body = {"code": 200, "msg": "ok", "taskId": "top-1", "data": {"result_video_url": "https://h/v.mp4"}}
     parser = detect(body, PARSERS)
     assert parser is _parser("runway_aleph")
-    assert parser.task_id(body) == "top-1"
+    assert parser.parse(body).task_id == "top-1"
     assert parser.parse(body).task_id == "top-1"
 
 
 def test_runway_aleph_error_with_null_data_is_failure() -> None:
     body = _body("callback-runway-aleph-failure.json")
-    assert _parser("runway_aleph").task_id(body) == body["taskId"]
+    assert task_id_of(body) == body["taskId"]
     assert _parser("runway_aleph").parse(body).outcome is Outcome.FAILED
 
 
 def test_runway_aleph_without_task_id_raises() -> None:
     body = {"code": 200, "msg": "ok", "taskId": " ", "data": {"result_video_url": "https://h/v.mp4"}}
-    with pytest.raises(ValueError):
+    with pytest.raises(BadRequestError, match="not a task id"):
         _parser("runway_aleph").parse(body)
 
 

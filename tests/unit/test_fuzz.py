@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.strategies import BODIES, SAMPLES
 
-from kie2s3.errors import AuthenticationError, SourceRefusedError
-from kie2s3.families import PARSERS, FamilyParser, detect, find_task_id
-from kie2s3.models import ParsedCallback
+from kie2s3.errors import AuthenticationError, BadRequestError, SourceRefusedError
+from kie2s3.families import PARSERS, FamilyParser, detect, task_id_of
+from kie2s3.models import TASK_ID_PATTERN, ParsedCallback
 from kie2s3.signature import expected_signature, verify_signature
 from kie2s3.sources import SourcePolicy
 
@@ -37,8 +37,10 @@ def _parse_or_value_error(parser: FamilyParser, call: str, *args: Any) -> None:
 @given(body=BODIES)
 def test_fuzz_parser_callback_parse_or_value_error(parser: FamilyParser, body: dict[str, Any]) -> None:
     assert isinstance(parser.matches(body), bool)
-    task_id = parser.task_id(body)
-    assert task_id is None or isinstance(task_id, str)
+    try:
+        task_id_of(body)
+    except BadRequestError:
+        return  # refused before any parser runs
     _parse_or_value_error(parser, "parse", body)
 
 
@@ -57,8 +59,8 @@ def test_fuzz_parser_record_parse_or_value_error(
 def test_fuzz_detection_never_raises(body: dict[str, Any], hint: str | None) -> None:
     found = detect(body, PARSERS, hint)
     assert found is None or found in PARSERS
-    task_id = find_task_id(body)
-    assert task_id is None or isinstance(task_id, str)
+    with contextlib.suppress(BadRequestError):
+        assert TASK_ID_PATTERN.fullmatch(task_id_of(body))
 
 
 def test_fuzz_mutations_start_from_every_sample() -> None:

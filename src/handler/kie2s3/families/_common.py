@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AliasChoices, AliasGenerator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from kie2s3.families.base import JsonObject, find_task_id
+from kie2s3.families.base import JsonObject, task_id_of
 from kie2s3.media import kind_of
 from kie2s3.models import FileKind, Outcome, ParsedCallback, SourceFile
 
@@ -226,14 +226,8 @@ class Family:
     def matches(self, body: JsonObject) -> bool:
         raise NotImplementedError
 
-    def task_id(self, body: JsonObject) -> str | None:
-        return find_task_id(body)
-
     def parse(self, body: JsonObject) -> ParsedCallback:
-        task_id = self.task_id(body)
-        if task_id is None:
-            raise ValueError(f"{self.name} callback carries no task id")
-        return self._parsed(task_id, self.callback_model.model_validate(body))
+        return self._parsed(task_id_of(body), self.callback_model.model_validate(body))
 
     def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
         return self._parsed(task_id, self.record_model.model_validate(data))

@@ -3,7 +3,8 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from kie2s3.models import ParsedCallback
+from kie2s3.errors import BadRequestError
+from kie2s3.models import TASK_ID_PATTERN, ParsedCallback
 
 JsonObject = Mapping[str, Any]
 
@@ -18,12 +19,8 @@ class FamilyParser(Protocol):
         """Whether the body has this family's shape."""
         ...
 
-    def task_id(self, body: JsonObject) -> str | None:
-        """The task id, from wherever this family keeps it (and signs it)."""
-        ...
-
     def parse(self, body: JsonObject) -> ParsedCallback:
-        """The outcome and the final files; raise ValueError when the body does not fit."""
+        """The outcome and the final files, under `task_id_of(body)`; ValueError when the body does not fit."""
         ...
 
     def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
@@ -31,18 +28,35 @@ class FamilyParser(Protocol):
         ...
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+# Where kie.ai's families keep the task id they sign: `data.taskId` (most), `data.task_id` (Suno,
+# Runway), top-level `taskId` (Runway Aleph) or `task_id` (Suno MIDI). Market bodies carry two.
+TASK_ID_FIELDS = (("data", "taskId"), ("data", "task_id"), (None, "taskId"), (None, "task_id"))
 
 
-def find_task_id(body: JsonObject) -> str | None:
-    """The task id wherever any family keeps it: `data.taskId`, `data.task_id` or top-level `taskId`."""
+def task_id_of(body: JsonObject) -> str:
+    """The one task id a body names: the id that is authenticated, parsed, recorded and used in keys.
+
+    Every candidate field that is present and not null must hold the same valid id; a blank,
+    non-string or malformed one, two different ones, or none at all is a BadRequestError.
+    """
     data = body.get("data")
-    if isinstance(data, Mapping):
-        for field in ("taskId", "task_id"):
-            if found := _text(data.get(field)):
-                return found
-    return _text(body.get("taskId")) or _text(body.get("task_id"))
+    found: set[str] = set()
+    for container, name in TASK_ID_FIELDS:
+        holder = body if container is None else data
+        value = holder.get(name) if isinstance(holder, Mapping) else None
+        if value is None:
+            continue
+        if not isinstance(value, str) or not TASK_ID_PATTERN.fullmatch(value):
+            where = f"{container}.{name}" if container else name
+            raise BadRequestError(
+                f"{where} is not a task id (blank, not a string, or characters a task id never has)"
+            )
+        found.add(value)
+    if not found:
+        raise BadRequestError("body carries no task id (data.taskId, data.task_id or taskId)")
+    if len(found) > 1:
+        raise BadRequestError("body names more than one task id")
+    return found.pop()
 
 
 def parser_for(name: str, parsers: Sequence[FamilyParser]) -> FamilyParser | None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Json
 
-from kie2s3.families.base import JsonObject, find_task_id
+from kie2s3.families.base import JsonObject, task_id_of
 from kie2s3.media import kind_of
 from kie2s3.models import Outcome, ParsedCallback, SourceFile
 
@@ -53,16 +53,13 @@ class MarketParser:
         data = body.get("data")
         return isinstance(data, dict) and "taskId" in data and ("resultJson" in data or "state" in data)
 
-    def task_id(self, body: JsonObject) -> str | None:
-        return find_task_id(body)
-
     def parse(self, body: JsonObject) -> ParsedCallback:
         callback = _MarketCallback.model_validate(body)
         record: _MarketRecord = callback.data
         if callback.code != 200 and record.state == "success":
             # A non-200 envelope is a failure whatever `state` says (kie-api.md §1.1).
             record = record.model_copy(update={"state": "fail", "failMsg": record.failMsg or callback.msg})
-        return self._outcome(callback.data.taskId, record, callback.msg)
+        return self._outcome(task_id_of(body), record, callback.msg)
 
     def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
         return self._outcome(task_id, _MarketRecord.model_validate(data), None)

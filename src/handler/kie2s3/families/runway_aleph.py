@@ -26,7 +26,3 @@ class RunwayAlephParser(Family):
         data = body.get("data")
         has_results = isinstance(data, dict) and ("result_video_url" in data or "result_image_url" in data)
         return isinstance(body.get("taskId"), str) and (data is None or has_results)
-
-    def task_id(self, body: JsonObject) -> str | None:
-        task_id = body.get("taskId")
-        return task_id if isinstance(task_id, str) and task_id.strip() else None

@@ -10,11 +10,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from kie2s3.errors import AuthenticationError, BadRequestError
-from kie2s3.families import PARSERS, FamilyParser, detect, find_task_id
+from kie2s3.families import PARSERS, FamilyParser, detect, task_id_of
 from kie2s3.logic.plan import accept, raw_callback_key
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
-from kie2s3.models import TASK_ID_PATTERN, Outcome, ParsedCallback, StatusDocument
+from kie2s3.models import Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.signature import verify_signature, verify_token
 
@@ -80,12 +80,8 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     """
     body = _json_object(request.body)
     hint = request.query.get("family")
+    task_id = task_id_of(body)  # the id authenticated here is the id parsed, recorded and keyed
     parser = detect(body, PARSERS, hint)
-    task_id = parser.task_id(body) if parser else find_task_id(body)
-    if not task_id:
-        raise BadRequestError("body carries no task id (data.taskId, data.task_id or taskId)")
-    if not TASK_ID_PATTERN.fullmatch(task_id):
-        raise BadRequestError("task id has characters a task id never has")
     logger.set_correlation_id(task_id)
     try:
         authenticate(services, request, task_id)
