@@ -97,8 +97,10 @@ def test_copies_bad_request_is_400(inline_mode: Stack, body: Any, reason: str) -
     assert reason in answer["message"]
 
 
-def test_copies_refused_url_is_recorded_failed(inline_mode: Stack, task_id: str) -> None:
-    status, doc = post_copies({"taskId": task_id, "urls": ["http://169.254.169.254/latest/meta-data/"]})
-    assert status == 200
-    assert doc["state"] == "failed"
-    assert "scheme" in doc["files"][0]["error"]
+def test_copies_refused_url_is_400_and_records_nothing(inline_mode: Stack, task_id: str) -> None:
+    status, answer = post_copies({"taskId": task_id, "urls": ["http://169.254.169.254/latest/meta-data/"]})
+    assert status == 400
+    assert answer["details"] == [
+        "http://169.254.169.254/latest/meta-data/: source scheme 'http' is not allowed"
+    ]
+    assert send(task_status_event(task_id))[0] == 404

@@ -1,4 +1,5 @@
-"""Refused sources and links through the real handler: each ends `failed` with its reason, unfetched.
+"""Refused sources and links through the real handler: never fetched; a URL `POST /copies` names is
+refused with 400, while a callback's source and every download link end `failed` with the reason.
 
 Links are injected by replacing the emulator's download-url answer for one source URL (the
 emulator only ever links to itself); the canary and the scripted servers record what reaches them.
@@ -8,10 +9,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from devstack.callbacks import market_body
 from devstack.lambda_runtime import function_environment, http_event
 from devstack.stack import Stack
 from tests import servers
-from tests.integration.conftest import objects_under, send, serve
+from tests.integration.conftest import objects_under, post_callback, send, serve
 from tests.servers import answer, canary, fake_dns, loopback_only, scripted, untouched_canary
 
 from kie2s3.handlers.wiring import get_services
@@ -75,6 +77,15 @@ def _failed_with(doc: dict[str, Any], reason: str) -> None:
     assert reason in file["error"]
 
 
+def _refused(task_id: str, url: str, reason: str) -> None:
+    """`POST /copies` answers 400 with the URL's reason, and records nothing."""
+    status, answer = send(http_event("POST", "/copies", body={"taskId": task_id, "urls": [url]}))
+    assert status == 400, answer
+    [detail] = answer["details"]
+    assert reason in detail
+    assert send(http_event("GET", f"/tasks/{task_id}"))[0] == 404
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -88,13 +99,14 @@ def _failed_with(doc: dict[str, Any], reason: str) -> None:
         ("gopher://tempfile.aiquickdraw.com/x", "scheme"),
         ("https://user:pw@tempfile.aiquickdraw.com/x.png", "credentials"),
         ("https://evil.example.com/x.png", "not in ALLOWED_SOURCE_HOSTS"),
+        ("https://evil.example\\.aiquickdraw.com/x.png", "plain host name"),
     ],
 )
-def test_copies_refused_source_fails_without_any_request(
+def test_copies_refused_source_is_400_without_any_request(
     strict: Stack, canary: servers.Canary, task_id: str, url: str, reason: str
 ) -> None:
     source = url.format(port=canary.port)
-    _failed_with(_copy(task_id, source), reason)
+    _refused(task_id, source, reason)
     assert strict.emulator.download_url_calls[source] == 0
 
 
@@ -112,7 +124,18 @@ def test_copies_internal_address_refused_even_when_every_host_is_allowed(
 ) -> None:
     env = {**stack.env, "COPY_MODE": "inline", "ALLOW_LOCAL_SOURCES": "false", "ALLOWED_SOURCE_HOSTS": "*"}
     with function_environment(env):
-        _failed_with(_copy(task_id, url.format(port=canary.port)), reason)
+        _refused(task_id, url.format(port=canary.port), reason)
+
+
+def test_callback_refused_source_is_recorded_failed_without_any_request(
+    strict: Stack, canary: servers.Canary, task_id: str
+) -> None:
+    # What kie.ai itself sends is acknowledged: a refused source becomes a `failed` file, unfetched.
+    source = f"https://evil.example\\.aiquickdraw.com/{task_id}.png"
+    status, doc = post_callback(market_body(task_id, [source]), task_id)
+    assert status == 200
+    _failed_with(doc, "plain host name")
+    assert strict.emulator.download_url_calls[source] == 0
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,15 @@ from http import HTTPStatus
 
 
 class Kie2S3Error(Exception):
-    """Base of every error kie2s3 raises on purpose; `reason` is safe to show to a caller."""
+    """Base of every error kie2s3 raises on purpose; `reason` (and `details`) are safe to show a caller."""
 
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
     retryable: bool = False
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, details: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.details = details
 
 
 class PermanentError(Kie2S3Error):

@@ -11,7 +11,8 @@ from pydantic.alias_generators import to_camel
 # so nothing that could act as a path separator, a dot segment or a control character is accepted.
 TASK_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 TASK_ID_PATTERN = re.compile(TASK_ID_REGEX)
-# One task yields a handful of files (four for a Midjourney grid); a request naming more is a mistake.
+# One task yields a handful of files (twelve for kie.ai's largest, a Suno stem split); a request
+# naming more is a mistake, and a callback listing more has only its first ones planned.
 MAX_URLS_PER_REQUEST = 50
 
 FileState = Literal["pending", "copying", "copied", "failed"]
@@ -70,16 +71,24 @@ class TaskItem(BaseModel):
     outcome: Outcome
     reason: str | None = None
     file_count: int = 0
+    files_not_planned: int = 0  # past MAX_URLS_PER_REQUEST in one delivery: never archived
     created_at: str
     updated_at: str
 
 
 class FileItem(BaseModel):
-    """The ledger's record of one file of a task."""
+    """The ledger's record of one file of a task, identified within it by its canonical `source`.
+
+    `index` is claimed when the item is created and never changes (idempotency is keyed on task id
+    + index); `key` is computed then and stored. `source_url` is the full URL (query included) that
+    a re-sent job needs: it is never shown by the API or logged. Items written before it existed
+    lack it, and their jobs are re-sent from `source`.
+    """
 
     task_id: str
     index: int
     source: str
+    source_url: str | None = None
     kind: FileKind
     key: str
     state: FileState = "pending"

@@ -1,6 +1,8 @@
-"""The tasks ledger in DynamoDB: one item per task (sk "TASK") and one per file (sk "FILE#00000")."""
+"""The tasks ledger in DynamoDB: one item per task (sk "TASK"), one per file (sk "FILE#00000"), and
+one marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes the source unique."""
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 TASK_SK = "TASK"
+FILE_SK_PREFIX = "FILE#"
+# DynamoDB TransactWriteItems takes at most 100 items: 50 files, each with its source marker.
+MAX_FILES_PER_WRITE = 50
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
 OPEN_INDEX = "open-items"
 OPEN_FILE = "FILE"
@@ -24,7 +29,12 @@ _OPEN_FILE_STATES = frozenset({"pending", "copying"})
 
 def file_sk(index: int) -> str:
     """The sort key of a file item; zero-padded so a query returns files in order."""
-    return f"FILE#{index:05d}"
+    return f"{FILE_SK_PREFIX}{index:05d}"
+
+
+def source_sk(source: str) -> str:
+    """The sort key of a source's marker: a fixed-length digest of the canonical URL."""
+    return f"SOURCE#{hashlib.sha256(source.encode()).hexdigest()}"
 
 
 def now_iso() -> str:
@@ -73,18 +83,18 @@ class Ledger:
 
     def record_task(self, task: TaskItem) -> None:
         """Create or update the task item (keeping its first created_at)."""
-        update, names, values = _update(
-            {
-                "task_id": task.task_id,
-                "family": task.family,
-                "outcome": task.outcome.value,
-                "reason": task.reason,
-                "file_count": task.file_count,
-                "updated_at": task.updated_at,
-                "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
-            },
-            "#created_at = if_not_exists(#created_at, :updated_at)",
-        )
+        fields: dict[str, Any] = {
+            "task_id": task.task_id,
+            "family": task.family,
+            "outcome": task.outcome.value,
+            "reason": task.reason,
+            "file_count": task.file_count,
+            "updated_at": task.updated_at,
+            "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
+        }
+        if task.files_not_planned:  # kept once recorded: a later, shorter delivery does not undo it
+            fields["files_not_planned"] = task.files_not_planned
+        update, names, values = _update(fields, "#created_at = if_not_exists(#created_at, :updated_at)")
         names["#created_at"] = "created_at"
         condition: dict[str, Any] = {}
         if task.outcome is not Outcome.SUCCESS:
@@ -99,15 +109,37 @@ class Ledger:
                 **condition,
             )
 
-    def add_file(self, item: FileItem) -> bool:
-        """Create the file item unless it exists; True when it was created."""
-        record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
-        if item.state in _OPEN_FILE_STATES:
-            record["open"] = OPEN_FILE
-        with _translated("file write", tolerate_condition=True):
-            self._table.put_item(Item=record, ConditionExpression="attribute_not_exists(pk)")
+    def add_files(self, items: Sequence[FileItem]) -> bool:
+        """Create the files of one task at once, each with its source marker; False when any exists.
+
+        One transaction: either every item and marker is written, or none is (a concurrent delivery
+        claimed one of the indexes or sources first: the caller reads the task again and re-plans).
+        """
+        if not items:
             return True
-        return False  # the condition failed: the file was known already
+        if len(items) > MAX_FILES_PER_WRITE:
+            raise ValueError(f"at most {MAX_FILES_PER_WRITE} files are created at once")
+        table = self._table.name
+        writes: list[dict[str, Any]] = []
+        for item in items:
+            record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
+            if item.state in _OPEN_FILE_STATES:
+                record["open"] = OPEN_FILE
+            marker = {"pk": item.task_id, "sk": source_sk(item.source), "index": item.index}
+            writes += [
+                {"Put": {"TableName": table, "Item": put, "ConditionExpression": "attribute_not_exists(pk)"}}
+                for put in (record, marker)
+            ]
+        with _translated("file write"):
+            try:
+                # The resource's own client takes Python values, as the table does (the stubs type it low-level).
+                self._table.meta.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                    return False
+                raise
+        return True
 
     def update_file(self, task_id: str, index: int, *, unless_copied: bool = False, **fields: Any) -> bool:
         """Set the given fields of a file item (None removes the attribute); False when nothing changed.
@@ -179,5 +211,5 @@ class Ledger:
         task = next((i for i in items if i["sk"] == TASK_SK), None)
         if task is None:
             return None
-        files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"] != TASK_SK]
+        files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"].startswith(FILE_SK_PREFIX)]
         return TaskItem.model_validate(_plain(task)), files

@@ -76,7 +76,7 @@ def _json(status: int, model: BaseModel) -> Response[str]:
 def _known_error(exc: Kie2S3Error) -> Response[str]:
     if exc.status >= 500:
         logger.exception("request failed", reason=exc.reason)
-    return _json(exc.status, ErrorDocument(message=exc.reason))
+    return _json(exc.status, ErrorDocument(message=exc.reason, details=list(exc.details)))
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]

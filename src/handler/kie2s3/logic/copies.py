@@ -2,12 +2,13 @@
 
 from kie2s3.errors import BadRequestError, UpstreamError
 from kie2s3.families import PARSERS, parser_for
-from kie2s3.logic.plan import accept
+from kie2s3.logic.plan import accept, refusal
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.media import kind_of
 from kie2s3.models import CopyRequest, Outcome, ParsedCallback, SourceFile, StatusDocument
 from kie2s3.observability import logger, tracer
+from kie2s3.sources import canonical_url
 
 # The family recorded for copies asked for by URL, when the caller names none.
 DIRECT_FAMILY = "direct"
@@ -17,7 +18,10 @@ DIRECT_FAMILY = "direct"
 def request_copies(services: Services, request: CopyRequest, deadline: float | None = None) -> StatusDocument:
     """Plan (and in inline mode run) the copies; answer with the task's status document.
 
-    With `urls`, each URL must pass the source policy (a refused one is recorded `failed`). Without,
+    With `urls`, every URL must pass the source policy as written (scheme, host, credentials,
+    literal address): if any does not, BadRequestError lists each refused URL and its reason and
+    nothing is recorded; what can only be judged later (DNS answers, download-url's verdict)
+    becomes a `failed` file. Without,
     `family` names the record-info endpoint to ask; a task still running is recorded and nothing is
     copied yet (the reconciler or a later request completes it). Unknown family: BadRequestError;
     a task kie.ai does not know: NotFoundError.
@@ -28,6 +32,15 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
         known = ", ".join(sorted(p.name for p in PARSERS))
         raise BadRequestError(f"unknown family {request.family!r}; expected one of: {known}")
     if request.urls:
+        refused = tuple(
+            f"{canonical_url(url)}: {reason}"
+            for url in dict.fromkeys(request.urls)
+            if (reason := refusal(services.policy, url)) is not None
+        )
+        if refused:
+            raise BadRequestError(
+                "the source policy refuses some of these URLs; nothing was recorded", refused
+            )
         files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
         parsed = ParsedCallback(
             task_id=request.task_id,

@@ -3,17 +3,25 @@
 from collections.abc import Sequence
 
 from kie2s3.adapters.ledger import now_iso
-from kie2s3.errors import Kie2S3Error
+from kie2s3.errors import Kie2S3Error, RetryableError
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.services import Services
 from kie2s3.media import url_suffix
-from kie2s3.models import CopyJob, FileItem, Outcome, ParsedCallback, SourceFile, TaskItem
+from kie2s3.models import (
+    MAX_URLS_PER_REQUEST,
+    CopyJob,
+    FileItem,
+    Outcome,
+    ParsedCallback,
+    SourceFile,
+    TaskItem,
+)
 from kie2s3.observability import logger
-from kie2s3.sources import public_url
+from kie2s3.sources import SourcePolicy, canonical_url
 
 
 def object_key(prefix: str, task_id: str, index: int, url: str) -> str:
-    """Where a file lands: `<prefix><taskId>/<index><suffix>`; the same file always gets the same key."""
+    """Where a file lands: `<prefix><taskId>/<index><suffix>`; computed once, when the file is recorded."""
     return f"{prefix}{task_id}/{index:02d}{url_suffix(url) or '.bin'}"
 
 
@@ -22,66 +30,126 @@ def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -
     return f"{prefix}{task_id}/callbacks/{received_ms}-{digest[:16]}.json"
 
 
-def plan_files(services: Services, task_id: str, family: str, files: Sequence[SourceFile]) -> list[CopyJob]:
-    """Record each file in the ledger (once) and return the jobs to send.
+# How often planning re-reads the task after a concurrent delivery claimed an index or source first.
+_PLAN_ATTEMPTS = 5
 
-    De-duplication before enqueueing: only the delivery that creates a file's ledger item sends
-    its job (a repeated or concurrent callback sends none; the reconciler re-sends jobs that were
-    lost), and a file that `failed` earlier is given another job. A source the policy refuses is
+
+def refusal(policy: SourcePolicy, url: str) -> str | None:
+    """Why the source policy refuses a URL as written (scheme, host, credentials, literal address)."""
+    try:
+        policy.check(url)
+    except Kie2S3Error as exc:
+        return exc.reason
+    return None
+
+
+def plan_files(services: Services, task_id: str, family: str, files: Sequence[SourceFile]) -> list[CopyJob]:
+    """Record each new source of the task in the ledger and return the jobs to send.
+
+    A file is its canonical source URL, whatever its position in this list or an earlier one: a
+    source the ledger knows gets no second item (a `failed` one is given another job, with the URL
+    given now), a new one gets an item with the next free index and its key, created in one
+    conditional write with its source marker. When a concurrent delivery claimed an index or a
+    source first, the task is read again and planned again. Only the delivery that creates an
+    item sends its job (the reconciler re-sends lost ones). A source the policy refuses is
     recorded `failed` with the reason and gets no job.
     """
-    prefix = services.settings.object_prefix
-    found = services.ledger.get(task_id)
-    known = {f.index: f for f in found[1]} if found else {}
+    for _ in range(_PLAN_ATTEMPTS):
+        found = services.ledger.get(task_id)
+        known = {canonical_url(f.source): f for f in (found[1] if found else ())}
+        new = _new_items(services, task_id, known, files)
+        if services.ledger.add_files(new):
+            break
+    else:
+        raise RetryableError("files of this task are being recorded concurrently: try again")
+    created = {item.index for item in new}
     jobs: list[CopyJob] = []
-    for index, file in enumerate(files):
-        existing = known.get(index)
-        if existing is not None and existing.state != "failed":
+    seen: set[str] = set()
+    for file in files:
+        source = canonical_url(file.url)
+        if source in seen:
+            continue
+        seen.add(source)
+        item = known[source]
+        if item.index in created:
+            if item.state == "pending":
+                jobs.append(copy_job(item, family))
+        elif (
+            item.state == "failed"
+            and refusal(services.policy, file.url) is None
+            and services.ledger.update_file(
+                task_id, item.index, unless_copied=True, state="pending", error=None, source_url=file.url
+            )
+        ):
+            jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), family))
+    return jobs
+
+
+def _new_items(
+    services: Services, task_id: str, known: dict[str, FileItem], files: Sequence[SourceFile]
+) -> list[FileItem]:
+    """Items for the sources `known` lacks (added to it), indexed after the highest index known."""
+    index = max((f.index for f in known.values()), default=-1) + 1
+    new: list[FileItem] = []
+    for file in files:
+        source = canonical_url(file.url)
+        if source in known:
             continue
         item = FileItem(
             task_id=task_id,
             index=index,
-            source=public_url(file.url),
+            source=source,
+            source_url=file.url,
             kind=file.kind,
-            key=object_key(prefix, task_id, index, file.url),
+            key=object_key(services.settings.object_prefix, task_id, index, source),
             bucket=services.store.bucket,
             updated_at=now_iso(),
         )
-        try:
-            services.policy.check(file.url)
-        except Kie2S3Error as exc:
-            item = item.model_copy(update={"state": "failed", "error": exc.reason})
-            logger.warning("source refused", index=index, source=item.source, reason=exc.reason)
-        if existing is None and not services.ledger.add_file(item):
-            continue  # a concurrent delivery recorded it first: its job is on the way
-        if item.state == "failed":
-            continue
-        if existing is not None:
-            services.ledger.update_file(task_id, index, unless_copied=True, state="pending", error=None)
-        jobs.append(
-            CopyJob(
-                task_id=task_id, index=index, source=file.url, kind=file.kind, family=family, key=item.key
-            )
-        )
-    return jobs
+        if (reason := refusal(services.policy, file.url)) is not None:
+            item = item.model_copy(update={"state": "failed", "error": reason})
+            logger.warning("source refused", index=index, source=source, reason=reason)
+        known[source] = item
+        new.append(item)
+        index += 1
+    return new
+
+
+def copy_job(item: FileItem, family: str) -> CopyJob:
+    """The job that copies a recorded file: from its full URL (only items older than it lack one)."""
+    return CopyJob(
+        task_id=item.task_id,
+        index=item.index,
+        source=item.source_url or item.source,
+        kind=item.kind,
+        family=family,
+        key=item.key,
+    )
 
 
 def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> None:
-    """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies."""
+    """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies.
+
+    At most MAX_URLS_PER_REQUEST files of one delivery are planned; the task records how many more
+    there were (never one item per excess URL), and its status says so.
+    """
     now = now_iso()
+    planned = parsed.files[:MAX_URLS_PER_REQUEST]
+    if len(parsed.files) > len(planned):
+        logger.warning("files past the cap not planned", files=len(parsed.files), cap=MAX_URLS_PER_REQUEST)
     services.ledger.record_task(
         TaskItem(
             task_id=parsed.task_id,
             family=parsed.family,
             outcome=parsed.outcome,
             reason=parsed.reason,
-            file_count=len(parsed.files),
+            file_count=len(planned),
+            files_not_planned=len(parsed.files) - len(planned),
             created_at=now,
             updated_at=now,
         )
     )
     if parsed.outcome is Outcome.SUCCESS:
-        dispatch(services, plan_files(services, parsed.task_id, parsed.family, parsed.files), deadline)
+        dispatch(services, plan_files(services, parsed.task_id, parsed.family, planned), deadline)
 
 
 def dispatch(services: Services, jobs: Sequence[CopyJob], deadline: float | None = None) -> None:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK
 from kie2s3.errors import Kie2S3Error
 from kie2s3.families import PARSERS, parser_for
-from kie2s3.logic.plan import accept, dispatch
+from kie2s3.logic.plan import accept, copy_job, dispatch
 from kie2s3.logic.services import Services
 from kie2s3.models import CopyJob, FileItem, Outcome, TaskItem
 from kie2s3.observability import logger, metrics, tracer
@@ -69,16 +69,7 @@ def reconcile(
             continue
         # Touching the item puts it at the back of the line: re-sent again only if still stuck later.
         services.ledger.update_file(item.task_id, item.index, unless_copied=True, state=item.state)
-        jobs.append(
-            CopyJob(
-                task_id=item.task_id,
-                index=item.index,
-                source=item.source,
-                kind=item.kind,
-                family=task.family,
-                key=item.key,
-            )
-        )
+        jobs.append(copy_job(item, task.family))
         report.resent.append(name)
     dispatch(services, jobs, deadline)
     for raw in services.ledger.open_items(OPEN_TASK, _iso(now - POLL_TASK_EVERY)):

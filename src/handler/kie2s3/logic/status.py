@@ -4,7 +4,15 @@ from collections.abc import Sequence
 
 from kie2s3.errors import NotFoundError
 from kie2s3.logic.services import Services
-from kie2s3.models import FileItem, FileStatus, Outcome, StatusDocument, TaskItem, TaskState
+from kie2s3.models import (
+    MAX_URLS_PER_REQUEST,
+    FileItem,
+    FileStatus,
+    Outcome,
+    StatusDocument,
+    TaskItem,
+    TaskState,
+)
 
 
 def task_state(task: TaskItem, files: Sequence[FileItem]) -> TaskState:
@@ -14,13 +22,22 @@ def task_state(task: TaskItem, files: Sequence[FileItem]) -> TaskState:
     if task.outcome in (Outcome.NOT_FINAL, Outcome.UNRECOGNISED):
         return "ignored"
     states = {f.state for f in files}
-    if states <= {"copied"}:
+    if states <= {"copied"} and not task.files_not_planned:
         return "copied"
     if states <= {"copied", "failed"}:
         return "failed"
     if states & {"copying", "copied"}:
         return "copying"
     return "pending"
+
+
+def _not_planned(task: TaskItem) -> str | None:
+    if not task.files_not_planned:
+        return None
+    return (
+        f"{task.files_not_planned} files past the first {MAX_URLS_PER_REQUEST} of one callback"
+        " were not archived"
+    )
 
 
 def status_document(services: Services, task_id: str) -> StatusDocument:
@@ -33,7 +50,7 @@ def status_document(services: Services, task_id: str) -> StatusDocument:
         task_id=task.task_id,
         family=task.family,
         state=task_state(task, files),
-        reason=task.reason,
+        reason=task.reason or _not_planned(task),
         files=[
             FileStatus(
                 index=f.index,
