@@ -131,3 +131,30 @@ def test_callback_pathological_json_is_400(queue_mode: Stack, raw: str) -> None:
 def test_copies_pathological_json_is_400(queue_mode: Stack, raw: str) -> None:
     status, _ = send(http_event("POST", "/copies", body=raw))
     assert status == 400
+
+
+def _base64_event(raw: bytes) -> dict[str, object]:
+    event = http_event("POST", "/callbacks/kie", body=base64.b64encode(raw).decode())
+    event["isBase64Encoded"] = True
+    return event
+
+
+@pytest.mark.parametrize("extra", [0, 1, 2], ids=["padding-2", "padding-1", "no-padding"])
+def test_callback_base64_body_at_limit_is_not_refused_for_size(
+    queue_mode: Stack, task_id: str, extra: int
+) -> None:
+    # 262,144 bytes encode with two `=`, 262,143 with one: the padding is not part of the body.
+    raw = json.dumps(_padded(task_id, MAX_BODY_BYTES - extra)).encode()
+    status, answer = send(_base64_event(raw))
+    assert status != 413, answer
+
+
+@pytest.mark.parametrize("over", [1, 2, 3])
+def test_callback_base64_body_over_limit_reports_its_decoded_size(
+    queue_mode: Stack, task_id: str, over: int
+) -> None:
+    status, answer = send(_base64_event(json.dumps(_padded(task_id, MAX_BODY_BYTES + over)).encode()))
+    assert status == 413
+    assert (
+        answer["message"] == f"request body is {MAX_BODY_BYTES + over} bytes; the limit is {MAX_BODY_BYTES}"
+    )

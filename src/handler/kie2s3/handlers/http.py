@@ -39,7 +39,9 @@ def body_size(event: Mapping[str, Any]) -> int:
     if not isinstance(body, str):
         return 0
     if event.get("isBase64Encoded"):
-        return len(body) * 3 // 4
+        # 4 characters carry 3 bytes; the `=` padding (at most 2) carries none.
+        padding = min(len(body) - len(body.rstrip("=")), 2)
+        return (len(body) - padding) * 3 // 4
     return len(body.encode(errors="surrogatepass"))
 
 
