@@ -158,3 +158,16 @@ def test_callback_base64_body_over_limit_reports_its_decoded_size(
     assert (
         answer["message"] == f"request body is {MAX_BODY_BYTES + over} bytes; the limit is {MAX_BODY_BYTES}"
     )
+
+
+def test_callback_json_string_nested_too_deep_is_archived_and_ignored(
+    queue_mode: Stack, task_id: str
+) -> None:
+    # Veo sends `resultUrls` as an array or as one JSON-encoded in a string: this string nests 50,000 deep.
+    deep = "[" * 50_000 + "]" * 50_000
+    body = {"code": 200, "msg": "ok", "data": {"taskId": task_id, "info": {"resultUrls": deep}}}
+    status, answer = post_callback(body, task_id)
+    assert (status, answer["state"]) == (200, "ignored"), answer
+    [archived] = [k for k in objects_under(queue_mode, f"kie/{task_id}/") if "/callbacks/" in k]
+    stored = queue_mode.client("s3").get_object(Bucket=queue_mode.bucket, Key=archived)["Body"].read()
+    assert json.loads(stored) == body  # kept for a replay

@@ -16,6 +16,22 @@ Sources = Iterable[tuple[str | None, FileKind]]
 StatusTable = Mapping[int | str, Outcome]
 
 
+class _TooDeep(ValueError):
+    """JSON in a string that nests too deeply to read: unreadable, like any other invalid JSON."""
+
+
+def _loads(text: str) -> Any:
+    """json.loads for JSON inside a string field; ValueError (never RecursionError) when unreadable.
+
+    The body around it fits in 256 KiB yet may nest that string thousands deep: as unreadable as
+    invalid JSON, so the callback is recorded unrecognised (raw body kept), not refused.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise _TooDeep("JSON in a string nests too deeply to read") from exc
+
+
 def _blank_to_none(value: object) -> object:
     return (value.strip() or None) if isinstance(value, str) else value
 
@@ -30,7 +46,9 @@ def _list_or_json_list(value: object) -> object:
     if not text:
         return []
     try:
-        loaded = json.loads(text)
+        loaded = _loads(text)
+    except _TooDeep:
+        raise
     except ValueError:
         if text.startswith("[") and text.endswith("]"):
             # The OpenAPI example is `'[http://example.com/video1.mp4]'`: brackets, no quotes.
@@ -40,13 +58,13 @@ def _list_or_json_list(value: object) -> object:
 
 
 def _json_object(value: object) -> object:
-    return json.loads(value) if isinstance(value, str) else value
+    return _loads(value) if isinstance(value, str) else value
 
 
 def _json_object_or_none(value: object) -> object:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = _loads(value)
         except ValueError:
             return None
     return value if isinstance(value, dict) else None
