@@ -171,3 +171,24 @@ def test_callback_json_string_nested_too_deep_is_archived_and_ignored(
     [archived] = [k for k in objects_under(queue_mode, f"kie/{task_id}/") if "/callbacks/" in k]
     stored = queue_mode.client("s3").get_object(Bucket=queue_mode.bucket, Key=archived)["Body"].read()
     assert json.loads(stored) == body  # kept for a replay
+
+
+@pytest.mark.parametrize("header", ["X-Webhook-Signature", "X-Webhook-Timestamp"])
+def test_callback_lone_surrogate_in_auth_header_is_401(queue_mode: Stack, task_id: str, header: str) -> None:
+    status, answer = post_callback(market_body(task_id, []), task_id, headers={header: "abc\ud800="})
+    assert status == 401, answer
+    assert objects_under(queue_mode, f"kie/{task_id}/") == {}
+
+
+def test_callback_lone_surrogate_in_body_is_400(queue_mode: Stack, task_id: str) -> None:
+    # A character no UTF-8 text can hold, in the body itself (not a JSON escape of one).
+    raw = json.dumps(market_body(task_id, [])).replace('"model"', '"mod\ud800el"')
+    status, answer = post_callback(raw, task_id)  # type: ignore[arg-type]
+    assert status == 400, answer
+    assert objects_under(queue_mode, f"kie/{task_id}/") == {}
+
+
+def test_copies_lone_surrogate_in_body_is_400(queue_mode: Stack, task_id: str) -> None:
+    raw = json.dumps({"taskId": task_id, "urls": ["https://tempfile.aiquickdraw.com/a.png"]})
+    status, answer = send(http_event("POST", "/copies", body=raw.replace(".png", ".png\udfff")))
+    assert status == 400, answer

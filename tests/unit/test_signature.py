@@ -55,6 +55,9 @@ def test_verify_signature_accepts_edges_of_window() -> None:
         ({"timestamp": "1790001234.5"}, "seconds"),
         ({"timestamp": "-1790001234"}, "seconds"),
         ({"timestamp": "\uff11\uff17\uff19\uff10"}, "seconds"),
+        ({"signature": "\ud800"}, "does not match"),
+        ({"signature": _sign(TASK, str(NOW))[:-1] + "\udfff"}, "does not match"),
+        ({"timestamp": "179000123\ud800"}, "seconds"),
     ],
     ids=[
         "no-signature",
@@ -67,6 +70,9 @@ def test_verify_signature_accepts_edges_of_window() -> None:
         "fractional",
         "negative",
         "non-ascii-digits",
+        "lone-surrogate",
+        "signature-ending-in-a-lone-surrogate",
+        "timestamp-with-a-lone-surrogate",
     ],
 )
 def test_verify_signature_refuses(overrides: dict[str, object], reason: str) -> None:
@@ -83,7 +89,7 @@ def test_verify_token_accepts_exact_token() -> None:
     verify_token(expected="s3cr3t-token", presented="s3cr3t-token")
 
 
-@pytest.mark.parametrize("presented", [None, "", "s3cr3t-tokem", "s3cr3t-token "])
+@pytest.mark.parametrize("presented", [None, "", "s3cr3t-tokem", "s3cr3t-token ", "s3cr3t-toke\ud800"])
 def test_verify_token_refuses_missing_or_wrong(presented: str | None) -> None:
     with pytest.raises(AuthenticationError):
         verify_token(expected="s3cr3t-token", presented=presented)

@@ -108,7 +108,10 @@ def _raw_body() -> bytes:
     event = app.current_event
     body = event.body or ""
     if not event.is_base64_encoded:
-        return body.encode()
+        try:
+            return body.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 text holds one
+            raise BadRequestError("request body is not UTF-8 text") from exc
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
