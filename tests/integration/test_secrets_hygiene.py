@@ -124,7 +124,7 @@ def test_secrets_never_logged_on_any_path(debug_capture: Capture, stack: Stack) 
     # The capture works: the function's own messages, DEBUG records and the links' paths are in it.
     captured = (
         "callback accepted",
-        "callback refused",
+        "request refused",
         "file archived",
         "copy failed",
         "download link resolved",

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -20,10 +21,11 @@ from kie2s3.logic.receive import CallbackRequest, receive_callback
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import TASK_ID_REGEX, CopyRequest, StatusDocument
-from kie2s3.observability import logger
+from kie2s3.observability import logger, metrics
 
 # kie.ai callbacks are a few KiB; the largest valid POST /copies body (50 URLs of 4 KiB) is ~205 KiB.
 MAX_BODY_BYTES = 256 * 1024
+CALLBACK_ROUTE = "POST /callbacks/kie"
 
 
 class ErrorDocument(BaseModel):
@@ -45,6 +47,15 @@ def body_size(event: Mapping[str, Any]) -> int:
     return len(body.encode(errors="surrogatepass"))
 
 
+def _refused(route_key: str | None, status: int, reason: str) -> None:
+    """Every refusal (a 4xx answer) is logged and counted here, once, whichever layer refused it:
+    `RequestsRefused` for every route, `CallbacksRejected` for kie.ai's callbacks as well."""
+    logger.warning("request refused", reason=reason, status=status, route=route_key)
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    if route_key == CALLBACK_ROUTE:
+        metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
+
+
 class _Resolver(APIGatewayHttpResolver):
     """Powertools' resolver, refusing oversized bodies before anything (validation included) reads them."""
 
@@ -53,7 +64,7 @@ class _Resolver(APIGatewayHttpResolver):
         if size <= MAX_BODY_BYTES:
             return super().resolve(event, context)
         error = PayloadTooLargeError(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-        logger.warning("request refused", reason=error.reason, status=int(error.status))
+        _refused(event.get("routeKey"), int(error.status), error.reason)
         return {
             "statusCode": int(error.status),
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
@@ -78,12 +89,15 @@ def _json(status: int, model: BaseModel) -> Response[str]:
 def _known_error(exc: Kie2S3Error) -> Response[str]:
     if exc.status >= 500:
         logger.exception("request failed", reason=exc.reason)
+    else:
+        _refused(app.current_event.route_key, exc.status, exc.reason)
     return _json(exc.status, ErrorDocument(message=exc.reason, details=list(exc.details)))
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
     details = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    _refused(app.current_event.route_key, 400, "invalid request")
     return _json(400, ErrorDocument(message="invalid request", details=details))
 
 
@@ -92,7 +106,7 @@ def _unparseable_body(exc: RecursionError | UnicodeDecodeError) -> Response[str]
     # Powertools' validation decodes and parses the body before any route code runs: a binary body
     # or one nested thousands deep (it fits in MAX_BODY_BYTES) fails there, and it is the caller's fault.
     what = "nests too deeply to parse as JSON" if isinstance(exc, RecursionError) else "is not UTF-8 text"
-    logger.warning("request refused", reason=f"request body {what}")
+    _refused(app.current_event.route_key, 400, f"request body {what}")
     return _json(400, ErrorDocument(message=f"request body {what}"))
 
 

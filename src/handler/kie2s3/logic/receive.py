@@ -83,12 +83,7 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     task_id = task_id_of(body)  # the id authenticated here is the id parsed, recorded and keyed
     parser = detect(body, PARSERS, hint)
     logger.set_correlation_id(task_id)
-    try:
-        authenticate(services, request, task_id)
-    except AuthenticationError as exc:
-        metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
-        logger.warning("callback refused", reason=exc.reason)
-        raise
+    authenticate(services, request, task_id)  # a refusal is logged and counted by the HTTP layer
     raw_key = _archive(services, request, task_id)
     parsed = _parse(parser, body, task_id)
     metrics.add_metric(name="CallbacksAccepted", unit=MetricUnit.Count, value=1)
