@@ -1,12 +1,14 @@
 """`POST /copies` and `GET /tasks/{taskId}` through the real handler."""
 
 import json
+import uuid
 from typing import Any
 
 import pytest
-from devstack.lambda_runtime import http_event, task_status_event
+from devstack.kie_emulator import SyntheticFile
+from devstack.lambda_runtime import LambdaContext, http_event, invoke, task_status_event
 from devstack.stack import Stack
-from tests.integration.conftest import objects_under, send, serve
+from tests.integration.conftest import archived_files, objects_under, send, serve, task_document
 
 MIB = 1024**2
 
@@ -104,3 +106,141 @@ def test_copies_refused_url_is_400_and_records_nothing(inline_mode: Stack, task_
         "http://169.254.169.254/latest/meta-data/: source scheme 'http' is not allowed"
     ]
     assert send(task_status_event(task_id))[0] == 404
+
+
+# -- bulk: `{"taskIds": [...], "family": ...}`, for tasks whose callbacks never arrived ------------
+
+
+def seed_finished(stack: Stack, task_id: str) -> dict[str, SyntheticFile]:
+    """A finished Market task whose record-info lists one served file."""
+    served = serve(stack, task_id, [(".png", 2048)])
+    stack.emulator.add_task(
+        "market",
+        task_id,
+        {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": list(served)})},
+    )
+    return served
+
+
+def seed_running(stack: Stack, task_id: str) -> None:
+    stack.emulator.add_task("market", task_id, {"taskId": task_id, "state": "generating", "resultJson": None})
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def test_copies_bulk_records_each_task_with_its_state(inline_mode: Stack) -> None:
+    finished, unknown, running = new_id(), new_id(), new_id()
+    served = seed_finished(inline_mode, finished)
+    seed_running(inline_mode, running)
+    status, doc = post_copies({"taskIds": [finished, unknown, running], "family": "market"})
+    assert status == 200
+    assert set(doc) == {"tasks", "unknown", "errors"}
+    assert [t["taskId"] for t in doc["tasks"]] == [finished, running]
+    copied, waiting = doc["tasks"]
+    assert copied["state"] == "copied"
+    assert copied["family"] == "market"
+    assert [(f["source"], f["sha256"]) for f in copied["files"]] == [
+        (url, file.sha256_hex()) for url, file in served.items()
+    ]
+    assert archived_files(inline_mode, finished) == {f"kie/{finished}/00.png": 2048}
+    assert waiting["state"] in ("pending", "ignored")  # as the single form records a running task
+    assert waiting["files"] == []
+    assert waiting == task_document(running)
+    assert archived_files(inline_mode, running) == {}
+    assert doc["unknown"] == [unknown]
+    assert send(task_status_event(unknown))[0] == 404
+    assert doc["errors"] == []
+    for task_id in (finished, unknown, running):
+        assert inline_mode.emulator.record_info_calls[task_id] == 1
+
+
+def test_copies_bulk_rejected_task_fails_only_itself(inline_mode: Stack) -> None:
+    rejected, finished = new_id(), new_id()
+    seed_finished(inline_mode, rejected)
+    seed_finished(inline_mode, finished)
+    inline_mode.emulator.inject_record_info(401, task_id=rejected)
+    status, doc = post_copies({"taskIds": [rejected, finished], "family": "market"})
+    assert status == 200
+    assert [(t["taskId"], t["state"]) for t in doc["tasks"]] == [(finished, "copied")]
+    assert doc["unknown"] == []
+    [error] = doc["errors"]
+    assert error["taskId"] == rejected
+    assert "code 401" in error["message"]
+    assert error["retryable"] is False
+    assert send(task_status_event(rejected))[0] == 404
+
+
+def test_copies_bulk_passing_fault_is_retryable(inline_mode: Stack) -> None:
+    throttled = new_id()
+    seed_finished(inline_mode, throttled)
+    inline_mode.emulator.inject_record_info(429, task_id=throttled)
+    status, doc = post_copies({"taskIds": [throttled], "family": "market"})
+    assert status == 200
+    assert doc["tasks"] == []
+    assert [(e["taskId"], e["retryable"]) for e in doc["errors"]] == [(throttled, True)]
+
+
+def test_copies_bulk_collapses_duplicate_ids(inline_mode: Stack) -> None:
+    finished = new_id()
+    seed_finished(inline_mode, finished)
+    status, doc = post_copies({"taskIds": [finished, finished, finished], "family": "market"})
+    assert status == 200
+    assert [t["taskId"] for t in doc["tasks"]] == [finished]
+    assert inline_mode.emulator.record_info_calls[finished] == 1
+
+
+def test_copies_bulk_queue_mode_answers_202_then_copies(queue_mode: Stack) -> None:
+    first, second = new_id(), new_id()
+    seed_finished(queue_mode, first)
+    seed_finished(queue_mode, second)
+    status, doc = post_copies({"taskIds": [first, second], "family": "market"})
+    assert status == 202
+    assert [(t["taskId"], t["state"]) for t in doc["tasks"]] == [(first, "pending"), (second, "pending")]
+    queue_mode.poller().drain()
+    assert task_document(first)["state"] == task_document(second)["state"] == "copied"
+    assert archived_files(queue_mode, second) == {f"kie/{second}/00.png": 2048}
+
+
+def test_copies_bulk_out_of_time_leaves_the_rest_untried(inline_mode: Stack) -> None:
+    first, second = new_id(), new_id()
+    seed_finished(inline_mode, first)
+    seed_finished(inline_mode, second)
+    body = {"taskIds": [first, second], "family": "market"}
+    answer = invoke(http_event("POST", "/copies", body=body), LambdaContext(timeout_seconds=1))
+    doc = json.loads(answer["body"])
+    assert answer["statusCode"] == 200
+    assert doc["tasks"] == []
+    assert [(e["taskId"], e["retryable"]) for e in doc["errors"]] == [(first, True), (second, True)]
+    assert "not attempted" in doc["errors"][0]["message"]
+    assert inline_mode.emulator.record_info_calls[first] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"taskIds": [f"t{n}" for n in range(51)], "family": "market"}, "body.bulk.taskIds"),
+        ({"taskIds": [], "family": "market"}, "body.bulk.taskIds"),
+        ({"taskIds": ["abc123"], "taskId": "abc123", "family": "market"}, "not both"),
+        ({"taskIds": ["abc123"], "urls": ["https://tempfile.aiquickdraw.com/a.png"]}, "not both"),
+        ({"taskIds": ["abc123"]}, "body.bulk.family"),
+        ({"taskIds": ["abc/123"], "family": "market"}, "body.bulk.taskIds.0"),
+        ({"taskIds": ["..", "abc"], "family": "market"}, "body.bulk.taskIds.0"),
+        ({"taskIds": "abc123", "family": "market"}, "body.bulk.taskIds"),
+        ({"taskIds": ["abc123"], "family": "market", "extra": 1}, "body.bulk.extra"),
+    ],
+)
+def test_copies_bulk_bad_body_is_400(inline_mode: Stack, body: Any, reason: str) -> None:
+    status, answer = post_copies(body)
+    assert status == 400
+    assert answer["message"] == "invalid request"
+    assert any(reason in detail for detail in answer["details"]), answer["details"]
+
+
+def test_copies_bulk_unknown_family_is_400(inline_mode: Stack) -> None:
+    task = new_id()
+    status, answer = post_copies({"taskIds": [task], "family": "dalle"})
+    assert status == 400
+    assert "unknown family 'dalle'" in answer["message"]
+    assert inline_mode.emulator.record_info_calls[task] == 0

@@ -2,9 +2,9 @@
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic.alias_generators import to_camel
 
 # kie.ai task ids are hex, UUIDs or `task_<model>_<ms>`-like; the id becomes an S3 key segment,
@@ -131,6 +131,53 @@ class CopyRequest(_Document):
     ] = None
 
 
+def _distinct(task_ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(task_ids))
+
+
+class BulkCopyRequest(_Document):
+    """The bulk body of `POST /copies`: record each task as its family's record-info describes it.
+
+    For tasks whose callbacks never arrived. As many ids as URLs in one request; duplicates count once.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    task_ids: Annotated[
+        list[Annotated[str, Field(pattern=TASK_ID_REGEX)]],
+        Field(
+            min_length=1,
+            max_length=MAX_URLS_PER_REQUEST,
+            description="kie.ai task ids (duplicates count once)",
+        ),
+        AfterValidator(_distinct),
+    ]
+    family: Annotated[
+        str, Field(max_length=32, description="kie.ai family whose record-info knows the tasks")
+    ]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ({"taskId", "task_id", "urls"} & data.keys()):
+            raise ValueError("give either `taskIds` (bulk, by record-info) or `taskId` (one task), not both")
+        return data
+
+
+def _copies_form(body: Any) -> str:
+    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, else `task`."""
+    named = isinstance(body, dict) and ("taskIds" in body or "task_ids" in body)
+    return "bulk" if named or isinstance(body, BulkCopyRequest) else "task"
+
+
+# The body of `POST /copies`: one task (`taskId`, by URLs or record-info) or many (`taskIds`). The
+# discriminator picks the form from the body, so a bad body is reported against that form alone.
+CopiesBody = Annotated[
+    Annotated[CopyRequest, Tag("task")] | Annotated[BulkCopyRequest, Tag("bulk")],
+    Discriminator(_copies_form),
+]
+
+
 class FileStatus(_Document):
     """One file in the status document (design.md, `GET /tasks/{taskId}`)."""
 
@@ -153,3 +200,23 @@ class StatusDocument(_Document):
     state: TaskState
     reason: str | None = None
     files: list[FileStatus] = Field(default_factory=list)
+
+
+class BulkCopyError(_Document):
+    """A task of a bulk request that could not be recorded; `retryable`: sending it again may work."""
+
+    task_id: str
+    message: str
+    retryable: bool
+
+
+class BulkCopyDocument(_Document):
+    """The answer to a bulk `POST /copies`: each task kie2s3 recorded, those record-info did not know."""
+
+    tasks: list[StatusDocument] = Field(
+        description="the status document of each task recorded, in request order"
+    )
+    unknown: list[str] = Field(description="task ids kie.ai's record-info does not know: nothing recorded")
+    errors: list[BulkCopyError] = Field(
+        description="tasks not recorded: kie.ai refused or failed to answer, or no time was left"
+    )

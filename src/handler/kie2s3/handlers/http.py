@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from kie2s3.errors import BadRequestError, Kie2S3Error, PayloadTooLargeError
 from kie2s3.handlers.wiring import get_services
-from kie2s3.logic.copies import request_copies
+from kie2s3.logic.copies import request_bulk_copies, request_copies
 from kie2s3.logic.receive import CallbackRequest, receive_callback
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
-from kie2s3.models import TASK_ID_REGEX, CopyRequest, StatusDocument
+from kie2s3.models import TASK_ID_REGEX, BulkCopyDocument, BulkCopyRequest, CopiesBody, StatusDocument
 from kie2s3.observability import logger, metrics
 
 # kie.ai callbacks are a few KiB; the largest valid POST /copies body (50 URLs of 4 KiB) is ~205 KiB.
@@ -181,16 +181,39 @@ def callback(
     return _json(200, receive_callback(services, request))
 
 
+_COPIES_QUEUED = "202: queued (queue mode); 200: copied in the request (inline mode)"
+# One task (`taskId`) answers its status document; many (`taskIds`) answer the bulk document.
+_COPIES_OK: OpenAPIResponse = {
+    "description": f"{_COPIES_QUEUED}; the status document, or the bulk document for `taskIds`",
+    "content": {content_types.APPLICATION_JSON: {"model": StatusDocument | BulkCopyDocument}},
+}
+
+
 @app.post(
     "/copies",
-    summary="Copy a task's files",
-    responses=_answers((202, 200), "202: queued (queue mode); 200: copied in the request (inline mode)", 404),
+    summary="Copy a task's files, or record many tasks through record-info",
+    responses=_answers((202, 200), _COPIES_QUEUED, 404) | {202: _COPIES_OK, 200: _COPIES_OK},
     security=IAM,
 )
-def copies(request: Annotated[CopyRequest, Body()]) -> Response[str]:
-    """Copy the given URLs of a task, or every final file its family's record-info lists."""
+def copies(
+    request: Annotated[
+        CopiesBody,
+        Body(
+            description="`taskId` (with `urls`, or `family` for record-info) for one task;"
+            " `taskIds` and `family` for up to 50 tasks whose callbacks never arrived"
+        ),
+    ],
+) -> Response[str]:
+    """Copy the given URLs of a task, or every final file its family's record-info lists.
+
+    In bulk (`taskIds`), each task is recorded through record-info on its own: the answer lists the
+    status document of each task recorded, the ids kie.ai does not know, and the tasks that failed.
+    """
     services, deadline = _services_with_deadline()
-    document = request_copies(services, request, deadline)
+    if isinstance(request, BulkCopyRequest):
+        document: BaseModel = request_bulk_copies(services, request, deadline)
+    else:
+        document = request_copies(services, request, deadline)
     return _json(202 if services.settings.copy_mode == "queue" else 200, document)
 
 

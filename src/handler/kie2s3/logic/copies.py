@@ -1,17 +1,32 @@
-"""`POST /copies`: archive named URLs of a task, or everything kie.ai's record-info lists for it."""
+"""`POST /copies`: archive named URLs of a task, or everything kie.ai's record-info lists for tasks."""
 
-from kie2s3.errors import BadRequestError, UpstreamError
-from kie2s3.families import PARSERS, parser_for
+import time
+
+from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamError
+from kie2s3.families import PARSERS, FamilyParser, parser_for
 from kie2s3.logic.plan import accept, refusal
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.media import kind_of
-from kie2s3.models import CopyRequest, Outcome, ParsedCallback, SourceFile, StatusDocument
+from kie2s3.models import (
+    BulkCopyDocument,
+    BulkCopyError,
+    BulkCopyRequest,
+    CopyRequest,
+    Outcome,
+    ParsedCallback,
+    SourceFile,
+    StatusDocument,
+)
 from kie2s3.observability import logger, tracer
 from kie2s3.sources import canonical_url
 
 # The family recorded for copies asked for by URL, when the caller names none.
 DIRECT_FAMILY = "direct"
+# A bulk request starts no task with less time than this left before the invocation's deadline: one
+# record-info call and the ledger writes after it take well under a second, and an answer listing
+# the tasks not tried beats the gateway's 503 at 30 s, which says nothing of what was recorded.
+BULK_RESERVE_SECONDS = 5.0
 
 
 @tracer.capture_method(capture_response=False)
@@ -29,35 +44,104 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
     logger.set_correlation_id(request.task_id)
     parser = parser_for(request.family, PARSERS) if request.family else None
     if request.family and parser is None and not (request.urls and request.family == DIRECT_FAMILY):
-        known = ", ".join(sorted(p.name for p in PARSERS))
-        raise BadRequestError(f"unknown family {request.family!r}; expected one of: {known}")
-    if request.urls:
-        refused = tuple(
-            f"{canonical_url(url)}: {reason}"
-            for url in dict.fromkeys(request.urls)
-            if (reason := refusal(services.policy, url)) is not None
-        )
-        if refused:
-            raise BadRequestError(
-                "the source policy refuses some of these URLs; nothing was recorded", refused
+        raise _unknown_family(request.family)
+    if not request.urls:
+        if parser is None:
+            raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
+        return copy_from_record_info(services, _with_record_info(parser), request.task_id, deadline)
+    refused = tuple(
+        f"{canonical_url(url)}: {reason}"
+        for url in dict.fromkeys(request.urls)
+        if (reason := refusal(services.policy, url)) is not None
+    )
+    if refused:
+        raise BadRequestError("the source policy refuses some of these URLs; nothing was recorded", refused)
+    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
+    parsed = ParsedCallback(
+        task_id=request.task_id,
+        family=parser.name if parser else DIRECT_FAMILY,
+        outcome=Outcome.SUCCESS,
+        files=files,
+    )
+    return _record(services, parsed, deadline)
+
+
+@tracer.capture_method(capture_response=False)
+def request_bulk_copies(
+    services: Services, request: BulkCopyRequest, deadline: float | None = None
+) -> BulkCopyDocument:
+    """Record each task as its family's record-info describes it, one after the other, in order.
+
+    For tasks whose callbacks never arrived. Each task goes the way `request_copies` takes one
+    without `urls`: finished ones have their copies planned (queued, or run in inline mode),
+    running ones are recorded and copy nothing yet. What one task meets stays with it: a task
+    kie.ai does not know is listed in `unknown`, one it refuses or fails to answer (or that the
+    deadline leaves no time for, less BULK_RESERVE_SECONDS) in `errors`, with whether sending it
+    again may work. Unknown family: BadRequestError, and nothing is asked.
+    """
+    parser = parser_for(request.family, PARSERS)
+    if parser is None:
+        raise _unknown_family(request.family)
+    parser = _with_record_info(parser)
+    tasks: list[StatusDocument] = []
+    unknown: list[str] = []
+    errors: list[BulkCopyError] = []
+    for position, task_id in enumerate(request.task_ids):
+        if deadline is not None and time.monotonic() > deadline - BULK_RESERVE_SECONDS:
+            untried = request.task_ids[position:]
+            logger.warning("bulk copies out of time", untried=len(untried))
+            errors.extend(
+                BulkCopyError(task_id=t, message="not attempted: no time left; send it again", retryable=True)
+                for t in untried
             )
-        files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
-        parsed = ParsedCallback(
-            task_id=request.task_id,
-            family=parser.name if parser else DIRECT_FAMILY,
-            outcome=Outcome.SUCCESS,
-            files=files,
-        )
-    elif parser is None:
-        raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
-    else:
-        record = services.kie.record_info(parser.record_info_path, request.task_id)
+            break
+        logger.set_correlation_id(task_id)
         try:
-            parsed = parser.parse_record(request.task_id, record)
-        except ValueError as exc:  # pydantic's ValidationError included
-            raise UpstreamError(
-                f"kie.ai's {parser.name} record of this task has an unexpected shape"
-            ) from exc
+            tasks.append(copy_from_record_info(services, parser, task_id, deadline))
+        except NotFoundError:
+            unknown.append(task_id)
+        except Kie2S3Error as exc:
+            logger.warning("bulk copy not recorded", reason=exc.reason, retryable=exc.retryable)
+            errors.append(BulkCopyError(task_id=task_id, message=exc.reason, retryable=exc.retryable))
+    logger.set_correlation_id(None)
+    logger.info(
+        "bulk copies requested",
+        family=parser.name,
+        recorded=len(tasks),
+        unknown=len(unknown),
+        errors=len(errors),
+    )
+    return BulkCopyDocument(tasks=tasks, unknown=unknown, errors=errors)
+
+
+def copy_from_record_info(
+    services: Services, parser: FamilyParser, task_id: str, deadline: float | None = None
+) -> StatusDocument:
+    """Record one task as `parser`'s record-info endpoint describes it; its status document.
+
+    NotFoundError when kie.ai has no record of it; UpstreamError when the record has a shape the
+    parser cannot read or kie.ai refuses the request; RetryableError for passing faults.
+    """
+    record = services.kie.record_info(parser.record_info_path, task_id)
+    try:
+        parsed = parser.parse_record(task_id, record)
+    except ValueError as exc:  # pydantic's ValidationError included
+        raise UpstreamError(f"kie.ai's {parser.name} record of this task has an unexpected shape") from exc
+    return _record(services, parsed, deadline)
+
+
+def _record(services: Services, parsed: ParsedCallback, deadline: float | None) -> StatusDocument:
     logger.info("copies requested", family=parsed.family, outcome=parsed.outcome, files=len(parsed.files))
     accept(services, parsed, deadline)
-    return status_document(services, request.task_id)
+    return status_document(services, parsed.task_id)
+
+
+def _unknown_family(family: str) -> BadRequestError:
+    known = ", ".join(sorted(p.name for p in PARSERS))
+    return BadRequestError(f"unknown family {family!r}; expected one of: {known}")
+
+
+def _with_record_info(parser: FamilyParser) -> FamilyParser:
+    if not parser.record_info_path:
+        raise BadRequestError(f"family {parser.name!r} has no record-info endpoint: give `urls`")
+    return parser
