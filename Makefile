@@ -24,7 +24,7 @@ EVENT ?= events/callback-market-success.json
 RUN := PYTHONPATH="src/handler:." $(BIN)/python
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi redrive clean
+        deploy deploy-guided e2e openapi redrive backfill clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,10 @@ invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.
 redrive: dev ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
 	@test -n "$(STACK_NAME)" || { echo "usage: make redrive STACK_NAME=<stack>"; exit 2; }
 	$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
+
+backfill: dev ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
+	@test -n "$(FAMILY)" -a -n "$(TASKS)" || { echo "usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]"; exit 2; }
+	$(RUN) -m devstack.backfill --family "$(FAMILY)" --tasks "$(TASKS)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
 
 bench: dev ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init; bench/results/
 	$(RUN) -m devstack.bench

@@ -1,10 +1,14 @@
 """`POST /copies` and `GET /tasks/{taskId}` through the real handler."""
 
+import io
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from devstack.backfill import backfill, local_sender
+from devstack.backfill import main as backfill_main
 from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import LambdaContext, http_event, invoke, task_status_event
 from devstack.stack import Stack
@@ -244,3 +248,33 @@ def test_copies_bulk_unknown_family_is_400(inline_mode: Stack) -> None:
     assert status == 400
     assert "unknown family 'dalle'" in answer["message"]
     assert inline_mode.emulator.record_info_calls[task] == 0
+
+
+# -- `make backfill` drives the bulk form --------------------------------------------------------
+
+
+def test_backfill_local_sender_records_through_the_handler(inline_mode: Stack) -> None:
+    finished, unknown, running = new_id(), new_id(), new_id()
+    seed_finished(inline_mode, finished)
+    seed_running(inline_mode, running)
+    out = io.StringIO()
+    summary = backfill(local_sender(), "market", [finished, unknown, running], out=out)
+    assert summary.recorded == {finished: "copied", running: task_document(running)["state"]}
+    assert summary.unknown == [unknown]
+    assert summary.complete
+    assert f"queued/recorded  {finished}  copied" in out.getvalue()
+    assert f"unknown          {unknown}" in out.getvalue()
+    assert archived_files(inline_mode, finished) == {f"kie/{finished}/00.png": 2048}
+
+
+def test_backfill_without_stack_name_runs_a_local_stack_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = new_id(), new_id()
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text(f"# lost in the outage\n{first}\n\n{second}\n")
+    assert backfill_main(["--family", "market", "--tasks", str(tasks)]) == 0
+    out = capsys.readouterr().out
+    assert "no STACK_NAME: a local stack, in-process" in out
+    assert "unknown to record-info: 2" in out
+    assert f"    {first}\n    {second}" in out

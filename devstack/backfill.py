@@ -1,0 +1,237 @@
+"""`make backfill`: record tasks whose callbacks never arrived, through `POST /copies` in bulk.
+
+kie.ai gives up on a callback after three failed deliveries (an outage, a throttled burst): those
+tasks are unknown to kie2s3. Give their ids, one a line (blank lines and `#` comments skipped), and
+the family whose record-info knows them:
+
+    make backfill FAMILY=market TASKS=lost-tasks.txt STACK_NAME=kie2s3
+
+With STACK_NAME, the stack's `ApiUrl` output is read through CloudFormation and each batch is a
+SigV4-signed request (service `execute-api`, the default credential chain). Without it, a local
+stack runs in-process (moto and the kie.ai emulator, copies inline), which knows only what is
+seeded into its emulator: a dry run of the path, every id reported unknown.
+
+Batches hold 50 ids (the route's cap); a task the API lists as a retryable error is sent again in
+a later batch, up to three tries. For each batch, and in total, it prints what was queued or
+recorded (task id -> state), what record-info did not know and what failed. Exit status 1 when a
+task was not recorded (an error, or a batch the API refused), 0 otherwise: unknown ids are an answer.
+"""
+
+import argparse
+import collections
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from kie2s3.models import MAX_URLS_PER_REQUEST, TASK_ID_PATTERN
+
+# One `POST /copies` bulk body: as many task ids as the route takes.
+BATCH_SIZE = MAX_URLS_PER_REQUEST
+ATTEMPTS = 3
+# The API function's timeout (template.yaml): the local run gets the same deadline as a deployed one.
+API_TIMEOUT_SECONDS = 29.0
+# `https://<api-id>.execute-api.<region>.amazonaws.com`: a request is signed for the API's region.
+_API_REGION = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
+_LABEL = {"recorded": "queued/recorded", "unknown": "unknown", "error": "error"}
+
+# Sends one bulk body to `POST /copies`; answers the HTTP status and the decoded JSON body.
+Send = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+
+
+@dataclass
+class Summary:
+    """What a backfill did, per task id; `unsent`: ids never answered for (a batch was refused)."""
+
+    recorded: dict[str, str] = field(default_factory=dict)  # task id -> state
+    unknown: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # task id -> message
+    unsent: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every task was recorded or is unknown to record-info."""
+        return not self.errors and not self.unsent
+
+
+def read_task_ids(lines: Iterable[str]) -> list[str]:
+    """The task ids of a task file, in order and once each; ValueError names a line that is not one."""
+    found: dict[str, None] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not TASK_ID_PATTERN.match(text):
+            raise ValueError(f"line {number}: {text!r} is not a kie.ai task id")
+        found[text] = None
+    return list(found)
+
+
+def backfill(
+    send: Send, family: str, task_ids: list[str], *, out: TextIO | None = None, attempts: int = ATTEMPTS
+) -> Summary:
+    """Send the ids in batches of BATCH_SIZE, print each batch's answer and the total; the summary.
+
+    A task the API lists as a retryable error goes into a later batch until it has been sent
+    `attempts` times. A batch answered with anything but 200/202 stops the run: its ids and the rest
+    are `unsent`.
+    """
+    out = out or sys.stdout
+    summary = Summary()
+    waiting = collections.deque(task_ids)
+    tries: collections.Counter[str] = collections.Counter()
+    batches = 0
+    while waiting:
+        batch = [waiting.popleft() for _ in range(min(BATCH_SIZE, len(waiting)))]
+        batches += 1
+        tries.update(batch)
+        status, answer = send({"taskIds": batch, "family": family})
+        print(f"batch {batches}: {len(batch)} task(s), HTTP {status}", file=out)
+        if status not in (200, 202):
+            summary.unsent = [*batch, *waiting]
+            print(f"  refused: HTTP {status}: {_message(answer)}", file=out)
+            break
+        for task in answer["tasks"]:
+            summary.recorded[task["taskId"]] = task["state"]
+            summary.errors.pop(task["taskId"], None)
+            _line(out, "recorded", task["taskId"], task["state"])
+        for task_id in answer["unknown"]:
+            summary.unknown.append(task_id)
+            summary.errors.pop(task_id, None)
+            _line(out, "unknown", task_id, "(record-info does not know it)")
+        for error in answer["errors"]:
+            task_id, message = error["taskId"], error["message"]
+            summary.errors[task_id] = message
+            again = error["retryable"] and tries[task_id] < attempts
+            if again:
+                waiting.append(task_id)
+            _line(out, "error", task_id, message + (" (sent again in a later batch)" if again else ""))
+    _print_total(out, family, len(task_ids), batches, summary)
+    return summary
+
+
+def _line(out: TextIO, kind: str, task_id: str, text: str) -> None:
+    print(f"  {_LABEL[kind]:<15}  {task_id}  {text}", file=out)
+
+
+def _message(answer: dict[str, Any]) -> str:
+    details = answer.get("details") or []
+    return "; ".join([str(answer.get("message", "")), *map(str, details)]).strip("; ")
+
+
+def _print_total(out: TextIO, family: str, count: int, batches: int, summary: Summary) -> None:
+    states = collections.Counter(summary.recorded.values())
+    by_state = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+    print(f"total: {count} task(s) of family {family} in {batches} batch(es)", file=out)
+    print(f"  queued/recorded: {len(summary.recorded)}" + (f" ({by_state})" if by_state else ""), file=out)
+    print(f"  unknown to record-info: {len(summary.unknown)}", file=out)
+    for task_id in summary.unknown:
+        print(f"    {task_id}", file=out)
+    print(f"  errors: {len(summary.errors)}", file=out)
+    for task_id, message in summary.errors.items():
+        print(f"    {task_id}: {message}", file=out)
+    if summary.unsent:
+        print(f"  not sent: {len(summary.unsent)}", file=out)
+        for task_id in summary.unsent:
+            print(f"    {task_id}", file=out)
+
+
+def local_sender() -> Send:
+    """`POST /copies` through `app.lambda_handler` in-process (inside a local stack's `function()`)."""
+    from devstack.lambda_runtime import LambdaContext, http_event, invoke
+
+    def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        context = LambdaContext(function_name="kie2s3-api", timeout_seconds=API_TIMEOUT_SECONDS)
+        answer = invoke(http_event("POST", "/copies", body=body), context)
+        return int(answer["statusCode"]), json.loads(answer.get("body") or "{}")
+
+    return send
+
+
+def api_url_of(cloudformation: Any, stack_name: str) -> str:
+    """A deployed stack's `ApiUrl` output."""
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return str(outputs["ApiUrl"])
+
+
+def deployed_sender(session: Any, api_url: str, *, http: Any = None) -> Send:
+    """`POST <api_url>/copies`, SigV4-signed (`execute-api`) with the session's credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.exceptions import HTTPClientError
+    from botocore.httpsession import URLLib3Session
+
+    url = f"{api_url.rstrip('/')}/copies"
+    found = _API_REGION.search(api_url)
+    region = found.group(1) if found else session.region_name
+    client = http or URLLib3Session(timeout=int(API_TIMEOUT_SECONDS) + 5)
+
+    def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise SystemExit("no AWS credentials found (the default chain: env, profile, SSO, role)")
+        request = AWSRequest(
+            method="POST", url=url, data=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+        try:
+            response = client.send(request.prepare())
+        except HTTPClientError as exc:
+            return 0, {"message": f"no answer: {exc}"}
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            answer = {"message": response.content[:200].decode(errors="replace")}
+        return int(response.status_code), answer if isinstance(answer, dict) else {"message": str(answer)}
+
+    return send
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Backfill the tasks of a file through a deployed stack (--stack-name) or a local one."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.backfill",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--family", required=True, help="the family whose record-info knows the tasks")
+    parser.add_argument("--tasks", required=True, type=Path, help="a file of task ids, one a line")
+    parser.add_argument("--stack-name", help="a deployed stack; without it, a local stack in-process")
+    args = parser.parse_args(argv)
+    try:
+        task_ids = read_task_ids(args.tasks.read_text().splitlines())
+    except (OSError, ValueError) as exc:
+        parser.error(f"{args.tasks}: {exc}")
+    if not task_ids:
+        print(f"{args.tasks} names no task ids: nothing to do")
+        return 0
+    if args.stack_name:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        session = boto3.Session()
+        try:
+            api_url = api_url_of(session.client("cloudformation"), args.stack_name)
+        except (BotoCoreError, ClientError, KeyError) as exc:
+            parser.exit(1, f"cannot read the ApiUrl output of stack {args.stack_name!r}: {exc!r}\n")
+        print(f"{len(task_ids)} task(s) of family {args.family} to {api_url} (stack {args.stack_name})")
+        summary = backfill(deployed_sender(session, api_url), args.family, task_ids)
+    else:
+        print(
+            "no STACK_NAME: a local stack, in-process (moto and the kie.ai emulator, copies inline);"
+            " its emulator knows only the tasks seeded into it, so expect every id to be unknown"
+        )
+        from devstack.stack import local_stack
+
+        # The function's INFO logs would bury the report: warnings and errors only.
+        with local_stack(copy_mode="inline", overrides={"LogLevel": "WARNING"}) as stack, stack.function():
+            summary = backfill(local_sender(), args.family, task_ids)
+    return 0 if summary.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""`make backfill`: the task file, the batches of 50, the summary, and the SigV4 sender (no network)."""
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from devstack.backfill import (
+    BATCH_SIZE,
+    api_url_of,
+    backfill,
+    deployed_sender,
+    main,
+    read_task_ids,
+)
+
+FAMILY = "market"
+
+
+def ids(count: int, prefix: str = "task") -> list[str]:
+    return [f"{prefix}{n:03d}" for n in range(count)]
+
+
+class FakeApi:
+    """Answers `POST /copies` bulk bodies as the route does: per id, from a table of outcomes."""
+
+    def __init__(self, outcomes: dict[str, Any] | None = None, status: int = 202) -> None:
+        self.outcomes = outcomes or {}  # id -> state | "unknown" | (message, retryable) | [outcomes per try]
+        self.status = status
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.bodies.append(body)
+        if self.status not in (200, 202):
+            return self.status, {"message": "Forbidden"}
+        answer: dict[str, Any] = {"tasks": [], "unknown": [], "errors": []}
+        for task_id in body["taskIds"]:
+            outcome = self.outcomes.get(task_id, "pending")
+            if isinstance(outcome, list):
+                outcome = outcome.pop(0)
+            if outcome == "unknown":
+                answer["unknown"].append(task_id)
+            elif isinstance(outcome, tuple):
+                message, retryable = outcome
+                answer["errors"].append({"taskId": task_id, "message": message, "retryable": retryable})
+            else:
+                answer["tasks"].append({"taskId": task_id, "family": FAMILY, "state": outcome, "files": []})
+        return self.status, answer
+
+
+def test_read_task_ids_skips_blanks_and_comments_and_collapses_duplicates() -> None:
+    lines = [
+        "# tasks of 2026-11-29, callbacks lost in the outage",
+        "",
+        "  7c1e0f3ab2d94c55a1e6f0b9d2c4a871  ",
+        "task_flux_1732876543210   # the flux one",
+        "\t",
+        "7c1e0f3ab2d94c55a1e6f0b9d2c4a871",
+    ]
+    assert read_task_ids(lines) == ["7c1e0f3ab2d94c55a1e6f0b9d2c4a871", "task_flux_1732876543210"]
+
+
+@pytest.mark.parametrize("bad", ["abc/123", "../etc", "two ids", "x" * 129])
+def test_read_task_ids_names_the_line_of_a_bad_id(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"line 3: .* is not a kie\.ai task id"):
+        read_task_ids(["# header", "good1", bad])
+
+
+def test_backfill_sends_batches_of_50_in_file_order() -> None:
+    api = FakeApi()
+    summary = backfill(api, FAMILY, ids(120), out=io.StringIO())
+    assert BATCH_SIZE == 50
+    assert [body["taskIds"] for body in api.bodies] == [ids(120)[:50], ids(120)[50:100], ids(120)[100:]]
+    assert all(body["family"] == FAMILY for body in api.bodies)
+    assert summary.recorded == dict.fromkeys(ids(120), "pending")
+    assert summary.complete
+
+
+def test_backfill_prints_each_batch_and_the_total() -> None:
+    api = FakeApi({"a1": "copied", "a2": "unknown", "a3": ("kie.ai answered code 401: no", False)})
+    out = io.StringIO()
+    summary = backfill(api, FAMILY, ["a1", "a2", "a3", "a4"], out=out)
+    text = out.getvalue()
+    assert "batch 1: 4 task(s), HTTP 202" in text
+    assert "  queued/recorded  a1  copied" in text
+    assert "  queued/recorded  a4  pending" in text
+    assert "  unknown          a2  (record-info does not know it)" in text
+    assert "  error            a3  kie.ai answered code 401: no" in text
+    total = text[text.index("total:") :]
+    assert "total: 4 task(s) of family market in 1 batch(es)" in total
+    assert "queued/recorded: 2 (copied 1, pending 1)" in total
+    assert "unknown to record-info: 1\n    a2" in total
+    assert "errors: 1\n    a3: kie.ai answered code 401: no" in total
+    assert summary.recorded == {"a1": "copied", "a4": "pending"}
+    assert summary.unknown == ["a2"]
+    assert summary.errors == {"a3": "kie.ai answered code 401: no"}
+    assert not summary.complete
+
+
+def test_backfill_sends_retryable_errors_again_in_a_later_batch() -> None:
+    throttled = ("kie.ai answered code 429: slow down", True)
+    api = FakeApi({"b1": [throttled, "copied"], "b2": [throttled, throttled, throttled]})
+    out = io.StringIO()
+    summary = backfill(api, FAMILY, ["b1", "b2", "b3"], out=out, attempts=3)
+    assert [body["taskIds"] for body in api.bodies] == [["b1", "b2", "b3"], ["b1", "b2"], ["b2"]]
+    assert summary.recorded == {"b3": "pending", "b1": "copied"}
+    assert summary.errors == {"b2": "kie.ai answered code 429: slow down"}
+    assert "(sent again in a later batch)" in out.getvalue()
+
+
+def test_backfill_stops_at_a_refused_batch_and_lists_what_was_not_sent() -> None:
+    api = FakeApi(status=403)
+    out = io.StringIO()
+    summary = backfill(api, FAMILY, ids(60), out=out)
+    assert len(api.bodies) == 1
+    assert summary.unsent == ids(60)
+    assert summary.recorded == {}
+    assert not summary.complete
+    assert "HTTP 403: Forbidden" in out.getvalue()
+    assert "not sent: 60" in out.getvalue()
+
+
+def test_api_url_of_reads_the_stack_output() -> None:
+    cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "kie2s3",
+                        "CreationTime": "2026-11-01T00:00:00Z",
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "Outputs": [
+                            {"OutputKey": "BucketName", "OutputValue": "archive"},
+                            {
+                                "OutputKey": "ApiUrl",
+                                "OutputValue": "https://a1b2.execute-api.eu-west-1.amazonaws.com",
+                            },
+                        ],
+                    }
+                ]
+            },
+            {"StackName": "kie2s3"},
+        )
+        assert api_url_of(cloudformation, "kie2s3") == "https://a1b2.execute-api.eu-west-1.amazonaws.com"
+
+
+class CapturingHttp:
+    """Stands in for botocore's URLLib3Session: keeps the prepared request, answers 202."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def send(self, request: Any) -> Any:
+        self.requests.append(request)
+        body = json.dumps({"tasks": [], "unknown": ["t1"], "errors": []}).encode()
+        return type("Answer", (), {"status_code": 202, "content": body})()
+
+
+def test_deployed_sender_signs_with_sigv4_for_execute_api() -> None:
+    session = boto3.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="us-east-1"
+    )
+    http = CapturingHttp()
+    send = deployed_sender(session, "https://a1b2.execute-api.eu-west-1.amazonaws.com/", http=http)
+    status, answer = send({"taskIds": ["t1"], "family": FAMILY})
+    assert (status, answer["unknown"]) == (202, ["t1"])
+    [request] = http.requests
+    assert request.method == "POST"
+    assert request.url == "https://a1b2.execute-api.eu-west-1.amazonaws.com/copies"
+    assert json.loads(request.body) == {"taskIds": ["t1"], "family": FAMILY}
+    authorization = request.headers["Authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization  # the API's region, from its URL
+    assert "x-amz-date" in {k.lower() for k in request.headers}
+
+
+def test_main_refuses_a_task_file_with_a_bad_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("good1\nbad/id\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--family", FAMILY, "--tasks", str(tasks)])
+    assert exit_.value.code == 2
+    assert "line 2: 'bad/id' is not a kie.ai task id" in capsys.readouterr().err
