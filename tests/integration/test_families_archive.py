@@ -1,8 +1,11 @@
 """Every family end to end: each sample in events/ through lambda_handler, checked against
 the hand-written expectations in tests/expected_files.py."""
 
+import collections
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from tests.integration.conftest import archived_files, objects_under, send
 
 from kie2s3.families import task_id_of
 from kie2s3.models import Outcome
+from kie2s3.sources import canonical_url
 
 SAMPLES = sorted(EXPECTED)
 STATE_OF = {"success": "copied", "failed": "failed", "not_final": "ignored", "unrecognised": "ignored"}
@@ -31,16 +35,61 @@ def _event(name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     return event, body, task_id
 
 
+def _urls_in(value: object) -> Iterator[str]:
+    """Every URL a body holds, those in JSON-in-a-string fields included (Market `param`, `promptJson`)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _urls_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _urls_in(item)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("https://", "http://")):
+            yield text
+        elif text[:1] in ("{", "["):
+            with contextlib.suppress(ValueError):
+                yield from _urls_in(json.loads(text))
+
+
+def _inputs(name: str) -> list[str]:
+    """The URLs of a sample that are not its results: `origin_url`, `source_*`, `stream_*`, `param`…"""
+    results = {canonical_url(url) for url, _ in EXPECTED[name].files}
+    _, body, _ = _event(name)
+    return sorted({url for url in _urls_in(body) if canonical_url(url) not in results})
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs"),
+    [
+        ("callback-suno-complete.json", ["/s/source_", "/stream/source_", "/stream/efea"]),
+        ("callback-flux-kontext-success.json", ["origin"]),
+    ],
+)
+def test_family_sample_inputs_are_found(name: str, inputs: list[str]) -> None:
+    # The archive test below serves these and asserts they are never fetched: it must find them.
+    found = _inputs(name)
+    assert all(any(part in url for url in found) for part in inputs), found
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_family_sample_archives_exactly_its_files(inline_mode: Stack, name: str) -> None:
     expected = EXPECTED[name]
     event, _, task_id = _event(name)
-    served = serve_result_files(inline_mode.emulator, [url for url, _ in expected.files], size=40_000)
+    emulator = inline_mode.emulator
+    served = serve_result_files(emulator, [url for url, _ in expected.files], size=40_000)
+    # Inputs are served too, so that fetching one would succeed: only the request log can tell.
+    inputs = serve_result_files(emulator, _inputs(name), size=1_000, seed=900)
+    calls_before, gets_before = (
+        collections.Counter(emulator.download_url_calls),
+        collections.Counter(emulator.file_requests),
+    )
     status, doc = send(resign(event, task_id, WEBHOOK_HMAC_KEY))
     assert status == 200
     assert doc["family"] == expected.family
     assert doc["state"] == STATE_OF[expected.outcome]
-    assert [f["source"] for f in doc["files"]] == [url for url, _ in expected.files]
+    # The status document shows each source in canonical form (a space is %20).
+    assert [f["source"] for f in doc["files"]] == [canonical_url(url) for url, _ in expected.files]
     s3 = inline_mode.client("s3")
     for entry, (url, content_type) in zip(doc["files"], expected.files, strict=True):
         source = served[url]
@@ -51,6 +100,11 @@ def test_family_sample_archives_exactly_its_files(inline_mode: Stack, name: str)
         assert stored["ContentType"] == entry["contentType"] == content_type
         assert inline_mode.emulator.download_url_calls[url] == 1
     assert sorted(archived_files(inline_mode, task_id)) == sorted(f["key"] for f in doc["files"])
+    # download-url was asked for the results as the callback wrote them, and for nothing else.
+    fetched = emulator.download_url_calls - calls_before
+    assert set(fetched) <= {url for url, _ in expected.files}, fetched
+    assert not {canonical_url(url) for url in fetched} & {canonical_url(url) for url in inputs}
+    assert not {file.name for file in inputs.values()} & set(emulator.file_requests - gets_before)
     if expected.outcome != "success":
         assert archived_files(inline_mode, task_id) == {}
         assert doc["files"] == []
@@ -124,5 +178,5 @@ def test_family_copies_by_task_id_copy_what_record_info_lists(
     assert status == 200, doc
     assert doc["family"] == family
     assert doc["state"] == "copied"
-    assert [f["source"] for f in doc["files"]] == expected
+    assert [f["source"] for f in doc["files"]] == [canonical_url(u) for u in expected]
     assert [f["sha256"] for f in doc["files"]] == [served[u].sha256_hex() for u in expected]
