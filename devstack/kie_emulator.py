@@ -41,6 +41,7 @@ RECORD_INFO_PATHS: Final[dict[str, str]] = {
     "suno": "/api/v1/generate/record-info",
     "suno_wav": "/api/v1/wav/record-info",
     "suno_mp4": "/api/v1/mp4/record-info",
+    "suno_vocal_separation": "/api/v1/vocal-removal/record-info",
     "gpt4o": "/api/v1/gpt4o-image/record-info",
     "flux_kontext": "/api/v1/flux/kontext/record-info",
     "runway": "/api/v1/runway/record-detail",

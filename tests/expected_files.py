@@ -112,6 +112,61 @@ EXPECTED: dict[str, Expected] = {
         "suno_mp4", "success", ((f"{_T}/s/93140a6a-c62b-4fc2-b5c7-70625c13bf7f.mp4", MP4),)
     ),
     "callback-suno-mp4-failure.json": Expected("suno_mp4", "failed"),
+    # Suno vocal separation: under `vocal_separation_info` (EN docs) or `vocal_removal_info` (CN docs);
+    # vocal then instrumental, or each stem present in kie's record-info order, or origin_data's
+    # extract/remove pairs (names with spaces). Never `origin_url`, the input song.
+    "callback-suno-vocals-separate-vocal.json": Expected(
+        "suno_vocal_separation",
+        "success",
+        (
+            (f"{_F}/s/3d7021c9-fa8b-4eda-91d1-3b9297ddb172_Vocals.mp3", MP3),
+            (f"{_F}/s/d92a13bf-c6f4-4ade-bb47-f69738435528_Instrumental.mp3", MP3),
+        ),
+    ),
+    "callback-suno-vocals-removal-info-spelling.json": Expected(
+        "suno_vocal_separation",
+        "success",
+        (
+            (f"{_F}/s/6e5d4c3b-2a1f-4e0d-9c8b-7a6f5e4d3c2b_Vocals.mp3", MP3),
+            (f"{_F}/s/9b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e_Instrumental.mp3", MP3),
+        ),
+    ),
+    "callback-suno-vocals-split-stem.json": Expected(
+        "suno_vocal_separation",
+        "success",
+        (
+            (f"{_F}/s/07429a8b-7c6d-4e5f-8a4b-3c2d1e0f9a11_Vocals.mp3", MP3),
+            (f"{_F}/s/aadc1f0e-4c1b-4f07-9a4e-1d2b3c4d5e01_Backing_Vocals.mp3", MP3),
+            (f"{_F}/s/ac75d2e1-0f9e-4d8c-b7a6-5f4e3d2c1b04_Drums.mp3", MP3),
+            (f"{_F}/s/a3c2b7d1-5e6f-4a8b-9c0d-2e3f4a5b6c02_Bass.mp3", MP3),
+            (f"{_F}/s/064d3b2a-1c0d-4e9f-8a7b-6c5d4e3f2a06_Guitar.mp3", MP3),
+            (f"{_F}/s/adc90f1e-2d3c-4b5a-9f8e-7d6c5b4a3f07_Keyboard.mp3", MP3),
+            (f"{_F}/s/0f701a2b-3c4d-4e5f-8a9b-0c1d2e3f4a08_Percussion.mp3", MP3),
+            (f"{_F}/s/49827e6d-5c4b-4a3f-9e2d-1c0b9a8f7e09_Strings.mp3", MP3),
+            (f"{_F}/s/56b23c4d-5e6f-4a7b-8c9d-0e1f2a3b4c10_Synth.mp3", MP3),
+            (f"{_F}/s/a8826c5d-4e3f-4a2b-8c1d-0e9f8a7b6c05_FX.mp3", MP3),
+            (f"{_F}/s/334b9e8d-7c6b-4a5f-8e4d-3c2b1a0f9e03_Brass.mp3", MP3),
+            (f"{_F}/s/d8154f3e-2d1c-4b0a-9f8e-7d6c5b4a3e12_Woodwinds.mp3", MP3),
+        ),
+    ),
+    "callback-suno-vocals-split-stem-removal-info.json": Expected(
+        "suno_vocal_separation",
+        "success",
+        (
+            (f"{_F}/s/1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b_Vocals.mp3", MP3),
+            (f"{_F}/s/2a3b4c5d-6e7f-4081-9a2b-3c4d5e6f7a8b_Backing_Vocals.mp3", MP3),
+        ),
+    ),
+    "callback-suno-vocals-split-stem-advanced.json": Expected(
+        "suno_vocal_separation",
+        "success",
+        (
+            (f"{_T}/r/eb7d41c2-8a3f-4e6b-9d1c-5f2a7b8c9d0e_Lead Vocal.mp3", MP3),
+            (f"{_T}/r/706d2b1a-9c8e-4f7d-a6b5-c4d3e2f1a0b9_Lead Vocal.mp3", MP3),
+        ),
+    ),
+    "callback-suno-vocals-failure.json": Expected("suno_vocal_separation", "failed"),
+    "callback-suno-vocals-failure-removal-info.json": Expected("suno_vocal_separation", "failed"),
     # 4o Image: info.result_urls (snake_case); a failure is a bare {taskId}.
     "callback-gpt4o-success.json": Expected(
         "gpt4o", "success", ((f"{_T}/v/4o_bcc64832d25641b4_0.png", PNG),)
@@ -290,6 +345,134 @@ RECORDS: list[tuple[str, str, dict[str, Any], Outcome, list[str], str | None]] =
     ),
     ("suno_mp4", "failed", {"successFlag": "CREATE_TASK_FAILED"}, _FAILED, [], "status CREATE_TASK_FAILED"),
     ("suno_mp4", "running", {"successFlag": "GENERATING"}, _NOT_FINAL, [], "status GENERATING"),
+    # Suno vocal separation (get-vocal-separation-details): named stems in camelCase; `originUrl` is
+    # the input and `originData[]` the upstream copies of the same stems, read only when no stem is named.
+    (
+        "suno_vocal_separation",
+        "separate-vocal",
+        {
+            "taskId": "t",
+            "musicId": "m",
+            "musicIndex": 0,
+            "successFlag": "SUCCESS",
+            "response": {
+                "id": None,
+                "originUrl": "https://h/origin.mp3",
+                "originData": [
+                    {"duration": 245.6, "audio_url": "https://h/up/v.mp3", "stem_type_group_name": "Vocals"},
+                    {
+                        "duration": 245.6,
+                        "audio_url": "https://h/up/i.mp3",
+                        "stem_type_group_name": "Instrumental",
+                    },
+                ],
+                "instrumentalUrl": "https://h/i.mp3",
+                "vocalUrl": "https://h/v.mp3",
+                "backingVocalsUrl": None,
+                "drumsUrl": None,
+                "pianoUrl": None,
+                "woodwindsUrl": None,
+            },
+            "errorCode": None,
+            "errorMessage": None,
+        },
+        _SUCCESS,
+        ["https://h/v.mp3", "https://h/i.mp3"],
+        None,
+    ),
+    (
+        "suno_vocal_separation",
+        "split-stem",
+        {
+            "successFlag": "SUCCESS",
+            "response": {
+                "originUrl": "https://h/origin.mp3",
+                "instrumentalUrl": None,
+                "vocalUrl": "https://h/v.mp3",
+                "backingVocalsUrl": "https://h/bv.mp3",
+                "drumsUrl": "https://h/d.mp3",
+                "bassUrl": "https://h/b.mp3",
+                "guitarUrl": "https://h/g.mp3",
+                "pianoUrl": "https://h/p.mp3",
+                "keyboardUrl": "https://h/k.mp3",
+                "percussionUrl": "https://h/pc.mp3",
+                "stringsUrl": "https://h/s.mp3",
+                "synthUrl": "https://h/sy.mp3",
+                "fxUrl": "https://h/fx.mp3",
+                "brassUrl": "https://h/br.mp3",
+                "woodwindsUrl": "https://h/w.mp3",
+            },
+        },
+        _SUCCESS,
+        [
+            "https://h/v.mp3",
+            "https://h/bv.mp3",
+            "https://h/d.mp3",
+            "https://h/b.mp3",
+            "https://h/g.mp3",
+            "https://h/p.mp3",
+            "https://h/k.mp3",
+            "https://h/pc.mp3",
+            "https://h/s.mp3",
+            "https://h/sy.mp3",
+            "https://h/fx.mp3",
+            "https://h/br.mp3",
+            "https://h/w.mp3",
+        ],
+        None,
+    ),
+    (
+        "suno_vocal_separation",
+        "split-stem-advanced",
+        {
+            "successFlag": "SUCCESS",
+            "response": {
+                "originUrl": None,
+                "vocalUrl": None,
+                "instrumentalUrl": None,
+                "originData": [
+                    {
+                        "extract": {
+                            "audio_url": "https://h/x_Lead Vocal.mp3",
+                            "stem_type_group_name": "Lead Vocal",
+                        },
+                        "remove": {
+                            "audio_url": "https://h/r_Lead Vocal.mp3",
+                            "stem_type_group_name": "Lead Vocal",
+                        },
+                    }
+                ],
+            },
+        },
+        _SUCCESS,
+        ["https://h/x_Lead Vocal.mp3", "https://h/r_Lead Vocal.mp3"],
+        None,
+    ),
+    (
+        "suno_vocal_separation",
+        "audio-failed",
+        {"successFlag": "GENERATE_AUDIO_FAILED", "errorCode": 500, "errorMessage": "separation failed"},
+        _FAILED,
+        [],
+        "separation failed (errorCode 500)",
+    ),
+    (
+        "suno_vocal_separation",
+        "create-failed",
+        {"successFlag": "CREATE_TASK_FAILED", "response": None},
+        _FAILED,
+        [],
+        "status CREATE_TASK_FAILED",
+    ),
+    (
+        "suno_vocal_separation",
+        "callback-exception",
+        {"successFlag": "CALLBACK_EXCEPTION", "response": {"vocalUrl": "https://h/v.mp3"}},
+        _FAILED,
+        [],
+        "status CALLBACK_EXCEPTION",
+    ),
+    ("suno_vocal_separation", "pending", {"successFlag": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
     (
         "gpt4o",
         "success",

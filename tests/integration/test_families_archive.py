@@ -62,6 +62,7 @@ def _inputs(name: str) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "inputs"),
     [
+        ("callback-suno-vocals-separate-vocal.json", ["https://tempfile.aiquickdraw.com/s/5c79"]),
         ("callback-suno-complete.json", ["/s/source_", "/stream/source_", "/stream/efea"]),
         ("callback-flux-kontext-success.json", ["origin"]),
     ],
@@ -180,3 +181,46 @@ def test_family_copies_by_task_id_copy_what_record_info_lists(
     assert doc["state"] == "copied"
     assert [f["source"] for f in doc["files"]] == [canonical_url(u) for u in expected]
     assert [f["sha256"] for f in doc["files"]] == [served[u].sha256_hex() for u in expected]
+
+
+def test_suno_vocal_separation_copies_by_task_id_never_fetch_inputs(inline_mode: Stack, task_id: str) -> None:
+    # get-vocal-separation-details: `originUrl` is the song separated (an input) and `originData[]`
+    # upstream copies of the same stems; both served here, so that only the request log can tell.
+    emulator = inline_mode.emulator
+    stems = [f"https://file.aiquickdraw.com/s/{task_id}_{name}.mp3" for name in ("Vocals", "Instrumental")]
+    origin = f"https://tempfile.aiquickdraw.com/s/{task_id}.mp3"
+    upstream = [f"https://tempfile.aiquickdraw.com/up/{task_id}_{n}.mp3" for n in range(2)]
+    served = serve_result_files(emulator, [*stems, origin, *upstream], size=12_000)
+    emulator.add_task(
+        "suno_vocal_separation",
+        task_id,
+        {
+            "taskId": task_id,
+            "musicId": "376c687e-d439-42c1-b1e4-bcb43b095ec2",
+            "musicIndex": 0,
+            "response": {
+                "id": None,
+                "originUrl": origin,
+                "originData": [
+                    {"duration": 245.6, "audio_url": upstream[0], "stem_type_group_name": "Vocals"},
+                    {"duration": 245.6, "audio_url": upstream[1], "stem_type_group_name": "Instrumental"},
+                ],
+                "vocalUrl": stems[0],
+                "instrumentalUrl": stems[1],
+                "backingVocalsUrl": None,
+                "drumsUrl": None,
+                "pianoUrl": None,
+            },
+            "successFlag": "SUCCESS",
+            "errorCode": None,
+            "errorMessage": None,
+        },
+    )
+    status, doc = send(
+        http_event("POST", "/copies", body={"taskId": task_id, "family": "suno_vocal_separation"})
+    )
+    assert status == 200, doc
+    assert (doc["family"], doc["state"]) == ("suno_vocal_separation", "copied")
+    assert [(f["source"], f["sha256"]) for f in doc["files"]] == [(u, served[u].sha256_hex()) for u in stems]
+    assert [emulator.download_url_calls[u] for u in (origin, *upstream)] == [0, 0, 0]
+    assert [emulator.file_requests[served[u].name] for u in (origin, *upstream)] == [0, 0, 0]

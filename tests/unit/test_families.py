@@ -132,6 +132,7 @@ FAMILIES = (
     "suno",
     "suno_wav",
     "suno_mp4",
+    "suno_vocal_separation",
     "gpt4o",
     "flux_kontext",
     "runway",
@@ -392,6 +393,139 @@ def test_suno_mp4_success_with_null_video_is_success_without_files() -> None:
     assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
 
 
+# Suno vocal separation: `separate_vocal`, `split_stem`, `split_stem_advanced`, either container key.
+
+SEPARATION_KEYS = ("vocal_separation_info", "vocal_removal_info")
+ALL_STEMS = (
+    "vocal",
+    "instrumental",
+    "backing_vocals",
+    "drums",
+    "bass",
+    "guitar",
+    "piano",
+    "keyboard",
+    "percussion",
+    "strings",
+    "synth",
+    "fx",
+    "brass",
+    "woodwinds",
+)
+
+
+def _separation(info: object, key: str = "vocal_separation_info", code: int = 200) -> dict[str, Any]:
+    return {
+        "code": code,
+        "msg": "vocal separation generated successfully.",
+        "data": {"task_id": "sv1", key: info},
+    }
+
+
+@pytest.mark.parametrize("key", SEPARATION_KEYS)
+def test_suno_vocal_separation_separate_vocal_under_either_key(key: str) -> None:
+    info = {"instrumental_url": "https://h/i.mp3", "origin_url": "", "vocal_url": "https://h/v.mp3"}
+    body = _separation(info, key)
+    assert detect(body, PARSERS) is _parser("suno_vocal_separation")
+    parsed = _parser("suno_vocal_separation").parse(body)
+    assert (parsed.task_id, parsed.outcome) == ("sv1", Outcome.SUCCESS)
+    assert [(f.url, f.kind) for f in parsed.files] == [
+        ("https://h/v.mp3", "audio"),
+        ("https://h/i.mp3", "audio"),
+    ]
+
+
+@pytest.mark.parametrize("key", SEPARATION_KEYS)
+def test_suno_vocal_separation_split_stem_every_stem_in_record_info_order(key: str) -> None:
+    info = {"origin_url": "", **{f"{stem}_url": f"https://h/{stem}" for stem in reversed(ALL_STEMS)}}
+    parsed = _parser("suno_vocal_separation").parse(_separation(info, key))
+    assert [(f.url, f.kind) for f in parsed.files] == [(f"https://h/{stem}", "audio") for stem in ALL_STEMS]
+
+
+def test_suno_vocal_separation_split_stem_absent_empty_or_null_stems_are_skipped() -> None:
+    info = {
+        "origin_url": "",
+        "vocal_url": "https://h/v.mp3",
+        "backing_vocals_url": "https://h/bv.mp3",
+        "drums_url": "",
+        "bass_url": None,
+        "guitar_url": "  ",
+    }
+    assert _urls(_separation(info), "suno_vocal_separation") == ["https://h/v.mp3", "https://h/bv.mp3"]
+
+
+@pytest.mark.parametrize("key", SEPARATION_KEYS)
+def test_suno_vocal_separation_never_archives_origin_url(key: str) -> None:
+    info = {
+        "origin_url": "https://h/song.mp3",
+        "vocal_url": "https://h/v.mp3",
+        "instrumental_url": "https://h/i.mp3",
+    }
+    urls = _urls(_separation(info, key), "suno_vocal_separation")
+    assert "https://h/song.mp3" not in urls
+    assert urls == ["https://h/v.mp3", "https://h/i.mp3"]
+
+
+@pytest.mark.parametrize("key", SEPARATION_KEYS)
+def test_suno_vocal_separation_split_stem_advanced_extract_then_remove(key: str) -> None:
+    def pair(name: str) -> dict[str, Any]:
+        return {
+            "extract": {
+                "duration": 194.9,
+                "audio_url": f"https://h/x_{name}.mp3",
+                "stem_type_group_name": name,
+            },
+            "remove": {
+                "duration": 194.9,
+                "audio_url": f"https://h/r_{name}.mp3",
+                "stem_type_group_name": name,
+            },
+        }
+
+    body = _separation({"origin_data": [pair("Lead Vocal"), pair("Drums")]}, key)
+    assert detect(body, PARSERS) is _parser("suno_vocal_separation")
+    assert _urls(body, "suno_vocal_separation") == [
+        "https://h/x_Lead Vocal.mp3",  # the space is kept: the URL is given to download-url as kie.ai wrote it
+        "https://h/r_Lead Vocal.mp3",
+        "https://h/x_Drums.mp3",
+        "https://h/r_Drums.mp3",
+    ]
+
+
+def test_suno_vocal_separation_origin_data_is_read_only_when_no_stem_is_named() -> None:
+    # record-info's originData repeats the named stems from upstream (same ids): not a second copy.
+    info = {
+        "vocal_url": "https://h/v.mp3",
+        "origin_data": [{"audio_url": "https://up/v.mp3", "extract": {"audio_url": "https://up/x.mp3"}}],
+    }
+    assert _urls(_separation(info), "suno_vocal_separation") == ["https://h/v.mp3"]
+
+
+@pytest.mark.parametrize("key", SEPARATION_KEYS)
+def test_suno_vocal_separation_failure_with_null_info_is_failed(key: str) -> None:
+    body = {"code": 500, "msg": "Vocal separation failed", "data": {"task_id": "sv1", key: None}}
+    assert detect(body, PARSERS) is _parser("suno_vocal_separation")
+    parsed = _parser("suno_vocal_separation").parse(body)
+    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.FAILED, "Vocal separation failed", ())
+
+
+def test_suno_vocal_separation_non_200_code_is_failure_even_with_urls() -> None:
+    body = _separation({"vocal_url": "https://h/v.mp3"}, code=531)
+    parsed = _parser("suno_vocal_separation").parse(body)
+    assert (parsed.outcome, parsed.files) == (Outcome.FAILED, ())
+
+
+def test_suno_vocal_separation_code_200_with_null_info_is_failed() -> None:
+    parsed = _parser("suno_vocal_separation").parse(_separation(None))
+    assert parsed.outcome is Outcome.FAILED
+    assert parsed.reason == "vocal separation result is null"
+
+
+def test_suno_vocal_separation_is_not_taken_by_other_suno_families() -> None:
+    body = _body("callback-suno-vocals-separate-vocal.json")
+    assert [p.name for p in PARSERS if p.matches(body)] == ["suno_vocal_separation"]
+
+
 def test_runway_body_without_cover_or_id_needs_its_hint() -> None:
     body = {"code": 200, "msg": "ok", "data": {"task_id": "r1", "video_url": "https://h/clip"}}
     assert detect(body, PARSERS) is _parser("suno_mp4")
@@ -520,10 +654,11 @@ def test_parse_record_covers_every_family_and_outcome() -> None:
         ("veo", {"successFlag": 7}),
         ("veo", {}),
         ("suno", {"status": "HALF_DONE"}),
+        ("suno_vocal_separation", {"successFlag": "HALF_DONE"}),
         ("runway", {"state": "paused"}),
         ("midjourney", {"successFlag": 1, "resultInfoJson": "{not json"}),
     ],
-    ids=["veo-flag", "veo-missing", "suno-status", "runway-state", "mj-invalid-json"],
+    ids=["veo-flag", "veo-missing", "suno-status", "vocals-flag", "runway-state", "mj-invalid-json"],
 )
 def test_parse_record_unknown_status_or_shape_raises(family: str, data: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

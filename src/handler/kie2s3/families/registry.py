@@ -16,6 +16,7 @@ from kie2s3.families.runway import RunwayParser
 from kie2s3.families.runway_aleph import RunwayAlephParser
 from kie2s3.families.suno import SunoParser
 from kie2s3.families.suno_mp4 import SunoMp4Parser
+from kie2s3.families.suno_vocals import SunoVocalSeparationParser
 from kie2s3.families.suno_wav import SunoWavParser
 from kie2s3.families.veo import VeoParser
 from kie2s3.families.veo4k import Veo4kParser
@@ -26,6 +27,7 @@ PARSERS: tuple[FamilyParser, ...] = (
     SunoParser(),
     SunoWavParser(),
     SunoMp4Parser(),
+    SunoVocalSeparationParser(),
     RunwayParser(),
     Gpt4oParser(),
     FluxKontextParser(),
