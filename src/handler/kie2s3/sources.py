@@ -101,11 +101,6 @@ def url_path(url: str) -> str:
     return "/" + canonical_url(url).split("://", 1)[-1].partition("/")[2]
 
 
-def public_url(url: str) -> str:
-    """The URL as it may be shown in logs and errors: its canonical form."""
-    return canonical_url(url)
-
-
 def _literal_address(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)

@@ -27,7 +27,7 @@ import urllib3
 
 from kie2s3.adapters.kie_client import USER_AGENT
 from kie2s3.errors import PermanentError, RetryableError, SourceRefusedError
-from kie2s3.sources import public_url
+from kie2s3.sources import canonical_url
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 # Bytes asked of one read. urllib3 allocates and copies each chunk before it lands in the part
@@ -124,7 +124,7 @@ class HttpSource:
                 timeout=_TIMEOUT,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise RetryableError(f"cannot reach source {public_url(url)}: {type(exc).__name__}") from exc
+            raise RetryableError(f"cannot reach source {canonical_url(url)}: {type(exc).__name__}") from exc
 
     @contextmanager
     def open(self, url: str, *, max_bytes: int, first_part: int) -> Iterator[SourceStream]:
@@ -231,7 +231,7 @@ def _release(response: urllib3.BaseHTTPResponse) -> None:
 def _check_status(response: urllib3.BaseHTTPResponse, url: str) -> None:
     if response.status in (200, 206):
         return
-    where = public_url(url)
+    where = canonical_url(url)
     if response.status == 403:
         # An expired download-url link answers 403: a fresh link may work.
         raise LinkExpiredError(f"source {where} answered HTTP 403 (link expired or refused)")

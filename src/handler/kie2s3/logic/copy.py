@@ -26,7 +26,7 @@ from kie2s3.logic.services import Services
 from kie2s3.media import SNIFF_BYTES, sniff_content_type
 from kie2s3.models import CopyJob, CopyResult
 from kie2s3.observability import logger, metrics, tracer
-from kie2s3.sources import public_url
+from kie2s3.sources import canonical_url
 
 # A copy's ledger writes run here beside Powertools' writes of the idempotency record: the gate
 # (`copying`) beside the in-progress record, the last writes beside the success. The copy waits for
@@ -181,7 +181,7 @@ class _Links:
             if self._link is None or refresh:
                 policy = self._services.policy
                 self._link = policy.check(self._services.kie.download_url(policy.check(self._job.source)))
-                logger.info("download link resolved", index=self._job.index, link=public_url(self._link))
+                logger.info("download link resolved", index=self._job.index, link=canonical_url(self._link))
             return self._link
 
 
@@ -235,7 +235,7 @@ class _Record:
 
 
 def _metadata(job: CopyJob) -> dict[str, str]:
-    return {"task-id": job.task_id, "file-index": str(job.index), "source": public_url(job.source)}
+    return {"task-id": job.task_id, "file-index": str(job.index), "source": canonical_url(job.source)}
 
 
 def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult:
