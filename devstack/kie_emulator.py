@@ -42,6 +42,7 @@ RECORD_INFO_PATHS: Final[dict[str, str]] = {
     "suno_wav": "/api/v1/wav/record-info",
     "suno_mp4": "/api/v1/mp4/record-info",
     "suno_vocal_separation": "/api/v1/vocal-removal/record-info",
+    "suno_cover": "/api/v1/suno/cover/record-info",
     "gpt4o": "/api/v1/gpt4o-image/record-info",
     "flux_kontext": "/api/v1/flux/kontext/record-info",
     "runway": "/api/v1/runway/record-detail",

@@ -167,6 +167,16 @@ EXPECTED: dict[str, Expected] = {
     ),
     "callback-suno-vocals-failure.json": Expected("suno_vocal_separation", "failed"),
     "callback-suno-vocals-failure-removal-info.json": Expected("suno_vocal_separation", "failed"),
+    # Suno cover image: camelCase `data.taskId`, `data.images[]`; a failure has `images: null`.
+    "callback-suno-cover-success.json": Expected(
+        "suno_cover",
+        "success",
+        (
+            (f"{_T}/s/1753958521_6c1b3015141849d1a9bf17b738ce9347.png", PNG),
+            (f"{_T}/s/1753958524_c153143acc6340908431cf0e90cbce9e.png", PNG),
+        ),
+    ),
+    "callback-suno-cover-failure.json": Expected("suno_cover", "failed"),
     # 4o Image: info.result_urls (snake_case); a failure is a bare {taskId}.
     "callback-gpt4o-success.json": Expected(
         "gpt4o", "success", ((f"{_T}/v/4o_bcc64832d25641b4_0.png", PNG),)
@@ -473,6 +483,48 @@ RECORDS: list[tuple[str, str, dict[str, Any], Outcome, list[str], str | None]] =
         "status CALLBACK_EXCEPTION",
     ),
     ("suno_vocal_separation", "pending", {"successFlag": "PENDING"}, _NOT_FINAL, [], "status PENDING"),
+    # Suno cover image (get-cover-suno-details): `successFlag` 1 in kie's example, status names in its list.
+    (
+        "suno_cover",
+        "success",
+        {
+            "taskId": "t",
+            "parentTaskId": "p",
+            "response": {"images": ["https://h/c0.png", "https://h/c1.png"]},
+            "successFlag": 1,
+            "errorCode": 200,
+            "errorMessage": "",
+        },
+        _SUCCESS,
+        ["https://h/c0.png", "https://h/c1.png"],
+        None,
+    ),
+    (
+        "suno_cover",
+        "success-named",
+        {"successFlag": "SUCCESS", "response": {"images": ["https://h/c0.png"]}},
+        _SUCCESS,
+        ["https://h/c0.png"],
+        None,
+    ),
+    (
+        "suno_cover",
+        "cover-failed",
+        {"successFlag": "GENERATE_COVER_FAILED", "errorCode": 500, "errorMessage": "cover failed"},
+        _FAILED,
+        [],
+        "cover failed (errorCode 500)",
+    ),
+    (
+        "suno_cover",
+        "create-failed",
+        {"successFlag": "CREATE_TASK_FAILED"},
+        _FAILED,
+        [],
+        "status CREATE_TASK_FAILED",
+    ),
+    ("suno_cover", "pending", {"successFlag": "PENDING", "response": None}, _NOT_FINAL, [], "status PENDING"),
+    ("suno_cover", "generating", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
     (
         "gpt4o",
         "success",

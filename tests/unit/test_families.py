@@ -133,6 +133,7 @@ FAMILIES = (
     "suno_wav",
     "suno_mp4",
     "suno_vocal_separation",
+    "suno_cover",
     "gpt4o",
     "flux_kontext",
     "runway",
@@ -526,6 +527,50 @@ def test_suno_vocal_separation_is_not_taken_by_other_suno_families() -> None:
     assert [p.name for p in PARSERS if p.matches(body)] == ["suno_vocal_separation"]
 
 
+# Suno cover image: camelCase `data.taskId`, `data.images[]`; failure `images: null`.
+
+
+def _cover(images: object, code: int = 200) -> dict[str, Any]:
+    return {
+        "code": code,
+        "msg": "success" if code == 200 else "Cover generation failed",
+        "data": {"taskId": "c1", "images": images},
+    }
+
+
+def test_suno_cover_images_are_archived_in_order() -> None:
+    body = _cover(["https://h/c0.png", "https://h/c1"])
+    assert detect(body, PARSERS) is _parser("suno_cover")
+    parsed = _parser("suno_cover").parse(body)
+    assert (parsed.task_id, parsed.outcome) == ("c1", Outcome.SUCCESS)
+    assert [(f.url, f.kind) for f in parsed.files] == [
+        ("https://h/c0.png", "image"),
+        ("https://h/c1", "image"),
+    ]
+
+
+def test_suno_cover_failure_with_null_images_is_suno_cover_not_a_bare_failure() -> None:
+    body = _cover(None, code=501)
+    assert detect(body, PARSERS) is _parser("suno_cover")
+    parsed = _parser("suno_cover").parse(body)
+    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.FAILED, "Cover generation failed", ())
+
+
+def test_suno_cover_does_not_take_a_bare_failure_without_images() -> None:
+    body = {"code": 501, "msg": "Cover generation failed", "data": {"taskId": "c1"}}
+    assert not _parser("suno_cover").matches(body)
+
+
+def test_suno_cover_code_200_with_null_images_is_failed() -> None:
+    parsed = _parser("suno_cover").parse(_cover(None))
+    assert (parsed.outcome, parsed.reason) == (Outcome.FAILED, "cover images are null")
+
+
+def test_suno_cover_non_200_code_is_failure_even_with_images() -> None:
+    parsed = _parser("suno_cover").parse(_cover(["https://h/c0.png"], code=400))
+    assert (parsed.outcome, parsed.files) == (Outcome.FAILED, ())
+
+
 def test_runway_body_without_cover_or_id_needs_its_hint() -> None:
     body = {"code": 200, "msg": "ok", "data": {"task_id": "r1", "video_url": "https://h/clip"}}
     assert detect(body, PARSERS) is _parser("suno_mp4")
@@ -655,10 +700,19 @@ def test_parse_record_covers_every_family_and_outcome() -> None:
         ("veo", {}),
         ("suno", {"status": "HALF_DONE"}),
         ("suno_vocal_separation", {"successFlag": "HALF_DONE"}),
+        ("suno_cover", {"successFlag": 7}),
         ("runway", {"state": "paused"}),
         ("midjourney", {"successFlag": 1, "resultInfoJson": "{not json"}),
     ],
-    ids=["veo-flag", "veo-missing", "suno-status", "vocals-flag", "runway-state", "mj-invalid-json"],
+    ids=[
+        "veo-flag",
+        "veo-missing",
+        "suno-status",
+        "vocals-flag",
+        "cover-flag",
+        "runway-state",
+        "mj-invalid-json",
+    ],
 )
 def test_parse_record_unknown_status_or_shape_raises(family: str, data: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

@@ -15,6 +15,7 @@ from kie2s3.families.midjourney import MidjourneyParser
 from kie2s3.families.runway import RunwayParser
 from kie2s3.families.runway_aleph import RunwayAlephParser
 from kie2s3.families.suno import SunoParser
+from kie2s3.families.suno_cover import SunoCoverParser
 from kie2s3.families.suno_mp4 import SunoMp4Parser
 from kie2s3.families.suno_vocals import SunoVocalSeparationParser
 from kie2s3.families.suno_wav import SunoWavParser
@@ -28,6 +29,7 @@ PARSERS: tuple[FamilyParser, ...] = (
     SunoWavParser(),
     SunoMp4Parser(),
     SunoVocalSeparationParser(),
+    SunoCoverParser(),  # its `{taskId, images: null}` failure, before the bare-failure takers
     RunwayParser(),
     Gpt4oParser(),
     FluxKontextParser(),
