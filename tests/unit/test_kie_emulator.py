@@ -115,6 +115,21 @@ def test_download_url_success_link_downloads_exact_bytes(
     assert emulator.bytes_served == file.size
 
 
+def test_download_url_result_url_with_a_literal_space_is_served_as_given(
+    emulator: KieEmulator, http: urllib3.PoolManager
+) -> None:
+    # Suno stem names hold spaces (`…_Lead Vocal.mp3`), written unencoded in the callback.
+    file = SyntheticFile("r/eb7d_Lead Vocal.mp3", 5000, "audio/mpeg", seed=3)
+    result_url = emulator.add_file(file, result_url="https://tempfile.aiquickdraw.com/r/eb7d_Lead Vocal.mp3")
+    link = resolve(http, emulator, result_url)
+    assert link.startswith(f"{emulator.base_url}/dl/r/eb7d_Lead%20Vocal.mp3?expires=")
+    response = http.request("GET", link)
+    assert response.status == 200
+    assert hashlib.sha256(response.data).hexdigest() == file.sha256_hex()
+    assert emulator.download_url_calls[result_url] == 1
+    assert emulator.file_requests["r/eb7d_Lead Vocal.mp3"] == 1
+
+
 @pytest.mark.parametrize("key", ["wrong-key", ""])
 def test_download_url_bad_key_returns_401_envelope(
     emulator: KieEmulator, http: urllib3.PoolManager, key: str
@@ -448,6 +463,24 @@ def test_record_info_known_and_unknown_task(
     assert known.json() == {"code": 200, "msg": "success", "data": data}
     unknown = http.request("GET", f"{emulator.base_url}{path}?taskId=nope", headers=auth())
     assert unknown.json() == {"code": 422, "msg": "recordInfo is null", "data": None}
+
+
+@pytest.mark.parametrize(
+    ("family", "path"),
+    [
+        ("suno_vocal_separation", "/api/v1/vocal-removal/record-info"),
+        ("suno_cover", "/api/v1/suno/cover/record-info"),
+    ],
+)
+def test_record_info_serves_suno_separation_and_cover_paths(
+    emulator: KieEmulator, http: urllib3.PoolManager, family: str, path: str
+) -> None:
+    # The documented paths (get-vocal-separation-details, get-cover-suno-details), string successFlag.
+    data = {"taskId": "t1", "successFlag": "SUCCESS", "response": {"vocalUrl": "https://h/v.mp3"}}
+    emulator.add_task(family, "t1", data)
+    answer = http.request("GET", f"{emulator.base_url}{path}?taskId=t1", headers=auth())
+    assert answer.json() == {"code": 200, "msg": "success", "data": data}
+    assert emulator.record_info_calls["t1"] == 1
 
 
 def test_record_info_auth_and_injected_codes(emulator: KieEmulator, http: urllib3.PoolManager) -> None:
