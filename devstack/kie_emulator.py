@@ -41,6 +41,8 @@ RECORD_INFO_PATHS: Final[dict[str, str]] = {
     "suno": "/api/v1/generate/record-info",
     "suno_wav": "/api/v1/wav/record-info",
     "suno_mp4": "/api/v1/mp4/record-info",
+    "suno_midi": "/api/v1/midi/record-info",
+    "suno_voice": "/api/v1/voice/record-info",
     "suno_vocal_separation": "/api/v1/vocal-removal/record-info",
     "suno_cover": "/api/v1/suno/cover/record-info",
     "gpt4o": "/api/v1/gpt4o-image/record-info",

@@ -23,7 +23,7 @@ _F = "https://file.aiquickdraw.com"
 @dataclass(frozen=True)
 class Expected:
     family: str
-    outcome: str  # "success" | "failed" | "not_final" | "unrecognised"
+    outcome: str  # "success" | "no_files" | "failed" | "not_final" | "unrecognised"
     files: tuple[tuple[str, str], ...] = ()  # (url, stored Content-Type), in archive order
     hint: str | None = None
 
@@ -49,7 +49,14 @@ EXPECTED: dict[str, Expected] = {
             (f"{_T}/s/7b89346e3ac6_1.jpeg", JPEG),
         ),
     ),
-    "callback-market-text-result.json": Expected("market", "success"),
+    "callback-market-text-result.json": Expected("market", "no_files"),
+    # A Market result of a shape no parser knows: the safety net takes its URLs, never inputs/streams.
+    "callback-market-net-nested.json": Expected(
+        "market",
+        "success",
+        ((f"{_T}/s/6e5d4c3b_Vocals.mp3", MP3), (f"{_T}/s/6e5d4c3b_Instrumental.mp3", MP3)),
+    ),
+    "callback-market-no-url.json": Expected("market", "unrecognised"),
     # Veo 3.1: resultUrls then originUrls, as arrays or JSON strings; failures carry no info.
     "callback-veo-success.json": Expected(
         "veo",
@@ -181,7 +188,7 @@ EXPECTED: dict[str, Expected] = {
     "callback-gpt4o-success.json": Expected(
         "gpt4o", "success", ((f"{_T}/v/4o_bcc64832d25641b4_0.png", PNG),)
     ),
-    "callback-gpt4o-failure.json": Expected("gpt4o", "failed"),
+    "callback-gpt4o-failure.json": Expected("unknown", "failed"),  # a bare {taskId} failure: no guess
     # Flux Kontext: resultImageUrl only (originImageUrl is an upstream copy that expires in 10 min).
     "callback-flux-kontext-success.json": Expected(
         "flux_kontext", "success", ((f"{_T}/f/fk_9139f8fc15b2.jpg", JPEG),)
@@ -212,6 +219,11 @@ EXPECTED: dict[str, Expected] = {
     "callback-midjourney-failure.json": Expected("midjourney", "failed"),
     # A signed-looking body no family knows: archived raw, recorded `unrecognised`, nothing copied.
     "callback-unrecognised.json": Expected("unknown", "unrecognised"),
+    # Results without files by design, and a failure that names no family.
+    "callback-suno-lyrics.json": Expected("suno", "no_files"),
+    "callback-suno-midi.json": Expected("suno_midi", "no_files"),
+    "callback-suno-voice.json": Expected("suno_voice", "no_files"),
+    "callback-bare-failure.json": Expected("unknown", "failed"),
 }
 
 
@@ -666,4 +678,39 @@ RECORDS: list[tuple[str, str, dict[str, Any], Outcome, list[str], str | None]] =
     ),
     ("midjourney", "generate-failed", {"successFlag": 3, "resultInfoJson": None}, _FAILED, [], "status 3"),
     ("midjourney", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    # Results without files by design: a success is `no_files`, never a success without files.
+    (
+        "suno_midi",
+        "success",
+        {"successFlag": 1, "midiData": {"instruments": [{"name": "Drums", "notes": []}]}},
+        Outcome.NO_FILES,
+        [],
+        "result has no files: MIDI notes",
+    ),
+    (
+        "suno_midi",
+        "failed",
+        {"successFlag": 3, "errorMessage": "no notes found"},
+        _FAILED,
+        [],
+        "no notes found",
+    ),
+    ("suno_midi", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
+    (
+        "suno_voice",
+        "success",
+        {"successFlag": 1, "voiceId": "voice_5c0a"},
+        Outcome.NO_FILES,
+        [],
+        "result has no files: voice task",
+    ),
+    (
+        "suno_voice",
+        "failed",
+        {"successFlag": 2, "errorMessage": "voice rejected"},
+        _FAILED,
+        [],
+        "voice rejected",
+    ),
+    ("suno_voice", "running", {"successFlag": 0}, _NOT_FINAL, [], "status 0"),
 ]

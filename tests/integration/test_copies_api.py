@@ -63,8 +63,8 @@ def test_copies_by_task_id_still_running_copies_nothing(inline_mode: Stack, task
     )
     status, doc = post_copies({"taskId": task_id, "family": "market"})
     assert status == 200
-    assert doc["state"] == "ignored"
-    assert doc["reason"] == "generating"
+    assert doc["state"] == "pending"
+    assert doc["reason"] == "waiting for kie.ai to finish (generating)"
     assert doc["files"] == []
 
 
@@ -149,7 +149,7 @@ def test_copies_bulk_records_each_task_with_its_state(inline_mode: Stack) -> Non
         (url, file.sha256_hex()) for url, file in served.items()
     ]
     assert archived_files(inline_mode, finished) == {f"kie/{finished}/00.png": 2048}
-    assert waiting["state"] in ("pending", "ignored")  # as the single form records a running task
+    assert waiting["state"] == "pending"  # as the single form records a running task
     assert waiting["files"] == []
     assert waiting == task_document(running)
     assert archived_files(inline_mode, running) == {}

@@ -14,7 +14,7 @@ from kie2s3.models import Outcome
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 CALLBACK_EVENTS = sorted(EVENTS.glob("callback-*.json"))
 # A body no family knows, kept to show it is archived and recorded `unrecognised`.
-UNRECOGNISED_SAMPLES = frozenset({"callback-unrecognised.json"})
+UNRECOGNISED_SAMPLES = frozenset({"callback-unrecognised.json", "callback-market-no-url.json"})
 
 
 def _body(name: str) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def test_every_callback_sample_parses(path: Path) -> None:
     assert parser is not None, f"{path.name} matches no family"
     parsed = parser.parse(body)
     assert parsed.task_id == task_id_of(body)
-    assert parsed.outcome in (Outcome.SUCCESS, Outcome.FAILED, Outcome.NOT_FINAL)
+    assert parsed.outcome in (Outcome.SUCCESS, Outcome.NO_FILES, Outcome.FAILED, Outcome.NOT_FINAL)
 
 
 def test_every_event_file_is_valid_json() -> None:
@@ -43,7 +43,7 @@ def test_every_event_file_is_valid_json() -> None:
 
 
 def test_market_success_lists_result_urls_in_order() -> None:
-    parsed = PARSERS[0].parse(_body("callback-market-success.json"))
+    parsed = _parser("market").parse(_body("callback-market-success.json"))
     assert parsed.family == "market"
     assert parsed.outcome is Outcome.SUCCESS
     assert [(f.url.rsplit("/", 1)[1], f.kind) for f in parsed.files] == [
@@ -53,7 +53,7 @@ def test_market_success_lists_result_urls_in_order() -> None:
 
 
 def test_market_failure_records_reason_and_no_files() -> None:
-    parsed = PARSERS[0].parse(_body("callback-market-failure.json"))
+    parsed = _parser("market").parse(_body("callback-market-failure.json"))
     assert parsed.outcome is Outcome.FAILED
     assert parsed.files == ()
     assert parsed.reason == "Internal server error (failCode 500)"
@@ -70,19 +70,19 @@ def test_market_suno_tracks_in_result_json() -> None:
             ),
         },
     }
-    parsed = PARSERS[0].parse(body)
+    parsed = _parser("market").parse(body)
     assert [f.kind for f in parsed.files] == ["audio", "image"]
 
 
 def test_market_success_state_with_error_code_is_failure() -> None:
     body = {"code": 500, "msg": "boom", "data": {"taskId": "abc123", "state": "success", "resultJson": None}}
-    assert PARSERS[0].parse(body).outcome is Outcome.FAILED
+    assert _parser("market").parse(body).outcome is Outcome.FAILED
 
 
 def test_market_result_json_that_is_not_json_raises() -> None:
     body = {"code": 200, "data": {"taskId": "abc123", "state": "success", "resultJson": "{not json"}}
     with pytest.raises(ValueError):
-        PARSERS[0].parse(body)
+        _parser("market").parse(body)
 
 
 @pytest.mark.parametrize(
@@ -132,6 +132,9 @@ FAMILIES = (
     "suno",
     "suno_wav",
     "suno_mp4",
+    "suno_midi",
+    "suno_voice",
+    "unknown",
     "suno_vocal_separation",
     "suno_cover",
     "gpt4o",
@@ -168,7 +171,7 @@ def test_expected_files_cover_every_callback_sample() -> None:
 
 
 def test_expected_files_cover_every_family_and_outcome() -> None:
-    assert {e.family for e in EXPECTED.values()} == {*FAMILIES, "unknown"}
+    assert {e.family for e in EXPECTED.values()} == set(FAMILIES)
     assert {e.outcome for e in EXPECTED.values()} == {o.value for o in Outcome}
 
 
@@ -289,9 +292,9 @@ def test_veo_duplicate_urls_are_kept_once_in_order() -> None:
     assert _urls(body, "veo") == ["https://h/b.mp4", "https://h/a.mp4"]
 
 
-def test_veo_success_without_files_is_success() -> None:
+def test_veo_success_without_files_is_unrecognised_never_success() -> None:
     parsed = _parser("veo").parse(_veo([]))
-    assert parsed.outcome is Outcome.SUCCESS
+    assert parsed.outcome is Outcome.UNRECOGNISED
     assert parsed.files == ()
 
 
@@ -326,9 +329,10 @@ def test_bare_failure_detects_with_its_hint(family: str) -> None:
     assert parser.parse(body).outcome is Outcome.FAILED
 
 
-def test_bare_failure_without_hint_is_gpt4o() -> None:
+def test_bare_failure_without_hint_is_unknown_and_with_a_hint_its_family() -> None:
     body = {"code": 400, "msg": "flagged", "data": {"taskId": "t1", "info": None}}
-    assert detect(body, PARSERS) is _parser("gpt4o")
+    assert detect(body, PARSERS) is _parser("unknown")
+    assert detect(body, PARSERS, "gpt4o") is _parser("gpt4o")
 
 
 def test_bare_success_matches_no_family() -> None:
@@ -348,7 +352,7 @@ def test_suno_track_with_only_a_stream_url_yields_nothing() -> None:
     track = {"id": "a", "audio_url": "", "stream_audio_url": "https://h/stream/a", "image_url": None}
     body = {"code": 200, "msg": "ok", "data": {"callbackType": "complete", "task_id": "s1", "data": [track]}}
     parsed = _parser("suno").parse(body)
-    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+    assert (parsed.outcome, parsed.files) == (Outcome.UNRECOGNISED, ())
 
 
 def test_suno_suffixless_urls_take_the_field_kind() -> None:
@@ -362,7 +366,11 @@ def test_suno_intermediate_stage_is_not_final_with_the_stage_as_reason(stage: st
     track = {"audio_url": "https://h/a.mp3", "image_url": "https://h/a.jpeg"}
     body = {"code": 200, "msg": "ok", "data": {"callbackType": stage, "task_id": "s1", "data": [track]}}
     parsed = _parser("suno").parse(body)
-    assert (parsed.outcome, parsed.reason, parsed.files) == (Outcome.NOT_FINAL, stage, ())
+    assert (parsed.outcome, parsed.reason, parsed.files) == (
+        Outcome.NOT_FINAL,
+        f"waiting for the complete stage ({stage})",
+        (),
+    )
 
 
 def test_suno_non_200_code_on_complete_is_failure() -> None:
@@ -388,10 +396,10 @@ def test_suno_wav_accepts_either_field_name() -> None:
         assert _urls(body, "suno_wav") == ["https://h/a.wav"]
 
 
-def test_suno_mp4_success_with_null_video_is_success_without_files() -> None:
+def test_suno_mp4_success_with_null_video_is_unrecognised() -> None:
     body = {"code": 200, "msg": "ok", "data": {"task_id": "m1", "video_url": None}}
     parsed = _parser("suno_mp4").parse(body)
-    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+    assert (parsed.outcome, parsed.files) == (Outcome.UNRECOGNISED, ())
 
 
 # Suno vocal separation: `separate_vocal`, `split_stem`, `split_stem_advanced`, either container key.
@@ -592,14 +600,14 @@ def test_flux_kontext_never_archives_origin_image_url() -> None:
     assert body["data"]["info"]["originImageUrl"] not in _urls(body, "flux_kontext")
 
 
-def test_flux_kontext_empty_info_with_200_is_success_without_files() -> None:
+def test_flux_kontext_empty_info_with_200_is_unrecognised() -> None:
     body = {
         "code": 200,
         "msg": "ok",
         "data": {"taskId": "f1", "info": {"resultImageUrl": "", "originImageUrl": ""}},
     }
     parsed = _parser("flux_kontext").parse(body)
-    assert (parsed.outcome, parsed.files) == (Outcome.SUCCESS, ())
+    assert (parsed.outcome, parsed.files) == (Outcome.UNRECOGNISED, ())
 
 
 def test_runway_aleph_task_id_is_top_level() -> None:
@@ -645,7 +653,7 @@ def test_luma_midjourney_told_apart(prompt_json: object, urls: list[str], family
     parser = detect(body, PARSERS)
     assert parser is not None
     assert parser.name == family
-    assert parser.parse(body).outcome is Outcome.SUCCESS
+    assert parser.parse(body).outcome is (Outcome.SUCCESS if urls else Outcome.UNRECOGNISED)
 
 
 @pytest.mark.parametrize("family", ["luma", "midjourney"])
@@ -689,8 +697,12 @@ def test_parse_record_outcome_files_and_reason(
 
 def test_parse_record_covers_every_family_and_outcome() -> None:
     covered = {(f, o) for f, _, _, o, _, _ in RECORDS}
-    families = {name for name in FAMILIES if name != "market"}
-    assert covered == {(f, o) for f in families for o in (Outcome.SUCCESS, Outcome.FAILED, Outcome.NOT_FINAL)}
+    families = {name for name in FAMILIES if name not in ("market", "unknown")}  # unknown: no record-info
+
+    def final(family: str) -> Outcome:
+        return Outcome.NO_FILES if family in ("suno_midi", "suno_voice") else Outcome.SUCCESS
+
+    assert covered == {(f, o) for f in families for o in (final(f), Outcome.FAILED, Outcome.NOT_FINAL)}
 
 
 @pytest.mark.parametrize(
@@ -721,4 +733,4 @@ def test_parse_record_unknown_status_or_shape_raises(family: str, data: dict[str
 
 def test_parse_record_paths_are_the_emulators() -> None:
     # The emulator's table is written from kie-api.md §5 (veo4k shares Veo's; suno_mp4 and aleph UNCONFIRMED).
-    assert {p.name: p.record_info_path for p in PARSERS} == RECORD_INFO_PATHS
+    assert {p.name: p.record_info_path for p in PARSERS if p.name != "unknown"} == RECORD_INFO_PATHS

@@ -19,7 +19,7 @@ def _files(*states: FileState) -> list[FileItem]:
     ("states", "expected"),
     [
         (("copied", "copied"), "copied"),
-        ((), "copied"),
+        ((), "ignored"),  # never `copied` without files
         (("copied", "failed"), "failed"),
         (("copied", "pending"), "copying"),
         (("copying", "pending"), "copying"),
@@ -33,7 +33,12 @@ def test_task_state_from_files(states: tuple[FileState, ...], expected: str) -> 
 
 @pytest.mark.parametrize(
     ("outcome", "expected"),
-    [(Outcome.FAILED, "failed"), (Outcome.NOT_FINAL, "ignored"), (Outcome.UNRECOGNISED, "ignored")],
+    [
+        (Outcome.FAILED, "failed"),
+        (Outcome.NOT_FINAL, "pending"),
+        (Outcome.UNRECOGNISED, "ignored"),
+        (Outcome.NO_FILES, "ignored"),
+    ],
 )
 def test_task_state_from_outcome(outcome: Outcome, expected: str) -> None:
     assert task_state(_task(outcome), _files("pending")) == expected

@@ -18,12 +18,15 @@ MAX_URLS_PER_REQUEST = 50
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
 FileKind = Literal["image", "video", "audio", "file"]
+# How a file was found: by its family's parser, or by the safety net over a known result part.
+FoundBy = Literal["parser", "net"]
 
 
 class Outcome(StrEnum):
     """What a callback says about its task."""
 
-    SUCCESS = "success"  # final, with the files to archive
+    SUCCESS = "success"  # final, with the files to archive (at least one)
+    NO_FILES = "no_files"  # final, and without files by design (text, lyrics, MIDI notes, voice)
     FAILED = "failed"  # the task failed at kie.ai: nothing to copy
     NOT_FINAL = "not_final"  # an intermediate stage (e.g. Suno text/first): nothing to copy yet
     UNRECOGNISED = "unrecognised"  # no parser knows this shape: archived raw, kept for replay
@@ -36,10 +39,11 @@ class SourceFile(BaseModel):
 
     url: str
     kind: FileKind
+    found_by: FoundBy = "parser"
 
 
 class ParsedCallback(BaseModel):
-    """A callback reduced to what kie2s3 acts on."""
+    """A callback reduced to what kie2s3 acts on: a success always names its files."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -48,6 +52,14 @@ class ParsedCallback(BaseModel):
     outcome: Outcome
     files: tuple[SourceFile, ...] = ()
     reason: str | None = None
+
+    @model_validator(mode="after")
+    def _success_has_files(self) -> "ParsedCallback":
+        # A final result is never recorded done without its files: a success naming none is a
+        # result without files by design (NO_FILES) or a shape kie2s3 does not know (UNRECOGNISED).
+        if self.outcome is Outcome.SUCCESS and not self.files:
+            raise ValueError("a successful result names at least one file")
+        return self
 
 
 class CopyJob(BaseModel):
@@ -89,6 +101,7 @@ class FileItem(BaseModel):
     index: int
     source: str
     source_url: str | None = None
+    found_by: FoundBy | None = None  # "net" for a file the safety net found
     kind: FileKind
     key: str
     state: FileState = "pending"

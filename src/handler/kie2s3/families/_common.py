@@ -234,12 +234,17 @@ def is_bare_failure(body: JsonObject) -> bool:
 
 
 class Family:
-    """A family parser driven by two models: its callback body and its record-info `data`."""
+    """A family parser driven by two models: its callback body and its record-info `data`.
+
+    A success that names no file is `NO_FILES_REASON` when the family's results carry no files by
+    design, else UNRECOGNISED (its shape is not one this parser knows): never a success.
+    """
 
     name: str
     record_info_path: str
     callback_model: type[Report]
     record_model: type[Record]
+    NO_FILES_REASON: ClassVar[str | None] = None
 
     def matches(self, body: JsonObject) -> bool:
         raise NotImplementedError
@@ -253,4 +258,10 @@ class Family:
     def _parsed(self, task_id: str, report: Report) -> ParsedCallback:
         outcome, reason = report.state()
         files = source_files(report.sources()) if outcome is Outcome.SUCCESS else ()
+        if outcome is Outcome.SUCCESS and not files:
+            outcome, reason = (
+                (Outcome.NO_FILES, self.NO_FILES_REASON)
+                if self.NO_FILES_REASON
+                else (Outcome.UNRECOGNISED, f"{self.name} success names no file URL kie2s3 knows")
+            )
         return ParsedCallback(task_id=task_id, family=self.name, outcome=outcome, files=files, reason=reason)

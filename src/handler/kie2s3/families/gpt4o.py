@@ -47,7 +47,7 @@ class Gpt4oRecord(ResponseRecord[_Gpt4oUrls]):
 
 
 class Gpt4oParser(Family):
-    """4o Image: one final callback. Registered before Veo, it takes bare `{taskId}` failures unhinted."""
+    """4o Image: one final callback; a bare `{taskId}` failure is recorded as 4o only when hinted."""
 
     name = "gpt4o"
     record_info_path = "/api/v1/gpt4o-image/record-info"

@@ -1,22 +1,37 @@
-"""Market (`jobs/createTask`) callbacks: `data.taskId`, `data.state`, `data.resultJson` as a JSON string."""
+"""Market (`jobs/createTask`) callbacks: `data.taskId`, `data.state`, `data.resultJson` as a JSON string.
 
+The files are read from the parsed `resultJson` only: `resultUrls[]`, or Suno's `data[]` tracks.
+A `resultObject` (text models, lyrics) has no files by design. Any other shape of `resultJson` goes
+through the safety net: every http(s) URL inside it is a file, except under keys naming an input or
+a stream (`stream_*`, `source_*`, `origin_*`, in either spelling). The request's `param` is never
+read for files: it holds the caller's inputs.
+"""
+
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Json
 
+from kie2s3.families._common import Fields, Url
 from kie2s3.families.base import JsonObject, task_id_of
 from kie2s3.media import kind_of
 from kie2s3.models import Outcome, ParsedCallback, SourceFile
 
+# Keys whose values are inputs or streams, never results (snake or camel case, any depth).
+_NOT_RESULTS = ("stream", "source", "origin")
+_URL_SCHEMES = ("https://", "http://")
 
-class _MarketTrack(BaseModel):
+
+class _MarketTrack(Fields):
     """Suno on the Market API reports tracks instead of resultUrls (kie-api.md §1.1)."""
 
-    audio_url: str | None = None
-    image_url: str | None = None
+    audio_url: Url = None
+    image_url: Url = None
 
 
 class _MarketResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     resultUrls: list[str] = []
     data: list[_MarketTrack] = []
     resultObject: dict[str, Any] | None = None
@@ -28,7 +43,7 @@ class _MarketRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     state: str | None = None
-    resultJson: Json[_MarketResult] | None = None
+    resultJson: Json[Any] | None = None
     failCode: str | int | None = None
     failMsg: str | None = None
 
@@ -41,6 +56,20 @@ class _MarketCallback(BaseModel):
     code: int
     msg: str | None = None
     data: _MarketData
+
+
+def net_urls(value: object) -> Iterator[str]:
+    """Every http(s) URL inside a parsed JSON value, skipping what lies under input or stream keys."""
+    if isinstance(value, str):
+        if value.strip().lower().startswith(_URL_SCHEMES):
+            yield value.strip()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not str(key).lower().startswith(_NOT_RESULTS):
+                yield from net_urls(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from net_urls(item)
 
 
 class MarketParser:
@@ -65,18 +94,32 @@ class MarketParser:
         return self._outcome(task_id, _MarketRecord.model_validate(data), None)
 
     def _outcome(self, task_id: str, record: _MarketRecord, message: str | None) -> ParsedCallback:
-        if record.state in ("waiting", "queuing", "generating"):
+        def parsed(
+            outcome: Outcome, reason: str | None = None, files: tuple[SourceFile, ...] = ()
+        ) -> ParsedCallback:
             return ParsedCallback(
-                task_id=task_id, family=self.name, outcome=Outcome.NOT_FINAL, reason=record.state
+                task_id=task_id, family=self.name, outcome=outcome, files=files, reason=reason
             )
+
+        if record.state in ("waiting", "queuing", "generating"):
+            return parsed(Outcome.NOT_FINAL, f"waiting for kie.ai to finish ({record.state})")
         if record.state != "success":
             reason = record.failMsg or message or f"state {record.state!r}"
             if record.failCode:
                 reason = f"{reason} (failCode {record.failCode})"
-            return ParsedCallback(task_id=task_id, family=self.name, outcome=Outcome.FAILED, reason=reason)
-        result = record.resultJson or _MarketResult()
-        urls = list(result.resultUrls)
-        for track in result.data:
-            urls.extend(u for u in (track.audio_url, track.image_url) if u)
-        files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(urls))
-        return ParsedCallback(task_id=task_id, family=self.name, outcome=Outcome.SUCCESS, files=files)
+            return parsed(Outcome.FAILED, reason)
+        result = record.resultJson
+        known = _MarketResult.model_validate(result) if isinstance(result, dict) else _MarketResult()
+        urls = [*known.resultUrls, *(u for t in known.data for u in (t.audio_url, t.image_url) if u)]
+        if urls:
+            return parsed(Outcome.SUCCESS, files=tuple(_files(urls, "parser")))
+        if known.resultObject is not None:
+            return parsed(Outcome.NO_FILES, "result has no files: text result")
+        if found := list(net_urls(result)):
+            return parsed(Outcome.SUCCESS, files=tuple(_files(found, "net")))
+        return parsed(Outcome.UNRECOGNISED, "Market result names no file URL; raw body archived for replay")
+
+
+def _files(urls: list[str], found_by: str) -> Iterator[SourceFile]:
+    for url in dict.fromkeys(urls):
+        yield SourceFile.model_validate({"url": url, "kind": kind_of(url), "found_by": found_by})

@@ -25,6 +25,7 @@ class _Track(Fields):
 
     audio_url: Url = None
     image_url: Url = None
+    text: str | None = None  # lyrics tasks: the lyrics, and no files
 
 
 def _track_sources(tracks: Sequence[_Track] | None) -> Sources:
@@ -49,7 +50,10 @@ class SunoCallback(Callback[_SunoData]):
             return Outcome.FAILED, reason or self.msg or "callbackType error"
         if stage != "complete":
             # text → first → complete: only `complete` carries the final set of files (§1.3).
-            return Outcome.NOT_FINAL, stage
+            return Outcome.NOT_FINAL, f"waiting for the complete stage ({stage})"
+        tracks = self.data.data or []
+        if tracks and all(t.text is not None and not (t.audio_url or t.image_url) for t in tracks):
+            return Outcome.NO_FILES, "result has no files: lyrics"
         return outcome, reason
 
 

@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import Kie2S3Error, RetryableError
 from kie2s3.logic.copy import copy_file
@@ -16,7 +18,7 @@ from kie2s3.models import (
     SourceFile,
     TaskItem,
 )
-from kie2s3.observability import logger
+from kie2s3.observability import logger, metrics
 from kie2s3.sources import SourcePolicy, canonical_url
 
 
@@ -100,6 +102,7 @@ def _new_items(
             index=index,
             source=source,
             source_url=file.url,
+            found_by="net" if file.found_by == "net" else None,
             kind=file.kind,
             key=object_key(services.settings.object_prefix, task_id, index, source),
             bucket=services.store.bucket,
@@ -126,12 +129,37 @@ def copy_job(item: FileItem, family: str) -> CopyJob:
     )
 
 
-def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> None:
+def _netted(services: Services, parsed: ParsedCallback) -> ParsedCallback:
+    """Keep the files the safety net found only where the source policy allows them; a success that
+    is left with none is UNRECOGNISED (logged as an error and counted, its raw body kept)."""
+    kept = tuple(f for f in parsed.files if f.found_by != "net" or refusal(services.policy, f.url) is None)
+    if len(kept) < len(parsed.files):
+        logger.info(
+            "safety net skipped URLs the source policy refuses", skipped=len(parsed.files) - len(kept)
+        )
+    if parsed.outcome is Outcome.SUCCESS and not kept:
+        parsed = parsed.model_copy(
+            update={
+                "outcome": Outcome.UNRECOGNISED,
+                "files": (),
+                "reason": "result names no file URL the source policy allows; raw body archived for replay",
+            }
+        )
+    if parsed.outcome is Outcome.UNRECOGNISED:
+        metrics.add_metric(name="CallbacksUnrecognised", unit=MetricUnit.Count, value=1)
+        logger.error("result not recognised", family=parsed.family, reason=parsed.reason)
+    elif any(f.found_by == "net" for f in kept):
+        logger.warning("files found by the safety net", family=parsed.family, files=len(kept))
+    return parsed.model_copy(update={"files": kept})
+
+
+def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> ParsedCallback:
     """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies.
 
     At most MAX_URLS_PER_REQUEST files of one delivery are planned; the task records how many more
-    there were (never one item per excess URL), and its status says so.
+    there were (never one item per excess URL), and its status says so. Returns what was recorded.
     """
+    parsed = _netted(services, parsed)
     now = now_iso()
     planned = parsed.files[:MAX_URLS_PER_REQUEST]
     if len(parsed.files) > len(planned):
@@ -150,6 +178,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
     )
     if parsed.outcome is Outcome.SUCCESS:
         dispatch(services, plan_files(services, parsed.task_id, parsed.family, planned), deadline)
+    return parsed
 
 
 def dispatch(services: Services, jobs: Sequence[CopyJob], deadline: float | None = None) -> None:

@@ -16,10 +16,15 @@ from kie2s3.models import (
 
 
 def task_state(task: TaskItem, files: Sequence[FileItem]) -> TaskState:
-    """failed/ignored from the callback's outcome; otherwise from the files' states."""
+    """From kie.ai's outcome, then from the files' states (design.md's table of task states).
+
+    `copied` needs at least one file, every one copied: a task without files is never `copied`.
+    """
     if task.outcome is Outcome.FAILED:
         return "failed"
-    if task.outcome in (Outcome.NOT_FINAL, Outcome.UNRECOGNISED):
+    if task.outcome is Outcome.NOT_FINAL:
+        return "pending"
+    if task.outcome in (Outcome.UNRECOGNISED, Outcome.NO_FILES) or not files:
         return "ignored"
     states = {f.state for f in files}
     if states <= {"copied"} and not task.files_not_planned:
