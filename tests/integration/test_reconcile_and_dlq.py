@@ -43,7 +43,7 @@ def test_reconcile_completes_a_task_that_was_still_running(inline_mode: Stack, t
     served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 65536)])
     inline_mode.emulator.add_task("market", task_id, {"taskId": task_id, "state": "generating"})
     status, doc = send(http_event("POST", "/copies", body={"taskId": task_id, "family": "market"}))
-    assert (status, doc["state"]) == (200, "ignored")
+    assert (status, doc["state"]) == (200, "pending")
     inline_mode.emulator.add_task(
         "market",
         task_id,
@@ -71,7 +71,15 @@ def test_reconcile_runs_from_the_schedule_event(queue_mode: Stack) -> None:
     answer = invoke(
         json.loads((__import__("pathlib").Path("events") / "scheduled-reconcile.json").read_text())
     )
-    assert set(answer) == {"resent", "expired", "completed_tasks", "still_running", "errors"}
+    assert set(answer) == {
+        "resent",
+        "expired",
+        "completed_tasks",
+        "still_running",
+        "replayed",
+        "still_unrecognised",
+        "errors",
+    }
 
 
 @pytest.fixture

@@ -90,7 +90,8 @@ class Ledger:
             "reason": task.reason,
             "file_count": task.file_count,
             "updated_at": task.updated_at,
-            "open": OPEN_TASK if task.outcome is Outcome.NOT_FINAL else None,
+            # Still running at kie.ai (polled), or unrecognised (replayed once a parser knows it).
+            "open": OPEN_TASK if task.outcome in (Outcome.NOT_FINAL, Outcome.UNRECOGNISED) else None,
         }
         if task.files_not_planned:  # kept once recorded: a later, shorter delivery does not undo it
             fields["files_not_planned"] = task.files_not_planned

@@ -37,6 +37,8 @@ _REFUSED_BEFORE_SENDING = (ParamValidationError, ValidationError, MissingParamet
 # S3 user metadata is US-ASCII (docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html):
 # printable ASCII goes as it is (`%` included, so a percent-encoded URL is not encoded twice).
 _METADATA_SAFE = "".join(chr(c) for c in range(0x20, 0x7F))
+# The metadata that keeps a callback's `?family=` hint beside its archived body, for replays.
+RAW_HINT = "family-hint"
 
 
 def _translate(exc: ClientError | BotoCoreError, action: str) -> Exception:
@@ -96,18 +98,37 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, "PutObject") from exc
 
-    def put_raw(self, key: str, body: bytes) -> None:
-        """Archive a callback body as received (create-only; the same key means the same body)."""
+    def put_raw(self, key: str, body: bytes, *, family_hint: str | None = None) -> None:
+        """Archive a callback body as received, with its `?family=` hint (create-only; the same key
+        means the same body)."""
         try:
             self.put_new(
                 key,
                 body,
                 content_type="application/json",
                 checksum_sha256=hashlib.sha256(body).digest(),
-                metadata={},
+                metadata={RAW_HINT: family_hint} if family_hint else {},
             )
         except ObjectExistsError:
             return
+
+    def raw_keys(self, prefix: str, limit: int = 100) -> list[str]:
+        """The keys of archived callback bodies under `prefix`, newest first (at most `limit`)."""
+        try:
+            listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1000)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "ListObjectsV2") from exc
+        # Keys end `<received ms>-<digest>.json`: the newest sort last.
+        return sorted((o["Key"] for o in listing.get("Contents", [])), reverse=True)[:limit]
+
+    def get_raw(self, key: str) -> tuple[bytes, str | None]:
+        """An archived callback body and the `?family=` hint it arrived with."""
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=key)
+            body = found["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "GetObject") from exc
+        return body, found.get("Metadata", {}).get(RAW_HINT)
 
     def multipart_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> "MultipartUpload":
         """A multipart upload of `key` with CRC32 part checksums; use it as a context manager.

@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from kie2s3.errors import AuthenticationError, BadRequestError
-from kie2s3.families import PARSERS, FamilyParser, detect, task_id_of
+from kie2s3.families import PARSERS, detect, task_id_of
+from kie2s3.families.base import JsonObject
 from kie2s3.logic.plan import accept, raw_callback_key
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
@@ -33,7 +34,7 @@ class CallbackRequest:
     deadline: float | None = None  # time.monotonic() by which inline copies must stop retrying
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; nesting too deep
@@ -78,14 +79,13 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     401 (AuthenticationError) before anything is stored. A shape no parser knows is archived,
     recorded `unrecognised` and answered 200, so that it can be replayed once a parser exists.
     """
-    body = _json_object(request.body)
+    body = json_object(request.body)
     hint = request.query.get("family")
     task_id = task_id_of(body)  # the id authenticated here is the id parsed, recorded and keyed
-    parser = detect(body, PARSERS, hint)
     logger.set_correlation_id(task_id)
     authenticate(services, request, task_id)  # a refusal is logged and counted by the HTTP layer
-    raw_key = _archive(services, request, task_id)
-    parsed = _parse(parser, body, task_id)
+    raw_key = _archive(services, request, task_id, hint)
+    parsed = parse_callback(body, task_id, hint)
     metrics.add_metric(name="CallbacksAccepted", unit=MetricUnit.Count, value=1)
     logger.info(
         "callback accepted",
@@ -98,24 +98,27 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     return status_document(services, task_id)
 
 
-def _archive(services: Services, request: CallbackRequest, task_id: str) -> str:
+def _archive(services: Services, request: CallbackRequest, task_id: str, hint: str | None) -> str:
     digest = hashlib.sha256(request.body).hexdigest()
     key = raw_callback_key(services.settings.object_prefix, task_id, int(request.received_at * 1000), digest)
-    services.store.put_raw(key, request.body)
+    services.store.put_raw(key, request.body, family_hint=hint)
     return key
 
 
-def _parse(parser: FamilyParser | None, body: dict[str, Any], task_id: str) -> ParsedCallback:
+def parse_callback(body: JsonObject, task_id: str, hint: str | None) -> ParsedCallback:
+    """What a callback body says, by the parsers of this version: UNRECOGNISED when none knows it.
+
+    `task_id` is `task_id_of(body)`, the id that was authenticated. The reconciler replays archived
+    bodies through here, so a body recorded unrecognised is archived once a parser exists.
+    """
+    parser = detect(body, PARSERS, hint)
     if parser is not None:
         try:
             return parser.parse(body)
         except (ValidationError, ValueError) as exc:
-            logger.error(
+            logger.warning(
                 "callback matched a family but did not parse", family=parser.name, error=str(exc)[:500]
             )
-    else:
-        logger.error("callback shape matches no family")
-    metrics.add_metric(name="CallbacksUnrecognised", unit=MetricUnit.Count, value=1)
     return ParsedCallback(
         task_id=task_id,
         family=parser.name if parser else "unknown",

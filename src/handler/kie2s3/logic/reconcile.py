@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK
-from kie2s3.errors import Kie2S3Error
-from kie2s3.families import PARSERS, parser_for
-from kie2s3.logic.plan import accept, copy_job, dispatch
+from kie2s3.errors import BadRequestError, Kie2S3Error
+from kie2s3.families import PARSERS, parser_for, task_id_of
+from kie2s3.logic.plan import accept, copy_job, dispatch, raw_callback_key
+from kie2s3.logic.receive import json_object, parse_callback
 from kie2s3.logic.services import Services
 from kie2s3.models import CopyJob, FileItem, Outcome, TaskItem
 from kie2s3.observability import logger, metrics, tracer
@@ -30,6 +31,8 @@ class ReconcileReport:
     expired: list[str] = field(default_factory=list)
     completed_tasks: list[str] = field(default_factory=list)
     still_running: list[str] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)  # unrecognised tasks a parser now knows
+    still_unrecognised: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -93,10 +96,16 @@ def reconcile(
 def _follow_task(
     services: Services, task: TaskItem, oldest: str, report: ReconcileReport, deadline: float | None
 ) -> None:
+    if task.created_at < oldest:
+        services.ledger.close_task(task.task_id, "expired at kie.ai (14-day retention)")
+        report.expired.append(task.task_id)
+        return
+    if task.outcome is Outcome.UNRECOGNISED:
+        _replay(services, task, report, deadline)
+        return
     parser = parser_for(task.family, PARSERS)
-    if parser is None or task.created_at < oldest:
-        reason = "expired at kie.ai (14-day retention)" if parser else f"no parser for family {task.family!r}"
-        services.ledger.close_task(task.task_id, reason)
+    if parser is None or not parser.record_info_path:
+        services.ledger.close_task(task.task_id, f"no record-info for family {task.family!r}")
         report.expired.append(task.task_id)
         return
     try:
@@ -113,3 +122,32 @@ def _follow_task(
         return
     accept(services, parsed, deadline)
     report.completed_tasks.append(task.task_id)
+
+
+def _replay(services: Services, task: TaskItem, report: ReconcileReport, deadline: float | None) -> None:
+    """Parse an unrecognised task's archived callbacks again, newest first, with this version's
+    parsers (and each body's own `?family=` hint); the first one they recognise is accepted.
+
+    A body is used only when its task id is the one recorded, the id that was authenticated.
+    """
+    prefix = f"{raw_callback_key(services.settings.object_prefix, task.task_id, 0, '').rsplit('/', 1)[0]}/"
+    try:
+        for key in services.store.raw_keys(prefix):
+            raw, hint = services.store.get_raw(key)
+            try:
+                body = json_object(raw)
+                if task_id_of(body) != task.task_id:
+                    continue
+            except BadRequestError:
+                continue
+            parsed = parse_callback(body, task.task_id, hint)
+            if parsed.outcome is not Outcome.UNRECOGNISED:
+                recorded = accept(services, parsed, deadline)
+                if recorded.outcome is not Outcome.UNRECOGNISED:
+                    logger.info("unrecognised task replayed", family=parsed.family, raw_key=key)
+                    report.replayed.append(task.task_id)
+                    return
+    except Kie2S3Error as exc:
+        report.errors.append(f"{task.task_id}: {exc.reason}")
+    services.ledger.touch_task(task.task_id)
+    report.still_unrecognised.append(task.task_id)
