@@ -332,10 +332,14 @@ def test_a_callback_with_thousands_of_urls_plans_the_cap_and_records_the_rest(
 ) -> None:
     urls = [f"https://file.aiquickdraw.com/{n}.png" for n in range(4000)]  # ~190 KB of body
     started = time.monotonic()
-    status, doc = post_callback(market_body(task_id, urls), task_id)
+    try:
+        status, doc = post_callback(market_body(task_id, urls), task_id)
+    finally:
+        _drop_queued_jobs(queue_mode)  # nothing is served at these URLs
     elapsed = time.monotonic() - started
     assert status == 200
-    assert elapsed < 5, f"acknowledged in {elapsed:.1f} s"  # was 101 s; the bench-free guard is loose
+    # It took 101 s before the cap, past API Gateway's 29 s (kie.ai would time out and redeliver).
+    assert elapsed < 29, f"acknowledged in {elapsed:.1f} s"
     assert [f["source"] for f in doc["files"]] == urls[:MAX_URLS_PER_REQUEST]
     assert (
         doc["reason"]
@@ -343,10 +347,13 @@ def test_a_callback_with_thousands_of_urls_plans_the_cap_and_records_the_rest(
     )
     items = _ledger_items(queue_mode, task_id)
     assert len([i for i in items if i["sk"].startswith("FILE#")]) == MAX_URLS_PER_REQUEST
-    sqs = queue_mode.client("sqs")
-    queue_url = queue_mode.env["COPY_QUEUE_URL"]
+
+
+def _drop_queued_jobs(stack: Stack) -> None:
+    sqs = stack.client("sqs")
+    queue_url = stack.env["COPY_QUEUE_URL"]
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-        for message in messages:  # nothing is served at these URLs: drop the jobs
+        for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 

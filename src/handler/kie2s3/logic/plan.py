@@ -1,5 +1,7 @@
 """Planning: the deterministic destination of each file, and dispatching copy jobs."""
 
+import random
+import time
 from collections.abc import Sequence
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,8 +34,11 @@ def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -
     return f"{prefix}{task_id}/callbacks/{received_ms}-{digest[:16]}.json"
 
 
-# How often planning re-reads the task after a concurrent delivery claimed an index or source first.
-_PLAN_ATTEMPTS = 5
+# How often planning re-reads the task after a concurrent delivery claimed an index or source first
+# (each round lets at least one racing delivery through), and the jittered pause between rounds
+# (random, not secrets: a pause needs no cryptographic randomness).
+_PLAN_ATTEMPTS = 10
+_PLAN_PAUSE_SECONDS = 0.02
 
 
 def refusal(policy: SourcePolicy, url: str) -> str | None:
@@ -56,12 +61,13 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     item sends its job (the reconciler re-sends lost ones). A source the policy refuses is
     recorded `failed` with the reason and gets no job.
     """
-    for _ in range(_PLAN_ATTEMPTS):
+    for attempt in range(_PLAN_ATTEMPTS):
         found = services.ledger.get(task_id)
         known = {canonical_url(f.source): f for f in (found[1] if found else ())}
         new = _new_items(services, task_id, known, files)
         if services.ledger.add_files(new):
             break
+        time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
     else:
         raise RetryableError("files of this task are being recorded concurrently: try again")
     created = {item.index for item in new}
