@@ -87,11 +87,14 @@ class MotoServer:
     safe to call twice. The server also stops when the interpreter exits.
     """
 
-    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, *, startup_timeout: float = STARTUP_TIMEOUT_SECONDS, log_dir: Path | None = None
+    ) -> None:
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._log_dir: Path | None = None
+        self._given_log_dir = log_dir  # kept after stop(); a temporary one is removed
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Self:
@@ -106,7 +109,7 @@ class MotoServer:
         """Start the server and wait until it answers; raises with the server's log tail if it does not."""
         if self._process is not None:
             return self
-        self._log_dir = Path(tempfile.mkdtemp(prefix="kie2s3-moto-"))
+        self._log_dir = self._given_log_dir or Path(tempfile.mkdtemp(prefix="kie2s3-moto-"))
         self._port = _free_port()
         log = (self._log_dir / "moto.log").open("wb")
         try:
@@ -159,9 +162,9 @@ class MotoServer:
             # Children that outlived the leader would still be in the group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-        if self._log_dir is not None:
+        if self._log_dir is not None and self._given_log_dir is None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
-            self._log_dir = None
+        self._log_dir = None
 
     # ------------------------------------------------------------------ access
     @property
@@ -170,6 +173,11 @@ class MotoServer:
         if self._port is None:
             raise RuntimeError("moto server is not started")
         return f"http://{HOST}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        """The server process is alive."""
+        return self._process is not None and self._process.poll() is None
 
     @property
     def pid(self) -> int:

@@ -1016,8 +1016,11 @@ class KieEmulator:
                 seed=None if payload.get("seed") is None else int(payload["seed"]),
                 served_content_type=payload.get("servedContentType"),
             )
-            url = self.add_file(file)
-            return {"url": url, "name": file.name, "size": file.size}
+            url = self.add_file(file, result_url=payload.get("resultUrl"))
+            answer: dict[str, Any] = {"url": url, "name": file.name, "size": file.size}
+            if payload.get("sha256"):
+                answer["sha256"] = file.sha256_hex()
+            return answer
         if (method, path) == ("POST", "/_emulator/tasks"):
             self.add_task(str(payload["family"]), str(payload["taskId"]), dict(payload["data"]))
             return None

@@ -69,10 +69,11 @@ def local_stack(
     copy_mode: str = "queue",
     overrides: Mapping[str, str] | None = None,
     emulator: KieEmulator | None = None,
+    moto: MotoServer | None = None,
 ) -> Iterator[Stack]:
     """Start moto and the emulator, provision from template.yaml, and tear everything down afterwards."""
     with contextlib.ExitStack() as stack:
-        moto = stack.enter_context(MotoServer())
+        moto = stack.enter_context(moto or MotoServer())
         kie = stack.enter_context(emulator or KieEmulator(api_key=KIE_API_KEY))
         parameters = {
             "CopyMode": copy_mode,

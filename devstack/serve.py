@@ -1,0 +1,331 @@
+"""The processes of a `make up` stack (started by `devstack.up`, never by hand).
+
+`python -m devstack.serve --state-dir D` is the supervisor: it starts moto (its own process) and the
+kie.ai emulator, provisions them from template.yaml as every local run does, serves the HTTP API
+over real HTTP (`devstack.local_api`, the API function in this process, like one container) and
+starts the functions process; it records everything in D/state.json and stops it all on SIGTERM.
+
+`python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
+functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
+mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
+seconds instead of the queue's 90 minutes), and the reconciler on the template's schedule, one
+invocation at a time. SIGTERM ends it at once (a copy in flight ends as a killed Lambda's would);
+it also stops by itself when the supervisor is gone.
+
+The kie.ai emulator serves every URL of the events/ samples, and its record-info knows the task of
+every Market sample (a Market task's record-info `data` is its callback's `data`).
+"""
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+from devstack.cli import Parser, run
+from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
+
+if TYPE_CHECKING:
+    from devstack.lambda_runtime import LambdaContext
+
+WORKER_READY: Final = "worker.ready"
+# Failed copy jobs are visible again after this many seconds (Lambda's mapping waits for the queue's
+# 90-minute visibility timeout: far too long to watch a retry locally).
+RETRY_DELAY_SECONDS: Final = 5
+STARTUP_TIMEOUT_SECONDS: Final = 60.0
+_RATE: Final = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
+_UNIT_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class _Stop:
+    """Set by SIGTERM or SIGINT."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+
+def _say(text: str) -> None:
+    print(f"[local stack] {time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- the template
+
+
+def function_context(template: Mapping[str, Any], logical_id: str) -> "LambdaContext":
+    """A context for one invocation of a function: its local name, Timeout and MemorySize (the
+    function's own, else the Globals', else Lambda's defaults: 3 s, 128 MB)."""
+    from devstack.lambda_runtime import LambdaContext
+
+    props = template["Resources"][logical_id].get("Properties") or {}
+    defaults = (template.get("Globals") or {}).get("Function") or {}
+    timeout = props.get("Timeout", defaults.get("Timeout"))
+    memory = props.get("MemorySize", defaults.get("MemorySize"))
+    name = re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id.removesuffix("Function")).lower()
+    return LambdaContext(
+        function_name=f"kie2s3-{name}",
+        timeout_seconds=float(timeout) if isinstance(timeout, int | float) else 3.0,
+        memory_limit_in_mb=int(memory) if isinstance(memory, int) else 128,
+    )
+
+
+def schedule_seconds(expression: str) -> float:
+    """The period of a `rate(…)` schedule expression in seconds."""
+    found = _RATE.fullmatch(expression.strip())
+    if found is None:
+        raise ValueError(f"schedule {expression!r}: only rate(N minutes|hours|days) runs locally")
+    return float(int(found.group(1)) * _UNIT_SECONDS[found.group(2).removesuffix("s")])
+
+
+def scheduled_functions(template: Mapping[str, Any]) -> list[tuple[str, float, dict[str, Any]]]:
+    """(logical id, period in seconds, input event) of every Schedule/ScheduleV2 event of the template."""
+    found = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") in ("Schedule", "ScheduleV2"):
+                props = event["Properties"]
+                found.append(
+                    (logical_id, schedule_seconds(props["ScheduleExpression"]), json.loads(props["Input"]))
+                )
+    return found
+
+
+def sqs_function(template: Mapping[str, Any]) -> str:
+    """The logical id of the function the copy queue triggers."""
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                return str(logical_id)
+    raise ValueError("the template has no SQS-triggered function")
+
+
+# ---------------------------------------------------------------------------------------------- the supervisor
+
+
+def serve_samples(emulator: Any) -> tuple[int, int]:
+    """Serve every URL of the events/ samples; record-info knows each Market sample's task. (URLs, tasks)."""
+    from devstack.callbacks import EVENTS_DIR, serve_result_files, urls_in
+    from kie2s3.errors import BadRequestError
+    from kie2s3.families import PARSERS, detect, task_id_of
+
+    urls: set[str] = set()
+    tasks = 0
+    for path in sorted(EVENTS_DIR.glob("*.json")):
+        with contextlib.suppress(ValueError):
+            event = json.loads(path.read_text())
+            urls.update(urls_in(event))
+            body = json.loads(event.get("body") or "null")
+            if isinstance(body, dict) and (parser := detect(body, PARSERS)) and parser.name == "market":
+                with contextlib.suppress(BadRequestError):
+                    emulator.add_task("market", task_id_of(body), body["data"])
+                    tasks += 1
+    serve_result_files(emulator, sorted(urls))
+    return len(urls), tasks
+
+
+def _functions_process(directory: Path, env: Mapping[str, str], log: Path) -> "subprocess.Popen[bytes]":
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", MARKER_ENV)}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "devstack.serve", "--functions", "--state-dir", str(directory)],
+            env={
+                **base,
+                **env,
+                "PYTHONPATH": f"{REPO_ROOT / 'src' / 'handler'}:{REPO_ROOT}",
+                "PYTHONUNBUFFERED": "1",
+            },
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop_process(process: "subprocess.Popen[bytes]", grace: float = 5.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def supervise(directory: Path, port: int, mode: str) -> int:
+    """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
+    from devstack.aws import MotoServer
+    from devstack.lambda_runtime import invoke
+    from devstack.local_api import LocalHttpApi, template_routes
+    from devstack.stack import KIE_API_KEY, WEBHOOK_HMAC_KEY, local_stack
+    from devstack.template import load_template
+
+    stop = _Stop()
+    state: dict[str, Any] = {
+        "stackId": os.environ[MARKER_ENV],
+        "pids": {"supervisor": os.getpid()},
+        "ready": False,
+        "mode": mode,
+    }
+    write_state(directory, state)
+    template = load_template()
+    try:
+        api = LocalHttpApi(template_routes(template), lambda e, f: None, port=port, access_log=sys.stdout)
+    except OSError as exc:
+        state["error"] = f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): make up PORT=<another port>"
+        write_state(directory, state)
+        _say(state["error"])
+        return 1
+
+    def call(event: dict[str, Any], function: str) -> Any:
+        return invoke(event, function_context(template, function))
+
+    api.invoke = call
+    with local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory)) as stack, stack.function():
+        state["pids"]["moto"] = stack.moto.pid
+        write_state(directory, state)
+        import app  # noqa: F401  # the API function's init, before its first request (as Lambda's)
+
+        served, tasks = serve_samples(stack.emulator)
+        _say(
+            f"kie.ai emulator serves {served} sample URLs; its record-info knows {tasks} Market sample tasks"
+        )
+        functions = _functions_process(directory, stack.env, directory / "worker.log")
+        state["pids"]["worker"] = functions.pid
+        write_state(directory, state)
+        api.start()
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+            while not (directory / WORKER_READY).exists():
+                if stop.event.is_set():
+                    return 1
+                if functions.poll() is not None or time.monotonic() > deadline:
+                    state["error"] = "the copy worker did not start: see worker.log (make logs)"
+                    write_state(directory, state)
+                    return 1
+                time.sleep(0.05)
+            state.update(
+                ready=True,
+                apiUrl=api.url,
+                port=api.port,
+                bucket=stack.bucket,
+                awsUrl=stack.moto.endpoint_url,
+                kieUrl=stack.emulator.base_url,
+                kieApiKey=KIE_API_KEY,
+                hmacKey=WEBHOOK_HMAC_KEY,
+                env=stack.env,
+                startedAt=time.time(),
+            )
+            write_state(directory, state)
+            _say(f"ready: API {api.url}, bucket {stack.bucket}, {mode} mode")
+            while not stop.event.wait(0.5):
+                if not stack.moto.running:
+                    _say("the AWS emulator (moto) exited: its data is gone, stopping the stack (make down)")
+                    break
+                if functions.poll() is not None:
+                    _say(f"the functions process exited with code {functions.returncode}: starting a new one")
+                    (directory / WORKER_READY).unlink(missing_ok=True)
+                    functions = _functions_process(directory, stack.env, directory / "worker.log")
+                    state["pids"]["worker"] = functions.pid
+                    write_state(directory, state)
+        finally:
+            state["ready"] = False
+            write_state(directory, state)
+            _say("stopping")
+            api.stop()
+            _stop_process(functions)
+    _say("stopped")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- the functions
+
+
+def run_functions(directory: Path) -> int:
+    """The copy worker and the scheduled functions, one invocation at a time, until SIGTERM."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    import app  # noqa: F401  # the container's init
+    from devstack.lambda_runtime import SqsPoller, invoke
+    from devstack.template import load_template
+
+    template = load_template()
+    worker = function_context(template, sqs_function(template))
+    worker_name, worker_timeout = worker.function_name, worker.timeout_seconds
+    sqs = boto3.client("sqs")
+    url = os.environ["COPY_QUEUE_URL"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    poller = SqsPoller(
+        sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=RETRY_DELAY_SECONDS, timeout_seconds=worker_timeout
+    )
+    schedules = [
+        (logical_id, period, event, time.monotonic() + period)
+        for logical_id, period, event in scheduled_functions(template)
+    ]
+    parent = os.getppid()
+    (directory / WORKER_READY).touch()
+    every = ", ".join(
+        f"{function_context(template, s[0]).function_name} every {s[1]:.0f} s" for s in schedules
+    )
+    _say(f"{worker_name} polls the copy queue; {every}")
+    while True:  # until SIGTERM (its default action: a copy in flight ends as a killed Lambda's would)
+        if os.getppid() != parent:
+            _say("the supervisor is gone: stopping")
+            break
+        try:
+            if poller.poll_once(wait_seconds=1):
+                _say(f"{worker_name}: one batch in {poller.invocation_seconds[-1] * 1000:.0f} ms")
+        except (BotoCoreError, ClientError) as exc:
+            _say(f"the copy queue cannot be read ({exc}); trying again")
+            time.sleep(1)
+        for n, (logical_id, period, event, due) in enumerate(schedules):
+            if time.monotonic() >= due:
+                schedules[n] = (logical_id, period, event, due + period)
+                context = function_context(template, logical_id)
+                try:
+                    invoke(event, context)
+                    _say(f"{context.function_name}: scheduled run done")
+                except Exception:
+                    traceback.print_exc()  # as Lambda reports a failed invocation; the next one comes anyway
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The supervisor, or the functions process (`--functions`)."""
+    parser = Parser(prog="devstack.serve", description=__doc__)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=("queue", "inline"), default="queue")
+    parser.add_argument("--functions", action="store_true", help="run the functions process")
+    args = parser.parse_args(argv)
+    directory = Path(args.state_dir)
+    if args.functions:
+        return run_functions(directory)
+    if read_state(directory) is not None:
+        parser.error(f"{directory} already holds a stack's state: use `make up`, which checks it")
+    try:
+        return supervise(directory, args.port, args.mode)
+    except Exception as exc:  # the whole story goes to the log; `make up` shows the first line
+        traceback.print_exc()
+        state = read_state(directory)
+        if state is not None:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            write_state(directory, {**state.data, "ready": False, "error": f"{type(exc).__name__}: {first}"})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,286 @@
+"""`make up`, `make down`, `make status`, `make logs`, `make env`: a local kie2s3 that keeps running.
+
+    python -m devstack.up up [--port 3000] [--mode queue|inline] [--state-dir D]
+    python -m devstack.up down | status | logs [--follow] [--lines N] | env   [--state-dir D]
+
+`up` starts the stack in the background (`devstack.serve`), waits until it is ready and prints what
+is where; it refuses to start a second one. `down` stops every process the stack started (also
+after a crash: each carries the stack's id) and removes its state directory. The state directory
+is .devstack/up/ unless $KIE2S3_STATE_DIR or --state-dir names another. moto keeps everything in
+memory: the stack's data lives as long as it does. `down`, `status`, `logs` and `env` use the
+standard library only.
+"""
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from devstack.cli import Parser, UserError, run
+from devstack.running import (
+    MARKER_ENV,
+    REPO_ROOT,
+    StackState,
+    is_ours,
+    port_is_free,
+    processes_of,
+    read_state,
+    running_stack,
+    state_dir,
+    stop_processes,
+)
+
+DEFAULT_PORT: Final = 3000  # sam local start-api's
+STARTUP_TIMEOUT_SECONDS: Final = 90.0
+LOGS: Final = ("stack", "worker", "moto")
+# The user's AWS settings never reach the stack: it talks to its own emulator only.
+_KEPT_ENVIRONMENT: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _leftovers(state: StackState) -> list[int]:
+    return processes_of(state.stack_id, state.pids)
+
+
+def _clean(directory: Path, state: StackState | None) -> None:
+    """Stop whatever the stack left running (the supervisor first: it stops its children) and remove
+    the state directory."""
+    if state is not None:
+        supervisor = state.pids.get("supervisor")
+        if supervisor is not None and is_ours(supervisor, state.stack_id):
+            stop_processes([supervisor], state.stack_id, grace=15.0)
+        stop_processes(_leftovers(state), state.stack_id)
+        left = _leftovers(state)
+        if left:
+            raise UserError(
+                f"processes {left} of the local stack would not stop: kill them, then make down again"
+            )
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def up(directory: Path, port: int, mode: str) -> int:
+    """Start the stack in the background and print what is where once it is ready."""
+    state = read_state(directory)
+    if state is not None:
+        supervisor = state.pids.get("supervisor")
+        if supervisor is not None and is_ours(supervisor, state.stack_id):
+            where = state.data.get("apiUrl", "still starting")
+            raise UserError(
+                f"a local stack is already running ({where}): make down stops it, make status shows it"
+            )
+        print(f"cleaning up a local stack that stopped uncleanly (its logs were in {_display(directory)})")
+        _clean(directory, state)
+    elif directory.exists():
+        shutil.rmtree(directory)  # the logs of a stack that failed to start
+    if port and not port_is_free(port):
+        raise UserError(f"port {port} is in use: make up PORT=<another port> (PORT=0 picks a free one)")
+    directory.mkdir(parents=True)
+    stack_id = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENVIRONMENT}
+    env.update(
+        {
+            MARKER_ENV: stack_id,
+            "PYTHONPATH": f"{REPO_ROOT / 'src' / 'handler'}:{REPO_ROOT}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    command = [sys.executable, "-m", "devstack.serve", "--state-dir", str(directory), "--port", str(port)]
+    started = time.monotonic()
+    with (directory / "stack.log").open("ab") as log:
+        process = subprocess.Popen(
+            [*command, "--mode", mode],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in this terminal later never reaches it; make down does
+        )
+    try:
+        state = _wait_until_ready(directory, process)
+    except BaseException:
+        _clean_failed_start(directory, stack_id, process)
+        raise
+    print(banner(state, time.monotonic() - started))
+    return 0
+
+
+def _wait_until_ready(directory: Path, process: "subprocess.Popen[bytes]") -> StackState:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while True:
+        state = read_state(directory)
+        if state is not None and state.ready:
+            return state
+        if process.poll() is not None or (state is not None and state.data.get("error")):
+            reason = (state.data.get("error") if state else None) or _last_line(directory / "stack.log")
+            raise UserError(f"the local stack did not start: {reason}", status=1)
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"the local stack was not ready within {STARTUP_TIMEOUT_SECONDS:.0f} s: "
+                f"see {_display(directory / 'stack.log')}",
+                status=1,
+            )
+        time.sleep(0.05)
+
+
+def _clean_failed_start(directory: Path, stack_id: str, process: "subprocess.Popen[bytes]") -> None:
+    """Stop what a failed start left; keep its logs (make logs), drop its state."""
+    stop_processes([process.pid], stack_id)
+    process.wait()
+    stop_processes(processes_of(stack_id), stack_id)
+    (directory / "state.json").unlink(missing_ok=True)
+
+
+def banner(state: StackState, seconds: float | None = None) -> str:
+    """What is where, and how to stop it."""
+    ready = f" (ready in {seconds:.1f} s)" if seconds is not None else ""
+    return "\n".join(
+        [
+            f"kie2s3 is running locally, {state.mode} mode{ready}",
+            f"  API          {state.api_url}",
+            "                 POST /callbacks/kie     kie.ai's callbacks: HMAC-signed (make callback signs them)",
+            "                 POST /copies            unsigned locally (IAM-authorised, SigV4, when deployed)",
+            "                 GET  /tasks/{taskId}    unsigned locally (IAM-authorised, SigV4, when deployed)",
+            f"  bucket       {state.bucket}   in the AWS emulator (moto) at {state.aws_url}",
+            f"  kie.ai       {state.emulator_url}   the emulator (API key {state.kie_api_key})",
+            f"  HMAC key     {state.hmac_key}   signs test callbacks (kie.ai's webhookHmacKey)",
+            "  functions    the copy worker polls the copy queue; the reconciler runs on its schedule",
+            f"  logs         make logs  (in {_display(state.directory)})",
+            '  shell        eval "$(make -s env)"  sets API, BUCKET, KIE_WEBHOOK_HMAC_KEY, KIE_EMULATOR_URL',
+            "  stop         make down  (moto keeps everything in memory: the archive ends with the stack)",
+        ]
+    )
+
+
+def down(directory: Path) -> int:
+    """Stop everything the stack started and remove its state directory."""
+    state = read_state(directory)
+    if state is None:
+        existed = directory.exists()
+        shutil.rmtree(directory, ignore_errors=True)
+        print(
+            "no local stack running: nothing to stop"
+            + (" (removed the logs of a failed start)" if existed else "")
+        )
+        return 0
+    where = state.data.get("apiUrl", "")
+    running = len(_leftovers(state))
+    _clean(directory, state)
+    print(f"stopped the local stack {where} ({running} processes); removed {_display(directory)}")
+    return 0
+
+
+def status(directory: Path) -> int:
+    """Print what runs where; exit status 1 when no stack is running."""
+    state = running_stack(directory)
+    started = float(state.data.get("startedAt", time.time()))
+    print(banner(state))
+    alive = {name: pid for name, pid in state.pids.items() if is_ours(pid, state.stack_id)}
+    print(f"  processes    {', '.join(f'{name} {pid}' for name, pid in alive.items())}")
+    missing = sorted(set(state.pids) - set(alive))
+    if missing:
+        print(f"  NOT running  {', '.join(missing)} (make logs shows why)")
+    print(
+        f"  up for       {(time.time() - started) / 60:.0f} min, since {time.strftime('%H:%M:%S', time.localtime(started))}"
+    )
+    return 0 if not missing else 1
+
+
+def logs(directory: Path, lines: int, follow: bool) -> int:
+    """Print the end of each log; with follow, go on printing what is appended until Ctrl-C."""
+    files = [directory / f"{name}.log" for name in LOGS if (directory / f"{name}.log").exists()]
+    if not files:
+        raise UserError("no local stack running, and no logs left from one: make up starts one", status=1)
+    offsets = {}
+    for path in files:
+        text = path.read_text(errors="replace")
+        print(f"==> {_display(path)} <==")
+        tail = text.splitlines()[-lines:] if lines > 0 else text.splitlines()
+        print("\n".join(tail))
+        offsets[path] = len(text.encode())
+    while follow:
+        time.sleep(0.5)
+        for path in files:
+            try:
+                with path.open("rb") as f:
+                    f.seek(offsets[path])
+                    new = f.read()
+            except FileNotFoundError:
+                return 0  # make down removed it
+            if new:
+                sys.stdout.write(new.decode(errors="replace"))
+                sys.stdout.flush()
+                offsets[path] += len(new)
+    return 0
+
+
+def env(directory: Path) -> int:
+    """Shell assignments for the running stack: eval "$(make -s env)"."""
+    state = running_stack(directory)
+    values = {
+        "API": state.api_url,
+        "BUCKET": state.bucket,
+        "KIE_WEBHOOK_HMAC_KEY": state.hmac_key,
+        "KIE_EMULATOR_URL": state.emulator_url,
+        "KIE_EMULATOR_API_KEY": state.kie_api_key,
+        "AWS_EMULATOR_URL": state.aws_url,
+    }
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """up, down, status, logs or env."""
+    parser = Parser(prog="devstack.up", description=__doc__)
+    parser.add_argument("--state-dir", help="default: $KIE2S3_STATE_DIR, else .devstack/up")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", help="start the local stack")
+    start.add_argument("--port", type=int, default=DEFAULT_PORT, help="the API's port (0: any free one)")
+    start.add_argument("--mode", choices=("queue", "inline"), default="queue", help="CopyMode")
+    stop = commands.add_parser("down", help="stop it and remove its state")
+    state = commands.add_parser("status", help="what runs where")
+    show = commands.add_parser("logs", help="its logs")
+    show.add_argument("--lines", type=int, default=100, help="lines of each log (0: all)")
+    show.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    shell = commands.add_parser("env", help="shell assignments: API, BUCKET, KIE_WEBHOOK_HMAC_KEY, …")
+    for command in (start, stop, state, show, shell):
+        command.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    directory = state_dir(args.state_dir)
+    match args.command:
+        case "up":
+            return up(directory, args.port, args.mode)
+        case "down":
+            return down(directory)
+        case "status":
+            return status(directory)
+        case "logs":
+            return logs(directory, args.lines, args.follow)
+        case _:
+            return env(directory)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
