@@ -19,15 +19,19 @@ BIN := $(VENV)/bin
 REGION ?= us-east-1
 # sam build (without Docker) looks for python3.13 on PATH; SAM gets its own venv (it pins its own boto3).
 SAM_ENV := PATH="$(PY313_BIN):$$PATH" AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0
-EVENT ?= events/callback-market-success.json
 # The handler's code sits at the root of the Lambda package (/var/task); locally that is src/handler.
 RUN := PYTHONPATH="src/handler:." $(BIN)/python
+# The local stack's state commands need the standard library only: they work even without .venv.
+STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
+# Expands to nothing when AWS credentials (and a region) can be found, else stops make with the one line
+# devstack/cli.py prints, naming what is missing: $(call require-aws,<what needs them>[,<more options>]).
+require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi redrive backfill clean
+        deploy deploy-guided e2e openapi redrive backfill clean up down status logs env callback
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -43,60 +47,92 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 dev: $(VENV)/.synced $(SAM) ## install everything (project venv from uv.lock, SAM CLI in its own venv)
 
-lint: dev ## ruff (lint + format check) and mypy (strict on src/)
+# Each target installs what it uses: the SAM CLI only for validate, build and deploy.
+lint: $(VENV)/.synced ## ruff (lint + format check) and mypy (strict on src/)
 	$(BIN)/ruff check src devstack tests
 	$(BIN)/ruff format --check src devstack tests
 	$(BIN)/mypy
 
-layer-check: dev ## the layer's requirements.txt is exactly the lock's runtime dependencies
+layer-check: $(VENV)/.synced ## the layer's requirements.txt is exactly the lock's runtime dependencies
 	diff -u layers/requirements.txt <($(UV) export --frozen --no-dev --no-hashes --no-header --no-emit-project --format requirements-txt)
 
-audit: dev ## pip-audit of every pin in uv.lock (AUDIT_STRICT=1: unauditable pins fail too), bandit on src/
+audit: $(VENV)/.synced ## pip-audit of every pin in uv.lock (AUDIT_STRICT=1: unauditable pins fail too), bandit on src/
 	$(RUN) -m devstack.audit --uv "$(UV)" $(if $(AUDIT_STRICT),--strict)
 	$(BIN)/bandit -c pyproject.toml -r src -q
 
-validate: dev ## sam validate --lint (cfn-lint) on template.yaml
+validate: $(VENV)/.synced $(SAM) ## sam validate --lint (cfn-lint) on template.yaml
 	$(SAM_ENV) $(SAM) validate --lint --region $(REGION)
 
-build: dev ## sam build: the function code and the dependencies layer (arm64)
+build: $(VENV)/.synced $(SAM) ## sam build: the function code and the dependencies layer (arm64)
 	$(SAM_ENV) $(SAM) build --region $(REGION)
 
-unit: dev ## unit tests only (no servers)
+unit: $(VENV)/.synced ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit
 
-integration: dev ## integration tests only (moto server + kie.ai emulator on loopback)
+integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emulator on loopback)
 	$(BIN)/pytest tests/integration
 
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage
-	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration
+	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration tests/e2e
 
-demo: dev ## run the main job against the local stack and print where the files landed
+demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed
 	$(RUN) -m devstack.demo
 
-invoke: dev ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json
-	$(RUN) -m devstack.invoke "$(EVENT)"
+up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline]
+	@$(RUN) -m devstack.up up --port "$(or $(PORT),3000)" --mode "$(or $(MODE),queue)"
 
-redrive: dev ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
-	@test -n "$(STACK_NAME)" || { echo "usage: make redrive STACK_NAME=<stack>"; exit 2; }
-	$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
+down: ## stop the local stack and everything it started (also after a crash)
+	@$(STATE) down
 
-backfill: dev ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
-	@test -n "$(FAMILY)" -a -n "$(TASKS)" || { echo "usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]"; exit 2; }
-	$(RUN) -m devstack.backfill --family "$(FAMILY)" --tasks "$(TASKS)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
+status: ## what the local stack runs, and where
+	@$(STATE) status
 
-bench: dev ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init; bench/results/
+logs: ## the local stack's logs: make logs [FOLLOW=1] [LINES=n]
+	@$(STATE) logs --lines "$(or $(LINES),100)" $(if $(FOLLOW),--follow)
+
+env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
+	@$(STATE) env
+
+callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or EVENT=events/<file>.json
+	$(if $(FAMILY)$(EVENT),,$(error usage: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or make callback EVENT=events/<file>.json; with URL=<callback URL> HMAC_KEY=<key> to another receiver))
+	@$(RUN) -m devstack.send_callback $(if $(FAMILY),--family "$(FAMILY)") $(if $(EVENT),--event "$(EVENT)") \
+		$(if $(TASK),--task "$(TASK)") $(if $(FILES),--files "$(FILES)") $(if $(URL),--url "$(URL)") \
+		$(if $(HMAC_KEY),--hmac-key "$(HMAC_KEY)")
+
+invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
+	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
+
+redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
+	$(if $(STACK_NAME),,$(error usage: make redrive STACK_NAME=<deployed stack>))
+	$(call require-aws,make redrive)
+	@$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
+
+backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
+	$(if $(and $(FAMILY),$(TASKS)),,$(error usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]))
+	$(if $(STACK_NAME),$(call require-aws,make backfill STACK_NAME=$(STACK_NAME)))
+	@$(RUN) -m devstack.backfill --family "$(FAMILY)" --tasks "$(TASKS)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
+
+bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init; bench/results/
 	$(RUN) -m devstack.bench
 
-openapi: dev ## regenerate openapi.json from the routes (a test checks it is current)
+openapi: $(VENV)/.synced ## regenerate openapi.json from the routes (a test checks it is current)
 	$(RUN) -m devstack.openapi
 
-e2e: dev ## tests against a deployed stack (needs AWS credentials and STACK_NAME)
-	$(BIN)/pytest tests/e2e
+e2e: $(VENV)/.synced ## HTTP+S3 tests: on a local stack of their own, or a deployed one: STACK_NAME=<stack> KIE_TASK_ID=<task>
+	$(if $(STACK_NAME),$(if $(KIE_TASK_ID),,$(error make e2e STACK_NAME=$(STACK_NAME) also needs KIE_TASK_ID=<a finished kie.ai task of yours> (KIE_FAMILY=<its family> unless market))))
+	$(if $(STACK_NAME),$(call require-aws,make e2e STACK_NAME=$(STACK_NAME)))
+	KIE2S3_E2E_STACK_NAME="$(STACK_NAME)" KIE2S3_E2E_TASK_ID="$(KIE_TASK_ID)" KIE2S3_E2E_FAMILY="$(or $(KIE_FAMILY),market)" \
+		$(BIN)/pytest tests/e2e
 
-deploy: build ## deploy with the settings saved by deploy-guided (samconfig.toml)
+# The checks come first: a deployment without credentials fails before the build, not after it.
+deploy: $(VENV)/.synced $(SAM) ## deploy with the settings saved by deploy-guided (samconfig.toml)
+	$(call require-aws,make deploy,--samconfig --no-region)
+	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy
 
-deploy-guided: build ## first deployment: asks for the stack name, region and parameters
+deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack name, region and parameters
+	$(call require-aws,make deploy-guided,--no-region)
+	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy --guided
 
 clean: ## remove build output and tool environments

@@ -210,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.tasks} names no task ids: nothing to do")
         return 0
     if args.stack_name:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        session = boto3.Session()
+        from devstack.cli import aws_session
+
+        session = aws_session(f"make backfill STACK_NAME={args.stack_name}")
         try:
             api_url = api_url_of(session.client("cloudformation"), args.stack_name)
         except (BotoCoreError, ClientError, KeyError) as exc:
@@ -234,4 +235,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from devstack.cli import run
+
+    sys.exit(run(main))

@@ -8,7 +8,10 @@ Local: `redrive(sqs, dlq_url, queue_url)` against the emulated SQS (what the tes
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
+
+from devstack.cli import Parser, UserError, aws_session, run
 
 
 def redrive(sqs: Any, dlq_url: str, queue_url: str, *, max_messages: int = 10_000) -> int:
@@ -30,25 +33,29 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, *, max_messages: int = 10_00
     return moved
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Redrive a deployed stack's DLQ, named by its CloudFormation stack."""
-    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="devstack.redrive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack-name", required=True)
     args = parser.parse_args(argv)
-    outputs = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0][
-            "Outputs"
-        ]
-    }
-    moved = redrive(boto3.client("sqs"), outputs["DeadLetterQueueUrl"], outputs["CopyQueueUrl"])
+    session = aws_session(f"make redrive STACK_NAME={args.stack_name}")
+    try:
+        stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        moved = redrive(session.client("sqs"), outputs["DeadLetterQueueUrl"], outputs["CopyQueueUrl"])
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"stack {args.stack_name} in {session.region_name}: {exc}", status=1) from exc
+    except KeyError as exc:
+        raise UserError(
+            f"stack {args.stack_name} has no output {exc}: is it a kie2s3 stack?", status=1
+        ) from exc
     print(f"moved {moved} message(s) from the dead-letter queue back to the copy queue")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))
