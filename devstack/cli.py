@@ -36,6 +36,9 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail
+        return 1
 
 
 def aws_session(purpose: str, *, need_region: bool = True) -> Any:

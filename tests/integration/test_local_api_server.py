@@ -1,0 +1,69 @@
+"""The local HTTP API over loopback, with a stand-in function: what the gateway itself answers."""
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from devstack.local_api import LOCAL_AUTH_HEADER, LocalHttpApi, Route
+
+ROUTES = [
+    Route("POST", "/callbacks/kie", "ApiFunction", "NONE"),
+    Route("GET", "/tasks/{taskId}", "ApiFunction", "AWS_IAM"),
+]
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[LocalHttpApi, list[dict[str, Any]]]]:
+    events: list[dict[str, Any]] = []
+
+    def function(event: dict[str, Any], name: str) -> Any:
+        events.append(event)
+        if event["rawPath"] == "/tasks/boom":
+            raise RuntimeError("the function failed")
+        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": '{"seen": true}'}
+
+    server = LocalHttpApi(ROUTES, function).start()
+    yield server, events
+    server.stop()
+
+
+def fetch(url: str, data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def test_a_request_becomes_one_event_for_the_function(api: tuple[LocalHttpApi, list[dict[str, Any]]]) -> None:
+    server, events = api
+    status, headers, body = fetch(f"{server.url}/tasks/t1?x=1")
+    assert (status, json.loads(body)) == (200, {"seen": True})
+    [event] = events
+    assert event["routeKey"] == "GET /tasks/{taskId}"
+    assert event["pathParameters"] == {"taskId": "t1"}
+    assert event["queryStringParameters"] == {"x": "1"}
+    assert headers[LOCAL_AUTH_HEADER].startswith("unsigned request accepted locally")
+
+
+def test_callbacks_carry_no_local_auth_note(api: tuple[LocalHttpApi, list[dict[str, Any]]]) -> None:
+    server, _ = api
+    status, headers, _ = fetch(f"{server.url}/callbacks/kie", b"{}")
+    assert status == 200
+    assert LOCAL_AUTH_HEADER not in headers
+
+
+def test_no_route_is_the_gateways_404(api: tuple[LocalHttpApi, list[dict[str, Any]]]) -> None:
+    server, events = api
+    assert fetch(f"{server.url}/copies/extra")[0::2] == (404, b'{"message": "Not Found"}')
+    assert fetch(f"{server.url}/callbacks/kie")[0] == 404  # GET: no such route either
+    assert events == []
+
+
+def test_a_function_that_raises_is_the_gateways_500(api: tuple[LocalHttpApi, list[dict[str, Any]]]) -> None:
+    server, _ = api
+    assert fetch(f"{server.url}/tasks/boom")[0::2] == (500, b'{"message": "Internal Server Error"}')
