@@ -242,7 +242,8 @@ def supervise(directory: Path, port: int, mode: str) -> int:
                     write_state(directory, state)
         finally:
             state["ready"] = False
-            write_state(directory, state)
+            with contextlib.suppress(OSError):  # its directory removed under it: stop all the same
+                write_state(directory, state)
             _say("stopping")
             api.stop()
             _stop_process(functions)
