@@ -17,6 +17,9 @@ SAM := $(TOOLS)/sam/bin/sam
 VENV := .venv
 BIN := $(VENV)/bin
 REGION ?= us-east-1
+# REGION given on make's command line or in the environment; commands on a deployed stack use the AWS
+# configuration's region otherwise (us-east-1 is only the default of validate and build).
+REGION_GIVEN := $(filter command line environment,$(origin REGION))
 # sam build (without Docker) looks for python3.13 on PATH; SAM gets its own venv (it pins its own boto3).
 SAM_ENV := PATH="$(PY313_BIN):$$PATH" AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0
 # The handler's code sits at the root of the Lambda package (/var/task); locally that is src/handler.
@@ -102,10 +105,10 @@ callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<famil
 invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
 
-redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack>
+redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make redrive STACK_NAME=<deployed stack>))
-	$(call require-aws,make redrive)
-	@$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"
+	$(call require-aws,make redrive,$(if $(REGION_GIVEN),--no-region))
+	@$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
 backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
 	$(if $(and $(FAMILY),$(TASKS)),,$(error usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]))
@@ -125,15 +128,18 @@ e2e: $(VENV)/.synced ## HTTP+S3 tests: on a local stack of their own, or a deplo
 		$(BIN)/pytest tests/e2e
 
 # The checks come first: a deployment without credentials fails before the build, not after it.
-deploy: $(VENV)/.synced $(SAM) ## deploy with the settings saved by deploy-guided (samconfig.toml)
+# PARAMS="Key=Value ..." goes to sam deploy --parameter-overrides as one argument, from the recipe's
+# environment (make exports a variable given on its command line), so quotes in it (Key="") reach SAM.
+SAM_OVERRIDES := $${PARAMS:+--parameter-overrides "$$PARAMS"}
+deploy: $(VENV)/.synced $(SAM) ## deploy with the settings saved by deploy-guided (samconfig.toml): make deploy [PARAMS="Key=Value ..."]
 	$(call require-aws,make deploy,--samconfig --no-region)
 	$(MAKE) --no-print-directory build
-	$(SAM_ENV) $(SAM) deploy
+	$(SAM_ENV) $(SAM) deploy $(SAM_OVERRIDES)
 
-deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack name, region and parameters
+deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack name, region and parameters [PARAMS="Key=Value ..."]
 	$(call require-aws,make deploy-guided,--no-region)
 	$(MAKE) --no-print-directory build
-	$(SAM_ENV) $(SAM) deploy --guided
+	$(SAM_ENV) $(SAM) deploy --guided $(SAM_OVERRIDES)
 
 clean: ## remove build output and tool environments
 	rm -rf .aws-sam $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -41,14 +41,14 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         return 1
 
 
-def aws_session(purpose: str, *, need_region: bool = True) -> Any:
-    """A boto3 session with credentials (and a region) from the default chain, or a UserError saying
-    what is missing. Never reaches AWS: finding credentials is not checking them."""
+def aws_session(purpose: str, *, need_region: bool = True, region: str | None = None) -> Any:
+    """A boto3 session with credentials (and a region, unless `region` names it) from the default chain,
+    or a UserError saying what is missing. Never reaches AWS: finding credentials is not checking them."""
     import boto3
     from botocore.exceptions import BotoCoreError
 
     try:
-        session = boto3.Session()
+        session = boto3.Session(region_name=region)
         credentials = session.get_credentials()
     except BotoCoreError as exc:  # a profile that does not exist, an unreadable config file
         raise UserError(f"{purpose}: AWS configuration unusable: {exc}") from exc

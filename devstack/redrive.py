@@ -1,7 +1,8 @@
 """`make redrive`: move the copy jobs waiting in the dead-letter queue back to the copy queue.
 
-Deployed stacks: `make redrive STACK_NAME=<name>` reads the queue URLs from the stack's outputs
-(needs AWS credentials). The same move in the AWS CLI, for a deployed stack:
+Deployed stacks: `make redrive STACK_NAME=<name> [REGION=<region>]` reads the queue URLs from the
+stack's outputs (needs AWS credentials; without REGION, the AWS configuration's region). The same
+move in the AWS CLI, for a deployed stack (its `DeadLetterQueueArn` output):
     aws sqs start-message-move-task --source-arn <DeadLetterQueueArn>
 Local: `redrive(sqs, dlq_url, queue_url)` against the emulated SQS (what the tests use).
 """
@@ -41,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="devstack.redrive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--region", help="the stack's region (default: the AWS configuration's)")
     args = parser.parse_args(argv)
-    session = aws_session(f"make redrive STACK_NAME={args.stack_name}")
+    session = aws_session(f"make redrive STACK_NAME={args.stack_name}", region=args.region)
     try:
         stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
