@@ -78,6 +78,7 @@ def test_reconcile_runs_from_the_schedule_event(queue_mode: Stack) -> None:
         "still_running",
         "replayed",
         "still_unrecognised",
+        "aborted_uploads",
         "errors",
     }
 

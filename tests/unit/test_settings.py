@@ -62,3 +62,55 @@ def test_settings_queue_mode_needs_queue_url() -> None:
 def test_settings_refuse_invalid_values(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_environ({**BASE, name: value})
+
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_settings_without_a_kms_key_leave_encryption_to_the_bucket() -> None:
+    # An environment written before KMS_KEY_ARN existed keeps working, as it did: SSE-S3.
+    assert Settings.from_environ(BASE).kms_key_arn == ""
+    assert Settings.from_environ({**BASE, "KMS_KEY_ARN": ""}).kms_key_arn == ""
+
+
+def test_settings_read_the_kms_key_arn() -> None:
+    assert Settings.from_environ({**BASE, "KMS_KEY_ARN": KEY_ARN}).kms_key_arn == KEY_ARN
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["alias/kie2s3", "1234abcd-12ab-34cd-56ef-1234567890ab", f" {KEY_ARN}", "arn:aws:kms:us-east-1:1:key/x"],
+)
+def test_settings_refuse_a_kms_key_that_is_not_a_key_arn(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="KMS_KEY_ARN"):
+        Settings.from_environ({**BASE, "KMS_KEY_ARN": value})
+
+
+def test_settings_storage_class_is_standard_unless_set() -> None:
+    assert Settings.from_environ(BASE).storage_class == "STANDARD"
+
+
+@pytest.mark.parametrize("value", ["STANDARD", "INTELLIGENT_TIERING", "STANDARD_IA", "GLACIER_IR"])
+def test_settings_read_every_allowed_storage_class(value: str) -> None:
+    assert Settings.from_environ({**BASE, "STORAGE_CLASS": value}).storage_class == value
+
+
+@pytest.mark.parametrize("value", ["", "DEEP_ARCHIVE", "GLACIER", "standard"])
+def test_settings_refuse_another_storage_class(value: str) -> None:
+    # DEEP_ARCHIVE and GLACIER objects cannot be read back at once: a duplicate could not be checked.
+    with pytest.raises(ConfigurationError, match="STORAGE_CLASS"):
+        Settings.from_environ({**BASE, "STORAGE_CLASS": value})
+
+
+@pytest.mark.parametrize("name", ["KIE_WEBHOOK_HMAC_SECRET", "CALLBACK_TOKEN_SECRET"])
+@pytest.mark.parametrize("off", ["none", "None", "NONE", " none "])
+def test_settings_take_none_as_a_secret_turned_off(name: str, off: str) -> None:
+    # `sam deploy --guided` cannot take an empty value for a parameter that has a default.
+    settings = Settings.from_environ({**BASE, name: off})
+    assert settings.kie_webhook_hmac_secret == ""
+    assert settings.callback_token_secret == ""
+
+
+def test_settings_keep_a_secret_id_that_only_contains_none() -> None:
+    settings = Settings.from_environ({**BASE, "KIE_WEBHOOK_HMAC_SECRET": "kie2s3/none"})
+    assert settings.kie_webhook_hmac_secret == "kie2s3/none"

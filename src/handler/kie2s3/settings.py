@@ -23,6 +23,15 @@ DEFAULT_SOURCE_HOSTS = (
     "*.redpandaai.co",
 )
 
+# What a secret id set to this means: off. `sam deploy --guided` cannot take an empty value for a
+# parameter that has a default, so the template and the settings take "none" (any case) too.
+SWITCHED_OFF = "none"
+# A KMS key by its key ARN (IAM grants use on a key ARN; an alias or a bare id would match nothing).
+KMS_KEY_ARN_PATTERN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)?$"
+# Storage classes an archived file may take: all read back at once (a duplicate's bytes are checked
+# by reading them; GLACIER and DEEP_ARCHIVE objects would need a restore first).
+StorageClass = Literal["STANDARD", "INTELLIGENT_TIERING", "STANDARD_IA", "GLACIER_IR"]
+
 
 class Settings(BaseModel):
     """Every setting, named by the environment variable it comes from (design.md, Public contract)."""
@@ -46,6 +55,9 @@ class Settings(BaseModel):
     )
     allow_local_sources: Annotated[bool, Field(alias="ALLOW_LOCAL_SOURCES")] = False
     max_file_bytes: Annotated[int, Field(alias="MAX_FILE_BYTES", gt=0)] = 5 * GIB
+    # Absent (an environment from before they existed): SSE-S3 and STANDARD, as then.
+    kms_key_arn: Annotated[str, Field(alias="KMS_KEY_ARN", pattern=KMS_KEY_ARN_PATTERN)] = ""
+    storage_class: Annotated[StorageClass, Field(alias="STORAGE_CLASS")] = "STANDARD"
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
@@ -54,6 +66,11 @@ class Settings(BaseModel):
             hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
             return hosts or DEFAULT_SOURCE_HOSTS
         return value
+
+    @field_validator("kie_webhook_hmac_secret", "callback_token_secret")
+    @classmethod
+    def _none_is_off(cls, value: str) -> str:
+        return "" if value.strip().lower() == SWITCHED_OFF else value
 
     @field_validator("kie_api_base_url")
     @classmethod

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import io
 import threading
+from datetime import datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
 from urllib.parse import quote, urlencode
@@ -66,11 +67,31 @@ def b64_digest(digest: bytes) -> str:
 
 
 class S3Store:
-    """The archive bucket. Every write is create-only (`IfNoneMatch="*"`): a duplicate never overwrites."""
+    """The archive bucket. Every write is create-only (`IfNoneMatch="*"`): a duplicate never overwrites.
 
-    def __init__(self, client: "S3Client", bucket: str) -> None:
+    With `kms_key_arn`, every write asks for SSE-KMS with that key and an S3 Bucket Key, whatever the
+    bucket's default encryption; `storage_class` is every archived file's (raw callbacks stay STANDARD).
+    """
+
+    def __init__(
+        self, client: "S3Client", bucket: str, *, kms_key_arn: str = "", storage_class: str = "STANDARD"
+    ) -> None:
         self.client = client
         self.bucket = bucket
+        # On PutObject and CreateMultipartUpload only: S3 refuses them on UploadPart and Complete.
+        self._encryption: dict[str, Any] = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn, "BucketKeyEnabled": True}
+            if kms_key_arn
+            else {}
+        )
+        # STANDARD is S3's default: not sent, so a default deployment's requests are what they were.
+        self._archive_class: dict[str, Any] = (
+            {} if storage_class == "STANDARD" else {"StorageClass": storage_class}
+        )
+
+    def _write_options(self, *, archive: bool) -> dict[str, Any]:
+        """The encryption (every write) and storage class (archived files only) of a new object."""
+        return {**self._encryption, **(self._archive_class if archive else {})}
 
     def put_new(
         self,
@@ -81,8 +102,12 @@ class S3Store:
         checksum_sha256: bytes,
         metadata: dict[str, str],
         tags: dict[str, str] | None = None,
+        archive: bool = True,
     ) -> None:
-        """Store a small object in one request; ObjectExistsError when the key is taken."""
+        """Store a small object in one request; ObjectExistsError when the key is taken.
+
+        `archive=False` (a raw callback body): the storage class stays STANDARD.
+        """
         extra: dict[str, Any] = {"Tagging": urlencode(tags)} if tags else {}
         try:
             self.client.put_object(
@@ -90,10 +115,14 @@ class S3Store:
                 Key=key,
                 Body=body,
                 ContentType=content_type,
+                # The algorithm named too: a bucket with Object Lock's default retention refuses a
+                # PutObject that carries neither it nor Content-MD5.
+                ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64_digest(checksum_sha256),
                 Metadata=ascii_metadata(metadata),
                 IfNoneMatch="*",
                 **extra,
+                **self._write_options(archive=archive),
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, "PutObject") from exc
@@ -108,6 +137,7 @@ class S3Store:
                 content_type="application/json",
                 checksum_sha256=hashlib.sha256(body).digest(),
                 metadata={RAW_HINT: family_hint} if family_hint else {},
+                archive=False,
             )
         except ObjectExistsError:
             return
@@ -140,7 +170,14 @@ class S3Store:
         CRC32's cost. ISA-L computes the CRC32 (the same value as zlib's, at 9.7 GB/s here against
         2.6). A single PUT's body is the whole file, so its SHA-256 serves S3 at no extra cost.
         """
-        return MultipartUpload(self.client, self.bucket, key, content_type=content_type, metadata=metadata)
+        return MultipartUpload(
+            self.client,
+            self.bucket,
+            key,
+            content_type=content_type,
+            metadata=metadata,
+            create_options=self._write_options(archive=True),
+        )
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         """Tag an object (tags, unlike metadata, can be written after a multipart upload completes)."""
@@ -169,6 +206,43 @@ class S3Store:
         found["content-type"] = head.get("ContentType", "")
         found["content-length"] = str(head.get("ContentLength", ""))
         return found
+
+    def abort_stale_uploads(self, prefix: str, initiated_before: datetime, limit: int = 1000) -> list[str]:
+        """Abort the multipart uploads under `prefix` begun before `initiated_before`; their keys.
+
+        A bucket the stack does not own may lack the abort-incomplete-multipart lifecycle rule, and an
+        invocation killed mid-copy leaves its upload's parts billed until something aborts it. Only
+        uploads under `prefix` (kie2s3's own: an empty prefix is refused), and no more pages once
+        `limit` are aborted (the rest next time). An upload that ended meanwhile is skipped.
+        """
+        if not prefix:
+            raise ValueError("an empty prefix would reach multipart uploads that are not kie2s3's")
+        aborted: list[str] = []
+        markers: dict[str, str] = {}
+        while len(aborted) < limit:
+            try:
+                page = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix, **markers)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate(exc, "ListMultipartUploads") from exc
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < initiated_before and self._abort(upload["Key"], upload["UploadId"]):
+                    aborted.append(upload["Key"])
+            if not page.get("IsTruncated"):
+                break
+            markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+        return aborted
+
+    def _abort(self, key: str, upload_id: str) -> bool:
+        """Abort one upload; False when it is gone already (completed or aborted meanwhile)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                return False
+            raise _translate(exc, "AbortMultipartUpload") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "AbortMultipartUpload") from exc
+        return True
 
     def sha256_of(self, key: str) -> str:
         """The SHA-256 of a stored object, streamed (for objects whose tag is missing)."""
@@ -239,13 +313,21 @@ class MultipartUpload:
     """
 
     def __init__(
-        self, client: "S3Client", bucket: str, key: str, *, content_type: str, metadata: dict[str, str]
+        self,
+        client: "S3Client",
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        create_options: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
         self._bucket = bucket
         self.key = key
         self._content_type = content_type
         self._metadata = metadata
+        self._create_options = create_options or {}  # encryption and storage class
         self.upload_id: str | None = None  # S3's, once the upload is created
         self._creating = threading.Lock()
         self._parts: dict[int, CompletedPartTypeDef] = {}
@@ -279,6 +361,7 @@ class MultipartUpload:
                         ContentType=self._content_type,
                         Metadata=ascii_metadata(self._metadata),
                         ChecksumAlgorithm="CRC32",
+                        **self._create_options,
                     )
                 except (ClientError, BotoCoreError) as exc:
                     raise _translate(exc, "CreateMultipartUpload") from exc

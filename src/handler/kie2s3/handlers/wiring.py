@@ -27,7 +27,12 @@ def get_services() -> Services:
     return Services(
         settings=settings,
         ledger=Ledger(clients.dynamodb_resource().Table(settings.tasks_table)),
-        store=S3Store(clients.s3_client(), settings.bucket_name),
+        store=S3Store(
+            clients.s3_client(),
+            settings.bucket_name,
+            kms_key_arn=settings.kms_key_arn,
+            storage_class=settings.storage_class,
+        ),
         queue=CopyQueue(clients.sqs_client(), settings.copy_queue_url)
         if settings.copy_mode == "queue"
         else None,

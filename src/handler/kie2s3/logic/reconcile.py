@@ -21,6 +21,9 @@ KIE_RETENTION = timedelta(days=14)
 STALE_FILE_AFTER = timedelta(minutes=30)
 # How often a task still running at kie.ai is asked about (record-info allows 3 calls/s per task).
 POLL_TASK_EVERY = timedelta(minutes=5)
+# A multipart upload this old was left by a killed invocation (a copy runs at most 900 s): the same
+# age as the abort-incomplete-multipart rule of a bucket the stack creates (template.yaml).
+STALE_UPLOAD_AFTER = timedelta(days=1)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class ReconcileReport:
     still_running: list[str] = field(default_factory=list)
     replayed: list[str] = field(default_factory=list)  # unrecognised tasks a parser now knows
     still_unrecognised: list[str] = field(default_factory=list)
+    aborted_uploads: list[str] = field(default_factory=list)  # keys of stale multipart uploads
     errors: list[str] = field(default_factory=list)
 
 
@@ -49,7 +53,8 @@ def reconcile(
     Files pending or copying for over 30 minutes get their job sent again (the copy is idempotent,
     so a job that was only slow costs nothing); tasks still running at kie.ai are re-read from
     record-info and completed when final. Anything created more than 14 days ago is closed as
-    expired at kie.ai. Safe to run concurrently with itself and with the workers.
+    expired at kie.ai. Multipart uploads under OBJECT_PREFIX begun over a day ago are aborted.
+    Safe to run concurrently with itself and with the workers.
     """
     now = now or datetime.now(UTC)
     report = ReconcileReport()
@@ -78,6 +83,10 @@ def reconcile(
     for raw in services.ledger.open_items(OPEN_TASK, _iso(now - POLL_TASK_EVERY)):
         task = TaskItem.model_validate(raw)
         _follow_task(services, task, oldest, report, deadline)
+    try:
+        report.aborted_uploads = abort_stale_uploads(services, now)
+    except Kie2S3Error as exc:
+        report.errors.append(f"stale uploads: {exc.reason}")
     metrics.add_metric(name="ReconcilerResent", unit=MetricUnit.Count, value=len(report.resent))
     metrics.add_metric(
         name="ReconcilerCompletedTasks", unit=MetricUnit.Count, value=len(report.completed_tasks)
@@ -88,9 +97,26 @@ def reconcile(
         expired=len(report.expired),
         completed_tasks=len(report.completed_tasks),
         still_running=len(report.still_running),
+        aborted_uploads=len(report.aborted_uploads),
         errors=len(report.errors),
     )
     return report
+
+
+def abort_stale_uploads(services: Services, now: datetime) -> list[str]:
+    """Abort kie2s3's multipart uploads (under OBJECT_PREFIX) begun before `now` - 1 day; their keys.
+
+    A bucket the stack creates has a lifecycle rule that does this; one given as ExistingBucketName
+    may not, and kie2s3 cannot add one to a bucket it does not own. An empty OBJECT_PREFIX would
+    reach uploads that are not kie2s3's: then nothing is aborted.
+    """
+    prefix = services.settings.object_prefix
+    if not prefix:
+        return []
+    aborted = services.store.abort_stale_uploads(prefix, now - STALE_UPLOAD_AFTER)
+    if aborted:
+        logger.info("stale multipart uploads aborted", count=len(aborted), keys=aborted[:20])
+    return aborted
 
 
 def _follow_task(
