@@ -33,7 +33,11 @@ from devstack.template import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import LifecycleRuleTypeDef, ServerSideEncryptionConfigurationTypeDef
+    from mypy_boto3_s3.type_defs import (
+        LifecycleRuleTypeDef,
+        ObjectLockConfigurationTypeDef,
+        ServerSideEncryptionConfigurationTypeDef,
+    )
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
@@ -295,11 +299,28 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> "LifecycleRuleTypeDef":
     return cast("LifecycleRuleTypeDef", api_rule)
 
 
+def _object_lock(value: Mapping[str, Any]) -> "ObjectLockConfigurationTypeDef":
+    """ObjectLockConfiguration as the API takes it (CloudFormation hands the period on as text)."""
+    retention = dict(value.get("Rule", {}).get("DefaultRetention", {}))
+    for period in ("Days", "Years"):
+        if period in retention:
+            retention[period] = int(retention[period])
+    configuration: dict[str, Any] = {"ObjectLockEnabled": value.get("ObjectLockEnabled", "Enabled")}
+    if retention:
+        configuration["Rule"] = {"DefaultRetention": retention}
+    return cast("ObjectLockConfigurationTypeDef", configuration)
+
+
 def _create_bucket(clients: _Clients, name: str, props: Mapping[str, Any]) -> None:
     s3 = clients.s3
-    s3.create_bucket(Bucket=name)  # us-east-1: no LocationConstraint
+    if props.get("ObjectLockEnabled") in (True, "true"):  # only when the bucket is created
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    else:
+        s3.create_bucket(Bucket=name)  # us-east-1: no LocationConstraint
     for key, value in props.items():
         match key:
+            case "ObjectLockConfiguration":
+                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=_object_lock(value))
             case "BucketEncryption":
                 s3.put_bucket_encryption(
                     Bucket=name, ServerSideEncryptionConfiguration=_bucket_encryption(value)
@@ -323,6 +344,8 @@ _BUCKET_PROPERTIES: Final = frozenset(
         "OwnershipControls",
         "LifecycleConfiguration",
         "VersioningConfiguration",
+        "ObjectLockEnabled",
+        "ObjectLockConfiguration",
     }
 )
 
