@@ -52,6 +52,24 @@ def test_market_success_lists_result_urls_in_order() -> None:
     ]
 
 
+def test_market_model_is_data_model_in_callbacks_and_record_info() -> None:
+    market = _parser("market")
+    assert market.parse(_body("callback-market-success.json")).model == "nano-banana-pro"
+    record = {
+        "state": "success",
+        "model": " kling-3.0/video ",
+        "resultJson": '{"resultUrls": ["https://h/v.mp4"]}',
+    }
+    assert market.parse_record("abc123", record).model == "kling-3.0/video"
+
+
+@pytest.mark.parametrize("model", [None, "", "  ", 42, ["x"], {"name": "x"}])
+def test_market_model_that_is_no_name_is_none_never_a_parse_failure(model: object) -> None:
+    record = {"state": "success", "model": model, "resultJson": '{"resultUrls": ["https://h/v.mp4"]}'}
+    parsed = _parser("market").parse_record("abc123", record)
+    assert (parsed.outcome, parsed.model) == (Outcome.SUCCESS, None)
+
+
 def test_market_failure_records_reason_and_no_files() -> None:
     parsed = _parser("market").parse(_body("callback-market-failure.json"))
     assert parsed.outcome is Outcome.FAILED

@@ -52,6 +52,7 @@ class ParsedCallback(BaseModel):
     outcome: Outcome
     files: tuple[SourceFile, ...] = ()
     reason: str | None = None
+    model: str | None = None  # Market's model name (`data.model`), when the result names one
 
     @model_validator(mode="after")
     def _success_has_files(self) -> "ParsedCallback":
@@ -73,6 +74,8 @@ class CopyJob(BaseModel):
     kind: FileKind
     family: str
     key: str
+    # For the object's metadata and tags; jobs queued before it existed have none (the family is used).
+    model: str | None = None
 
 
 class TaskItem(BaseModel):
@@ -84,6 +87,7 @@ class TaskItem(BaseModel):
     reason: str | None = None
     file_count: int = 0
     files_not_planned: int = 0  # past MAX_URLS_PER_REQUEST in one delivery: never archived
+    model: str | None = None  # the first model a delivery named: kept, for keys and metadata
     created_at: str
     updated_at: str
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kie2s3.errors import ConfigurationError
+from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 GIB = 1024**3
 
@@ -40,6 +41,7 @@ class Settings(BaseModel):
 
     bucket_name: Annotated[str, Field(alias="BUCKET_NAME", min_length=3)]
     object_prefix: Annotated[str, Field(alias="OBJECT_PREFIX")] = "kie/"
+    key_template: Annotated[str, Field(alias="KEY_TEMPLATE")] = DEFAULT_KEY_TEMPLATE
     tasks_table: Annotated[str, Field(alias="TASKS_TABLE", min_length=1)]
     idempotency_table: Annotated[str, Field(alias="IDEMPOTENCY_TABLE", min_length=1)]
     copy_mode: Annotated[Literal["queue", "inline"], Field(alias="COPY_MODE")] = "queue"
@@ -71,6 +73,11 @@ class Settings(BaseModel):
     @classmethod
     def _none_is_off(cls, value: str) -> str:
         return "" if value.strip().lower() == SWITCHED_OFF else value
+
+    @field_validator("key_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        return KeyTemplate.parse(value).text
 
     @field_validator("kie_api_base_url")
     @classmethod

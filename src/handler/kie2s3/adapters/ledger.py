@@ -95,8 +95,14 @@ class Ledger:
         }
         if task.files_not_planned:  # kept once recorded: a later, shorter delivery does not undo it
             fields["files_not_planned"] = task.files_not_planned
-        update, names, values = _update(fields, "#created_at = if_not_exists(#created_at, :updated_at)")
+        kept = ["#created_at = if_not_exists(#created_at, :updated_at)"]
+        if task.model:  # the first model named is kept: a delivery without one never removes it
+            kept.append("#model = if_not_exists(#model, :model)")
+        update, names, values = _update(fields, *kept)
         names["#created_at"] = "created_at"
+        if task.model:
+            names["#model"] = "model"
+            values[":model"] = task.model
         condition: dict[str, Any] = {}
         if task.outcome is not Outcome.SUCCESS:
             condition["ConditionExpression"] = "attribute_not_exists(#outcome) OR #outcome <> :success"

@@ -8,9 +8,9 @@ read for files: it holds the caller's inputs.
 """
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Json
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Json
 
 from kie2s3.families._common import Fields, Url
 from kie2s3.families.base import JsonObject, task_id_of
@@ -20,6 +20,15 @@ from kie2s3.models import Outcome, ParsedCallback, SourceFile
 # Keys whose values are inputs or streams, never results (snake or camel case, any depth).
 _NOT_RESULTS = ("stream", "source", "origin")
 _URL_SCHEMES = ("https://", "http://")
+# A model name is kept for keys, metadata and tags; longer than any real one is cut.
+MAX_MODEL_CHARS = 256
+
+
+def _model_name(value: object) -> str | None:
+    """`data.model` when it is a non-blank string (anything else is no model, never a parse failure)."""
+    if not isinstance(value, str):
+        return None
+    return value.strip()[:MAX_MODEL_CHARS] or None
 
 
 class _MarketTrack(Fields):
@@ -43,6 +52,7 @@ class _MarketRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     state: str | None = None
+    model: Annotated[str | None, BeforeValidator(_model_name)] = None
     resultJson: Json[Any] | None = None
     failCode: str | int | None = None
     failMsg: str | None = None
@@ -98,7 +108,12 @@ class MarketParser:
             outcome: Outcome, reason: str | None = None, files: tuple[SourceFile, ...] = ()
         ) -> ParsedCallback:
             return ParsedCallback(
-                task_id=task_id, family=self.name, outcome=outcome, files=files, reason=reason
+                task_id=task_id,
+                family=self.name,
+                outcome=outcome,
+                files=files,
+                reason=reason,
+                model=record.model,
             )
 
         if record.state in ("waiting", "queuing", "generating"):

@@ -3,14 +3,15 @@
 import random
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import Kie2S3Error, RetryableError
+from kie2s3.keys import key_template
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.services import Services
-from kie2s3.media import url_suffix
 from kie2s3.models import (
     MAX_URLS_PER_REQUEST,
     CopyJob,
@@ -21,12 +22,23 @@ from kie2s3.models import (
     TaskItem,
 )
 from kie2s3.observability import logger, metrics
+from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
 
 
-def object_key(prefix: str, task_id: str, index: int, url: str) -> str:
-    """Where a file lands: `<prefix><taskId>/<index><suffix>`; computed once, when the file is recorded."""
-    return f"{prefix}{task_id}/{index:02d}{url_suffix(url) or '.bin'}"
+def object_key(settings: Settings, task: TaskItem, index: int, url: str) -> str:
+    """Where a file lands, by the KeyTemplate (default `<prefix><taskId>/<index><suffix>`), from what
+    the ledger holds of its task (family, model, first recorded); computed once, when the file is
+    recorded, and stored: never again, whatever the template or the task become later."""
+    return key_template(settings.key_template).render(
+        prefix=settings.object_prefix,
+        task_id=task.task_id,
+        family=task.family,
+        model=task.model,
+        index=index,
+        url=url,
+        created_at=datetime.fromisoformat(task.created_at),
+    )
 
 
 def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -> str:
@@ -63,8 +75,9 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     """
     for attempt in range(_PLAN_ATTEMPTS):
         found = services.ledger.get(task_id)
+        task = found[0] if found else _unrecorded(task_id, family)
         known = {canonical_url(f.source): f for f in (found[1] if found else ())}
-        new = _new_items(services, task_id, known, files)
+        new = _new_items(services, task, known, files)
         if services.ledger.add_files(new):
             break
         time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
@@ -81,7 +94,7 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
         item = known[source]
         if item.index in created:
             if item.state == "pending":
-                jobs.append(copy_job(item, family))
+                jobs.append(copy_job(item, task))
         elif (
             item.state == "failed"
             and refusal(services.policy, file.url) is None
@@ -89,14 +102,21 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
                 task_id, item.index, unless_copied=True, state="pending", error=None, source_url=file.url
             )
         ):
-            jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), family))
+            jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), task))
     return jobs
 
 
+def _unrecorded(task_id: str, family: str) -> TaskItem:
+    """What keys are made of when the task item is missing (`accept` records it before planning)."""
+    now = now_iso()
+    return TaskItem(task_id=task_id, family=family, outcome=Outcome.SUCCESS, created_at=now, updated_at=now)
+
+
 def _new_items(
-    services: Services, task_id: str, known: dict[str, FileItem], files: Sequence[SourceFile]
+    services: Services, task: TaskItem, known: dict[str, FileItem], files: Sequence[SourceFile]
 ) -> list[FileItem]:
     """Items for the sources `known` lacks (added to it), indexed after the highest index known."""
+    task_id = task.task_id
     index = max((f.index for f in known.values()), default=-1) + 1
     new: list[FileItem] = []
     for file in files:
@@ -110,7 +130,7 @@ def _new_items(
             source_url=file.url,
             found_by="net" if file.found_by == "net" else None,
             kind=file.kind,
-            key=object_key(services.settings.object_prefix, task_id, index, source),
+            key=object_key(services.settings, task, index, source),
             bucket=services.store.bucket,
             updated_at=now_iso(),
         )
@@ -123,15 +143,17 @@ def _new_items(
     return new
 
 
-def copy_job(item: FileItem, family: str) -> CopyJob:
-    """The job that copies a recorded file: from its full URL (only items older than it lack one)."""
+def copy_job(item: FileItem, task: TaskItem) -> CopyJob:
+    """The job that copies a recorded file to its stored key: from its full URL (only items older
+    than it lack one), with its task's family and model for the object's metadata and tags."""
     return CopyJob(
         task_id=item.task_id,
         index=item.index,
         source=item.source_url or item.source,
         kind=item.kind,
-        family=family,
+        family=task.family,
         key=item.key,
+        model=task.model,
     )
 
 
@@ -178,6 +200,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
             reason=parsed.reason,
             file_count=len(planned),
             files_not_planned=len(parsed.files) - len(planned),
+            model=parsed.model,
             created_at=now,
             updated_at=now,
         )

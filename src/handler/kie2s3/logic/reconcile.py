@@ -77,7 +77,7 @@ def reconcile(
             continue
         # Touching the item puts it at the back of the line: re-sent again only if still stuck later.
         services.ledger.update_file(item.task_id, item.index, unless_copied=True, state=item.state)
-        jobs.append(copy_job(item, task.family))
+        jobs.append(copy_job(item, task))
         report.resent.append(name)
     dispatch(services, jobs, deadline)
     for raw in services.ledger.open_items(OPEN_TASK, _iso(now - POLL_TASK_EVERY)):

@@ -1,0 +1,29 @@
+"""KeyTemplate and the secrets' rotation window in template.yaml, after SAM's transform."""
+
+from typing import Any
+
+from devstack.template import Resolver, function_environment, load_template
+from tests.unit.test_template import PHYSICAL_IDS, sam_transform
+
+DATED = "{prefix}{yyyy}/{mm}/{dd}/{model}/{taskId}/{index}{ext}"
+FUNCTIONS = ("ApiFunction", "CopyWorkerFunction", "ReconcilerFunction")
+
+
+def _deployed_environment(parameters: dict[str, str], *names: str) -> dict[str, dict[str, Any]]:
+    """The named variables of each Lambda function as CloudFormation would set them with these values."""
+    transformed = sam_transform(parameters)
+    resolver = Resolver(transformed, parameters, PHYSICAL_IDS)
+    variables = {f: transformed["Resources"][f]["Properties"]["Environment"]["Variables"] for f in FUNCTIONS}
+    return {f: {n: resolver.resolve(variables[f][n]) for n in names} for f in FUNCTIONS}
+
+
+def test_key_template_reaches_every_function() -> None:
+    for name, env in _deployed_environment({"KeyTemplate": DATED}, "KEY_TEMPLATE").items():
+        assert env["KEY_TEMPLATE"] == DATED, name
+    for name, env in _deployed_environment({}, "KEY_TEMPLATE").items():
+        assert env["KEY_TEMPLATE"] == "{prefix}{taskId}/{index}{ext}", name
+
+
+def test_key_template_local_stack_resolves_it_like_sam_local() -> None:
+    env = function_environment(load_template(), {"KeyTemplate": DATED}, PHYSICAL_IDS, "CopyWorkerFunction")
+    assert env["KEY_TEMPLATE"] == DATED
