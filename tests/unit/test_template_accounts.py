@@ -176,6 +176,23 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
+# ---------------------------------------------------------------------------- every parameter documented
+
+
+def test_every_template_parameter_is_in_the_readme_configuration(template: dict[str, Any]) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in template["Parameters"] if f"`{name}`" not in section]
+    assert missing == []
+
+
+def test_every_new_variable_is_in_the_readme_configuration() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in ("KMS_KEY_ARN", "STORAGE_CLASS"):
+        assert f"| `{name}` |" in section, name
+
+
 # ---------------------------------------------------------------------------- 1. bring your own bucket
 
 
