@@ -1,5 +1,7 @@
-"""KeyTemplate: keys laid out by date and model, computed once and stored."""
+"""KeyTemplate and what users search by: keys laid out by date and model, computed once and stored;
+each object's metadata and tags (single-part and multipart)."""
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,6 +22,7 @@ from tests.integration.conftest import (
 )
 
 from kie2s3.errors import ConfigurationError
+from kie2s3.sources import canonical_url
 
 MIB = 1024**2
 DATED = "{prefix}{yyyy}/{mm}/{dd}/{family}/{model}/{taskId}/{index}{ext}"
@@ -130,3 +133,56 @@ def test_key_template_bad_value_fails_the_function_start_naming_the_variable(
         with pytest.raises(ConfigurationError, match="KEY_TEMPLATE"):
             invoke(sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:copy-queue"))
     assert objects_under(stack, f"kie/{task_id}/") == {}
+
+
+# -- what users search by: metadata and tags ------------------------------------------------------
+
+
+def _expected_tags(sha256: str, model: str = MODEL) -> dict[str, str]:
+    return {"sha256": sha256, "kie2s3:family": "market", "kie2s3:model": model}
+
+
+def test_metadata_and_tags_on_single_part_and_multipart_objects(queue_mode: Stack, task_id: str) -> None:
+    served = serve(queue_mode, task_id, [(".png", 4096), (".mp4", 12 * MIB)])
+    post_callback(market_body(task_id, list(served), model=MODEL), task_id)
+    queue_mode.poller().drain()
+    doc = task_document(task_id)
+    for entry, (url, source) in zip(doc["files"], served.items(), strict=True):
+        body, metadata, tags = _stored(queue_mode, entry["key"])
+        digest = hashlib.sha256(body).hexdigest()
+        assert digest == source.sha256_hex()
+        expected = {
+            "task-id": task_id,
+            "family": "market",
+            "model": MODEL,
+            "file-index": str(entry["index"]),
+            "source": canonical_url(url),
+        }
+        if source.size <= 5 * MIB:  # a single PUT knows the digest before it writes
+            expected["sha256"] = digest
+        assert metadata == expected
+        # A multipart object's one tag write carries every tag, sha256 included.
+        assert tags == _expected_tags(digest)
+
+
+def test_tags_of_an_object_found_untagged_are_the_whole_set(queue_mode: Stack, task_id: str) -> None:
+    """An earlier copy completed but died before tagging: the copy that finds it tags it in full."""
+    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 6 * MIB)]).items()
+    queue_mode.client("s3").put_object(
+        Bucket=queue_mode.bucket, Key=f"kie/{task_id}/00.mp4", Body=source.read(0, source.size)
+    )
+    post_callback(market_body(task_id, [url], model=MODEL), task_id)
+    queue_mode.poller().drain()
+    assert task_document(task_id)["state"] == "copied"
+    assert _stored(queue_mode, f"kie/{task_id}/00.mp4")[2] == _expected_tags(source.sha256_hex())
+
+
+def test_metadata_without_a_model_names_the_family(queue_mode: Stack, task_id: str) -> None:
+    """A result that names no model: `model` is the family, in metadata and tags alike."""
+    (url,) = serve(queue_mode, task_id, [(".png", 4096)])
+    body = market_body(task_id, [url])
+    del body["data"]["model"]
+    post_callback(body, task_id)
+    queue_mode.poller().drain()
+    _, metadata, tags = _stored(queue_mode, f"kie/{task_id}/00.png")
+    assert (metadata["model"], tags["kie2s3:model"]) == ("market", "market")

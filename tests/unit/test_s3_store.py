@@ -335,3 +335,25 @@ def test_client_side_validation_errors_are_permanent_and_connection_errors_retry
     assert isinstance(
         _translate(EndpointConnectionError(endpoint_url="http://x"), "PutObject"), RetryableError
     )
+
+
+def test_tag_values_keep_only_what_s3_allows(stubbed: tuple[S3Store, Stubber]) -> None:
+    # S3 tag values: letters, digits, spaces and + - = . _ : / @, at most 256 characters.
+    store, stubber = stubbed
+    stubber.add_response(
+        "put_object_tagging",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": KEY,
+            "Tagging": {
+                "TagSet": [
+                    {"Key": "kie2s3:model", "Value": "bytedance/seedream-v4 x+y=z_1.0:@-m-sica-"},
+                    {"Key": "kie2s3:family", "Value": "f" * 256},
+                ]
+            },
+        },
+    )
+    store.set_tags(
+        KEY, {"kie2s3:model": "bytedance/seedream-v4 x+y=z_1.0:@#música?", "kie2s3:family": "f" * 300}
+    )

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import io
+import re
 import threading
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +39,10 @@ _REFUSED_BEFORE_SENDING = (ParamValidationError, ValidationError, MissingParamet
 # S3 user metadata is US-ASCII (docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html):
 # printable ASCII goes as it is (`%` included, so a percent-encoded URL is not encoded twice).
 _METADATA_SAFE = "".join(chr(c) for c in range(0x20, 0x7F))
+# S3 tag values: letters, digits, spaces and + - = . _ : / @, at most 256 characters
+# (docs.aws.amazon.com/AmazonS3/latest/userguide/object-tagging.html); ASCII only here.
+_NOT_IN_TAG_VALUE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]+")
+MAX_TAG_VALUE_CHARS = 256
 # The metadata that keeps a callback's `?family=` hint beside its archived body, for replays.
 RAW_HINT = "family-hint"
 
@@ -59,6 +64,11 @@ def _translate(exc: ClientError | BotoCoreError, action: str) -> Exception:
 def ascii_metadata(metadata: dict[str, str]) -> dict[str, str]:
     """Metadata S3 accepts: anything but printable ASCII in a value is percent-encoded (UTF-8)."""
     return {name: quote(value, safe=_METADATA_SAFE) for name, value in metadata.items()}
+
+
+def safe_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags S3 accepts: each run of characters a tag value may not hold becomes `-`, cut to 256."""
+    return {name: _NOT_IN_TAG_VALUE.sub("-", value)[:MAX_TAG_VALUE_CHARS] for name, value in tags.items()}
 
 
 def b64_digest(digest: bytes) -> str:
@@ -108,7 +118,7 @@ class S3Store:
 
         `archive=False` (a raw callback body): the storage class stays STANDARD.
         """
-        extra: dict[str, Any] = {"Tagging": urlencode(tags)} if tags else {}
+        extra: dict[str, Any] = {"Tagging": urlencode(safe_tags(tags))} if tags else {}
         try:
             self.client.put_object(
                 Bucket=self.bucket,
@@ -180,12 +190,15 @@ class S3Store:
         )
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
-        """Tag an object (tags, unlike metadata, can be written after a multipart upload completes)."""
+        """Tag an object (tags, unlike metadata, can be written after a multipart upload completes).
+
+        A tag write replaces the object's whole tag set: `tags` must hold every tag it keeps.
+        """
         try:
             self.client.put_object_tagging(
                 Bucket=self.bucket,
                 Key=key,
-                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in safe_tags(tags).items()]},
             )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, "PutObjectTagging") from exc

@@ -220,7 +220,7 @@ class _Record:
     def _write(self, result: CopyResult, tag: bool) -> None:
         if tag:
             # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
-            self._services.store.set_tags(result.key, {"sha256": result.sha256})
+            self._services.store.set_tags(result.key, _tags(self._job, result.sha256))
         self._services.ledger.update_file(
             self._job.task_id,
             self._job.index,
@@ -234,8 +234,31 @@ class _Record:
         )
 
 
+# S3 holds at most 2 KB of user metadata per object: the longest values are cut to keep within it.
+_MAX_MODEL_METADATA_CHARS = 128
+_MAX_SOURCE_METADATA_CHARS = 1024
+
+
+def _model(job: CopyJob) -> str:
+    """Market's model name, else the family (jobs queued before the model was sent have none)."""
+    return job.model or job.family
+
+
 def _metadata(job: CopyJob) -> dict[str, str]:
-    return {"task-id": job.task_id, "file-index": str(job.index), "source": canonical_url(job.source)}
+    """The `x-amz-meta-*` values users search objects by (the store makes them ASCII)."""
+    return {
+        "task-id": job.task_id,
+        "family": job.family,
+        "model": _model(job)[:_MAX_MODEL_METADATA_CHARS],
+        "file-index": str(job.index),
+        "source": canonical_url(job.source)[:_MAX_SOURCE_METADATA_CHARS],
+    }
+
+
+def _tags(job: CopyJob, sha256: str) -> dict[str, str]:
+    """Every tag of an archived object, for lifecycle rules and Storage Lens. A tag write replaces
+    the whole set, so every write sends all of them."""
+    return {"sha256": sha256, "kie2s3:family": job.family, "kie2s3:model": _model(job)}
 
 
 def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult:
@@ -287,7 +310,7 @@ def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult
             try:
                 upload.complete()
             except ObjectExistsError:
-                return record.start(_already_archived(services, result), tag=False)
+                return record.start(_already_archived(services, job, result), tag=False)
     return record.start(result, tag=True)
 
 
@@ -317,14 +340,14 @@ def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str)
             content_type=content_type,
             checksum_sha256=whole.digest(),
             metadata={**_metadata(job), "sha256": digest},
-            tags={"sha256": digest},
+            tags=_tags(job, digest),
         )
     except ObjectExistsError:
-        return _already_archived(services, result)
+        return _already_archived(services, job, result)
     return result
 
 
-def _already_archived(services: Services, ours: CopyResult) -> CopyResult:
+def _already_archived(services: Services, job: CopyJob, ours: CopyResult) -> CopyResult:
     """The key is taken (an earlier delivery won the race): accept it only if it holds the same bytes."""
     store = services.store
     found = store.describe(ours.key) or {}
@@ -333,7 +356,7 @@ def _already_archived(services: Services, ours: CopyResult) -> CopyResult:
         # Completed but killed before tagging: hash what is stored rather than trust it.
         theirs = store.sha256_of(ours.key)
         if theirs == ours.sha256:
-            store.set_tags(ours.key, {"sha256": theirs})
+            store.set_tags(ours.key, _tags(job, theirs))
     if theirs != ours.sha256:
         raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
     logger.info("file already archived", key=ours.key)
