@@ -12,6 +12,12 @@ from urllib.parse import urlencode
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+# The queue's counts that `SqsPoller.drain` waits on: every message not yet deleted.
+_COUNTS = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
 
 
 @dataclass
@@ -159,6 +165,8 @@ class SqsPoller:
 
     Messages a batch reports as failed are made visible again after `retry_delay` seconds (the
     real mapping waits for the queue's visibility timeout, 90 minutes here: too long for a test).
+    A message received but never answered (a killed worker) comes back after `visibility_timeout`
+    seconds when it is set, else after the queue's own.
     """
 
     sqs: Any
@@ -167,17 +175,20 @@ class SqsPoller:
     batch_size: int = 1
     retry_delay: int = 1
     timeout_seconds: float = 900.0  # the worker's Lambda timeout (template.yaml)
+    visibility_timeout: int | None = None
     invoked: int = 0
     on_batch: Callable[[dict[str, Any]], None] | None = None
     invocation_seconds: list[float] = field(default_factory=list)  # each handler call, as Lambda's Duration
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive one batch and process it; returns how many messages it held."""
+        visibility = {} if self.visibility_timeout is None else {"VisibilityTimeout": self.visibility_timeout}
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
+            **visibility,
         )
         messages = answer.get("Messages", [])
         if not messages:
@@ -207,11 +218,28 @@ class SqsPoller:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
-    def drain(self, *, timeout: float = 300.0, idle_polls: int = 2) -> None:
-        """Poll until the queue stays empty for `idle_polls` polls in a row (or the timeout passes)."""
+    def outstanding(self) -> int:
+        """Messages the queue still holds: visible, in flight (received, not yet deleted) or delayed."""
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=_COUNTS)[
+            "Attributes"
+        ]
+        return sum(int(attributes.get(name, 0)) for name in _COUNTS)
+
+    def drain(self, *, timeout: float = 300.0) -> None:
+        """Process batches until the queue holds nothing: none visible, none in flight, none delayed.
+
+        Returns as soon as the queue's counts say so, rather than after empty polls. While messages
+        are only in flight or delayed (a failed batch waiting for `retry_delay`, a killed worker's
+        message waiting for its visibility timeout), it waits for them with a long poll of at most 1 s.
+        The counts are exact on the local stack; on SQS they are approximate, so do not drain a
+        deployed queue with this.
+        """
         deadline = time.monotonic() + timeout
-        idle = 0
-        while idle < idle_polls:
+        while True:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained within {timeout} s")
-            idle = idle + 1 if self.poll_once() == 0 else 0
+            if self.poll_once(wait_seconds=0):
+                continue
+            if self.outstanding() == 0:
+                return
+            self.poll_once(wait_seconds=1)

@@ -51,12 +51,16 @@ class Stack:
         """The archive bucket."""
         return self.env["BUCKET_NAME"]
 
-    def poller(self) -> SqsPoller:
-        """Plays Lambda's SQS event source mapping for the copy queue."""
+    def poller(self, *, retry_delay: int = 0) -> SqsPoller:
+        """Plays Lambda's SQS event source mapping for the copy queue, as its only consumer.
+
+        A failed batch is received again at once: with no other worker copying beside this one, no
+        lock is left to wait for, and the job's five deliveries (then the DLQ) take no time.
+        """
         sqs = self.client("sqs")
         url = self.env["COPY_QUEUE_URL"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn)
+        return SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=retry_delay)
 
     def function(self) -> contextlib.AbstractContextManager[None]:
         """Within this block `app.lambda_handler` runs with the function's environment."""

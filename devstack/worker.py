@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-seconds", type=float, default=900.0, help="the function's Lambda timeout")
     parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (0: until empty)")
     parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="how long a message this worker receives stays hidden from others (default: the queue's)",
+    )
+    parser.add_argument(
         "--preload",
         action="store_true",
         help="import app before the clock starts, as Lambda's init phase does (seconds then time the copy)",
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         queue_url=url,
         queue_arn=arn,
         timeout_seconds=args.timeout_seconds,
+        visibility_timeout=args.visibility_timeout,
         on_batch=lambda event: task_ids.extend(_task_id(record) for record in event["Records"]),
     )
     init_rss_mib = _peak_rss_mib()

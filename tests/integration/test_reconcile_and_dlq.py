@@ -100,7 +100,7 @@ def test_job_failing_every_delivery_lands_in_dlq_then_redrive_completes_it(
     ((url, source),) = served.items()
     stack.emulator.inject_file_fault(source.name, FileFault.http_status(503), times=10)
     post_callback(market_body(task_id, [url]), task_id)
-    stack.poller().drain(timeout=120, idle_polls=3)
+    stack.poller().drain(timeout=120)
     doc = task_document(task_id)
     assert doc["files"][0]["state"] == "failed"
     assert "gave up after the last delivery" in doc["files"][0]["error"]
