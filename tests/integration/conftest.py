@@ -1,5 +1,6 @@
 """The local stack for integration tests: moto server + kie.ai emulator, provisioned from template.yaml."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,11 +17,33 @@ from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import function_environment, invoke, task_status_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
+from kie2s3.logic.services import RetryPolicy, Services
+
+# The production policy's attempts, with waits of milliseconds instead of 0.5-8 s: the tests assert
+# how many attempts a fault costs, never how long the backoff between them is.
+FAST_RETRY = RetryPolicy(attempts=RetryPolicy().attempts, base_seconds=0.01, cap_seconds=0.05)
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     with local_stack(copy_mode="queue") as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every route's use cases get the container's services with FAST_RETRY, as a test hands in its own.
+
+    The services are still built (and reset) by the wiring from the function's environment; only the
+    retry policy is swapped, and only for the handlers: `wiring.get_services()` keeps the production one.
+    """
+    from kie2s3.handlers import http, schedule, sqs, wiring
+
+    def services() -> Services:
+        return dataclasses.replace(wiring.get_services(), retry=FAST_RETRY)
+
+    for route in (http, schedule, sqs):
+        monkeypatch.setattr(route, "get_services", services)
 
 
 @pytest.fixture
