@@ -17,6 +17,7 @@ from tests.expected_files import EXPECTED, RECORDS
 from tests.integration.conftest import archived_files, objects_under, send
 
 from kie2s3.families import task_id_of
+from kie2s3.families.base import TASK_ID_FIELDS
 from kie2s3.models import Outcome
 from kie2s3.sources import canonical_url
 
@@ -28,7 +29,7 @@ STATE_OF = {
     "not_final": "pending",
     "unrecognised": "ignored",
 }
-# One sample of each family, for the per-family authentication tests.
+# One sample of each family.
 FAMILY_SAMPLES = {
     e.family: name for name, e in sorted(EXPECTED.items(), reverse=True) if e.outcome != "unrecognised"
 }
@@ -39,6 +40,23 @@ def _event(name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     body = json.loads(event["body"])
     task_id = task_id_of(body)
     return event, body, task_id
+
+
+def _task_id_field(name: str) -> str:
+    """Where a sample's task id sits: `data.taskId`, `data.task_id`, `taskId` or `task_id`."""
+    _, body, _ = _event(name)
+    for container, field in TASK_ID_FIELDS:
+        holder = body if container is None else body.get(container)
+        if isinstance(holder, dict) and holder.get(field) is not None:
+            return f"{container}.{field}" if container else field
+    raise AssertionError(f"{name} holds no task id")
+
+
+# Families differ in authentication only by where the signed task id sits in the body (every
+# callback is verified before its family is detected): the first family's sample for each place.
+AUTH_SAMPLES: dict[str, str] = {}
+for _family, _name in sorted(FAMILY_SAMPLES.items()):
+    AUTH_SAMPLES.setdefault(_task_id_field(_name), _name)
 
 
 def _urls_in(value: object) -> Iterator[str]:
@@ -117,10 +135,14 @@ def test_family_sample_archives_exactly_its_files(inline_mode: Stack, name: str)
         assert doc["files"] == []
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_SAMPLES))
+def test_authentication_samples_hold_the_task_id_in_every_place_task_id_of_reads() -> None:
+    assert sorted(AUTH_SAMPLES) == sorted(f"{c}.{n}" if c else n for c, n in TASK_ID_FIELDS)
+
+
+@pytest.mark.parametrize("field", sorted(AUTH_SAMPLES))
 @pytest.mark.parametrize("tamper", ["missing", "wrong-key", "stale", "future", "other-task"])
-def test_family_callback_with_bad_signature_is_refused(queue_mode: Stack, family: str, tamper: str) -> None:
-    event, _, task_id = _event(FAMILY_SAMPLES[family])
+def test_family_callback_with_bad_signature_is_refused(queue_mode: Stack, field: str, tamper: str) -> None:
+    event, _, task_id = _event(AUTH_SAMPLES[field])
     now = int(time.time())
     headers = {k: v for k, v in event["headers"].items() if not k.startswith("x-webhook-")}
     signed = {
@@ -136,9 +158,9 @@ def test_family_callback_with_bad_signature_is_refused(queue_mode: Stack, family
     assert objects_under(queue_mode, f"kie/{task_id}/") == archived_before  # nothing archived
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_SAMPLES))
-def test_family_callback_token_fallback(stack: Stack, family: str) -> None:
-    event, _, _ = _event(FAMILY_SAMPLES[family])
+@pytest.mark.parametrize("field", sorted(AUTH_SAMPLES))
+def test_family_callback_token_fallback(stack: Stack, field: str) -> None:
+    event, _, _ = _event(AUTH_SAMPLES[field])
     unsigned = {
         **event,
         "headers": {k: v for k, v in event["headers"].items() if not k.startswith("x-webhook-")},
