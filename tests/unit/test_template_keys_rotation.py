@@ -27,3 +27,12 @@ def test_key_template_reaches_every_function() -> None:
 def test_key_template_local_stack_resolves_it_like_sam_local() -> None:
     env = function_environment(load_template(), {"KeyTemplate": DATED}, PHYSICAL_IDS, "CopyWorkerFunction")
     assert env["KEY_TEMPLATE"] == DATED
+
+
+def test_rotation_window_reaches_every_function() -> None:
+    for name, env in _deployed_environment(
+        {"SecretRotationWindowSeconds": "3600"}, "SECRET_ROTATION_WINDOW_SECONDS"
+    ).items():
+        assert env["SECRET_ROTATION_WINDOW_SECONDS"] == "3600", name
+    parameter = load_template()["Parameters"]["SecretRotationWindowSeconds"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 86400, 0)

@@ -10,6 +10,9 @@ from kie2s3.errors import ConfigurationError
 from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 GIB = 1024**3
+# A day: a task created with the old token in its callback URL, or signed by kie.ai just before the
+# new key was made, has long been called back (kie.ai retries after 1, 5 and 15 minutes).
+ROTATION_WINDOW_SECONDS = 24 * 3600
 
 # kie.ai's result and download-link hosts (kie-api.md §6); kie.ai does not publish a closed list.
 DEFAULT_SOURCE_HOSTS = (
@@ -52,6 +55,11 @@ class Settings(BaseModel):
     kie_webhook_hmac_secret: Annotated[str, Field(alias="KIE_WEBHOOK_HMAC_SECRET")] = ""
     callback_token_secret: Annotated[str, Field(alias="CALLBACK_TOKEN_SECRET")] = ""
     webhook_tolerance_seconds: Annotated[int, Field(alias="WEBHOOK_TOLERANCE_SECONDS", ge=1)] = 300
+    # After a rotation (measured from the AWSCURRENT version's CreatedDate), the AWSPREVIOUS HMAC
+    # key or token is accepted this long too: callbacks of tasks started before it still arrive.
+    secret_rotation_window_seconds: Annotated[int, Field(alias="SECRET_ROTATION_WINDOW_SECONDS", ge=0)] = (
+        ROTATION_WINDOW_SECONDS
+    )
     allowed_source_hosts: Annotated[tuple[str, ...], Field(alias="ALLOWED_SOURCE_HOSTS")] = (
         DEFAULT_SOURCE_HOSTS
     )

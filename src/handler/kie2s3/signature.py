@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from kie2s3.errors import AuthenticationError
 
@@ -21,10 +22,27 @@ def expected_signature(key: str, task_id: str, timestamp: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def signature_matches(keys: Sequence[str], task_id: str, timestamp: str, signature: str) -> bool:
+    """Whether the signature is kie.ai's under any of the keys (each compared in constant time)."""
+    presented = _utf8(signature.strip())
+    matches = [
+        hmac.compare_digest(expected_signature(k, task_id, timestamp).encode(), presented) for k in keys
+    ]
+    return any(matches)
+
+
 def verify_signature(
-    *, key: str, task_id: str, timestamp: str | None, signature: str | None, now: float, tolerance: int
+    *,
+    key: str,
+    task_id: str,
+    timestamp: str | None,
+    signature: str | None,
+    now: float,
+    tolerance: int,
+    previous: Sequence[str] = (),
 ) -> None:
-    """Accept only a fresh, matching signature; raise AuthenticationError otherwise.
+    """Accept only a fresh signature made with `key` (or, during a rotation, one of `previous`);
+    raise AuthenticationError otherwise.
 
     The timestamp must be whole seconds within ±tolerance of now (both directions, so a replay
     and a clock far ahead are both refused); the comparison is constant-time.
@@ -36,12 +54,20 @@ def verify_signature(
         raise AuthenticationError("X-Webhook-Timestamp is not a Unix time in seconds")
     if abs(now - int(timestamp)) > tolerance:
         raise AuthenticationError("X-Webhook-Timestamp is outside the allowed window")
-    expected = expected_signature(key, task_id, timestamp)
-    if not hmac.compare_digest(expected.encode(), _utf8(signature.strip())):
+    if not signature_matches((key, *previous), task_id, timestamp, signature):
         raise AuthenticationError("signature does not match")
 
 
-def verify_token(*, expected: str, presented: str | None) -> None:
-    """Accept the callback token given as `?token=` (used when HMAC is off), in constant time."""
-    if not presented or not hmac.compare_digest(_utf8(expected), _utf8(presented)):
+def token_matches(tokens: Sequence[str], presented: str | None) -> bool:
+    """Whether the `?token=` is one of the tokens (each compared in constant time)."""
+    if not presented:
+        return False
+    matches = [hmac.compare_digest(_utf8(t), _utf8(presented)) for t in tokens]
+    return any(matches)
+
+
+def verify_token(*, expected: str, presented: str | None, previous: Sequence[str] = ()) -> None:
+    """Accept the callback token given as `?token=` (used when HMAC is off; during a rotation, one
+    of `previous` too), in constant time."""
+    if not token_matches((expected, *previous), presented):
         raise AuthenticationError("missing or wrong callback token")

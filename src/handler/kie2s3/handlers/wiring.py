@@ -9,7 +9,7 @@ from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
 from kie2s3.adapters.s3_store import S3Store
-from kie2s3.adapters.secrets import get_secret, secrets_provider
+from kie2s3.adapters.secrets import get_secret, get_secret_versions, secrets_provider, versions_provider
 from kie2s3.logic.services import Services
 from kie2s3.redaction import install_log_redaction
 from kie2s3.settings import get_settings
@@ -40,6 +40,7 @@ def get_services() -> Services:
         source=HttpSource(pool),
         policy=policy,
         secret=get_secret,
+        secret_versions=get_secret_versions,
         guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
     )
 
@@ -56,5 +57,6 @@ def reset() -> None:
         clients.secrets_client,
         clients.http_pool,
         secrets_provider,
+        versions_provider,
     ):
         cached.cache_clear()

@@ -2,13 +2,14 @@
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
+from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import AuthenticationError, BadRequestError
 from kie2s3.families import PARSERS, detect, task_id_of
 from kie2s3.families.base import JsonObject
@@ -17,10 +18,14 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
-from kie2s3.signature import verify_signature, verify_token
+from kie2s3.signature import signature_matches, token_matches, verify_signature, verify_token
 
 # A signature is 44 base64 characters and a timestamp 10 digits: anything near this is not kie.ai.
 MAX_AUTH_HEADER_CHARS = 1024
+# A signature or token that no cached version of its secret matches has the secret read again, at
+# most this often per container: kie.ai signs with a new key as soon as it is made, and a flood of
+# bad signatures costs Secrets Manager no more than one read per this many seconds.
+REFRESH_SECRETS_AFTER_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,22 +56,61 @@ def _auth_header(request: CallbackRequest, name: str) -> str | None:
     return value
 
 
+def accepted_values(versions: SecretVersions, now: float, window_seconds: int) -> tuple[str, ...]:
+    """The secret's values a callback may use: AWSCURRENT, and AWSPREVIOUS until `window_seconds`
+    after the current version was created (the rotation)."""
+    if versions.previous is not None and now < versions.rotated_at + window_seconds:
+        return (versions.current, versions.previous)
+    return (versions.current,)
+
+
+def _accepted(
+    services: Services, secret_id: str, now: float, matches: Callable[[Sequence[str]], bool]
+) -> tuple[str, ...]:
+    """The values of the secret accepted now: read again first when none `matches` and the cached
+    read is older than REFRESH_SECRETS_AFTER_SECONDS (the secret may have been rotated since)."""
+    window = services.settings.secret_rotation_window_seconds
+    versions = services.secret_versions(secret_id, False)
+    values = accepted_values(versions, now, window)
+    if not matches(values) and now - versions.fetched_at >= REFRESH_SECRETS_AFTER_SECONDS:
+        values = accepted_values(services.secret_versions(secret_id, True), now, window)
+    return values
+
+
 def authenticate(services: Services, request: CallbackRequest, task_id: str) -> None:
-    """HMAC when a key is configured, else the `?token=`; with neither, refuse (fail closed)."""
+    """HMAC when a key is configured, else the `?token=`; with neither, refuse (fail closed).
+
+    During a rotation window the previous version of the key or token is accepted too.
+    """
     settings = services.settings
+    now = request.received_at
     if settings.kie_webhook_hmac_secret:
+        timestamp = _auth_header(request, "x-webhook-timestamp")
+        signature = _auth_header(request, "x-webhook-signature")
+        keys = _accepted(
+            services,
+            settings.kie_webhook_hmac_secret,
+            now,
+            lambda keys: (
+                bool(timestamp and signature)
+                and signature_matches(keys, task_id, timestamp or "", signature or "")
+            ),
+        )
         verify_signature(
-            key=services.secret(settings.kie_webhook_hmac_secret),
+            key=keys[0],
+            previous=keys[1:],
             task_id=task_id,
-            timestamp=_auth_header(request, "x-webhook-timestamp"),
-            signature=_auth_header(request, "x-webhook-signature"),
-            now=request.received_at,
+            timestamp=timestamp,
+            signature=signature,
+            now=now,
             tolerance=settings.webhook_tolerance_seconds,
         )
     elif settings.callback_token_secret:
-        verify_token(
-            expected=services.secret(settings.callback_token_secret), presented=request.query.get("token")
+        presented = request.query.get("token")
+        tokens = _accepted(
+            services, settings.callback_token_secret, now, lambda t: token_matches(t, presented)
         )
+        verify_token(expected=tokens[0], previous=tokens[1:], presented=presented)
     else:
         raise AuthenticationError("callback authentication is not configured: refusing every callback")
 

@@ -9,6 +9,7 @@ from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue
 from kie2s3.adapters.s3_store import S3Store
+from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
@@ -43,6 +44,8 @@ class Services:
     source: HttpSource
     policy: SourcePolicy
     secret: Callable[[str], str]
+    # The webhook HMAC key's or callback token's AWSCURRENT and AWSPREVIOUS (True: read them again).
+    secret_versions: Callable[[str, bool], SecretVersions]
     guard: CopyGuard
     retry: RetryPolicy = RetryPolicy()
     shape: PipelineShape = DEFAULT_SHAPE
