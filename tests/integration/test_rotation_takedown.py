@@ -1,16 +1,27 @@
-"""Rotating the webhook key without refusing callbacks in flight (issue #16, item 9)."""
+"""Rotating the webhook key without refusing callbacks in flight; taking a task down (issue #16, item 9)."""
 
+import io
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
 from devstack.callbacks import market_body
-from devstack.lambda_runtime import function_environment
+from devstack.lambda_runtime import function_environment, http_event
 from devstack.stack import Stack
+from devstack.takedown import takedown
 from tests.integration.conftest import (
+    archived_files,
+    objects_under,
     post_callback,
+    send,
+    serve,
+    task_document,
 )
+
+MIB = 1024**2
 
 
 @pytest.fixture
@@ -56,3 +67,120 @@ def test_rotation_new_key_is_accepted_though_the_old_one_is_cached(
     assert _callback(uuid.uuid4().hex, "key-1") == 200  # the cache holds key-1
     stack.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString="key-2")
     assert _callback(uuid.uuid4().hex, "key-2") == 200
+
+
+# -- takedown ---------------------------------------------------------------------------------------
+
+
+def _post_copies(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return send(http_event("POST", "/copies", body=body))
+
+
+def _ledger_items(stack: Stack, task_id: str) -> list[str]:
+    found = stack.client("dynamodb").query(
+        TableName=stack.env["TASKS_TABLE"],
+        KeyConditionExpression="pk = :t",
+        ExpressionAttributeValues={":t": {"S": task_id}},
+    )
+    return sorted(i["sk"]["S"] for i in found["Items"])
+
+
+def _table(stack: Stack) -> Any:
+    """The tasks table, as a boto3 DynamoDB Table of the emulated AWS."""
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=stack.moto.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).Table(stack.env["TASKS_TABLE"])
+
+
+def _take_down(stack: Stack, task_id: str, bucket: str | None = None, **options: Any) -> tuple[int, str]:
+    """`make takedown`'s work against the local stack."""
+    out = io.StringIO()
+    status = takedown(
+        stack.client("s3"), _table(stack), bucket or stack.bucket, "kie/", task_id, out=out, **options
+    )
+    return status, out.getvalue()
+
+
+def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
+    inline_mode: Stack, task_id: str
+) -> None:
+    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    body = market_body(task_id, list(served))
+    assert post_callback(body, task_id)[0] == 200
+    assert len(archived_files(inline_mode, task_id)) == 2
+    assert objects_under(inline_mode, f"kie/{task_id}/callbacks/")
+
+    status, report = _take_down(inline_mode, task_id)
+
+    assert status == 0, report
+    assert objects_under(inline_mode, f"kie/{task_id}/") == {}
+    assert f"kie/{task_id}/00.png" in report
+    # One item is left: the task's, marked taken down, so no later delivery archives it again.
+    assert _ledger_items(inline_mode, task_id) == ["TASK"]
+    doc = task_document(task_id)
+    assert (doc["state"], doc["files"]) == ("ignored", [])
+    assert "taken down" in doc["reason"]
+
+    assert post_callback(body, task_id)[0] == 200  # kie.ai's retry, a duplicate
+    assert _post_copies({"taskId": task_id, "urls": list(served)})[0] == 200
+    assert objects_under(inline_mode, f"kie/{task_id}/") == {}
+    assert _ledger_items(inline_mode, task_id) == ["TASK"]
+    assert task_document(task_id)["state"] == "ignored"
+
+
+def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:
+    status, report = _take_down(inline_mode, task_id)
+    assert status == 1
+    assert "unknown task" in report
+    assert _ledger_items(inline_mode, task_id) == []
+
+
+@pytest.fixture
+def locked_bucket(stack: Stack) -> Iterator[tuple[Stack, str]]:
+    """The archive in a bucket with Object Lock in governance mode (ObjectLockRetentionDays=1)."""
+    bucket = f"kie2s3-locked-{uuid.uuid4().hex[:8]}"
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+        },
+    )
+    with function_environment({**stack.env, "BUCKET_NAME": bucket, "COPY_MODE": "inline"}):
+        yield stack, bucket
+
+
+def _versions(stack: Stack, bucket: str, task_id: str) -> list[tuple[str, bool]]:
+    """(key, is a delete marker) of every version under the task's prefix."""
+    found = stack.client("s3").list_object_versions(Bucket=bucket, Prefix=f"kie/{task_id}/")
+    return sorted(
+        [(v["Key"], False) for v in found.get("Versions", [])]
+        + [(m["Key"], True) for m in found.get("DeleteMarkers", [])]
+    )
+
+
+def test_takedown_under_object_lock_hides_objects_until_governance_is_bypassed(
+    locked_bucket: tuple[Stack, str], task_id: str
+) -> None:
+    stack, bucket = locked_bucket
+    ((url, _source),) = serve(stack, task_id, [(".png", 4096)]).items()
+    assert post_callback(market_body(task_id, [url]), task_id)[0] == 200
+    key = f"kie/{task_id}/00.png"
+
+    status, report = _take_down(stack, task_id, bucket)
+    # Governance mode keeps every version; a delete marker hides the object from GET and listings.
+    assert status == 0
+    assert f"locked   {key}" in report
+    assert (key, True) in _versions(stack, bucket, task_id)
+    assert (key, False) in _versions(stack, bucket, task_id)
+    assert stack.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"kie/{task_id}/").get("KeyCount") == 0
+
+    status, report = _take_down(stack, task_id, bucket, bypass_governance=True)
+    assert status == 0, report
+    assert _versions(stack, bucket, task_id) == []

@@ -36,3 +36,22 @@ def test_rotation_window_reaches_every_function() -> None:
         assert env["SECRET_ROTATION_WINDOW_SECONDS"] == "3600", name
     parameter = load_template()["Parameters"]["SecretRotationWindowSeconds"]
     assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 86400, 0)
+
+
+def test_no_function_may_delete_archived_objects() -> None:
+    """Takedown runs with the operator's credentials (make takedown): the functions, whose API also
+    serves the unauthenticated callback route, hold no delete or governance-bypass permission."""
+    transformed = sam_transform({"ObjectLockRetentionDays": "30"})
+    granted = {
+        action
+        for resource in transformed["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Role"
+        for policy in resource["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (
+            [statement.get("Action", [])]
+            if isinstance(statement.get("Action"), str)
+            else statement.get("Action", [])
+        )
+    }
+    assert not {a for a in granted if a.startswith("s3:Delete") or a == "s3:BypassGovernanceRetention"}

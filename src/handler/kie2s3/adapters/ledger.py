@@ -25,6 +25,8 @@ OPEN_INDEX = "open-items"
 OPEN_FILE = "FILE"
 OPEN_TASK = "TASK"
 _OPEN_FILE_STATES = frozenset({"pending", "copying"})
+# The reason a task taken down gives (its status is `ignored`).
+TAKEN_DOWN = "taken down: its archived files, callbacks and ledger items were removed"
 
 
 def file_sk(index: int) -> str:
@@ -103,9 +105,11 @@ class Ledger:
         if task.model:
             names["#model"] = "model"
             values[":model"] = task.model
-        condition: dict[str, Any] = {}
+        # A task taken down is never recorded again (make takedown).
+        names["#taken_down_at"] = "taken_down_at"
+        condition = "attribute_not_exists(#taken_down_at)"
         if task.outcome is not Outcome.SUCCESS:
-            condition["ConditionExpression"] = "attribute_not_exists(#outcome) OR #outcome <> :success"
+            condition += " AND (attribute_not_exists(#outcome) OR #outcome <> :success)"
             values[":success"] = Outcome.SUCCESS.value
         with _translated("task write", tolerate_condition=True):
             self._table.update_item(
@@ -113,7 +117,7 @@ class Ledger:
                 UpdateExpression=update,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                **condition,
+                ConditionExpression=condition,
             )
 
     def add_files(self, items: Sequence[FileItem]) -> bool:
@@ -203,6 +207,43 @@ class Ledger:
                 ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
                 ExpressionAttributeValues={":reason": reason, ":now": now_iso()},
             )
+
+    def taken_down(self, task_id: str) -> bool:
+        """Whether the task was taken down (one strongly consistent read of its item)."""
+        with _translated("read"):
+            found = self._table.get_item(
+                Key={"pk": task_id, "sk": TASK_SK}, ProjectionExpression="taken_down_at", ConsistentRead=True
+            )
+        return "taken_down_at" in found.get("Item", {})
+
+    def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool:
+        """Mark a known task taken down, keeping the keys its files had (a second takedown removes
+        them again); False for an unknown task. From then on no delivery records or plans it."""
+        with _translated("takedown", tolerate_condition=True):
+            self._table.update_item(
+                Key={"pk": task_id, "sk": TASK_SK},
+                UpdateExpression="SET taken_down_at = :now, taken_down_keys = :keys, updated_at = :now,"
+                " #reason = :reason REMOVE #open",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
+                ExpressionAttributeValues={":now": now_iso(), ":keys": list(keys), ":reason": TAKEN_DOWN},
+            )
+            return True
+        return False
+
+    def delete_files(self, task_id: str) -> int:
+        """Delete every item of the task but the task's own (files and source markers); how many."""
+        with _translated("takedown"):
+            items = self._table.query(
+                KeyConditionExpression=Key("pk").eq(task_id),
+                ProjectionExpression="pk, sk",
+                ConsistentRead=True,
+            ).get("Items", [])
+            doomed = [i for i in items if i["sk"] != TASK_SK]
+            with self._table.batch_writer() as batch:
+                for item in doomed:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        return len(doomed)
 
     def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
         """The task and its files in index order, or None for an unknown task."""

@@ -268,6 +268,49 @@ class S3Store:
             raise _translate(exc, "GetObject") from exc
         return digest.hexdigest()
 
+    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]:
+        """Delete every version (and delete marker) of the key `prefix` (`exact`) or of every key
+        under it; for each key found, how many versions Object Lock kept.
+
+        A key with versions kept gets a new delete marker, so it is gone from GET and listings while
+        its retention lasts. `bypass_governance` asks S3 to lift governance-mode retention, which
+        only a principal with s3:BypassGovernanceRetention may do; compliance mode lifts for no one.
+        """
+        kept: dict[str, int] = {}
+        extra: dict[str, Any] = {"BypassGovernanceRetention": True} if bypass_governance else {}
+        for key, version in self._versions(prefix, exact):
+            kept.setdefault(key, 0)
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version, **extra)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+                    raise _translate(exc, "DeleteObject") from exc
+                kept[key] += 1
+            except BotoCoreError as exc:
+                raise _translate(exc, "DeleteObject") from exc
+        for key in (k for k, n in kept.items() if n):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key)  # a delete marker hides it
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate(exc, "DeleteObject") from exc
+        return kept
+
+    def _versions(self, prefix: str, exact: bool) -> list[tuple[str, str]]:
+        """(key, version id) of every version and delete marker under `prefix` (of it alone: `exact`)."""
+        found: list[tuple[str, str]] = []
+        markers: dict[str, str] = {}
+        while True:
+            try:
+                page = self.client.list_object_versions(Bucket=self.bucket, Prefix=prefix, **markers)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate(exc, "ListObjectVersions") from exc
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if not exact or entry["Key"] == prefix:
+                    found.append((entry["Key"], entry.get("VersionId") or "null"))
+            if not page.get("IsTruncated"):
+                return found
+            markers = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+
 
 class _ViewReader(io.RawIOBase):
     """A read-only, seekable file over a memoryview: botocore streams a part from a reused buffer."""

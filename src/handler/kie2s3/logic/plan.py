@@ -76,6 +76,9 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     for attempt in range(_PLAN_ATTEMPTS):
         found = services.ledger.get(task_id)
         task = found[0] if found else _unrecorded(task_id, family)
+        if task.taken_down_at:
+            logger.info("task taken down: nothing planned", taken_down_at=task.taken_down_at)
+            return []
         known = {canonical_url(f.source): f for f in (found[1] if found else ())}
         new = _new_items(services, task, known, files)
         if services.ledger.add_files(new):

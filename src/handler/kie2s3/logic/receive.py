@@ -128,6 +128,9 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     task_id = task_id_of(body)  # the id authenticated here is the id parsed, recorded and keyed
     logger.set_correlation_id(task_id)
     authenticate(services, request, task_id)  # a refusal is logged and counted by the HTTP layer
+    if services.ledger.taken_down(task_id):  # make takedown: not even the body is kept again
+        logger.info("callback for a task taken down: nothing kept")
+        return status_document(services, task_id)
     raw_key = _archive(services, request, task_id, hint)
     parsed = parse_callback(body, task_id, hint)
     metrics.add_metric(name="CallbacksAccepted", unit=MetricUnit.Count, value=1)

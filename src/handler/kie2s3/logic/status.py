@@ -20,6 +20,8 @@ def task_state(task: TaskItem, files: Sequence[FileItem]) -> TaskState:
 
     `copied` needs at least one file, every one copied: a task without files is never `copied`.
     """
+    if task.taken_down_at:
+        return "ignored"
     if task.outcome is Outcome.FAILED:
         return "failed"
     if task.outcome is Outcome.NOT_FINAL:

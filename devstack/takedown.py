@@ -1,0 +1,115 @@
+"""`make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]`: remove a task.
+
+Deletes every version of the task's archived files (the keys its ledger items hold, whatever the
+KeyTemplate) and of its raw callbacks (`<ObjectPrefix><taskId>/callbacks/`), then its file items.
+The task's own item stays, marked taken down: a later callback, `POST /copies` or reconciler pass
+is answered (`ignored`, "taken down") but records and stores nothing, not even the callback body.
+Run it again if a copy of the task was under way (it says so): the keys are kept for that.
+
+It runs with your AWS credentials, not the functions' (they hold no delete permission): you need
+s3:ListBucketVersions and s3:DeleteObject / s3:DeleteObjectVersion on the bucket, and dynamodb:Query,
+GetItem, UpdateItem and DeleteItem / BatchWriteItem on the tasks table. Under Object Lock in
+governance mode, the versions stay until their retention ends (a delete marker hides them from
+GET and listings meanwhile) unless BYPASS_GOVERNANCE=1, which needs s3:BypassGovernanceRetention.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from devstack.cli import Parser, UserError, aws_session, run
+
+
+def takedown(
+    s3: Any,
+    tasks_table: Any,
+    bucket: str,
+    object_prefix: str,
+    task_id: str,
+    *,
+    out: TextIO | None = None,
+    bypass_governance: bool = False,
+) -> int:
+    """Take the task down in this bucket and tasks table (a boto3 S3 client and DynamoDB Table) and
+    print what was removed; 0 when done, 1 for a task the ledger does not know."""
+    from kie2s3.adapters.ledger import Ledger
+    from kie2s3.adapters.s3_store import S3Store
+    from kie2s3.logic.takedown import take_down
+
+    out = out or sys.stdout
+    report = take_down(
+        Ledger(tasks_table), S3Store(s3, bucket), object_prefix, task_id, bypass_governance=bypass_governance
+    )
+    if not report.known:
+        print(f"unknown task {task_id}: nothing removed", file=out)
+        return 1
+    print(f"task {task_id} taken down in s3://{bucket}", file=out)
+    for key in report.removed:
+        print(f"  removed  {key}", file=out)
+    for key, versions in report.locked.items():
+        print(
+            f"  locked   {key} ({versions} version(s) kept by Object Lock, hidden by a delete marker)",
+            file=out,
+        )
+    print(
+        f"  ledger items removed: {report.ledger_items} (the task's item stays, marked taken down)", file=out
+    )
+    if report.locked:
+        print(
+            "Object Lock keeps the versions above until their retention ends; in governance mode, run again"
+            " with BYPASS_GOVERNANCE=1 (needs s3:BypassGovernanceRetention) to remove them now.",
+            file=out,
+        )
+    if report.in_flight:
+        print(
+            f"{report.in_flight} file(s) were still being copied: run it again in 15 minutes (a copy"
+            " worker's timeout) to remove what they store.",
+            file=out,
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Take a task down in a deployed stack, named by its CloudFormation stack."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from kie2s3.errors import Kie2S3Error
+    from kie2s3.models import TASK_ID_PATTERN
+
+    parser = Parser(
+        prog="devstack.takedown", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", required=True, help="the kie.ai task id")
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--region", help="the stack's region (default: the AWS configuration's)")
+    parser.add_argument("--bypass-governance", action="store_true", help="lift governance-mode Object Lock")
+    args = parser.parse_args(argv)
+    if not TASK_ID_PATTERN.match(args.task):
+        raise UserError(f"{args.task!r} is not a kie.ai task id")
+    session = aws_session(f"make takedown STACK_NAME={args.stack_name}", region=args.region)
+    try:
+        stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        table = session.resource("dynamodb").Table(outputs["TasksTableName"])
+        return takedown(
+            session.client("s3"),
+            table,
+            outputs["BucketName"],
+            parameters.get("ObjectPrefix", "kie/"),
+            args.task,
+            bypass_governance=args.bypass_governance,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"stack {args.stack_name} in {session.region_name}: {exc}", status=1) from exc
+    except Kie2S3Error as exc:
+        raise UserError(f"stack {args.stack_name}: {exc.reason}", status=1) from exc
+    except KeyError as exc:
+        raise UserError(
+            f"stack {args.stack_name} has no output {exc}: is it a kie2s3 stack?", status=1
+        ) from exc
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
