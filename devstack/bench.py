@@ -1,4 +1,5 @@
-"""`make bench`: the copy worker against plain boto3 and urllib3, its memory, ranged downloads, init time.
+"""`make bench`: the copy worker against plain boto3 and urllib3, its memory, ranged downloads, init time,
+and a burst of 500 callbacks archived by two workers.
 
 Everything runs against the local stack. Each copy is a signed Market callback through
 `app.lambda_handler` (queue mode, in this process) and then `python -m devstack.worker` in its own
@@ -23,6 +24,7 @@ import io
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -56,6 +58,9 @@ SEED: Final = 20_240_611
 """Every source of one size has the same bytes (the seed and content type fix them), so one digest serves."""
 CONTENT_TYPE: Final = "video/mp4"
 IMPORT_RUNS: Final = 5
+BURST_CALLBACKS: Final = 500
+BURST_WORKERS: Final = 2
+BURST_SEED: Final = 500
 WARM_CALLBACKS: Final = 5
 SUBPROCESS_TIMEOUT_SECONDS: Final = 600.0
 READ_CHUNK: Final = 8 * MIB
@@ -432,6 +437,106 @@ def _import_seconds(module: str, env: dict[str, str], log: TextIO) -> float:
     return float(_result_line(out, RESULT_PREFIX, f"import {module}"))
 
 
+def bench_burst(copier: Copier) -> dict[str, Any]:
+    """500 signed callbacks in a row (1 to 3 small files each), then two workers at once.
+
+    Prints the callbacks' acknowledgement times and how long the workers took to archive every
+    file; then checks that each file is archived once, from one download-url call: a file missing,
+    stored twice or resolved twice fails the run.
+    """
+    from devstack.callbacks import serve_result_files
+    from devstack.lambda_runtime import function_environment
+
+    stack = copier.stack
+    rng = random.Random(BURST_SEED)
+    tasks: dict[str, list[str]] = {}
+    for n in range(BURST_CALLBACKS):
+        task = f"burst{n:03d}{rng.getrandbits(32):08x}"
+        urls = [
+            f"https://tempfile.aiquickdraw.com/p/{task}_{i}{rng.choice(['.png', '.mp4', '.jpg'])}"
+            for i in range(rng.randint(1, 3))
+        ]
+        for i, url in enumerate(urls):
+            serve_result_files(stack.emulator, [url], size=rng.randint(1, 64) * 1024, seed=n * 3 + i)
+        tasks[task] = urls
+    files = sum(len(urls) for urls in tasks.values())
+    _say(f"\nburst: {len(tasks)} callbacks, {files} files, {BURST_WORKERS} workers")
+    ack_ms: list[float] = []
+    started = time.perf_counter()
+    with function_environment(copier._function_env):
+        for task, urls in tasks.items():
+            sent = time.perf_counter()
+            status, _ = _invoke_json(_callback(task, urls))
+            ack_ms.append((time.perf_counter() - sent) * 1000)
+            if status != 200:
+                raise BenchError(f"burst: the callback of {task} answered {status}")
+        acked = time.perf_counter() - started
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "devstack.worker"],
+                env=_process_env(stack.env),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=copier.log,
+                text=True,
+            )
+            for _ in range(BURST_WORKERS)
+        ]
+        reports = []
+        for worker in workers:
+            out, _ = worker.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+            if worker.returncode != 0:
+                raise BenchError(f"burst: a worker exited with {worker.returncode}")
+            reports.append(json.loads(_result_line(out, "WORKER-REPORT ", "burst worker")))
+        stack.poller().drain()  # anything a worker left to a redelivery
+        total = time.perf_counter() - started
+        _verify_burst(copier, tasks)
+    result = {
+        "callbacks": len(tasks),
+        "files": files,
+        "workers": BURST_WORKERS,
+        "worker_messages": [report["messages"] for report in reports],
+        "ack_ms_mean": statistics.mean(ack_ms),
+        "ack_ms_p95": statistics.quantiles(ack_ms, n=20)[-1],
+        "ack_ms_max": max(ack_ms),
+        "acks_seconds": acked,
+        "total_seconds": total,
+        "files_per_second": files / (total - acked),
+    }
+    _say(
+        f"  acknowledgements: mean {result['ack_ms_mean']:.1f} ms, p95 {result['ack_ms_p95']:.1f} ms, "
+        f"max {result['ack_ms_max']:.1f} ms; all {acked:.1f} s"
+    )
+    _say(
+        f"  archived once each: {files} files in {total - acked:.1f} s after the last callback "
+        f"({result['files_per_second']:.1f} files/s; workers took {result['worker_messages']} messages)"
+    )
+    return result
+
+
+def _verify_burst(copier: Copier, tasks: dict[str, list[str]]) -> None:
+    """Every task copied; each file stored under one key, once, from one download-url call."""
+    stack = copier.stack
+    expected: set[str] = set()
+    for task, urls in tasks.items():
+        status, document = _invoke_json(task_status_event(task))
+        if status != 200 or document.get("state") != "copied" or len(document["files"]) != len(urls):
+            raise BenchError(f"burst: task {task} is not copied: {json.dumps(document)[:2000]}")
+        expected.update(entry["key"] for entry in document["files"])
+        resolved = [stack.emulator.download_url_calls[url] for url in urls]
+        if resolved != [1] * len(urls):
+            raise BenchError(f"burst: task {task}'s links were resolved {resolved} times, not once each")
+    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    # A key holds its task id as a path segment; the archived callback bodies are not files.
+    stored = [k for k in keys if "/callbacks/" not in k and any(part in tasks for part in k.split("/"))]
+    if sorted(stored) != sorted(expected):
+        raise BenchError(
+            f"burst: {len(stored)} objects stored for {len(expected)} files "
+            f"(missing {sorted(expected - set(stored))[:5]}, extra {sorted(set(stored) - expected)[:5]})"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- targets
 
 
@@ -651,6 +756,7 @@ def run() -> int:
         rows = bench_sizes(copier, stack.env, log)
         throttled = bench_throttled(copier)
         init = bench_init(copier, stack.env, log)
+        burst = bench_burst(copier)
     checks = targets(rows, throttled, init)
     results = {
         "timestamp": stamp,
@@ -663,6 +769,7 @@ def run() -> int:
         "sizes": rows,
         "throttled": throttled,
         "init": init,
+        "burst": burst,
         "targets": checks,
         "total_seconds": round(time.perf_counter() - began, 1),
     }

@@ -2,7 +2,6 @@
 
 import hashlib
 import signal
-import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -242,36 +241,26 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     assert len(incomplete_uploads(queue_mode, task_id)) <= 1
 
 
-def test_burst_of_500_callbacks_archives_every_file_once(queue_mode: Stack) -> None:
+def test_burst_of_callbacks_archives_every_file_once(queue_mode: Stack) -> None:
+    # Two workers take the jobs of 20 callbacks at once (`make bench` runs 500 and prints the timings).
     import random
 
-    rng = random.Random(500)
+    rng = random.Random(20)
     tasks: dict[str, list[str]] = {}
-    for n in range(500):
+    for n in range(20):
         task = f"burst{n:03d}{rng.getrandbits(32):08x}"
         specs = [
             (rng.choice([".png", ".mp4", ".jpg"]), rng.randint(1, 64) * 1024)
             for _ in range(rng.randint(1, 3))
         ]
         tasks[task] = list(serve(queue_mode, task, specs))
-    ack_ms: list[float] = []
-    started = time.monotonic()
     for task, urls in tasks.items():
-        t0 = time.monotonic()
         status, _ = post_callback(market_body(task, urls), task)
-        ack_ms.append((time.monotonic() - t0) * 1000)
         assert status == 200
-    acked = time.monotonic() - started
     workers = [start_worker(queue_mode) for _ in range(2)]
-    reports = [worker_report(w, timeout=900) for w in workers]
+    reports = [worker_report(w) for w in workers]
     queue_mode.poller().drain()
-    total = time.monotonic() - started
-    files = sum(len(u) for u in tasks.values())
-    print(
-        f"\nburst: {len(tasks)} callbacks, {files} files; ack mean {statistics.mean(ack_ms):.1f} ms, "
-        f"p95 {statistics.quantiles(ack_ms, n=20)[-1]:.1f} ms, max {max(ack_ms):.1f} ms; "
-        f"acks {acked:.1f} s, total {total:.1f} s; workers {[r['messages'] for r in reports]}"
-    )
+    print(f"\nburst: {len(tasks)} callbacks; workers {[r['messages'] for r in reports]}")
     listing = (
         queue_mode.client("s3")
         .get_paginator("list_objects_v2")
@@ -284,7 +273,8 @@ def test_burst_of_500_callbacks_archives_every_file_once(queue_mode: Stack) -> N
         for i, url in enumerate(urls)
     ]
     assert sorted(stored) == sorted(expected)
-    for urls in tasks.values():
+    for task, urls in tasks.items():
+        assert task_document(task)["state"] == "copied"
         for url in urls:
             assert queue_mode.emulator.download_url_calls[url] == 1
 
