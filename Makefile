@@ -31,7 +31,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi redrive backfill clean up down status logs env callback
+        deploy deploy-guided e2e openapi redrive backfill takedown clean up down status logs env callback
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -114,6 +114,11 @@ backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make ba
 	$(if $(and $(FAMILY),$(TASKS)),,$(error usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]))
 	$(if $(STACK_NAME),$(call require-aws,make backfill STACK_NAME=$(STACK_NAME)))
 	@$(RUN) -m devstack.backfill --family "$(FAMILY)" --tasks "$(TASKS)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
+
+takedown: $(VENV)/.synced ## remove a task's archived files, callbacks and ledger items: make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]
+	$(if $(and $(TASK),$(STACK_NAME)),,$(error usage: make takedown TASK=<task id> STACK_NAME=<deployed stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]))
+	$(call require-aws,make takedown,$(if $(REGION_GIVEN),--no-region))
+	@$(RUN) -m devstack.takedown --task "$(TASK)" --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")$(if $(BYPASS_GOVERNANCE), --bypass-governance)
 
 bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init, a burst; bench/results/
 	$(RUN) -m devstack.bench
