@@ -2,7 +2,7 @@
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -30,6 +30,7 @@ class Stack:
     moto: MotoServer
     emulator: KieEmulator
     aws: LocalStack
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -37,14 +38,16 @@ class Stack:
         return dict(self.aws.env)
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the emulated AWS."""
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        """A boto3 client for the emulated AWS, made once per service (the tests ask thousands of times)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.moto.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._clients[service]
 
     @property
     def bucket(self) -> str:
