@@ -14,7 +14,7 @@ from kie2s3.adapters.secrets import SecretVersions, VersionsProvider
 from kie2s3.errors import AuthenticationError, ConfigurationError
 from kie2s3.logic.receive import accepted_values
 from kie2s3.settings import Settings
-from kie2s3.signature import verify_signature, verify_token
+from kie2s3.signature import signature_matches, verify_signature, verify_token
 
 TASK = "7c1e0f3ab2d94c55a1e6f0b9d2c4a871"
 NOW = 1_790_001_234
@@ -146,3 +146,9 @@ def test_settings_rotation_window_defaults_to_a_day() -> None:
 def test_settings_rotation_window_refuses_a_negative_one_naming_it() -> None:
     with pytest.raises(ConfigurationError, match="SECRET_ROTATION_WINDOW_SECONDS"):
         Settings.from_environ({**BASE, "SECRET_ROTATION_WINDOW_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize("timestamp", ["179000123\ud800", "1790001234.5", "", "\uff11\uff17", "9" * 13])
+def test_signature_matches_no_timestamp_that_is_not_whole_seconds(timestamp: str) -> None:
+    # Asked before the timestamp is judged (whether to read a rotated secret again): never raises.
+    assert signature_matches(("new", "old"), TASK, timestamp, _sign("new")) is False

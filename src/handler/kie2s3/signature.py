@@ -22,8 +22,16 @@ def expected_signature(key: str, task_id: str, timestamp: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def _whole_seconds(timestamp: str) -> bool:
+    # Unix seconds have 10 digits until the year 2286; hundreds of them would overflow the comparison.
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS
+
+
 def signature_matches(keys: Sequence[str], task_id: str, timestamp: str, signature: str) -> bool:
-    """Whether the signature is kie.ai's under any of the keys (each compared in constant time)."""
+    """Whether the signature is kie.ai's under any of the keys (each compared in constant time);
+    never for a timestamp that is not whole seconds (kie.ai signs no other)."""
+    if not _whole_seconds(timestamp):
+        return False
     presented = _utf8(signature.strip())
     matches = [
         hmac.compare_digest(expected_signature(k, task_id, timestamp).encode(), presented) for k in keys
@@ -49,8 +57,7 @@ def verify_signature(
     """
     if not timestamp or not signature:
         raise AuthenticationError("missing X-Webhook-Timestamp or X-Webhook-Signature")
-    # Unix seconds have 10 digits until the year 2286; hundreds of them would overflow the comparison.
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+    if not _whole_seconds(timestamp):
         raise AuthenticationError("X-Webhook-Timestamp is not a Unix time in seconds")
     if abs(now - int(timestamp)) > tolerance:
         raise AuthenticationError("X-Webhook-Timestamp is outside the allowed window")
