@@ -7,6 +7,8 @@ from tests.unit.test_template import PHYSICAL_IDS, sam_transform
 
 DATED = "{prefix}{yyyy}/{mm}/{dd}/{model}/{taskId}/{index}{ext}"
 FUNCTIONS = ("ApiFunction", "CopyWorkerFunction", "ReconcilerFunction")
+# Every non-default value these tests judge, in one SAM transform (each takes about a second).
+CHANGED = {"KeyTemplate": DATED, "SecretRotationWindowSeconds": "3600", "ObjectLockRetentionDays": "30"}
 
 
 def _deployed_environment(parameters: dict[str, str], *names: str) -> dict[str, dict[str, Any]]:
@@ -18,7 +20,7 @@ def _deployed_environment(parameters: dict[str, str], *names: str) -> dict[str, 
 
 
 def test_key_template_reaches_every_function() -> None:
-    for name, env in _deployed_environment({"KeyTemplate": DATED}, "KEY_TEMPLATE").items():
+    for name, env in _deployed_environment(CHANGED, "KEY_TEMPLATE").items():
         assert env["KEY_TEMPLATE"] == DATED, name
     for name, env in _deployed_environment({}, "KEY_TEMPLATE").items():
         assert env["KEY_TEMPLATE"] == "{prefix}{taskId}/{index}{ext}", name
@@ -30,9 +32,7 @@ def test_key_template_local_stack_resolves_it_like_sam_local() -> None:
 
 
 def test_rotation_window_reaches_every_function() -> None:
-    for name, env in _deployed_environment(
-        {"SecretRotationWindowSeconds": "3600"}, "SECRET_ROTATION_WINDOW_SECONDS"
-    ).items():
+    for name, env in _deployed_environment(CHANGED, "SECRET_ROTATION_WINDOW_SECONDS").items():
         assert env["SECRET_ROTATION_WINDOW_SECONDS"] == "3600", name
     parameter = load_template()["Parameters"]["SecretRotationWindowSeconds"]
     assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 86400, 0)
@@ -41,7 +41,7 @@ def test_rotation_window_reaches_every_function() -> None:
 def test_no_function_may_delete_archived_objects() -> None:
     """Takedown runs with the operator's credentials (make takedown): the functions, whose API also
     serves the unauthenticated callback route, hold no delete or governance-bypass permission."""
-    transformed = sam_transform({"ObjectLockRetentionDays": "30"})
+    transformed = sam_transform(CHANGED)
     granted = {
         action
         for resource in transformed["Resources"].values()
