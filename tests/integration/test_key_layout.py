@@ -67,7 +67,14 @@ def test_key_template_dated_model_keys_are_as_specified(dated_keys: Stack, task_
     assert doc["state"] == "copied"
     assert [f["key"] for f in doc["files"]] == [f"{base}/00.png", f"{base}/01.mp4"]
     for entry, source in zip(doc["files"], served.values(), strict=True):
-        assert _stored(dated_keys, entry["key"])[0] == source.read(0, source.size)
+        body, metadata, tags = _stored(dated_keys, entry["key"])  # 00.png one part, 01.mp4 two
+        assert body == source.read(0, source.size)
+        assert (metadata["task-id"], metadata["model"], metadata["file-index"]) == (
+            task_id,
+            MODEL,
+            str(entry["index"]),
+        )
+        assert tags == {"sha256": source.sha256_hex(), "kie2s3:family": "market", "kie2s3:model": MODEL}
 
 
 def test_key_template_keys_are_stored_once_whatever_comes_later(stack: Stack, task_id: str) -> None:
