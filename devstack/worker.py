@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     init_rss_mib = _peak_rss_mib()
     handled = 0
     warm_up_batches = 0
-    while (received := poller.poll_once(wait_seconds=2)) > 0:
+    while (received := _next_batch(poller)) > 0:
         handled += received
         if handled <= args.warm_up:
             warm_up_batches = poller.invoked
@@ -97,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("WORKER-REPORT " + json.dumps(report), file=sys.__stdout__, flush=True)
     return 0
+
+
+def _next_batch(poller: SqsPoller, idle_seconds: float = 2.0) -> int:
+    """Handle the next batch and return its size; 0 means stop: the queue holds nothing at all, or
+    nothing came for `idle_seconds` while messages were in flight elsewhere (another worker's)."""
+    give_up = time.monotonic() + idle_seconds
+    while True:
+        received = poller.poll_once(wait_seconds=0)
+        if received or poller.outstanding() == 0 or time.monotonic() > give_up:
+            return received
+        if received := poller.poll_once(wait_seconds=1):
+            return received
 
 
 def _task_id(record: dict[str, Any]) -> str:
