@@ -49,14 +49,15 @@ def test_key_template_date_and_model_placeholders() -> None:
 
 
 def test_key_template_model_is_the_family_without_one() -> None:
-    assert render("{model}/{taskId}/{index}", model=None) == "market/7c1e0f3a/01"
-    assert render("{model}/{taskId}/{index}", model="") == "market/7c1e0f3a/01"
-    assert render("{model}/{taskId}/{index}", model="../..") == "market/7c1e0f3a/01"
+    assert render("{prefix}{model}/{taskId}/{index}", model=None) == "kie/market/7c1e0f3a/01"
+    assert render("{prefix}{model}/{taskId}/{index}", model="") == "kie/market/7c1e0f3a/01"
+    assert render("{prefix}{model}/{taskId}/{index}", model="../..") == "kie/market/7c1e0f3a/01"
 
 
 def test_key_template_date_is_utc() -> None:
     later_elsewhere = datetime.fromisoformat("2026-03-08T01:00:00+02:00")  # 23:00 on the 7th, UTC
-    assert render("{yyyy}-{mm}-{dd}/{taskId}/{index}", created_at=later_elsewhere) == "2026-03-07/7c1e0f3a/01"
+    key = render("{prefix}{yyyy}-{mm}-{dd}/{taskId}/{index}", created_at=later_elsewhere)
+    assert key == "kie/2026-03-07/7c1e0f3a/01"
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,9 @@ def test_key_segment_keeps_only_safe_characters(value: str, segment: str) -> Non
         ("{prefix}{taskid}/{index}{ext}", "{taskid}"),
         ("{prefix}{index}{ext}", "{taskId}"),
         ("{prefix}{taskId}/{ext}", "{index}"),
-        ("", "{taskId}"),
+        ("", "{prefix}"),
+        ("{taskId}/{index}{ext}", "start with {prefix}"),  # S3 writes are allowed under the prefix only
+        ("archive/{prefix}{taskId}/{index}{ext}", "start with {prefix}"),
         ("{prefix}{taskId}/{index{ext}", "{"),
         ("{prefix}{taskId}/}{index}{ext}", "}"),
         ("{prefix}{taskId} /{index}{ext}", "' '"),

@@ -55,6 +55,11 @@ class KeyTemplate:
                 raise ValueError(f"unknown placeholder {found.group(0)}; known: {known}")
             at = found.end()
         _check_literal(text[at:])
+        if not text.startswith("{prefix}"):
+            # The functions may write only under OBJECT_PREFIX (template.yaml scopes S3 to it).
+            raise ValueError(
+                f"the template must start with {{prefix}} (writes are allowed there only); got {text!r}"
+            )
         named = set(_PLACEHOLDER.findall(text))
         for required in REQUIRED:
             if required not in named:
