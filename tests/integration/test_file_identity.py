@@ -442,3 +442,12 @@ def _task_id_property(stack: Stack, values: tuple[object, ...], sign_as: str) ->
 
 def test_task_id_property_refused_or_exactly_the_authenticated_id(queue_mode: Stack) -> None:
     _task_id_property(stack=queue_mode)
+
+
+def test_copies_without_a_family_keep_the_family_a_callback_recorded(
+    inline_mode: Stack, task_id: str
+) -> None:
+    u0, u1 = serve(inline_mode, task_id, [(".png", 1000), (".png", 2000)])
+    post_callback(market_body(task_id, [u0]), task_id)
+    status, doc = _copies(task_id, [u1])
+    assert (status, doc["family"], doc["state"]) == (200, "market", "copied")

@@ -59,11 +59,18 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
     files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
     parsed = ParsedCallback(
         task_id=request.task_id,
-        family=parser.name if parser else DIRECT_FAMILY,
+        family=parser.name if parser else _recorded_family(services, request.task_id),
         outcome=Outcome.SUCCESS,
         files=files,
     )
     return _record(services, parsed, deadline)
+
+
+def _recorded_family(services: Services, task_id: str) -> str:
+    """The family the ledger knows the task by (a callback named it), else DIRECT_FAMILY: a request
+    that names no family never relabels a known task (its keys and reconciler use the family)."""
+    found = services.ledger.get(task_id)
+    return found[0].family if found and found[0].family != "unknown" else DIRECT_FAMILY
 
 
 @tracer.capture_method(capture_response=False)
