@@ -128,6 +128,27 @@ def test_a_refailed_file_is_planned_again_from_the_url_given_now(inline_mode: St
     assert item["source"] == url
 
 
+@pytest.fixture
+def isolated_dynamodb(queue_mode: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One DynamoDB request at a time from the ledger's client, as DynamoDB isolates them.
+
+    moto's TransactWriteItems is not isolated: a transaction that fails restores a snapshot of the
+    whole table taken when it began, erasing what concurrent requests wrote meanwhile. DynamoDB
+    serialises transactions; this lock gives moto that isolation. The race under test, between
+    reading the task and the conditional write that claims indexes and sources, is unchanged.
+    """
+    client = get_services().ledger._table.meta.client
+    make_api_call = client._make_api_call
+    lock = threading.Lock()
+
+    def one_at_a_time(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(operation, params)
+
+    monkeypatch.setattr(client, "_make_api_call", one_at_a_time)
+
+
+@pytest.mark.usefixtures("isolated_dynamodb")
 def test_racing_requests_with_new_files_never_share_an_index(queue_mode: Stack, task_id: str) -> None:
     served = serve(queue_mode, task_id, [(".png", 512 + n) for n in range(12)])
     urls = list(served)
