@@ -49,6 +49,16 @@ class Stack:
             )
         return self._clients[service]
 
+    def tasks_table(self) -> Any:
+        """The tasks ledger as a boto3 DynamoDB Table of the emulated AWS."""
+        return boto3.resource(
+            "dynamodb",
+            endpoint_url=self.moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).Table(self.env["TASKS_TABLE"])
+
     @property
     def bucket(self) -> str:
         """The archive bucket."""

@@ -41,26 +41,13 @@ def _by_source(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["source"]: f for f in doc["files"]}
 
 
-def _table(stack: Stack) -> Any:
-    import boto3
-
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.moto.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    return resource.Table(stack.env["TASKS_TABLE"])
-
-
 def _ledger_items(stack: Stack, task_id: str) -> list[dict[str, Any]]:
     if not task_id:
         return []  # DynamoDB stores no item under an empty key
     return list(
-        _table(stack).query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": task_id})[
-            "Items"
-        ]
+        stack.tasks_table().query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": task_id}
+        )["Items"]
     )
 
 
@@ -193,7 +180,7 @@ def _old_format(stack: Stack, task_id: str, url: str, index: int, state: str = "
     """A task and a file item as the previous release wrote them (no source marker, no source_url)."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     key = f"kie/{task_id}/{index:02d}.png"
-    table = _table(stack)
+    table = stack.tasks_table()
     table.put_item(
         Item={
             "pk": task_id,
@@ -369,7 +356,7 @@ def test_a_callback_with_thousands_of_urls_plans_the_cap_and_records_the_rest(
     items = _ledger_items(queue_mode, task_id)
     assert len([i for i in items if i["sk"].startswith("FILE#")]) == MAX_URLS_PER_REQUEST
     # Nor 50 pending files for a later test's reconciler to send again (and the drain to fail).
-    with _table(queue_mode).batch_writer() as batch:
+    with queue_mode.tasks_table().batch_writer() as batch:
         for item in items:
             batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
 

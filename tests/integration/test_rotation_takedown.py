@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from devstack.callbacks import market_body
 from devstack.lambda_runtime import function_environment, http_event
@@ -85,22 +84,11 @@ def _ledger_items(stack: Stack, task_id: str) -> list[str]:
     return sorted(i["sk"]["S"] for i in found["Items"])
 
 
-def _table(stack: Stack) -> Any:
-    """The tasks table, as a boto3 DynamoDB Table of the emulated AWS."""
-    return boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.moto.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(stack.env["TASKS_TABLE"])
-
-
 def _take_down(stack: Stack, task_id: str, bucket: str | None = None, **options: Any) -> tuple[int, str]:
     """`make takedown`'s work against the local stack."""
     out = io.StringIO()
     status = takedown(
-        stack.client("s3"), _table(stack), bucket or stack.bucket, "kie/", task_id, out=out, **options
+        stack.client("s3"), stack.tasks_table(), bucket or stack.bucket, "kie/", task_id, out=out, **options
     )
     return status, out.getvalue()
 

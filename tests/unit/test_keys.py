@@ -6,19 +6,14 @@ from typing import Any
 
 import pytest
 from devstack.template import load_template
+from tests.environment import MINIMAL_ENV
 
 from kie2s3.errors import ConfigurationError
 from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 from kie2s3.models import CopyJob
 from kie2s3.settings import Settings
 
-BASE = {
-    "BUCKET_NAME": "archive-bucket",
-    "TASKS_TABLE": "tasks",
-    "IDEMPOTENCY_TABLE": "idem",
-    "KIE_API_KEY_SECRET": "kie2s3/kie-api-key",
-    "COPY_MODE": "inline",
-}
+BASE = MINIMAL_ENV
 CREATED = datetime(2026, 3, 7, 23, 59, 58, tzinfo=UTC)
 
 

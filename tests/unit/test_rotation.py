@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from tests.environment import MINIMAL_ENV
 
 from kie2s3.adapters.secrets import SecretVersions, VersionsProvider
 from kie2s3.errors import AuthenticationError, ConfigurationError
@@ -126,13 +127,7 @@ def test_versions_provider_unreadable_secret_names_the_id_only() -> None:
     assert "AccessDenied" not in caught.value.reason
 
 
-BASE = {
-    "BUCKET_NAME": "archive-bucket",
-    "TASKS_TABLE": "tasks",
-    "IDEMPOTENCY_TABLE": "idem",
-    "KIE_API_KEY_SECRET": "kie2s3/kie-api-key",
-    "COPY_MODE": "inline",
-}
+BASE = MINIMAL_ENV
 
 
 def test_settings_rotation_window_defaults_to_a_day() -> None:

@@ -3,7 +3,6 @@
 import base64
 import hashlib
 import zlib
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -39,14 +38,6 @@ def _b64sha(data: bytes) -> str:
 
 def _b64crc(data: bytes) -> str:
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-
-
-@pytest.fixture
-def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield S3Store(client, BUCKET), stubber
-        stubber.assert_no_pending_responses()
 
 
 def _expect_create(stubber: Stubber, upload_id: str) -> None:

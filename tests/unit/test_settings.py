@@ -1,15 +1,10 @@
 import pytest
+from tests.environment import MINIMAL_ENV
 
 from kie2s3.errors import ConfigurationError
 from kie2s3.settings import DEFAULT_SOURCE_HOSTS, Settings
 
-BASE = {
-    "BUCKET_NAME": "archive-bucket",
-    "TASKS_TABLE": "tasks",
-    "IDEMPOTENCY_TABLE": "idem",
-    "KIE_API_KEY_SECRET": "kie2s3/kie-api-key",
-    "COPY_MODE": "inline",
-}
+BASE = MINIMAL_ENV
 
 
 def test_settings_read_every_contract_variable() -> None:

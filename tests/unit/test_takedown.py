@@ -1,8 +1,5 @@
 """Takedown's exact S3 requests (every version, the governance bypass, the hiding marker) and its CLI."""
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
 from botocore.stub import Stubber
 from devstack.cli import run
@@ -12,14 +9,6 @@ from kie2s3.adapters.s3_store import S3Store
 
 BUCKET = "archive-bucket"
 KEY = "kie/t1/00.png"
-
-
-@pytest.fixture
-def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield S3Store(client, BUCKET), stubber
-        stubber.assert_no_pending_responses()
 
 
 def _listing(stubber: Stubber, prefix: str) -> None:
