@@ -505,3 +505,12 @@ def test_transformed_template_is_cfn_lint_clean_with_every_combination() -> None
 def test_sam_leaves_every_parameter_to_cloudformation() -> None:
     # Why one transformed template can stand for every combination in the lint above.
     assert all(transformed(name) == transformed("defaults") for name in COMBINATIONS)
+
+
+@pytest.mark.parametrize("combination", ["defaults", "existing-bucket"])
+def test_api_function_may_read_the_archived_objects_it_links(combination: str) -> None:
+    # GET /tasks presigns a GET of each copied file with the API function's own credentials.
+    statement = role_statements(deployed(combination), "ApiFunction")["ArchiveObjects"]
+    assert "s3:GetObject" in listed(statement["Action"])
+    assert listed(statement["Resource"]) == [f"arn:aws:s3:::{outputs(combination)['BucketName']}/kie/*"]
+    assert environment(combination)["PRESIGNED_URL_TTL_SECONDS"] == "3600"

@@ -209,6 +209,9 @@ class FileStatus(_Document):
     sha256: str | None = None
     content_type: str | None = None
     error: str | None = None
+    # `GET /tasks` only, for a copied file: a presigned GET of the object, and when it stops working.
+    url: str | None = None
+    url_expires_at: str | None = None
 
 
 class StatusDocument(_Document):

@@ -10,6 +10,8 @@ from kie2s3.errors import ConfigurationError
 from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 GIB = 1024**3
+# A SigV4 presigned URL lives at most 7 days (docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html).
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
 # A day: a task created with the old token in its callback URL, or signed by kie.ai just before the
 # new key was made, has long been called back (kie.ai retries after 1, 5 and 15 minutes).
 ROTATION_WINDOW_SECONDS = 24 * 3600
@@ -65,6 +67,10 @@ class Settings(BaseModel):
     )
     allow_local_sources: Annotated[bool, Field(alias="ALLOW_LOCAL_SOURCES")] = False
     max_file_bytes: Annotated[int, Field(alias="MAX_FILE_BYTES", gt=0)] = 5 * GIB
+    # GET /tasks links each copied file for this long (0: no links); SigV4 allows at most 7 days.
+    presigned_url_ttl_seconds: Annotated[
+        int, Field(alias="PRESIGNED_URL_TTL_SECONDS", ge=0, le=MAX_PRESIGNED_SECONDS)
+    ] = 3600
     # Absent (an environment from before they existed): SSE-S3 and STANDARD, as then.
     kms_key_arn: Annotated[str, Field(alias="KMS_KEY_ARN", pattern=KMS_KEY_ARN_PATTERN)] = ""
     storage_class: Annotated[StorageClass, Field(alias="STORAGE_CLASS")] = "STANDARD"

@@ -29,7 +29,8 @@ _CONFIG = Config(
 # Every body S3 gets carries a checksum S3 verifies (SHA-256 or CRC32), so the SigV4 signature need
 # not cover the payload too. botocore already skips payload signing for such requests over https;
 # saying so explicitly spares a second SHA-256 pass over every byte on plain-http endpoints as well.
-_S3_CONFIG = _CONFIG.merge(Config(s3={"payload_signing_enabled": False}))
+# Presigned links are SigV4 too (botocore would presign with SigV2, which newer regions refuse).
+_S3_CONFIG = _CONFIG.merge(Config(s3={"payload_signing_enabled": False}, signature_version="s3v4"))
 
 
 @lru_cache(maxsize=1)

@@ -257,6 +257,12 @@ class S3Store:
             raise _translate(exc, "AbortMultipartUpload") from exc
         return True
 
+    def presigned_get(self, key: str, ttl_seconds: int) -> str:
+        """A presigned GET of the object, valid `ttl_seconds` (signed here: no request is made)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
+        )
+
     def sha256_of(self, key: str) -> str:
         """The SHA-256 of a stored object, streamed (for objects whose tag is missing)."""
         digest = hashlib.sha256()

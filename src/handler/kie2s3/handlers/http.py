@@ -224,4 +224,4 @@ def copies(
 )
 def get_task(taskId: Annotated[str, Path(pattern=TASK_ID_REGEX)]) -> StatusDocument:
     """The status document of a task; 404 for a task kie2s3 has never seen."""
-    return status_document(get_services(), taskId)
+    return status_document(get_services(), taskId, links=True)

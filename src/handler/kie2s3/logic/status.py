@@ -1,6 +1,7 @@
 """A task's status document, with its state derived from its files (never stored, so it cannot drift)."""
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from kie2s3.errors import NotFoundError
 from kie2s3.logic.services import Services
@@ -47,8 +48,28 @@ def _not_planned(task: TaskItem) -> str | None:
     )
 
 
-def status_document(services: Services, task_id: str) -> StatusDocument:
-    """The status document of a task; NotFoundError for a task the ledger has never seen."""
+def _file_status(services: Services, item: FileItem, links: bool) -> FileStatus:
+    """A file as the status document shows it (never its full source URL), with a presigned GET of
+    the object when `links` and PRESIGNED_URL_TTL_SECONDS allow and the file is copied."""
+    status = FileStatus.model_validate(item.model_dump(include=set(FileStatus.model_fields)))
+    ttl = services.settings.presigned_url_ttl_seconds
+    if not (links and ttl and item.state == "copied" and item.key and item.bucket == services.store.bucket):
+        return status
+    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    return status.model_copy(
+        update={
+            "url": services.store.presigned_get(item.key, ttl),
+            "url_expires_at": expires.isoformat(timespec="seconds"),
+        }
+    )
+
+
+def status_document(services: Services, task_id: str, *, links: bool = False) -> StatusDocument:
+    """The status document of a task; NotFoundError for a task the ledger has never seen.
+
+    `links` adds each copied file's presigned `url` (for `GET /tasks` only: a callback's answer
+    goes back to kie.ai, and events must not carry links that differ at every signing).
+    """
     found = services.ledger.get(task_id)
     if found is None:
         raise NotFoundError(f"unknown task {task_id!r}")
@@ -58,18 +79,5 @@ def status_document(services: Services, task_id: str) -> StatusDocument:
         family=task.family,
         state=task_state(task, files),
         reason=task.reason or _not_planned(task),
-        files=[
-            FileStatus(
-                index=f.index,
-                source=f.source,
-                state=f.state,
-                bucket=f.bucket,
-                key=f.key,
-                bytes=f.bytes,
-                sha256=f.sha256,
-                content_type=f.content_type,
-                error=f.error,
-            )
-            for f in files
-        ],
+        files=[_file_status(services, f, links) for f in files],
     )
