@@ -11,7 +11,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
-from kie2s3.models import FileItem, Outcome, TaskItem
+from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -152,8 +152,49 @@ class Ledger:
                 raise
         return True
 
-    def update_file(self, task_id: str, index: int, *, unless_copied: bool = False, **fields: Any) -> bool:
-        """Set the given fields of a file item (None removes the attribute); False when nothing changed.
+    def mark_copying(self, task_id: str, index: int) -> bool:
+        """The copy of a file begins; False when the file is `copied` already (or unknown)."""
+        return self._update_file(task_id, index, {"state": "copying", "error": None})
+
+    def mark_pending(
+        self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
+    ) -> bool:
+        """The file waits for a (new) copy job, with the reason it is not copied yet and, when a new
+        delivery named it again, the full URL to copy it from; False when it is `copied` already."""
+        fields: dict[str, Any] = {"state": "pending", "error": error}
+        if source_url is not None:
+            fields["source_url"] = source_url
+        return self._update_file(task_id, index, fields)
+
+    def mark_failed(self, task_id: str, index: int, error: str) -> bool:
+        """The file will not be copied, for this reason; False when it is `copied` already."""
+        return self._update_file(task_id, index, {"state": "failed", "error": error})
+
+    def touch_file(self, task_id: str, index: int, state: FileState) -> bool:
+        """Move an unfinished file to the back of the reconciler's line, in the state it is in."""
+        return self._update_file(task_id, index, {"state": state})
+
+    def mark_copied(self, task_id: str, index: int, result: CopyResult) -> None:
+        """The file is archived: where, how big, its SHA-256 and Content-Type (always written)."""
+        self._update_file(
+            task_id,
+            index,
+            {
+                "state": "copied",
+                "bucket": result.bucket,
+                "key": result.key,
+                "bytes": result.bytes,
+                "sha256": result.sha256,
+                "content_type": result.content_type,
+                "error": None,
+            },
+            unless_copied=False,
+        )
+
+    def _update_file(
+        self, task_id: str, index: int, fields: dict[str, Any], *, unless_copied: bool = True
+    ) -> bool:
+        """Set the fields of a file item (None removes the attribute); False when nothing changed.
 
         `unless_copied` leaves a file already `copied` untouched (a late or duplicate delivery must
         never move an archived file back to copying, pending or failed).

@@ -56,9 +56,7 @@ def copy_file(
     """
     started = time.monotonic()
     # The gate and the in-progress record are written at once; the transfer waits for both.
-    gate = _LEDGER_WRITES.submit(
-        services.ledger.update_file, job.task_id, job.index, unless_copied=True, state="copying", error=None
-    )
+    gate = _LEDGER_WRITES.submit(services.ledger.mark_copying, job.task_id, job.index)
     record = _Record(services, job)
     try:
         result = services.guard.run(
@@ -121,15 +119,13 @@ def _not_copied(services: Services, job: CopyJob, exc: Kie2S3Error, last_deliver
     if last_delivery:
         _failed(services, job, f"gave up after the last delivery: {exc.reason}")
     else:
-        services.ledger.update_file(
-            job.task_id, job.index, unless_copied=True, state="pending", error=exc.reason
-        )
+        services.ledger.mark_pending(job.task_id, job.index, error=exc.reason)
         metrics.add_metric(name="CopyRetries", unit=MetricUnit.Count, value=1)
         logger.warning("copy will be retried", index=job.index, reason=exc.reason, retryable=True)
 
 
 def _failed(services: Services, job: CopyJob, reason: str) -> None:
-    services.ledger.update_file(job.task_id, job.index, unless_copied=True, state="failed", error=reason)
+    services.ledger.mark_failed(job.task_id, job.index, reason)
     metrics.add_metric(name="CopyFailures", unit=MetricUnit.Count, value=1)
     logger.error("copy failed", index=job.index, reason=reason)
 
@@ -221,17 +217,7 @@ class _Record:
         if tag:
             # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
             self._services.store.set_tags(result.key, _tags(self._job, result.sha256))
-        self._services.ledger.update_file(
-            self._job.task_id,
-            self._job.index,
-            state="copied",
-            bucket=result.bucket,
-            key=result.key,
-            bytes=result.bytes,
-            sha256=result.sha256,
-            content_type=result.content_type,
-            error=None,
-        )
+        self._services.ledger.mark_copied(self._job.task_id, self._job.index, result)
 
 
 # S3 holds at most 2 KB of user metadata per object: the longest values are cut to keep within it.

@@ -101,9 +101,7 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
         elif (
             item.state == "failed"
             and refusal(services.policy, file.url) is None
-            and services.ledger.update_file(
-                task_id, item.index, unless_copied=True, state="pending", error=None, source_url=file.url
-            )
+            and services.ledger.mark_pending(task_id, item.index, source_url=file.url)
         ):
             jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), task))
     return jobs

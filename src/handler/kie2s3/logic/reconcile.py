@@ -66,17 +66,11 @@ def reconcile(
         found = services.ledger.get(item.task_id)
         task = found[0] if found else None
         if task is None or task.created_at < oldest:
-            services.ledger.update_file(
-                item.task_id,
-                item.index,
-                unless_copied=True,
-                state="failed",
-                error="expired at kie.ai (14-day retention)",
-            )
+            services.ledger.mark_failed(item.task_id, item.index, "expired at kie.ai (14-day retention)")
             report.expired.append(name)
             continue
         # Touching the item puts it at the back of the line: re-sent again only if still stuck later.
-        services.ledger.update_file(item.task_id, item.index, unless_copied=True, state=item.state)
+        services.ledger.touch_file(item.task_id, item.index, item.state)
         jobs.append(copy_job(item, task))
         report.resent.append(name)
     dispatch(services, jobs, deadline)
