@@ -83,7 +83,7 @@ class Ledger:
     def __init__(self, table: "Table") -> None:
         self._table = table
 
-    def record_task(self, task: TaskItem) -> None:
+    def save_task(self, task: TaskItem) -> None:
         """Create or update the task item (keeping its first created_at)."""
         fields: dict[str, Any] = {
             "task_id": task.task_id,

@@ -168,7 +168,7 @@ class Callback[D: Fields](Report):
         return self.data.sources() if self.data else ()
 
 
-class Record(Report):
+class RecordInfo(Report):
     """A record-info `data`: a status looked up in `STATES`; errors in `errorMessage` or `failMsg`."""
 
     STATES: ClassVar[StatusTable] = FLAG_STATES
@@ -196,7 +196,7 @@ class Record(Report):
         return outcome, f"{reason} (failCode {self.fail_code})" if self.fail_code else reason
 
 
-class ResponseRecord[R: Fields](Record):
+class ResponseRecordInfo[R: Fields](RecordInfo):
     """A record-info `data` that keeps its URLs in `response`."""
 
     response: R | None = None
@@ -205,7 +205,7 @@ class ResponseRecord[R: Fields](Record):
         return self.response.sources() if self.response else ()
 
 
-class SunoFileRecord[R: Fields](ResponseRecord[R]):
+class SunoFileRecordInfo[R: Fields](ResponseRecordInfo[R]):
     """Suno's WAV and music-video record-info: `successFlag` is a string (`SUCCESS`, `…_FAILED`)."""
 
     STATES: ClassVar[StatusTable] = SUNO_FLAG_STATES
@@ -243,7 +243,7 @@ class Family:
     name: str
     record_info_path: str
     callback_model: type[Report]
-    record_model: type[Record]
+    record_model: type[RecordInfo]
     NO_FILES_REASON: ClassVar[str | None] = None
 
     def matches(self, body: JsonObject) -> bool:

@@ -5,7 +5,7 @@ from kie2s3.families._common import (
     Family,
     Fields,
     InInfo,
-    ResponseRecord,
+    ResponseRecordInfo,
     Sources,
     Url,
     info_of,
@@ -29,7 +29,7 @@ class FluxKontextParser(Family):
     name = "flux_kontext"
     record_info_path = "/api/v1/flux/kontext/record-info"
     callback_model = Callback[InInfo[_FluxUrls]]
-    record_model = ResponseRecord[_FluxUrls]
+    record_model = ResponseRecordInfo[_FluxUrls]
 
     def matches(self, body: JsonObject) -> bool:
         info = info_of(body)

@@ -8,7 +8,7 @@ from kie2s3.families._common import (
     Family,
     Fields,
     InInfo,
-    ResponseRecord,
+    ResponseRecordInfo,
     Sources,
     StatusTable,
     UrlList,
@@ -29,7 +29,7 @@ class _Gpt4oUrls(Fields):
         return each(self.result_urls, "image")
 
 
-class Gpt4oRecord(ResponseRecord[_Gpt4oUrls]):
+class Gpt4oRecordInfo(ResponseRecordInfo[_Gpt4oUrls]):
     """`GET /api/v1/gpt4o-image/record-info` data: `status` (else `successFlag`)."""
 
     STATES: ClassVar[StatusTable] = {
@@ -52,7 +52,7 @@ class Gpt4oParser(Family):
     name = "gpt4o"
     record_info_path = "/api/v1/gpt4o-image/record-info"
     callback_model = Callback[InInfo[_Gpt4oUrls]]
-    record_model = Gpt4oRecord
+    record_model = Gpt4oRecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         return "result_urls" in info_of(body) or is_bare_failure(body)

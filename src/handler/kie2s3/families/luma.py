@@ -2,7 +2,15 @@
 
 from typing import ClassVar
 
-from kie2s3.families._common import FLAG_STATES, Fields, ResponseRecord, Sources, StatusTable, UrlList, each
+from kie2s3.families._common import (
+    FLAG_STATES,
+    Fields,
+    ResponseRecordInfo,
+    Sources,
+    StatusTable,
+    UrlList,
+    each,
+)
 from kie2s3.families._prompted import LUMA, PromptedCallback, PromptedFamily
 from kie2s3.models import Outcome
 
@@ -18,7 +26,7 @@ class _LumaUrls(Fields):
         return each(self.result_urls, "video")
 
 
-class LumaRecord(ResponseRecord[_LumaUrls]):
+class LumaRecordInfo(ResponseRecordInfo[_LumaUrls]):
     """`GET /api/v1/modify/record-info` data: `successFlag`, where 4 = callback failed, generation OK."""
 
     STATES: ClassVar[StatusTable] = {**FLAG_STATES, 4: Outcome.SUCCESS}
@@ -30,4 +38,4 @@ class LumaParser(PromptedFamily):
     name = LUMA
     record_info_path = "/api/v1/modify/record-info"
     callback_model = LumaCallback
-    record_model = LumaRecord
+    record_model = LumaRecordInfo

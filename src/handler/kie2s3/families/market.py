@@ -46,7 +46,7 @@ class _MarketResult(BaseModel):
     resultObject: dict[str, Any] | None = None
 
 
-class _MarketRecord(BaseModel):
+class _MarketRecordInfo(BaseModel):
     """`GET /api/v1/jobs/recordInfo` data; a callback's `data` is the same plus `taskId`."""
 
     model_config = ConfigDict(extra="allow")
@@ -58,7 +58,7 @@ class _MarketRecord(BaseModel):
     failMsg: str | None = None
 
 
-class _MarketData(_MarketRecord):
+class _MarketData(_MarketRecordInfo):
     taskId: str
 
 
@@ -94,16 +94,16 @@ class MarketParser:
 
     def parse(self, body: JsonObject) -> ParsedCallback:
         callback = _MarketCallback.model_validate(body)
-        record: _MarketRecord = callback.data
+        record: _MarketRecordInfo = callback.data
         if callback.code != 200 and record.state == "success":
             # A non-200 envelope is a failure whatever `state` says (kie-api.md §1.1).
             record = record.model_copy(update={"state": "fail", "failMsg": record.failMsg or callback.msg})
         return self._outcome(task_id_of(body), record, callback.msg)
 
     def parse_record(self, task_id: str, data: JsonObject) -> ParsedCallback:
-        return self._outcome(task_id, _MarketRecord.model_validate(data), None)
+        return self._outcome(task_id, _MarketRecordInfo.model_validate(data), None)
 
-    def _outcome(self, task_id: str, record: _MarketRecord, message: str | None) -> ParsedCallback:
+    def _outcome(self, task_id: str, record: _MarketRecordInfo, message: str | None) -> ParsedCallback:
         def parsed(
             outcome: Outcome, reason: str | None = None, files: tuple[SourceFile, ...] = ()
         ) -> ParsedCallback:

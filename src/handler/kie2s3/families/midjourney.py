@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from kie2s3.families._common import Fields, JsonInString, Record, Sources, Url, each
+from kie2s3.families._common import Fields, JsonInString, RecordInfo, Sources, Url, each
 from kie2s3.families._prompted import MIDJOURNEY, PromptedCallback, PromptedFamily
 
 
@@ -21,7 +21,7 @@ class _MjResultInfo(Fields):
         return each((entry.result_url for entry in self.result_urls or ()), "image")
 
 
-class MidjourneyRecord(Record):
+class MidjourneyRecordInfo(RecordInfo):
     """`GET /api/v1/mj/record-info` data: `successFlag`, `resultInfoJson.resultUrls[].resultUrl`."""
 
     result_info_json: Annotated[_MjResultInfo | None, JsonInString] = None
@@ -36,4 +36,4 @@ class MidjourneyParser(PromptedFamily):
     name = MIDJOURNEY
     record_info_path = "/api/v1/mj/record-info"
     callback_model = MidjourneyCallback
-    record_model = MidjourneyRecord
+    record_model = MidjourneyRecordInfo

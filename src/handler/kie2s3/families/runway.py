@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from kie2s3.families._common import Callback, Family, Fields, Record, Sources, StatusTable, Url, data_of
+from kie2s3.families._common import Callback, Family, Fields, RecordInfo, Sources, StatusTable, Url, data_of
 from kie2s3.families.base import JsonObject
 from kie2s3.models import Outcome
 
@@ -19,7 +19,7 @@ class _RunwayUrls(Fields):
         return [(self.video_url, "video"), (self.image_url, "image")]
 
 
-class RunwayRecord(Record):
+class RunwayRecordInfo(RecordInfo):
     """`GET /api/v1/runway/record-detail` data: `state`, URLs in `videoInfo`."""
 
     STATES: ClassVar[StatusTable] = {
@@ -47,7 +47,7 @@ class RunwayParser(Family):
     name = "runway"
     record_info_path = "/api/v1/runway/record-detail"
     callback_model = Callback[_RunwayUrls]
-    record_model = RunwayRecord
+    record_model = RunwayRecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

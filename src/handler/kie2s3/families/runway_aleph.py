@@ -1,6 +1,6 @@
 """Runway Aleph callbacks: top-level `taskId`, `data.result_video_url` + `result_image_url` (`data` null on error)."""
 
-from kie2s3.families._common import Callback, Family, Fields, ResponseRecord, Sources, Url
+from kie2s3.families._common import Callback, Family, Fields, ResponseRecordInfo, Sources, Url
 from kie2s3.families.base import JsonObject
 
 
@@ -20,7 +20,7 @@ class RunwayAlephParser(Family):
     name = "runway_aleph"
     record_info_path = "/api/v1/aleph/record-info"  # UNCONFIRMED on kie.ai (kie-api.md §5)
     callback_model = Callback[_AlephUrls]
-    record_model = ResponseRecord[_AlephUrls]  # `successFlag` 1 success (others assumed as Veo's)
+    record_model = ResponseRecordInfo[_AlephUrls]  # `successFlag` 1 success (others assumed as Veo's)
 
     def matches(self, body: JsonObject) -> bool:
         data = body.get("data")

@@ -7,7 +7,7 @@ from kie2s3.families._common import (
     Callback,
     Family,
     Fields,
-    ResponseRecord,
+    ResponseRecordInfo,
     Sources,
     StatusTable,
     Url,
@@ -64,7 +64,7 @@ class _SunoResponse(Fields):
         return _track_sources(self.suno_data)
 
 
-class SunoRecord(ResponseRecord[_SunoResponse]):
+class SunoRecordInfo(ResponseRecordInfo[_SunoResponse]):
     """`GET /api/v1/generate/record-info` data: `status`, tracks in `response.sunoData`."""
 
     STATES: ClassVar[StatusTable] = {
@@ -90,7 +90,7 @@ class SunoParser(Family):
     name = "suno"
     record_info_path = "/api/v1/generate/record-info"
     callback_model = SunoCallback
-    record_model = SunoRecord
+    record_model = SunoRecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

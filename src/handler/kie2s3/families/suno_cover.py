@@ -8,7 +8,7 @@ from kie2s3.families._common import (
     Callback,
     Family,
     Fields,
-    ResponseRecord,
+    ResponseRecordInfo,
     Sources,
     StatusTable,
     Url,
@@ -38,7 +38,7 @@ class CoverCallback(Callback[_Images]):
         return outcome, reason
 
 
-class CoverRecord(ResponseRecord[_Images]):
+class CoverRecordInfo(ResponseRecordInfo[_Images]):
     """`GET /api/v1/suno/cover/record-info` data: kie's example has `successFlag` 1, its status list
     the names PENDING, SUCCESS, CREATE_TASK_FAILED, GENERATE_COVER_FAILED; both are read."""
 
@@ -52,7 +52,7 @@ class SunoCoverParser(Family):
     name = "suno_cover"
     record_info_path = "/api/v1/suno/cover/record-info"
     callback_model = CoverCallback
-    record_model = CoverRecord
+    record_model = CoverRecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

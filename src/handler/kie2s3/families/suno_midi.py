@@ -1,6 +1,6 @@
 """Suno MIDI callbacks: the task id at the top level as `task_id`, notes in `data.instruments` (no files)."""
 
-from kie2s3.families._common import Callback, Family, Fields, Record, data_of
+from kie2s3.families._common import Callback, Family, Fields, RecordInfo, data_of
 from kie2s3.families.base import JsonObject
 
 
@@ -10,7 +10,7 @@ class SunoMidiParser(Family):
     name = "suno_midi"
     record_info_path = "/api/v1/midi/record-info"
     callback_model = Callback[Fields]
-    record_model = Record  # `successFlag` 0/1/2/3; `midiData` holds the notes
+    record_model = RecordInfo  # `successFlag` 0/1/2/3; `midiData` holds the notes
     NO_FILES_REASON = "result has no files: MIDI notes"
 
     def matches(self, body: JsonObject) -> bool:

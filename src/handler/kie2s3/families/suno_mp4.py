@@ -1,6 +1,6 @@
 """Suno music-video callbacks: `data.task_id` and `data.video_url` (null on failure)."""
 
-from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecord, Url, data_of
+from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecordInfo, Url, data_of
 from kie2s3.families.base import JsonObject
 
 
@@ -19,7 +19,7 @@ class SunoMp4Parser(Family):
     name = "suno_mp4"
     record_info_path = "/api/v1/mp4/record-info"  # UNCONFIRMED path (kie-api.md §0)
     callback_model = Callback[_Mp4Urls]
-    record_model = SunoFileRecord[_Mp4Urls]
+    record_model = SunoFileRecordInfo[_Mp4Urls]
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

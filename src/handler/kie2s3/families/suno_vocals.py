@@ -8,7 +8,7 @@ container `vocal_separation_info`, its Chinese pages and mirrors `vocal_removal_
 
 from typing import ClassVar
 
-from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecord, Url, data_of, each
+from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecordInfo, Url, data_of, each
 from kie2s3.families.base import JsonObject
 from kie2s3.models import Outcome
 
@@ -108,7 +108,7 @@ class SunoVocalSeparationParser(Family):
     record_info_path = "/api/v1/vocal-removal/record-info"
     callback_model = SeparationCallback
     # `successFlag` SUCCESS, PENDING, CREATE_TASK_FAILED, GENERATE_AUDIO_FAILED, CALLBACK_EXCEPTION.
-    record_model = SunoFileRecord[_Separation]
+    record_model = SunoFileRecordInfo[_Separation]
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

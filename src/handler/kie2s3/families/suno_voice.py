@@ -1,6 +1,6 @@
 """Suno voice callbacks (`voice/generate`, `voice/validate`): `data.taskId`, `voiceId` or `validateInfo`, no files."""
 
-from kie2s3.families._common import Callback, Family, Fields, Record, data_of
+from kie2s3.families._common import Callback, Family, Fields, RecordInfo, data_of
 from kie2s3.families.base import JsonObject
 
 
@@ -10,7 +10,7 @@ class SunoVoiceParser(Family):
     name = "suno_voice"
     record_info_path = "/api/v1/voice/record-info"
     callback_model = Callback[Fields]
-    record_model = Record
+    record_model = RecordInfo
     NO_FILES_REASON = "result has no files: voice task"
 
     def matches(self, body: JsonObject) -> bool:

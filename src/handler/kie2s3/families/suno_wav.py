@@ -1,6 +1,6 @@
 """Suno WAV conversion callbacks: `data.task_id` and `data.audioWavUrl` (one CN page: `audio_wav_url`)."""
 
-from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecord, Url, data_of
+from kie2s3.families._common import Callback, Family, Fields, Sources, SunoFileRecordInfo, Url, data_of
 from kie2s3.families.base import JsonObject
 
 
@@ -19,7 +19,7 @@ class SunoWavParser(Family):
     name = "suno_wav"
     record_info_path = "/api/v1/wav/record-info"
     callback_model = Callback[_WavUrls]
-    record_model = SunoFileRecord[_WavUrls]
+    record_model = SunoFileRecordInfo[_WavUrls]
 
     def matches(self, body: JsonObject) -> bool:
         data = data_of(body)

@@ -1,6 +1,6 @@
 """Bare failures: `{code ≠ 200, data: {taskId}}` and nothing else, which several families send alike."""
 
-from kie2s3.families._common import Callback, Family, Fields, Record, is_bare_failure
+from kie2s3.families._common import Callback, Family, Fields, RecordInfo, is_bare_failure
 from kie2s3.families.base import JsonObject
 
 UNKNOWN = "unknown"
@@ -16,7 +16,7 @@ class UnknownFailureParser(Family):
     name = UNKNOWN
     record_info_path = ""  # no record-info: the family is not known
     callback_model = Callback[Fields]
-    record_model = Record
+    record_model = RecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         return is_bare_failure(body)

@@ -4,7 +4,7 @@ from kie2s3.families._common import (
     Callback,
     Family,
     Fields,
-    ResponseRecord,
+    ResponseRecordInfo,
     Sources,
     UrlList,
     data_of,
@@ -39,7 +39,7 @@ class _VeoData(VeoUrls):
         return [*(self.info.sources() if self.info else ()), *super().sources()]
 
 
-class VeoRecord(ResponseRecord[VeoUrls]):
+class VeoRecordInfo(ResponseRecordInfo[VeoUrls]):
     """`GET /api/v1/veo/record-info` data: `successFlag`; URLs in `response` (the quickstart: in `data`)."""
 
     result_urls: UrlList = ()
@@ -66,7 +66,7 @@ class VeoParser(Family):
     name = "veo"
     record_info_path = "/api/v1/veo/record-info"
     callback_model = Callback[_VeoData]
-    record_model = VeoRecord
+    record_model = VeoRecordInfo
 
     def matches(self, body: JsonObject) -> bool:
         plain = "taskId" in data_of(body) and has_veo_shape(body) and not has_4k_marks(body)

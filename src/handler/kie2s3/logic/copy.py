@@ -57,10 +57,15 @@ def copy_file(
     started = time.monotonic()
     # The gate and the in-progress record are written at once; the transfer waits for both.
     gate = _LEDGER_WRITES.submit(services.ledger.mark_copying, job.task_id, job.index)
-    record = _Record(services, job)
+    last_writes = _LastWrites(services, job)
     try:
         result = services.guard.run(
-            _transfer_with_retries, services=services, job=job, deadline=deadline, record=record, gate=gate
+            _transfer_with_retries,
+            services=services,
+            job=job,
+            deadline=deadline,
+            last_writes=last_writes,
+            gate=gate,
         )
         if _refused(gate):  # answered from the idempotency record: the transfer never ran
             raise _NothingToCopy
@@ -78,7 +83,7 @@ def copy_file(
         _failed(services, job, exc.reason)
         return None
     except Kie2S3Error as exc:
-        recorded = record.settle()
+        recorded = last_writes.settle()
         if recorded is None:
             _not_copied(services, job, exc, last_delivery)
             raise
@@ -88,7 +93,7 @@ def copy_file(
         result = recorded
     finally:
         wait([gate])  # never left running past the invocation, whatever the outcome
-    record.finish(result)
+    last_writes.finish(result)
     elapsed_ms = (time.monotonic() - started) * 1000
     metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
@@ -131,7 +136,7 @@ def _failed(services: Services, job: CopyJob, reason: str) -> None:
 
 
 def _transfer_with_retries(
-    services: Services, job: CopyJob, deadline: float | None, record: "_Record", gate: "Future[bool]"
+    services: Services, job: CopyJob, deadline: float | None, last_writes: "_LastWrites", gate: "Future[bool]"
 ) -> CopyResult:
     """Once the ledger's gate has let the job in, the transfer, retried on passing faults (fresh
     link each time) while time remains. A refusal raises _NothingToCopy, so Powertools removes the
@@ -149,7 +154,7 @@ def _transfer_with_retries(
         reraise=True,
         before_sleep=_log_retry,
     )
-    return retrying(_transfer, services, job, record)
+    return retrying(_transfer, services, job, last_writes)
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -181,7 +186,7 @@ class _Links:
             return self._link
 
 
-class _Record:
+class _LastWrites:
     """A copy's last writes: the `sha256` tag when the object still needs it, then the ledger's `copied`.
 
     The transfer starts them on another thread as it returns, so they overlap Powertools' write of the
@@ -247,7 +252,7 @@ def _tags(job: CopyJob, sha256: str) -> dict[str, str]:
     return {"sha256": sha256, "kie2s3:family": job.family, "kie2s3:model": _model(job)}
 
 
-def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult:
+def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> CopyResult:
     settings = services.settings
     store = services.store
     links = _Links(services, job)
@@ -273,7 +278,9 @@ def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult
                 raise RetryableError(f"first range ended after {size} of {total} bytes")
             if (total is not None and total <= part_bytes) or size < part_bytes:
                 # One part or less (an empty source included): a single create-only PUT.
-                return record.start(_put_whole(services, job, bytes(first[:size]), content_type), tag=False)
+                return last_writes.start(
+                    _put_whole(services, job, bytes(first[:size]), content_type), tag=False
+                )
         label: dict[str, Any] = {"index": job.index, "total": total}
         with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
             shape = services.shape
@@ -296,8 +303,8 @@ def _transfer(services: Services, job: CopyJob, record: "_Record") -> CopyResult
             try:
                 upload.complete()
             except ObjectExistsError:
-                return record.start(_already_archived(services, job, result), tag=False)
-    return record.start(result, tag=True)
+                return last_writes.start(_already_archived(services, job, result), tag=False)
+    return last_writes.start(result, tag=True)
 
 
 def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview], None]:

@@ -193,7 +193,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
     planned = parsed.files[:MAX_URLS_PER_REQUEST]
     if len(parsed.files) > len(planned):
         logger.warning("files past the cap not planned", files=len(parsed.files), cap=MAX_URLS_PER_REQUEST)
-    services.ledger.record_task(
+    services.ledger.save_task(
         TaskItem(
             task_id=parsed.task_id,
             family=parsed.family,
