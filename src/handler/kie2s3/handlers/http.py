@@ -214,7 +214,7 @@ def copies(
         document: BaseModel = request_bulk_copies(services, request, deadline)
     else:
         document = request_copies(services, request, deadline)
-    return _json(202 if services.settings.copy_mode == "queue" else 200, document)
+    return _json(202 if services.queue is not None else 200, document)
 
 
 @app.get(

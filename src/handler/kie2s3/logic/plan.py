@@ -215,7 +215,7 @@ def dispatch(services: Services, jobs: Sequence[CopyJob], deadline: float | None
     """Queue mode: one SQS message per job. Inline mode: copy each now, in this invocation."""
     if not jobs:
         return
-    if services.settings.copy_mode == "queue" and services.queue is not None:
+    if services.queue is not None:
         services.queue.send(jobs)
         logger.info("copy jobs queued", jobs=len(jobs))
         return

@@ -39,7 +39,7 @@ class Services:
     settings: Settings
     ledger: Ledger
     store: S3Store
-    queue: CopyQueue | None
+    queue: CopyQueue | None  # the one sign of the copy mode: None in inline mode (COPY_MODE, read in wiring)
     kie: KieClient
     source: HttpSource
     policy: SourcePolicy
