@@ -71,6 +71,11 @@ def send(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else {}
 
 
+def without_links(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A status document's files without their presigned links (a link differs at every signing)."""
+    return [{k: v for k, v in f.items() if k not in ("url", "urlExpiresAt")} for f in files]
+
+
 def task_document(task_id: str) -> dict[str, Any]:
     """The task's status document through `GET /tasks/{taskId}` (which must answer 200)."""
     status, doc = send(task_status_event(task_id))
