@@ -41,9 +41,14 @@ def object_key(settings: Settings, task: TaskItem, index: int, url: str) -> str:
     )
 
 
+def raw_callbacks_prefix(prefix: str, task_id: str) -> str:
+    """The folder of a task's archived callback bodies, beside its files."""
+    return f"{prefix}{task_id}/callbacks/"
+
+
 def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -> str:
-    """Where a callback's raw body is archived, beside the task's files."""
-    return f"{prefix}{task_id}/callbacks/{received_ms}-{digest[:16]}.json"
+    """Where a callback's raw body is archived: its arrival (ms) first, so keys sort by it."""
+    return f"{raw_callbacks_prefix(prefix, task_id)}{received_ms}-{digest[:16]}.json"
 
 
 # How often planning re-reads the task after a concurrent delivery claimed an index or source first

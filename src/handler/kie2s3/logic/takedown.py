@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.s3_store import S3Store
-from kie2s3.logic.plan import raw_callback_key
+from kie2s3.logic.plan import raw_callbacks_prefix
 from kie2s3.observability import logger
 
 
@@ -50,7 +50,7 @@ def take_down(
     ledger.mark_taken_down(task_id, keys)  # first: nothing archives the task again from here on
     for key in keys:
         _tally(report, store.remove(key, exact=True, bypass_governance=bypass_governance))
-    raw_prefix = raw_callback_key(object_prefix, task_id, 0, "").rsplit("/", 1)[0] + "/"
+    raw_prefix = raw_callbacks_prefix(object_prefix, task_id)
     _tally(report, store.remove(raw_prefix, exact=False, bypass_governance=bypass_governance))
     report.ledger_items = ledger.delete_files(task_id)
     logger.info(
