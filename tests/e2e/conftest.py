@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 import pytest
+from devstack.callbacks import RemoteEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("copied", "failed", "ignored")
@@ -171,34 +172,22 @@ class LocalOrigin(Origin):
     """The local stack's kie.ai emulator, driven through its admin API (HTTP, loopback only)."""
 
     def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-
-    def _admin(self, path: str, payload: dict[str, Any]) -> Any:
-        request = urllib.request.Request(
-            f"{self.base_url}/_emulator/{path}",
-            data=json.dumps(payload).encode(),
-            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.loads(answer.read())["data"]
+        self.emulator = RemoteEmulator(base_url, api_key)
 
     def files(self, count: int) -> list[ResultFile]:
         prefix = uuid.uuid4().hex
         found = []
         for n in range(count):
             url = f"https://tempfile.aiquickdraw.com/p/{prefix}_{n}.png"
-            payload = {"name": f"{prefix}_{n}.png", "size": 96 * 1024 + n, "contentType": "image/png"}
-            served = self._admin("files", {**payload, "resultUrl": url, "sha256": True})
-            found.append(ResultFile(url, served["sha256"]))
+            served = self.emulator.serve([url], size=96 * 1024 + n)
+            found.append(ResultFile(url, served[url]["sha256"]))
         return found
 
     def task(self) -> tuple[str, str]:
         task_id = uuid.uuid4().hex
         urls = [f.url for f in self.files(2)]
         data = {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": urls})}
-        self._admin("tasks", {"family": "market", "taskId": task_id, "data": data})
+        self.emulator.add_task("market", task_id, data)
         return task_id, "market"
 
 
