@@ -7,6 +7,8 @@ from kie2s3.errors import BadRequestError
 from kie2s3.models import TASK_ID_PATTERN, ParsedCallback
 
 JsonObject = Mapping[str, Any]
+# The family recorded when no parser can name one: a bare failure, or a shape no parser knows.
+UNKNOWN = "unknown"
 
 
 class FamilyParser(Protocol):

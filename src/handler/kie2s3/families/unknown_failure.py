@@ -1,9 +1,7 @@
 """Bare failures: `{code ≠ 200, data: {taskId}}` and nothing else, which several families send alike."""
 
 from kie2s3.families._common import Callback, Family, Fields, RecordInfo, is_bare_failure
-from kie2s3.families.base import JsonObject
-
-UNKNOWN = "unknown"
+from kie2s3.families.base import UNKNOWN, JsonObject
 
 
 class UnknownFailureParser(Family):

@@ -3,7 +3,7 @@
 import time
 
 from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamError
-from kie2s3.families import PARSERS, FamilyParser, parser_for
+from kie2s3.families import PARSERS, UNKNOWN, FamilyParser, parser_for
 from kie2s3.logic.plan import accept, refusal
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
@@ -70,7 +70,7 @@ def _recorded_family(services: Services, task_id: str) -> str:
     """The family the ledger knows the task by (a callback named it), else DIRECT_FAMILY: a request
     that names no family never relabels a known task (its keys and reconciler use the family)."""
     found = services.ledger.get(task_id)
-    return found[0].family if found and found[0].family != "unknown" else DIRECT_FAMILY
+    return found[0].family if found and found[0].family != UNKNOWN else DIRECT_FAMILY
 
 
 @tracer.capture_method(capture_response=False)

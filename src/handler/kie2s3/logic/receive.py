@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import AuthenticationError, BadRequestError
-from kie2s3.families import PARSERS, detect, task_id_of
+from kie2s3.families import PARSERS, UNKNOWN, detect, task_id_of
 from kie2s3.families.base import JsonObject
 from kie2s3.logic.plan import accept, raw_callback_key
 from kie2s3.logic.services import Services
@@ -168,7 +168,7 @@ def parse_callback(body: JsonObject, task_id: str, hint: str | None) -> ParsedCa
             )
     return ParsedCallback(
         task_id=task_id,
-        family=parser.name if parser else "unknown",
+        family=parser.name if parser else UNKNOWN,
         outcome=Outcome.UNRECOGNISED,
         reason="callback shape not recognised; raw body archived for replay",
     )
