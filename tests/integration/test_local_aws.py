@@ -8,7 +8,8 @@ from typing import Any
 import boto3
 import pytest
 from devstack.aws import LocalStack, MotoServer, aws_environment, provision
-from devstack.template import TemplateError, load_template
+from devstack.template import Resolver, TemplateError, load_template
+from tests.unit.test_template import sam_transform
 
 OVERRIDES = {"CopyMode": "inline", "AllowLocalSources": "true", "KieApiBaseUrl": "http://127.0.0.1:9"}
 SECRETS = {"kie2s3/kie-api-key": "local-api-key", "kie2s3/webhook-hmac-key": "local-hmac-key"}
@@ -153,6 +154,151 @@ def test_provision_env_applies_the_overrides(local: LocalStack) -> None:
     assert local.env["KIE_API_BASE_URL"] == "http://127.0.0.1:9"
     assert local.parameters["CopyMode"] == "inline"
     assert local.parameters["ObjectPrefix"] == "kie/"
+
+
+# ------------------------------------------------------------------ read back as CloudFormation properties
+# Of these resources, moto's own CloudFormation (create_stack, moto 5.2.5) creates the queues' attributes
+# and the tables' keys, indexes and billing mode, but of the bucket only its encryption algorithm, and
+# no table's SSE, TTL or point-in-time recovery: why the local stack provisions them itself (README,
+# The local stack). These read each resource back in the template's property names.
+
+
+def _scalars_as_text(value: Any) -> Any:
+    """Every scalar as CloudFormation hands it to a resource: text (true/false for booleans)."""
+    if isinstance(value, dict):
+        return {key: _scalars_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scalars_as_text(item) for item in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _bucket_setting(s3: Any, operation: str, bucket: str, key: str) -> Any:
+    """One of the bucket's configurations, None when S3 answers that it has none."""
+    try:
+        return getattr(s3, operation)(Bucket=bucket).get(key)
+    except s3.exceptions.ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        assert code.startswith("NoSuch") or code.endswith("NotFound") or code.endswith("NotFoundError"), code
+        return None
+
+
+def _bucket_as_properties(s3: Any, bucket: str) -> dict[str, Any]:
+    """What S3 reports of the bucket, in AWS::S3::Bucket's property names (absent: not configured)."""
+    encryption = _bucket_setting(s3, "get_bucket_encryption", bucket, "ServerSideEncryptionConfiguration")
+    block = _bucket_setting(s3, "get_public_access_block", bucket, "PublicAccessBlockConfiguration")
+    ownership = _bucket_setting(s3, "get_bucket_ownership_controls", bucket, "OwnershipControls")
+    lifecycle = _bucket_setting(s3, "get_bucket_lifecycle_configuration", bucket, "Rules")
+    versioning = _bucket_setting(s3, "get_bucket_versioning", bucket, "Status")
+    lock = _bucket_setting(s3, "get_object_lock_configuration", bucket, "ObjectLockConfiguration")
+    properties: dict[str, Any] = {}
+    if encryption:
+        properties["BucketEncryption"] = {
+            "ServerSideEncryptionConfiguration": [
+                {
+                    "ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": rule.get("BucketKeyEnabled", False),
+                }
+                for rule in encryption["Rules"]
+            ]
+        }
+    if block:
+        properties["PublicAccessBlockConfiguration"] = block
+    if ownership:
+        properties["OwnershipControls"] = ownership
+    if lifecycle:
+        properties["LifecycleConfiguration"] = {
+            "Rules": [
+                {"Id": rule["ID"], "Status": rule["Status"]}
+                | {key: rule[key] for key in ("AbortIncompleteMultipartUpload",) if key in rule}
+                for rule in lifecycle
+            ]
+        }
+    if versioning:
+        properties["VersioningConfiguration"] = {"Status": versioning}
+    if lock:
+        properties["ObjectLockEnabled"] = lock["ObjectLockEnabled"] == "Enabled"
+        properties["ObjectLockConfiguration"] = {"ObjectLockEnabled": lock["ObjectLockEnabled"]}
+        if "Rule" in lock:
+            retention = lock["Rule"]["DefaultRetention"]
+            properties["ObjectLockConfiguration"]["Rule"] = {
+                "DefaultRetention": {key: value for key, value in retention.items() if value}
+            }
+    return properties
+
+
+def _table_as_properties(dynamodb: Any, table_name: str) -> dict[str, Any]:
+    """What DynamoDB reports of the table, in AWS::DynamoDB::Table's property names."""
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    properties: dict[str, Any] = {
+        "BillingMode": table["BillingModeSummary"]["BillingMode"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "KeySchema": table["KeySchema"],
+    }
+    if table.get("GlobalSecondaryIndexes"):
+        properties["GlobalSecondaryIndexes"] = [
+            {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+            for index in table["GlobalSecondaryIndexes"]
+        ]
+    if table.get("SSEDescription", {}).get("Status") == "ENABLED":
+        properties["SSESpecification"] = {"SSEEnabled": True}
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl["TimeToLiveStatus"] == "ENABLED":
+        properties["TimeToLiveSpecification"] = {"AttributeName": ttl["AttributeName"], "Enabled": True}
+    backups = dynamodb.describe_continuous_backups(TableName=table_name)["ContinuousBackupsDescription"]
+    if backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED":
+        properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+    return properties
+
+
+def _queue_as_properties(sqs: Any, queue_url: str, declared: dict[str, Any]) -> dict[str, Any]:
+    """The queue's attributes the template declares (every other one has a default), as properties."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    return {
+        name: json.loads(attributes[name]) if name == "RedrivePolicy" else attributes.get(name)
+        for name in declared
+    }
+
+
+@pytest.mark.parametrize("overrides", [{}, {"ObjectLockRetentionDays": "7"}], ids=["defaults", "object-lock"])
+def test_provisioned_resources_read_back_as_the_transformed_template_declares(
+    moto: MotoServer, local: LocalStack, overrides: dict[str, str]
+) -> None:
+    """Every bucket, table and queue property of SAM's transform, resolved, is what the emulator reports."""
+    stack = (
+        provision(
+            moto.endpoint_url, load_template(), stack_name="kie2s3-locked", parameter_overrides=overrides
+        )
+        if overrides
+        else local
+    )
+    transformed = sam_transform()
+    resolver = Resolver(transformed, stack.parameters, stack.physical_ids)
+    compared = []
+    for logical_id, resource in transformed["Resources"].items():
+        physical_id = stack.physical_ids.get(logical_id)
+        if physical_id is None:  # not provisioned locally (functions, alarms...) or off by its Condition
+            continue
+        declared = resolver.resolve(resource["Properties"])
+        match resource["Type"]:
+            case "AWS::S3::Bucket":
+                reported = _bucket_as_properties(client(moto, "s3"), physical_id)
+            case "AWS::DynamoDB::Table":
+                reported = _table_as_properties(client(moto, "dynamodb"), physical_id)
+            case "AWS::SQS::Queue":
+                reported = _queue_as_properties(client(moto, "sqs"), physical_id, declared)
+            case kind:
+                pytest.fail(f"{logical_id}: the local stack provisions a {kind}, which this test cannot read")
+        assert _scalars_as_text(reported) == _scalars_as_text(declared), logical_id
+        compared.append(logical_id)
+    assert sorted(compared) == [
+        "ArchiveBucket",
+        "CopyDeadLetterQueue",
+        "CopyQueue",
+        "IdempotencyTable",
+        "TasksTable",
+    ]
 
 
 def test_provision_rejects_a_property_it_does_not_provision(template: dict[str, Any]) -> None:
