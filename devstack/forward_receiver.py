@@ -94,6 +94,7 @@ class ForwardReceiver:
         self.out = out
         self.received: list[Received] = []
         self.answer: int | tuple[str, str] | str | None = None
+        self.reply = b'{"status":"received"}'  # the body of a 200
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._port = port
@@ -187,7 +188,7 @@ class ForwardReceiver:
                     self.end_headers()
                     return
                 status = answer if isinstance(answer, int) else 200 if received.verified else 401
-                reply = b'{"status":"received"}' if status == 200 else b'{"error":"refused"}'
+                reply = receiver.reply if status == 200 else b'{"error":"refused"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))

@@ -68,6 +68,7 @@ def test_forwardable_refuses_a_body_kie2s3_already_forwarded() -> None:
         ("http://127.0.0.1:9000/kie", "127.0.0.1:9000", True),
         ("http://127.0.0.1:9000/kie", "127.0.0.1:3000", False),
         ("https://hooks.example.com/kie", None, False),
+        ("https://hooks.example.com/kie", "hooks.example.com\\@evil", False),  # not a host: never a match
     ],
 )
 def test_same_host_compares_host_and_port(target: str, arrived_on: str | None, same: bool) -> None:

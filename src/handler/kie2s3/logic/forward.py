@@ -74,7 +74,10 @@ def same_host(target: str, arrived_on: str | None) -> bool:
     if not arrived_on:
         return False
     parsed = parse_source(target)
-    arrival = parse_source(f"https://{arrived_on}")
+    try:
+        arrival = parse_source(f"https://{arrived_on}")
+    except Kie2S3Error:  # not a host name at all: no target can be it
+        return False
     return _authority(parsed.host or "", parsed.port, (parsed.scheme or "").lower()) == _authority(
         arrival.host or "", arrival.port, "https"
     )

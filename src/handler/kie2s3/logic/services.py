@@ -41,7 +41,7 @@ class ForwardPolicy:
 
     Waiting for files: 5 s, 10 s, 20 s … 2 min, until the files are settled or `settle_seconds`
     (15 minutes, the issue's promise) have passed since the callback arrived. Backing off after a
-    failed attempt: 30 s doubling to 1 h, until the queue's maxReceiveCount (a day or so; README,
+    failed attempt: 30 s doubling to 1 h, until the queue's maxReceiveCount (16 to 23 hours; README,
     Forwarding), then the dead-letter queue.
     """
 
