@@ -78,11 +78,12 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage
 	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration tests/e2e
 
-demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed
-	$(RUN) -m devstack.demo
+demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
+	$(RUN) -m devstack.demo $(if $(FORWARD),--forward)
 
-up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline]
-	@$(RUN) -m devstack.up up --port "$(or $(PORT),3000)" --mode "$(or $(MODE),queue)"
+up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline] [FORWARD=1 | FORWARD_URL=<your handler>]
+	@$(RUN) -m devstack.up up --port "$(or $(PORT),3000)" --mode "$(or $(MODE),queue)" \
+		$(if $(FORWARD_URL),--forward-url "$(FORWARD_URL)") $(if $(FORWARD),--forward)
 
 down: ## stop the local stack and everything it started (also after a crash)
 	@$(STATE) down

@@ -533,6 +533,9 @@ def provision(
 ) -> LocalStack:
     """Create the template's buckets, tables and queues (and the given secrets) in the emulator.
 
+    The template's Rules are checked first, as CloudFormation does: a parameter combination it would
+    refuse raises `TemplateError` before anything is created.
+
     Each resource is created from its own Properties, after the resources it refers to; physical
     names are `<stack_name>-<logical id in lower case>` unless the template names it. A property the
     local stack does not provision and does not list as ignorable raises `TemplateError` before
@@ -541,6 +544,7 @@ def provision(
     """
     resources: dict[str, Any] = dict(template.get("Resources") or {})
     resolver = Resolver(template, parameter_overrides, stack_name=stack_name)
+    resolver.check_rules()
     selected = [
         logical_id
         for logical_id, resource in resources.items()

@@ -1,5 +1,10 @@
-"""`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow."""
+"""`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow.
 
+`make demo FORWARD=1` (`--forward`) also forwards the callback to a local receiver standing in for
+your own handler, which verifies its signature with kie2s3's verifier and prints what it got.
+"""
+
+import argparse
 import contextlib
 import hashlib
 import json
@@ -11,8 +16,9 @@ from types import FrameType
 from typing import TextIO
 
 from devstack.callbacks import callback_event, market_body, serve_result_files
+from devstack.forward_receiver import ForwardReceiver
 from devstack.lambda_runtime import invoke, task_status_event
-from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
+from devstack.stack import FORWARD_HMAC_KEY, WEBHOOK_HMAC_KEY, Stack, local_stack
 
 TASK_ID = "demo" + time.strftime("%Y%m%d%H%M%S")
 LOG_PATH = Path(".devstack") / "demo-function.log"
@@ -26,7 +32,25 @@ def _say(text: str = "") -> None:
     print(text, file=sys.__stdout__, flush=True)
 
 
-def _run(stack: Stack, log: TextIO) -> int:
+def _forwarded(stack: Stack, receiver: ForwardReceiver) -> bool:
+    """Run the forward function until its queue is empty; print what the receiver got."""
+    poller = stack.forward_poller(retry_delay=None)  # the function's own delays, as on Lambda
+    poller.drain(timeout=120)
+    _say()
+    for got in receiver.received:
+        verdict = "verified with kie2s3's verifier" if got.verified else f"REFUSED: {got.reason}"
+        _say(f"forwarded to {receiver.url()}: {len(got.body):,} bytes, signature {verdict}")
+        _say(f"    X-Webhook-Timestamp {got.headers.get('x-webhook-timestamp')}")
+        _say(f"    X-Webhook-Signature {got.headers.get('x-webhook-signature')}")
+        document = got.json()["kie2s3"]
+        _say(
+            f'    kie.ai\'s JSON, plus "kie2s3": task {document["taskId"]} {document["state"]}, '
+            + ", ".join(f"{f['key']} ({f['state']})" for f in document["files"])
+        )
+    return len(receiver.received) == 1 and receiver.received[0].verified
+
+
+def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> int:
     served = {}
     for n, (url, size) in enumerate(FILES):
         served.update(serve_result_files(stack.emulator, [url], size=size, seed=n + 7))
@@ -61,6 +85,9 @@ def _run(stack: Stack, log: TextIO) -> int:
     _say()
     _say(f"GET /tasks/{TASK_ID} -> {status['statusCode']}")
     _say(json.dumps(document, indent=2))
+    if receiver is not None:
+        with stack.function(), contextlib.redirect_stdout(log):
+            ok = _forwarded(stack, receiver) and ok
     _say(f"\nfunction logs and metrics: {LOG_PATH}")
     return 0 if ok else 1
 
@@ -69,17 +96,21 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Start the local stack, run the flow, print where the files landed, stop everything."""
+    parser = argparse.ArgumentParser(prog="devstack.demo", description=__doc__)
+    parser.add_argument("--forward", action="store_true", help="forward the callback to a local receiver")
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)
     LOG_PATH.parent.mkdir(exist_ok=True)
     try:
-        with (
-            LOG_PATH.open("w") as log,
-            contextlib.redirect_stdout(log),
-            local_stack(copy_mode="queue") as stack,
-        ):
-            return _run(stack, log)
+        with contextlib.ExitStack() as running:
+            receiver = running.enter_context(ForwardReceiver(FORWARD_HMAC_KEY)) if args.forward else None
+            overrides = {"ForwardUrl": receiver.url()} if receiver else None
+            log = running.enter_context(LOG_PATH.open("w"))
+            running.enter_context(contextlib.redirect_stdout(log))
+            stack = running.enter_context(local_stack(copy_mode="queue", overrides=overrides))
+            return _run(stack, log, receiver)
     except KeyboardInterrupt:
         _say("interrupted: local stack stopped")
         return 130

@@ -164,7 +164,8 @@ class SqsPoller:
     """Plays Lambda's SQS event source mapping: receive, invoke, delete what succeeded.
 
     Messages a batch reports as failed are made visible again after `retry_delay` seconds (the
-    real mapping waits for the queue's visibility timeout, 90 minutes here: too long for a test).
+    real mapping waits for the queue's visibility timeout, 90 minutes here: too long for a test);
+    with `retry_delay` None they keep whatever visibility the function gave them, as on Lambda.
     A message received but never answered (a killed worker) comes back after `visibility_timeout`
     seconds when it is set, else after the queue's own.
     """
@@ -173,8 +174,10 @@ class SqsPoller:
     queue_url: str
     queue_arn: str
     batch_size: int = 1
-    retry_delay: int = 1
+    retry_delay: int | None = 1
     timeout_seconds: float = 900.0  # the worker's Lambda timeout (template.yaml)
+    function_name: str = "kie2s3-copy-worker"
+    memory_limit_in_mb: int = 1024
     visibility_timeout: int | None = None
     invoked: int = 0
     on_batch: Callable[[dict[str, Any]], None] | None = None
@@ -198,7 +201,11 @@ class SqsPoller:
         if self.on_batch is not None:
             self.on_batch(event)
         try:
-            context = LambdaContext(function_name="kie2s3-copy-worker", timeout_seconds=self.timeout_seconds)
+            context = LambdaContext(
+                function_name=self.function_name,
+                timeout_seconds=self.timeout_seconds,
+                memory_limit_in_mb=self.memory_limit_in_mb,
+            )
             started = time.perf_counter()
             try:
                 response = invoke(event, context)
@@ -209,6 +216,8 @@ class SqsPoller:
             failed = {m["MessageId"] for m in messages}
         for message in messages:
             if message["MessageId"] in failed:
+                if self.retry_delay is None:
+                    continue
                 self.sqs.change_message_visibility(
                     QueueUrl=self.queue_url,
                     ReceiptHandle=message["ReceiptHandle"],

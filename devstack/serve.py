@@ -8,7 +8,8 @@ starts the functions process; it records everything in D/state.json and stops it
 `python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
 functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
 mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
-seconds instead of the queue's 90 minutes), and the reconciler on the template's schedule, one
+seconds instead of the queue's 90 minutes), with ForwardUrl set the forward function on the
+forward queue (its own delays kept), and the reconciler on the template's schedule, one
 invocation at a time. SIGTERM ends it at once (a copy in flight ends as a killed Lambda's would);
 it also stops by itself when the supervisor is gone.
 
@@ -35,7 +36,7 @@ from devstack.cli import Parser, run
 from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
 
 if TYPE_CHECKING:
-    from devstack.lambda_runtime import LambdaContext
+    from devstack.lambda_runtime import LambdaContext, SqsPoller
 
 WORKER_READY: Final = "worker.ready"
 # Failed copy jobs are visible again after this many seconds (Lambda's mapping waits for the queue's
@@ -112,6 +113,44 @@ def sqs_function(template: Mapping[str, Any]) -> str:
     raise ValueError("the template has no SQS-triggered function")
 
 
+def sqs_functions(template: Mapping[str, Any], parameters: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(function, environment variable of its queue's URL) of each SQS-triggered function these
+    parameter values create (a function whose Condition is false is left out, as CloudFormation does)."""
+    from devstack.template import Resolver
+
+    resolver = Resolver(template, parameters)
+    variables = (
+        (template.get("Globals") or {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    found = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if "Condition" in resource and not resolver.condition(str(resource["Condition"])):
+            continue
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            [variable] = [name for name, value in variables.items() if value == {"Ref": queue}]
+            found.append((str(logical_id), variable))
+    return found
+
+
+def refuse_loop(forward_url: str, api_port: int) -> None:
+    """UserError when FORWARD_URL is the local API itself (a loopback host on its port): every
+    forwarded callback would come back as a callback."""
+    from urllib3.util import parse_url
+
+    from devstack.cli import UserError
+
+    target = parse_url(forward_url)
+    loopback = (target.host or "").strip("[]").lower() in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+    if loopback and (target.port or {"http": 80, "https": 443}.get(target.scheme or "")) == api_port:
+        raise UserError(
+            f"FORWARD_URL {forward_url.split('?', 1)[0]} is the local API itself: forwarding there would "
+            "loop; give your own handler's URL, or FORWARD=1 for the local forward receiver"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- the supervisor
 
 
@@ -164,12 +203,41 @@ def _stop_process(process: "subprocess.Popen[bytes]", grace: float = 5.0) -> Non
             process.wait()
 
 
-def supervise(directory: Path, port: int, mode: str) -> int:
+def _forward_target(forward_url: str, receiver: bool, api_port: int) -> tuple[str, Any]:
+    """Where the stack forwards callbacks ("" for nowhere) and the local receiver it started, if any.
+
+    UserError for a FORWARD_URL that is the local API itself (see `refuse_loop`).
+    """
+    if receiver:
+        from devstack.forward_receiver import ForwardReceiver
+        from devstack.stack import FORWARD_HMAC_KEY
+
+        started = ForwardReceiver(FORWARD_HMAC_KEY, out=sys.stdout)
+        return started.url(), started
+    if forward_url:
+        refuse_loop(forward_url, api_port)
+    return forward_url, None
+
+
+def _function_settings_error(env: Mapping[str, str]) -> str | None:
+    """What the functions would refuse in their environment at start (a FORWARD_URL that loops, say)."""
+    from kie2s3.errors import ConfigurationError
+    from kie2s3.settings import Settings
+
+    try:
+        Settings.from_environ(dict(env))
+    except ConfigurationError as exc:
+        return exc.reason
+    return None
+
+
+def supervise(directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False) -> int:
     """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
     from devstack.aws import MotoServer
+    from devstack.cli import UserError
     from devstack.lambda_runtime import invoke
     from devstack.local_api import LocalHttpApi, template_routes
-    from devstack.stack import KIE_API_KEY, WEBHOOK_HMAC_KEY, local_stack
+    from devstack.stack import FORWARD_HMAC_KEY, KIE_API_KEY, WEBHOOK_HMAC_KEY, local_stack
     from devstack.template import load_template
 
     stop = _Stop()
@@ -193,9 +261,25 @@ def supervise(directory: Path, port: int, mode: str) -> int:
         return invoke(event, function_context(template, function))
 
     api.invoke = call
-    with local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory)) as stack, stack.function():
-        state["pids"]["moto"] = stack.moto.pid
+    try:
+        forward_url, forward_receiver = _forward_target(forward_url, receiver, api.port)
+    except UserError as exc:
+        state["error"] = str(exc)
         write_state(directory, state)
+        _say(state["error"])
+        return 1
+    overrides = {"ForwardUrl": forward_url} if forward_url else None
+    with (
+        local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory), overrides=overrides) as stack,
+        stack.function(),
+    ):
+        state["pids"]["moto"] = stack.moto.pid
+        state["parameters"] = stack.aws.parameters
+        write_state(directory, state)
+        if refused := _function_settings_error(stack.env):
+            state["error"] = f"the functions refuse their environment: {refused}"
+            write_state(directory, state)
+            return 1
         import app  # noqa: F401  # the API function's init, before its first request (as Lambda's)
 
         served, tasks = serve_samples(stack.emulator)
@@ -225,6 +309,9 @@ def supervise(directory: Path, port: int, mode: str) -> int:
                 kieUrl=stack.emulator.base_url,
                 kieApiKey=KIE_API_KEY,
                 hmacKey=WEBHOOK_HMAC_KEY,
+                forwardUrl=forward_url,
+                forwardReceiver=forward_receiver is not None,
+                forwardKey=FORWARD_HMAC_KEY,
                 env=stack.env,
                 startedAt=time.time(),
             )
@@ -247,6 +334,8 @@ def supervise(directory: Path, port: int, mode: str) -> int:
             _say("stopping")
             api.stop()
             _stop_process(functions)
+            if forward_receiver is not None:
+                forward_receiver.stop()
     _say("stopped")
     return 0
 
@@ -254,24 +343,58 @@ def supervise(directory: Path, port: int, mode: str) -> int:
 # ---------------------------------------------------------------------------------------------- the functions
 
 
-def run_functions(directory: Path) -> int:
-    """The copy worker and the scheduled functions, one invocation at a time, until SIGTERM."""
-    import boto3
+# Functions that pace their own retries (ChangeMessageVisibility): their delays are kept, as on Lambda.
+_OWN_DELAYS: Final = frozenset({"ForwardFunction"})
+
+
+def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["SqsPoller"]:
+    """A poller for each SQS-triggered function the stack's parameters create (the copy worker first)."""
+    from devstack.lambda_runtime import SqsPoller
+
+    state = read_state(directory)
+    parameters = (state.data.get("parameters") if state else None) or {}
+    pollers = []
+    for function, variable in sqs_functions(template, parameters):
+        context = function_context(template, function)
+        url = os.environ[variable]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pollers.append(
+            SqsPoller(
+                sqs=sqs,
+                queue_url=url,
+                queue_arn=arn,
+                retry_delay=None if function in _OWN_DELAYS else RETRY_DELAY_SECONDS,
+                timeout_seconds=context.timeout_seconds,
+                function_name=context.function_name,
+                memory_limit_in_mb=context.memory_limit_in_mb,
+            )
+        )
+    return pollers
+
+
+def _poll(pollers: Sequence["SqsPoller"]) -> None:
+    """One round: each queue once (the first with a long poll of 1 s when the others were idle)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    for n, poller in enumerate(pollers):
+        try:
+            if poller.poll_once(wait_seconds=1 if n == 0 else 0):
+                _say(f"{poller.function_name}: one batch in {poller.invocation_seconds[-1] * 1000:.0f} ms")
+        except (BotoCoreError, ClientError) as exc:
+            _say(f"the queue of {poller.function_name} cannot be read ({exc}); trying again")
+            time.sleep(1)
+
+
+def run_functions(directory: Path) -> int:
+    """The SQS-triggered functions and the scheduled ones, one invocation at a time, until SIGTERM."""
+    import boto3
+
     import app  # noqa: F401  # the container's init
-    from devstack.lambda_runtime import SqsPoller, invoke
+    from devstack.lambda_runtime import invoke
     from devstack.template import load_template
 
     template = load_template()
-    worker = function_context(template, sqs_function(template))
-    worker_name, worker_timeout = worker.function_name, worker.timeout_seconds
-    sqs = boto3.client("sqs")
-    url = os.environ["COPY_QUEUE_URL"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    poller = SqsPoller(
-        sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=RETRY_DELAY_SECONDS, timeout_seconds=worker_timeout
-    )
+    pollers = _pollers(template, directory, boto3.client("sqs"))
     schedules = [
         (logical_id, period, event, time.monotonic() + period)
         for logical_id, period, event in scheduled_functions(template)
@@ -281,17 +404,12 @@ def run_functions(directory: Path) -> int:
     every = ", ".join(
         f"{function_context(template, s[0]).function_name} every {s[1]:.0f} s" for s in schedules
     )
-    _say(f"{worker_name} polls the copy queue; {every}")
+    _say(f"{' and '.join(p.function_name for p in pollers)} poll their queues; {every}")
     while True:  # until SIGTERM (its default action: a copy in flight ends as a killed Lambda's would)
         if os.getppid() != parent:
             _say("the supervisor is gone: stopping")
             break
-        try:
-            if poller.poll_once(wait_seconds=1):
-                _say(f"{worker_name}: one batch in {poller.invocation_seconds[-1] * 1000:.0f} ms")
-        except (BotoCoreError, ClientError) as exc:
-            _say(f"the copy queue cannot be read ({exc}); trying again")
-            time.sleep(1)
+        _poll(pollers)
         for n, (logical_id, period, event, due) in enumerate(schedules):
             if time.monotonic() >= due:
                 schedules[n] = (logical_id, period, event, due + period)
@@ -311,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mode", choices=("queue", "inline"), default="queue")
     parser.add_argument("--functions", action="store_true", help="run the functions process")
+    parser.add_argument("--forward-url", default="", help="ForwardUrl: forward accepted callbacks there")
+    parser.add_argument("--forward-receiver", action="store_true", help="forward to a local receiver")
     args = parser.parse_args(argv)
     directory = Path(args.state_dir)
     if args.functions:
@@ -318,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if read_state(directory) is not None:
         parser.error(f"{directory} already holds a stack's state: use `make up`, which checks it")
     try:
-        return supervise(directory, args.port, args.mode)
+        return supervise(directory, args.port, args.mode, args.forward_url, args.forward_receiver)
     except Exception as exc:  # the whole story goes to the log; `make up` shows the first line
         traceback.print_exc()
         state = read_state(directory)

@@ -16,10 +16,13 @@ from devstack.template import load_template
 KIE_API_KEY = "local-kie-api-key"
 WEBHOOK_HMAC_KEY = "local-webhook-hmac-key"
 CALLBACK_TOKEN = "local-callback-token"
+# Signs forwarded callbacks (ForwardUrl); a key of its own, as README's Forwarding recommends.
+FORWARD_HMAC_KEY = "local-forward-hmac-key"
 SECRET_IDS = {
     "KieApiKeySecretId": "kie2s3/kie-api-key",
     "KieWebhookHmacSecretId": "kie2s3/webhook-hmac-key",
     "CallbackTokenSecretId": "kie2s3/callback-token",
+    "ForwardHmacSecretId": "kie2s3/forward-hmac-key",
 }
 
 
@@ -70,10 +73,24 @@ class Stack:
         A failed batch is received again at once: with no other worker copying beside this one, no
         lock is left to wait for, and the job's five deliveries (then the DLQ) take no time.
         """
+        return self._poller("COPY_QUEUE_URL", retry_delay, "kie2s3-copy-worker")
+
+    def forward_poller(self, *, retry_delay: int | None = 0) -> SqsPoller:
+        """Plays Lambda's SQS event source mapping for the forward queue (ForwardFunction's).
+
+        A job that waits or failed is received again at once (`retry_delay` 0), whatever delay the
+        function asked for: the tests move the forwarder's clock instead of waiting. None leaves
+        the function's own delays, as Lambda does.
+        """
+        return self._poller("FORWARD_QUEUE_URL", retry_delay, "kie2s3-forward")
+
+    def _poller(self, variable: str, retry_delay: int | None, function_name: str) -> SqsPoller:
         sqs = self.client("sqs")
-        url = self.env["COPY_QUEUE_URL"]
+        url = self.env[variable]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=retry_delay)
+        return SqsPoller(
+            sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=retry_delay, function_name=function_name
+        )
 
     def function(self) -> contextlib.AbstractContextManager[None]:
         """Within this block `app.lambda_handler` runs with the function's environment."""
@@ -103,6 +120,7 @@ def local_stack(
             parameters["KieApiKeySecretId"]: KIE_API_KEY,
             parameters["KieWebhookHmacSecretId"]: WEBHOOK_HMAC_KEY,
             parameters["CallbackTokenSecretId"]: CALLBACK_TOKEN,
+            parameters["ForwardHmacSecretId"]: FORWARD_HMAC_KEY,
         }
         aws = provision(
             moto.endpoint_url,

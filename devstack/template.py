@@ -255,6 +255,18 @@ class Resolver:
                 return any(self._truth(item) for item in argument)
         raise TemplateError(f"{function} is not a condition function")
 
+    def check_rules(self) -> None:
+        """The template's Rules, as CloudFormation checks them before creating anything: every
+        assertion of a rule whose RuleCondition holds must hold (TemplateError with its description)."""
+        for name, rule in (self.template.get("Rules") or {}).items():
+            if "RuleCondition" in rule and not self._truth(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self._truth(assertion["Assert"]):
+                    raise TemplateError(
+                        f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}"
+                    )
+
     # ------------------------------------------------------------------ values
     def resolve(self, value: Any) -> Any:
         """A value with every intrinsic function evaluated; `NO_VALUE` where `AWS::NoValue` removes it."""

@@ -1,6 +1,6 @@
 """`make up`, `make down`, `make status`, `make logs`, `make env`: a local kie2s3 that keeps running.
 
-    python -m devstack.up up [--port 3000] [--mode queue|inline] [--state-dir D]
+    python -m devstack.up up [--port 3000] [--mode queue|inline] [--forward-url URL | --forward] [--state-dir D]
     python -m devstack.up down | status | logs [--follow] [--lines N] | env   [--state-dir D]
 
 `up` starts the stack in the background (`devstack.serve`), waits until it is ready and prints what
@@ -79,8 +79,14 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def up(directory: Path, port: int, mode: str) -> int:
+def up(directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False) -> int:
     """Start the stack in the background and print what is where once it is ready."""
+    if forward_url and receiver:
+        raise UserError("FORWARD=1 forwards to the local receiver, FORWARD_URL=<url> to yours: give one")
+    if forward_url and port:
+        from devstack.serve import refuse_loop
+
+        refuse_loop(forward_url, port)
     state = read_state(directory)
     if state is not None:
         supervisor = state.pids.get("supervisor")
@@ -108,8 +114,9 @@ def up(directory: Path, port: int, mode: str) -> int:
     command = [sys.executable, "-m", "devstack.serve", "--state-dir", str(directory), "--port", str(port)]
     started = time.monotonic()
     with (directory / "stack.log").open("ab") as log:
+        forwarding = ["--forward-url", forward_url] if forward_url else []
         process = subprocess.Popen(
-            [*command, "--mode", mode],
+            [*command, "--mode", mode, *forwarding, *(["--forward-receiver"] if receiver else [])],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -166,11 +173,25 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             f"  kie.ai       {state.emulator_url}   the emulator (API key {state.kie_api_key})",
             f"  HMAC key     {state.hmac_key}   signs test callbacks (kie.ai's webhookHmacKey)",
             "  functions    the copy worker polls the copy queue; the reconciler runs on its schedule",
+            *_forwarding_lines(state),
             f"  logs         make logs  (in {_display(state.directory)})",
             '  shell        eval "$(make -s env)"  sets API, BUCKET, KIE_WEBHOOK_HMAC_KEY, KIE_EMULATOR_URL',
             "  stop         make down  (moto keeps everything in memory: the archive ends with the stack)",
         ]
     )
+
+
+def _forwarding_lines(state: StackState) -> list[str]:
+    url = state.data.get("forwardUrl")
+    if not url:
+        return []
+    where = (
+        "the local forward receiver (its requests in make logs)" if state.data.get("forwardReceiver") else ""
+    )
+    return [
+        f"  forwarding   every accepted callback to {str(url).split('?', 1)[0]} {where}".rstrip(),
+        f"               signed as kie.ai signs, with the forwarding key {state.data.get('forwardKey')}",
+    ]
 
 
 def down(directory: Path) -> int:
@@ -245,6 +266,7 @@ def env(directory: Path) -> int:
         "KIE_EMULATOR_URL": state.emulator_url,
         "KIE_EMULATOR_API_KEY": state.kie_api_key,
         "AWS_EMULATOR_URL": state.aws_url,
+        "FORWARD_HMAC_KEY": str(state.data.get("forwardKey", "")),
     }
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")
@@ -259,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = commands.add_parser("up", help="start the local stack")
     start.add_argument("--port", type=int, default=DEFAULT_PORT, help="the API's port (0: any free one)")
     start.add_argument("--mode", choices=("queue", "inline"), default="queue", help="CopyMode")
+    start.add_argument(
+        "--forward-url", default="", help="ForwardUrl: your handler, accepted callbacks go there"
+    )
+    start.add_argument("--forward", action="store_true", help="forward to a local receiver that prints them")
     stop = commands.add_parser("down", help="stop it and remove its state")
     state = commands.add_parser("status", help="what runs where")
     show = commands.add_parser("logs", help="its logs")
@@ -271,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = state_dir(args.state_dir)
     match args.command:
         case "up":
-            return up(directory, args.port, args.mode)
+            return up(directory, args.port, args.mode, args.forward_url, args.forward)
         case "down":
             return down(directory)
         case "status":

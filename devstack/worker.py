@@ -2,6 +2,7 @@
 
 Used by tests and benchmarks that measure the worker alone: `python -m devstack.worker` with the
 function's environment; it handles SQS batches until the queue is empty and prints one JSON line.
+With FORWARD_URL set, it then runs the forward jobs the same way (as the forward function would).
 """
 
 import argparse
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             warm_up_batches = poller.invoked
         if args.max_messages and handled >= args.max_messages:
             break
+    forwarded = _forward_jobs(sqs, args.timeout_seconds) if os.environ.get("FORWARD_URL") else 0
     durations = poller.invocation_seconds
     report = {
         "messages": handled,
+        "forward_messages": forwarded,
         "task_ids": task_ids,  # in the order handled
         "warm_up_messages": min(handled, args.warm_up),
         # The handler's time, as Lambda's Duration (receiving and deleting are the event source mapping's)
@@ -109,6 +112,19 @@ def _next_batch(poller: SqsPoller, idle_seconds: float = 2.0) -> int:
             return received
         if received := poller.poll_once(wait_seconds=1):
             return received
+
+
+def _forward_jobs(sqs: Any, timeout_seconds: float) -> int:
+    """Deliver forward jobs until the forward queue is empty; how many deliveries that took."""
+    url = os.environ["FORWARD_QUEUE_URL"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    poller = SqsPoller(
+        sqs=sqs, queue_url=url, queue_arn=arn, timeout_seconds=timeout_seconds, function_name="kie2s3-forward"
+    )
+    delivered = 0
+    while (received := _next_batch(poller)) > 0:
+        delivered += received
+    return delivered
 
 
 def _task_id(record: dict[str, Any]) -> str:

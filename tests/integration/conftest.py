@@ -3,11 +3,13 @@
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from devstack.lambda_runtime import function_environment, invoke, task_status_ev
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 from kie2s3.logic.services import RetryPolicy, Services
+from kie2s3.observability import logger as function_logger
 
 # The production policy's attempts, with waits of milliseconds instead of 0.5-8 s: the tests assert
 # how many attempts a fault costs, never how long the backoff between them is.
@@ -124,9 +127,10 @@ def objects_under(stack: Stack, prefix: str) -> dict[str, int]:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(stack: Stack, *args: str) -> "subprocess.Popen[str]":
-    """A copy worker in its own process (one Lambda container) with exactly the function's env."""
-    env = {**stack.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+def start_worker(stack: Stack, *args: str, env: Mapping[str, str] | None = None) -> "subprocess.Popen[str]":
+    """A copy worker in its own process (one Lambda container) with exactly the function's env
+    (`env`: another function environment, the stack's by default)."""
+    env = {**(env or stack.env), "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
     return subprocess.Popen(
         [sys.executable, "-m", "devstack.worker", *args],
         env=env,
@@ -151,3 +155,24 @@ def ranges_for(size: int) -> int:
     from kie2s3.logic.services import DEFAULT_SHAPE
 
     return max(1, -(-size // DEFAULT_SHAPE.part_bytes))
+
+
+@contextmanager
+def printed(capsys: pytest.CaptureFixture[str]) -> Iterator[list[dict[str, Any]]]:
+    """What the function prints in the block (its log records, its EMF metrics) as JSON documents."""
+    handler = function_logger.registered_handler  # bound to the sys.stdout of import time
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(sys.stdout)
+    documents: list[dict[str, Any]] = []
+    try:
+        yield documents
+    finally:
+        handler.setStream(previous)
+    out, _ = capsys.readouterr()
+    documents.extend(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+
+
+def counted(documents: list[dict[str, Any]], metric: str) -> float:
+    """The sum of a metric over the EMF documents printed."""
+    values = [d[metric] for d in documents if "_aws" in d and metric in d]
+    return sum(sum(v) if isinstance(v, list) else v for v in values)

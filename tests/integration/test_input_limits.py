@@ -2,20 +2,14 @@
 
 import base64
 import json
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from devstack.callbacks import market_body
 from devstack.lambda_runtime import http_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack
-from tests.integration.conftest import objects_under, post_callback, send
+from tests.integration.conftest import counted, objects_under, post_callback, printed, send
 
 from kie2s3.handlers.http import MAX_BODY_BYTES
-from kie2s3.observability import logger as function_logger
 
 BAD_TASK_IDS = [
     "../x",
@@ -200,26 +194,6 @@ def test_copies_lone_surrogate_in_body_is_400(queue_mode: Stack, task_id: str) -
     assert status == 400, answer
 
 
-@contextmanager
-def _printed(capsys: pytest.CaptureFixture[str]) -> Iterator[list[dict[str, Any]]]:
-    """What the function prints in the block (its log records, its EMF metrics) as JSON documents."""
-    handler = function_logger.registered_handler  # bound to the sys.stdout of import time
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(sys.stdout)
-    documents: list[dict[str, Any]] = []
-    try:
-        yield documents
-    finally:
-        handler.setStream(previous)
-    out, _ = capsys.readouterr()
-    documents.extend(json.loads(line) for line in out.splitlines() if line.startswith("{"))
-
-
-def _counted(documents: list[dict[str, Any]], metric: str) -> float:
-    values = [d[metric] for d in documents if "_aws" in d and metric in d]
-    return sum(sum(v) if isinstance(v, list) else v for v in values)
-
-
 REFUSED_CALLBACKS = {
     "not-json": (lambda task_id: post_callback("{not json", task_id), 400),  # type: ignore[arg-type]
     "no-task-id": (lambda task_id: post_callback({"code": 200, "data": {}}, task_id), 400),
@@ -237,7 +211,7 @@ def test_callback_refusal_is_logged_and_counted_once(
     queue_mode: Stack, task_id: str, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
     refuse, expected = REFUSED_CALLBACKS[case]
-    with _printed(capsys) as documents:
+    with printed(capsys) as documents:
         status, answer = refuse(task_id)
     assert status == expected, answer
     [logged] = [d for d in documents if d.get("message") in ("request refused", "callback refused")]
@@ -246,15 +220,15 @@ def test_callback_refusal_is_logged_and_counted_once(
         expected,
         answer["message"],
     )
-    assert (_counted(documents, "CallbacksRejected"), _counted(documents, "RequestsRefused")) == (1, 1)
+    assert (counted(documents, "CallbacksRejected"), counted(documents, "RequestsRefused")) == (1, 1)
 
 
 def test_copies_refusal_is_logged_and_counted_once(
     queue_mode: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with _printed(capsys) as documents:
+    with printed(capsys) as documents:
         status, answer = send(http_event("POST", "/copies", body={"taskId": "../x", "urls": []}))
     assert status == 400, answer
     [logged] = [d for d in documents if d.get("message") == "request refused"]
     assert (logged["status"], logged["reason"]) == (400, "invalid request")
-    assert (_counted(documents, "CallbacksRejected"), _counted(documents, "RequestsRefused")) == (0, 1)
+    assert (counted(documents, "CallbacksRejected"), counted(documents, "RequestsRefused")) == (0, 1)

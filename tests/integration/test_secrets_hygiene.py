@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from devstack.callbacks import callback_event, market_body, serve_result_files
+from devstack.forward_receiver import ForwardReceiver
 from devstack.lambda_runtime import function_environment, http_event, task_status_event
-from devstack.stack import CALLBACK_TOKEN, KIE_API_KEY, WEBHOOK_HMAC_KEY, Stack
+from devstack.stack import CALLBACK_TOKEN, FORWARD_HMAC_KEY, KIE_API_KEY, WEBHOOK_HMAC_KEY, Stack
 from tests.integration.conftest import post_callback, send, serve
 
 from kie2s3.observability import logger as function_logger
@@ -164,4 +165,33 @@ def test_presigned_sources_never_logged_in_queue_mode(debug_capture: Capture, st
     for expected in ("SendMessageBatch", "x-amz-security-token", f"/p/{by_callback}.png", "file archived"):
         assert expected.lower() in logged.lower(), f"{expected!r} was not captured: the capture is broken"
     for secret in (*SECRETS, *PRESIGNED_SECRETS, *LINK_SECRETS):
+        assert secret not in logged, f"{secret!r} was logged"
+
+
+def test_forwarding_never_logs_its_key_signature_target_token_links_or_answer(
+    debug_capture: Capture, stack: Stack
+) -> None:
+    task_id = f"forwardhygiene{stack.emulator.port}"
+    with ForwardReceiver(FORWARD_HMAC_KEY) as receiver:
+        receiver.reply = b'{"answer":"the-handlers-own-reply-body"}'
+        env = {**os.environ, "FORWARD_URL": receiver.url("/hook?token=handler-token-do-not-log")}
+        with function_environment(env):
+            served = serve(stack, task_id, [(".png", 1024)])
+            assert post_callback(market_body(task_id, list(served)), task_id)[0] == 200
+            stack.poller().drain()
+            stack.forward_poller().drain()
+        [got] = receiver.received
+    assert got.verified
+    assert "X-Amz-Signature" in got.body.decode()  # the forwarded document carries presigned links
+
+    logged = debug_capture.text()
+    for expected in ("callback forwarded", "/hook", '"level":"DEBUG"'):
+        assert expected in logged, f"{expected!r} was not captured: the capture is broken"
+    forwarded_secrets = (
+        FORWARD_HMAC_KEY,
+        got.headers["x-webhook-signature"],
+        "handler-token-do-not-log",
+        "the-handlers-own-reply-body",
+    )
+    for secret in (*SECRETS, *forwarded_secrets, *LINK_SECRETS):
         assert secret not in logged, f"{secret!r} was logged"

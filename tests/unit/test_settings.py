@@ -109,3 +109,76 @@ def test_settings_take_none_as_a_secret_turned_off(name: str, off: str) -> None:
 def test_settings_keep_a_secret_id_that_only_contains_none() -> None:
     settings = Settings.from_environ({**BASE, "KIE_WEBHOOK_HMAC_SECRET": "kie2s3/none"})
     assert settings.kie_webhook_hmac_secret == "kie2s3/none"
+
+
+FORWARDING = {
+    **BASE,
+    "FORWARD_URL": "https://hooks.example.com/kie?token=abc",
+    "FORWARD_HMAC_SECRET": "kie2s3/forward-hmac-key",
+    "FORWARD_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/forward",
+}
+
+
+def test_settings_forwarding_is_off_without_a_forward_url() -> None:
+    settings = Settings.from_environ({**BASE, "FORWARD_HMAC_SECRET": "", "FORWARD_QUEUE_URL": ""})
+    assert settings.forwarding is False
+
+
+def test_settings_forwarding_takes_a_url_with_its_own_token() -> None:
+    settings = Settings.from_environ(FORWARDING)
+    assert settings.forwarding is True
+    assert settings.forward_url == "https://hooks.example.com/kie?token=abc"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/kie",
+        "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/kie/",
+        "https://api.example.com/prod/callbacks/kie?family=veo",
+        "https://api.example.com/Callbacks/KIE",
+        "https://api.example.com/x/../callbacks/kie",
+    ],
+)
+def test_settings_refuse_a_forward_url_at_kie2s3s_callback_route(url: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"FORWARD_URL.*own callback route.*loop"):
+        Settings.from_environ({**FORWARDING, "FORWARD_URL": url})
+
+
+@pytest.mark.parametrize(
+    ("url", "local", "why"),
+    [
+        ("http://hooks.example.com/kie", False, "scheme 'http'"),
+        ("http://127.0.0.1:9000/kie", False, "scheme 'http'"),
+        ("http://hooks.example.com/kie", True, "scheme 'http'"),
+        ("https://user:pw@hooks.example.com/kie", False, "credentials"),
+        ("https://169.254.169.254/latest", False, "link-local"),
+        ("hooks.example.com/kie", False, "scheme"),
+    ],
+)
+def test_settings_refuse_a_forward_url_that_is_not_https(url: str, local: bool, why: str) -> None:
+    env = {**FORWARDING, "FORWARD_URL": url, "ALLOW_LOCAL_SOURCES": str(local).lower()}
+    with pytest.raises(ConfigurationError, match=rf"FORWARD_URL.*{why}"):
+        Settings.from_environ(env)
+
+
+def test_settings_allow_a_loopback_http_forward_url_in_local_mode() -> None:
+    env = {**FORWARDING, "FORWARD_URL": "http://127.0.0.1:9000/kie", "ALLOW_LOCAL_SOURCES": "true"}
+    assert Settings.from_environ(env).forwarding
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("FORWARD_HMAC_SECRET", ""), ("FORWARD_HMAC_SECRET", "None"), ("FORWARD_QUEUE_URL", "")],
+)
+def test_settings_forwarding_needs_its_key_and_queue(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"{name} is required when FORWARD_URL is set"):
+        Settings.from_environ({**FORWARDING, name: value})
+
+
+def test_settings_forward_url_errors_never_show_its_query() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_environ(
+            {**FORWARDING, "FORWARD_URL": "https://api.example.com/callbacks/kie?token=s3cret"}
+        )
+    assert "s3cret" not in caught.value.reason

@@ -49,6 +49,8 @@ PHYSICAL_IDS = {
     "IdempotencyTable": "idempotency-table",
     "CopyQueue": "http://127.0.0.1:5000/123456789012/copy-queue",
     "CopyDeadLetterQueue": "http://127.0.0.1:5000/123456789012/copy-dlq",
+    "ForwardQueue": "http://127.0.0.1:5000/123456789012/forward-queue",
+    "ForwardDeadLetterQueue": "http://127.0.0.1:5000/123456789012/forward-dlq",
 }
 
 
@@ -119,7 +121,7 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
 
 def test_functions_share_the_one_entry_point(template: dict[str, Any]) -> None:
     found = functions(template)
-    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction"}
+    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction", "ForwardFunction"}
     for function in found.values():
         assert function_setting(template, function, "CodeUri") == "src/handler/"
         assert function_setting(template, function, "Handler") == "app.lambda_handler"
@@ -338,6 +340,10 @@ def test_iam_statements_have_no_wildcard_resource(template: dict[str, Any]) -> N
 def test_secret_permissions_are_scoped_to_the_configured_ids(template: dict[str, Any]) -> None:
     for name, function in functions(template).items():
         [policy] = function["Properties"]["Policies"]
+        if name == "ForwardFunction":  # it signs with the forwarding key, and reads no other secret
+            [read] = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
+            assert read["Resource"]["Fn::Sub"].endswith(":secret:${ForwardHmacSecretId}-??????")
+            continue
         [read] = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
         assert "${KieApiKeySecretId}-??????" in read["Resource"][0]["Fn::Sub"], name
         conditions = [item["Fn::If"][0] for item in read["Resource"][1:]]
@@ -356,7 +362,13 @@ def test_alarms_cover_errors_throttles_and_dead_letters(template: dict[str, Any]
     alarms = [
         r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
     ]
-    watched = {(alarm["MetricName"], alarm_target(alarm["Dimensions"][0]["Value"])) for alarm in alarms}
+    watched = {
+        (alarm["MetricName"], alarm_target(alarm["Dimensions"][0]["Value"]))
+        for alarm in alarms
+        if alarm["Namespace"] != "kie2s3"
+    }
+    own = {alarm["MetricName"] for alarm in alarms if alarm["Namespace"] == "kie2s3"}
+    assert own == {"ForwardFailures"}
     assert watched == {
         ("Errors", "ApiFunction"),
         ("Throttles", "ApiFunction"),
@@ -364,6 +376,8 @@ def test_alarms_cover_errors_throttles_and_dead_letters(template: dict[str, Any]
         ("Throttles", "CopyWorkerFunction"),
         ("Errors", "ReconcilerFunction"),
         ("ApproximateNumberOfMessagesVisible", "CopyDeadLetterQueue"),
+        ("Errors", "ForwardFunction"),
+        ("ApproximateNumberOfMessagesVisible", "ForwardDeadLetterQueue"),
     }
     for alarm in alarms:
         assert alarm["Threshold"] == 0

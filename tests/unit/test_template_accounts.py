@@ -50,6 +50,16 @@ COMBINATIONS: dict[str, dict[str, str]] = {
     "token-mode-empty": {"KieWebhookHmacSecretId": "", "CallbackTokenSecretId": "kie2s3/callback-token"},
     "token-mode": {"KieWebhookHmacSecretId": "none", "CallbackTokenSecretId": "kie2s3/callback-token"},
     "everything": EVERYTHING,
+    # Issue 17: forwarding to the user's own handler, alone and with every account option.
+    "forwarding": {
+        "ForwardUrl": "https://hooks.example.com/kie",
+        "ForwardHmacSecretId": "kie2s3/forward-key",
+    },
+    "forwarding-everything": {
+        **EVERYTHING,
+        "ForwardUrl": "https://hooks.example.com/kie?token=t",
+        "ForwardHmacSecretId": "kie2s3/forward-key",
+    },
     # Items 4 and 9: a dated model layout, and the previous secret version never accepted.
     "key-template-rotation": {
         "KeyTemplate": "{prefix}{yyyy}/{mm}/{dd}/{model}/{taskId}/{index}{ext}",

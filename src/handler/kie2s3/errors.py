@@ -28,6 +28,14 @@ class RetryableError(Kie2S3Error):
     retryable = True
 
 
+class RetryLaterError(RetryableError):
+    """Deliver this message again in `after_seconds` (a forward waiting for its files, or backing off)."""
+
+    def __init__(self, reason: str, after_seconds: int) -> None:
+        super().__init__(reason)
+        self.after_seconds = after_seconds
+
+
 class CopyInProgressError(RetryableError):
     """Another invocation is copying the same file right now: deliver this job again later."""
 

@@ -78,6 +78,19 @@ class CopyJob(BaseModel):
     model: str | None = None
 
 
+class ForwardJob(BaseModel):
+    """One accepted callback to forward to FORWARD_URL: the forward queue's message body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    raw_key: str  # the callback's body as kie.ai sent it, archived in S3
+    arrived_at: float  # Unix seconds: the forward waits for the files at most until 15 minutes after
+    # `Host` the callback arrived on (host[:port]): a target on that host would be kie2s3 itself.
+    host: str | None = None
+    wait_for_files: bool = False  # a result with files to archive: forwarded once they are settled
+
+
 class TaskItem(BaseModel):
     """The ledger's record of a task (its files are separate items)."""
 

@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kie2s3.errors import ConfigurationError
+from kie2s3.errors import ConfigurationError, Kie2S3Error
 from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
+from kie2s3.sources import SourcePolicy, canonical_url, url_path
 
 GIB = 1024**3
 # A SigV4 presigned URL lives at most 7 days (docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html).
@@ -37,6 +38,22 @@ KMS_KEY_ARN_PATTERN = r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9
 # Storage classes an archived file may take: all read back at once (a duplicate's bytes are checked
 # by reading them; GLACIER and DEEP_ARCHIVE objects would need a restore first).
 StorageClass = Literal["STANDARD", "INTELLIGENT_TIERING", "STANDARD_IA", "GLACIER_IR"]
+# kie2s3's own callback route (the HTTP API's `POST /callbacks/kie`): never a forward target.
+CALLBACK_PATH = "/callbacks/kie"
+
+
+def forward_target_refusal(url: str, *, allow_local: bool) -> str | None:
+    """Why FORWARD_URL cannot be a forward target, None when it can: https only (http on loopback when
+    `allow_local`), a plain host, no credentials, a literal address only if public, and never a path
+    ending in kie2s3's callback route (a stage or a custom domain's base path may come before it)."""
+    try:
+        SourcePolicy(allowed_hosts=(), allow_local=allow_local).check_endpoint(url)
+    except Kie2S3Error as exc:
+        return f"not a permitted target ({exc.reason})"
+    path = url_path(url).rstrip("/").lower()
+    if path == CALLBACK_PATH or path.endswith(CALLBACK_PATH):
+        return f"{canonical_url(url)} is kie2s3's own callback route: forwarding there would loop"
+    return None
 
 
 class Settings(BaseModel):
@@ -74,6 +91,10 @@ class Settings(BaseModel):
     # Absent (an environment from before they existed): SSE-S3 and STANDARD, as then.
     kms_key_arn: Annotated[str, Field(alias="KMS_KEY_ARN", pattern=KMS_KEY_ARN_PATTERN)] = ""
     storage_class: Annotated[StorageClass, Field(alias="STORAGE_CLASS")] = "STANDARD"
+    # Forwarding each accepted callback to the user's own handler: off while FORWARD_URL is empty.
+    forward_url: Annotated[str, Field(alias="FORWARD_URL")] = ""
+    forward_hmac_secret: Annotated[str, Field(alias="FORWARD_HMAC_SECRET")] = ""
+    forward_queue_url: Annotated[str, Field(alias="FORWARD_QUEUE_URL")] = ""
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod
@@ -83,7 +104,7 @@ class Settings(BaseModel):
             return hosts or DEFAULT_SOURCE_HOSTS
         return value
 
-    @field_validator("kie_webhook_hmac_secret", "callback_token_secret")
+    @field_validator("kie_webhook_hmac_secret", "callback_token_secret", "forward_hmac_secret")
     @classmethod
     def _none_is_off(cls, value: str) -> str:
         return "" if value.strip().lower() == SWITCHED_OFF else value
@@ -92,6 +113,11 @@ class Settings(BaseModel):
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         return KeyTemplate.parse(value).text
+
+    @field_validator("forward_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("kie_api_base_url")
     @classmethod
@@ -103,6 +129,24 @@ class Settings(BaseModel):
         if self.copy_mode == "queue" and not self.copy_queue_url:
             raise ValueError("COPY_QUEUE_URL is required when COPY_MODE is 'queue'")
         return self
+
+    @model_validator(mode="after")
+    def _forwarding_is_complete(self) -> "Settings":
+        if not self.forward_url:
+            return self
+        refusal = forward_target_refusal(self.forward_url, allow_local=self.allow_local_sources)
+        if refusal is not None:
+            raise ValueError(f"FORWARD_URL: {refusal}")
+        if not self.forward_hmac_secret:
+            raise ValueError("FORWARD_HMAC_SECRET is required when FORWARD_URL is set")
+        if not self.forward_queue_url:
+            raise ValueError("FORWARD_QUEUE_URL is required when FORWARD_URL is set")
+        return self
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether accepted callbacks are forwarded (FORWARD_URL set)."""
+        return bool(self.forward_url)
 
     @classmethod
     def from_environ(cls, environ: dict[str, str]) -> "Settings":

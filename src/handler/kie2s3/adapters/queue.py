@@ -1,4 +1,4 @@
-"""The SQS queue of copy jobs: one message per file."""
+"""The SQS queues: copy jobs (one message per file) and forward jobs (one per accepted callback)."""
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
-from kie2s3.models import CopyJob
+from kie2s3.models import CopyJob, ForwardJob
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -36,3 +36,32 @@ class CopyQueue:
                 raise RetryableError(f"cannot enqueue copy jobs: {type(exc).__name__}") from exc
             if failed := answer.get("Failed"):
                 raise RetryableError(f"SQS refused {len(failed)} copy job(s): {failed[0].get('Code')}")
+
+
+class ForwardQueue:
+    """Sends forward jobs, and paces a job's next delivery (its visibility) while it waits or backs off."""
+
+    def __init__(self, client: "SQSClient", queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+        self._name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    def is_source_of(self, event_source_arn: str) -> bool:
+        """Whether an SQS record came from this queue (its ARN ends with the queue's name)."""
+        return event_source_arn.rsplit(":", 1)[-1] == self._name
+
+    def send(self, job: ForwardJob) -> None:
+        """Enqueue one job; RetryableError when SQS does not take it."""
+        try:
+            self._client.send_message(QueueUrl=self._url, MessageBody=job.model_dump_json())
+        except (ClientError, BotoCoreError) as exc:
+            raise RetryableError(f"cannot enqueue the forward job: {type(exc).__name__}") from exc
+
+    def deliver_again_in(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received job visible again in `seconds` (SQS allows at most 12 hours)."""
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RetryableError(f"cannot delay the forward job: {type(exc).__name__}") from exc

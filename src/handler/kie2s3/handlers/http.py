@@ -22,10 +22,11 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import TASK_ID_REGEX, BulkCopyDocument, BulkCopyRequest, CopiesBody, StatusDocument
 from kie2s3.observability import logger, metrics
+from kie2s3.settings import CALLBACK_PATH
 
 # kie.ai callbacks are a few KiB; the largest valid POST /copies body (50 URLs of 4 KiB) is ~205 KiB.
 MAX_BODY_BYTES = 256 * 1024
-CALLBACK_ROUTE = "POST /callbacks/kie"
+CALLBACK_ROUTE = f"POST {CALLBACK_PATH}"
 
 
 class ErrorDocument(BaseModel):
@@ -157,7 +158,7 @@ def _answers(ok: int | tuple[int, ...], description: str, *extra: int) -> dict[i
 
 
 @app.post(
-    "/callbacks/kie",
+    CALLBACK_PATH,
     summary="kie.ai task callback (any family)",
     responses=_answers(200, "Accepted or deliberately ignored; the task's status document", 401),
 )
@@ -171,12 +172,14 @@ def callback(
     event = app.current_event
     query = {k: v for k, v in {"family": family, "token": token}.items() if v is not None}
     services, deadline = _services_with_deadline()
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
     request = CallbackRequest(
         body=_raw_body(),
-        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+        headers=headers,
         query=query,
         received_at=time.time(),
         deadline=deadline,
+        host=headers.get("host") or event.request_context.domain_name,
     )
     return _json(200, receive_callback(services, request))
 

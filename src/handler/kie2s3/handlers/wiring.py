@@ -7,10 +7,11 @@ from kie2s3.adapters.http_source import HttpSource
 from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
-from kie2s3.adapters.queue import CopyQueue
+from kie2s3.adapters.queue import CopyQueue, ForwardQueue
 from kie2s3.adapters.s3_store import S3Store
 from kie2s3.adapters.secrets import get_secret, get_secret_versions, secrets_provider, versions_provider
-from kie2s3.logic.services import Services
+from kie2s3.adapters.webhook import WebhookClient
+from kie2s3.logic.services import Forwarding, Services
 from kie2s3.redaction import install_log_redaction
 from kie2s3.settings import get_settings
 from kie2s3.sources import SourcePolicy
@@ -42,6 +43,11 @@ def get_services() -> Services:
         secret=get_secret,
         secret_versions=get_secret_versions,
         guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
+        forwarding=Forwarding(
+            queue=ForwardQueue(clients.sqs_client(), settings.forward_queue_url), webhook=WebhookClient(pool)
+        )
+        if settings.forwarding
+        else None,
     )
 
 

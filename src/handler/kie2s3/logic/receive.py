@@ -13,10 +13,11 @@ from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import AuthenticationError, BadRequestError
 from kie2s3.families import PARSERS, UNKNOWN, detect, task_id_of
 from kie2s3.families.base import JsonObject
+from kie2s3.logic.forward import enqueue_forward, forwardable
 from kie2s3.logic.plan import accept, raw_callback_key
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
-from kie2s3.models import Outcome, ParsedCallback, StatusDocument
+from kie2s3.models import ForwardJob, Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.signature import signature_matches, token_matches, verify_signature, verify_token
 
@@ -37,6 +38,7 @@ class CallbackRequest:
     query: Mapping[str, str]
     received_at: float
     deadline: float | None = None  # time.monotonic() by which inline copies must stop retrying
+    host: str | None = None  # the `Host` it arrived on (host[:port]): never a forward target
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
@@ -141,8 +143,28 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
         files=len(parsed.files),
         raw_key=raw_key,
     )
-    accept(services, parsed, request.deadline)
+    recorded = accept(services, parsed, request.deadline)
+    _forward(services, body, request, raw_key, recorded)
     return status_document(services, task_id)
+
+
+def _forward(
+    services: Services, body: JsonObject, request: CallbackRequest, raw_key: str, recorded: ParsedCallback
+) -> None:
+    """Queue the accepted callback's forward (FORWARD_URL), unless it is itself a forwarded one."""
+    if services.forwarding is None:
+        return
+    if not forwardable(body):
+        logger.warning("callback already carries a kie2s3 field: not forwarded again", raw_key=raw_key)
+        return
+    job = ForwardJob(
+        task_id=recorded.task_id,
+        raw_key=raw_key,
+        arrived_at=request.received_at,
+        host=request.host,
+        wait_for_files=recorded.outcome is Outcome.SUCCESS,
+    )
+    enqueue_forward(services, job)
 
 
 def _archive(services: Services, request: CallbackRequest, task_id: str, hint: str | None) -> str:

@@ -1,5 +1,6 @@
 """The adapters and settings a use case needs, handed in by the handler (tests hand in their own)."""
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -7,9 +8,10 @@ from kie2s3.adapters.http_source import HttpSource
 from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
-from kie2s3.adapters.queue import CopyQueue
+from kie2s3.adapters.queue import CopyQueue, ForwardQueue
 from kie2s3.adapters.s3_store import S3Store
 from kie2s3.adapters.secrets import SecretVersions
+from kie2s3.adapters.webhook import WebhookClient
 from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
@@ -33,6 +35,36 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ForwardPolicy:
+    """When a forward job is delivered again: the next delivery comes after as long as the job is
+    old (so the waits double), within these bounds; after `settle_seconds` it waits no more.
+
+    Waiting for files: 5 s, 10 s, 20 s … 2 min, until the files are settled or `settle_seconds`
+    (15 minutes, the issue's promise) have passed since the callback arrived. Backing off after a
+    failed attempt: 30 s doubling to 1 h, until the queue's maxReceiveCount (16 to 23 hours; README,
+    Forwarding), then the dead-letter queue.
+    """
+
+    settle_seconds: float = 15 * 60
+    wait_min_seconds: int = 5
+    wait_max_seconds: int = 120
+    retry_min_seconds: int = 30
+    retry_max_seconds: int = 3600
+    # Connect and read, each: the user's handler answers kie.ai within 15 s (kie-api.md §2).
+    timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """What forwarding accepted callbacks to FORWARD_URL needs; tests hand in their clock and policy."""
+
+    queue: ForwardQueue
+    webhook: WebhookClient
+    policy: ForwardPolicy = ForwardPolicy()
+    clock: Callable[[], float] = time.time  # Unix seconds: signatures' timestamps and the waits
+
+
+@dataclass(frozen=True)
 class Services:
     """Everything the use cases touch; built once per container."""
 
@@ -48,4 +80,5 @@ class Services:
     secret_versions: Callable[[str, bool], SecretVersions]
     guard: CopyGuard
     retry: RetryPolicy = RetryPolicy()
+    forwarding: Forwarding | None = None  # None: forwarding off (FORWARD_URL empty)
     shape: PipelineShape = DEFAULT_SHAPE
