@@ -18,13 +18,13 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from kie2s3.adapters.http_source import SourceStream
 from kie2s3.adapters.s3_store import part_size_for
 from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
 from kie2s3.logic.pipeline import Pipeline, PipelineShape
+from kie2s3.logic.ports import SourceStream
 from kie2s3.logic.services import Services
 from kie2s3.media import SNIFF_BYTES, sniff_content_type
-from kie2s3.models import CopyJob, CopyResult
+from kie2s3.models import CopyJob, CopyResult, TransferResult
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.sources import canonical_url
 
@@ -59,14 +59,14 @@ def copy_file(
     gate = _LEDGER_WRITES.submit(services.ledger.mark_copying, job.task_id, job.index)
     last_writes = _LastWrites(services, job)
     try:
-        result = services.guard.run(
-            _transfer_with_retries,
-            services=services,
-            job=job,
-            deadline=deadline,
-            last_writes=last_writes,
-            gate=gate,
+        guarded = services.guard.run(
+            job, lambda: _transfer_with_retries(services, job, deadline, last_writes, gate)
         )
+        if guarded.outcome == "busy":
+            raise CopyInProgressError("another delivery of this file is copying it now")
+        if guarded.result is None or guarded.outcome == "unrecorded":
+            raise RetryableError("idempotency store unavailable")
+        result = guarded.result
         if _refused(gate):  # answered from the idempotency record: the transfer never ran
             raise _NothingToCopy
     except _NothingToCopy:
@@ -137,7 +137,7 @@ def _failed(services: Services, job: CopyJob, reason: str) -> None:
 
 def _transfer_with_retries(
     services: Services, job: CopyJob, deadline: float | None, last_writes: "_LastWrites", gate: "Future[bool]"
-) -> CopyResult:
+) -> TransferResult:
     """Once the ledger's gate has let the job in, the transfer, retried on passing faults (fresh
     link each time) while time remains. A refusal raises _NothingToCopy, so Powertools removes the
     in-progress record again."""
@@ -198,14 +198,14 @@ class _LastWrites:
         self._services = services
         self._job = job
         self._writes: Future[None] | None = None
-        self._result: CopyResult | None = None
+        self._result: TransferResult | None = None
 
-    def start(self, result: CopyResult, *, tag: bool) -> CopyResult:
+    def start(self, result: TransferResult, *, tag: bool) -> TransferResult:
         self._result = result
         self._writes = _LEDGER_WRITES.submit(self._write, result, tag)
         return result
 
-    def settle(self) -> CopyResult | None:
+    def settle(self) -> TransferResult | None:
         """Wait for the writes, if started; the result they recorded, or None (not started, or failed)."""
         if self._writes is None or self._writes.exception() is not None:
             return None
@@ -252,7 +252,7 @@ def _tags(job: CopyJob, sha256: str) -> dict[str, str]:
     return {"sha256": sha256, "kie2s3:family": job.family, "kie2s3:model": _model(job)}
 
 
-def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> CopyResult:
+def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> TransferResult:
     settings = services.settings
     store = services.store
     links = _Links(services, job)
@@ -297,7 +297,7 @@ def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> C
                 )
             else:
                 copied, digest = pipeline.run_stream(stream, size)
-            result = CopyResult(
+            result = TransferResult(
                 bucket=store.bucket, key=job.key, bytes=copied, sha256=digest, content_type=content_type
             )
             try:
@@ -318,13 +318,18 @@ def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview
     return fill
 
 
-def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> CopyResult:
+def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> TransferResult:
     """A file that fits in one part: one create-only PUT, SHA-256 in metadata and tag."""
     store = services.store
     whole = hashlib.sha256(body)
     digest = whole.hexdigest()
-    result = CopyResult(
-        bucket=store.bucket, key=job.key, bytes=len(body), sha256=digest, content_type=content_type
+    result = TransferResult(
+        bucket=store.bucket,
+        key=job.key,
+        bytes=len(body),
+        sha256=digest,
+        content_type=content_type,
+        tagged=True,
     )
     try:
         store.put_new(
@@ -340,7 +345,7 @@ def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str)
     return result
 
 
-def _already_archived(services: Services, job: CopyJob, ours: CopyResult) -> CopyResult:
+def _already_archived(services: Services, job: CopyJob, ours: TransferResult) -> TransferResult:
     """The key is taken (an earlier delivery won the race): accept it only if it holds the same bytes."""
     store = services.store
     found = store.describe(ours.key) or {}

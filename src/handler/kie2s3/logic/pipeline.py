@@ -17,15 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kie2s3.adapters.http_source import (
-    HttpSource,
-    LinkExpiredError,
-    SourceChangedError,
-    SourceStream,
-    SourceVersion,
-)
-from kie2s3.adapters.s3_store import MultipartUpload
-from kie2s3.errors import RetryableError
+from kie2s3.errors import LinkExpiredError, RetryableError, SourceChangedError
+from kie2s3.logic.ports import Source, SourceStream, Upload
+from kie2s3.models import SourceVersion
 from kie2s3.observability import logger
 
 # A long copy logs its progress at most this often.
@@ -100,7 +94,7 @@ class Pipeline:
     """Moves one source into one multipart upload; each `run_*` returns (bytes, whole-file sha256)."""
 
     def __init__(
-        self, shape: PipelineShape, upload: MultipartUpload, *, first: bytearray, label: dict[str, Any]
+        self, shape: PipelineShape, upload: Upload, *, first: bytearray, label: dict[str, Any]
     ) -> None:
         self._shape = shape
         self._upload = upload
@@ -152,7 +146,7 @@ class Pipeline:
 
     def run_ranges(
         self,
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
         fill_first: Callable[[memoryview], None],
@@ -198,7 +192,7 @@ class Pipeline:
         self,
         board: "_Board",
         fill_first: Callable[[memoryview], None],
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
     ) -> None:
@@ -211,7 +205,7 @@ class Pipeline:
         board.filled(part)
 
     def _fetch_parts(
-        self, board: "_Board", source: HttpSource, link: Callable[[bool], str], version: SourceVersion
+        self, board: "_Board", source: Source, link: Callable[[bool], str], version: SourceVersion
     ) -> None:
         board.first_away.wait(FIRST_PART_HEAD_START_SECONDS)
         while (part := board.claim()) is not None:
@@ -221,7 +215,7 @@ class Pipeline:
     def _fetch(
         self,
         part: _Part,
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
         attempt: int = 1,

@@ -3,14 +3,9 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kie2s3.adapters.http_source import HttpSource
-from kie2s3.adapters.idempotency import CopyGuard
-from kie2s3.adapters.kie_client import KieClient
-from kie2s3.adapters.ledger import Ledger
-from kie2s3.adapters.queue import CopyQueue
-from kie2s3.adapters.s3_store import S3Store
 from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.logic.pipeline import PipelineShape
+from kie2s3.logic.ports import Guard, JobQueue, KieApi, Ledger, ObjectStore, Source
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 
@@ -34,18 +29,19 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Services:
-    """Everything the use cases touch; built once per container."""
+    """Everything the use cases touch, each adapter by the port it implements; built once per
+    container (handlers/wiring.py), or from the in-memory fakes of tests/fakes.py."""
 
     settings: Settings
     ledger: Ledger
-    store: S3Store
-    queue: CopyQueue | None  # the one sign of the copy mode: None in inline mode (COPY_MODE, read in wiring)
-    kie: KieClient
-    source: HttpSource
+    store: ObjectStore
+    queue: JobQueue | None  # the one sign of the copy mode: None in inline mode (COPY_MODE, read in wiring)
+    kie: KieApi
+    source: Source
     policy: SourcePolicy
     secret: Callable[[str], str]
     # The webhook HMAC key's or callback token's AWSCURRENT and AWSPREVIOUS (True: read them again).
     secret_versions: Callable[[str, bool], SecretVersions]
-    guard: CopyGuard
+    guard: Guard
     retry: RetryPolicy = RetryPolicy()
     shape: PipelineShape = DEFAULT_SHAPE
