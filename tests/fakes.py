@@ -41,8 +41,9 @@ from kie2s3.errors import (
     SourceRefusedError,
 )
 from kie2s3.logic import ports
-from kie2s3.logic.services import RetryPolicy, Services
+from kie2s3.logic.services import Services
 from kie2s3.models import CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
+from kie2s3.retries import RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
 
@@ -316,6 +317,7 @@ class FakeUpload:
         self._metadata = metadata
         self.upload_id: str | None = None
         self.parts: dict[int, bytes] = {}
+        self.buffers: set[int] = set()  # id() of each buffer a part was sent from
         self.completed = False
         self.aborted = False
         self.initiated = datetime.now(UTC)
@@ -339,6 +341,7 @@ class FakeUpload:
         self._store._request("upload_part", "UploadPart")
         with self._lock:
             self.parts[number] = bytes(data)
+            self.buffers.add(id(data.obj))
 
     def complete(self) -> None:
         if self.upload_id is None:
@@ -596,20 +599,30 @@ class FakeSource(_Faults):
     """Serves files by URL path (any host, any query: the link's signature), as HttpSource opens
     them: the first part as a range pinned to the file's ETag when `ranged`, else a whole stream.
 
-    `fail("open")` / `fail("fetch_range")` break the next requests; `expire_links()` makes every
-    link issued so far answer 403 (LinkExpiredError); `change(path, data)` makes a new version.
+    `fail("open")` / `fail("fetch_range")` break the next requests, `fail_range(start, ...)` the
+    next fetches of one range; `expire_links()` makes every link issued so far answer 403
+    (LinkExpiredError); `change(url, data)` makes a new version. Each range takes `range_seconds`.
     """
 
     component = "source"
 
-    def __init__(self, trips: Trips | None = None) -> None:
+    def __init__(self, trips: Trips | None = None, range_seconds: float = 0.0) -> None:
         super().__init__(trips)
         self.files: dict[str, ServedFile] = {}
         self.requests: dict[str, int] = {}  # GETs per path
         self.ranges: list[tuple[str, int]] = []  # (path, start) of every range fetched
+        self.range_seconds = range_seconds
+        self.most_in_flight = 0  # the most ranges fetched at once
+        self._in_flight = 0
+        self._range_faults: dict[int, list[Exception]] = {}
         self._expired: set[str] = set()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+
+    def fail_range(self, start: int, *errors: Exception) -> None:
+        """The next fetches of the range at `start` raise these, in order."""
+        with self._lock:
+            self._range_faults.setdefault(start, []).extend(errors)
 
     def serve(self, url: str, data: bytes, **how: Any) -> ServedFile:
         served = ServedFile(data, **how)
@@ -655,12 +668,24 @@ class FakeSource(_Faults):
         served = self._get("fetch_range", url)
         with self._lock:
             self.ranges.append((urlsplit(url).path, start))
-        if served.etag != version.if_range or len(served.data) != version.total:
-            raise SourceChangedError(f"source changed since the download began: range {start}")
-        chunk = served.data[start : start + len(into)]
-        into[: len(chunk)] = chunk
-        if len(chunk) != len(into):
-            raise RetryableError(f"range {start} ended after {len(chunk)} of {len(into)} bytes")
+            faults = self._range_faults.get(start)
+            fault = faults.pop(0) if faults else None
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            if self.range_seconds:
+                time.sleep(self.range_seconds)  # a slow origin: other connections overlap this one
+            if fault is not None:
+                raise fault
+            if served.etag != version.if_range or len(served.data) != version.total:
+                raise SourceChangedError(f"source changed since the download began: range {start}")
+            chunk = served.data[start : start + len(into)]
+            into[: len(chunk)] = chunk
+            if len(chunk) != len(into):
+                raise RetryableError(f"range {start} ended after {len(chunk)} of {len(into)} bytes")
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
 
 # -- idempotency ----------------------------------------------------------------------------------

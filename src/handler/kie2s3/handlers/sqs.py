@@ -11,15 +11,11 @@ from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.copy import copy_file
 from kie2s3.models import CopyJob
 from kie2s3.observability import logger
+from kie2s3.retries import MAX_RECEIVE_COUNT
 
 # Report failures per message, even when every message of the batch failed: a retryable failure is
 # a normal event here, not a function error (which would also trip the Errors alarm).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-# template.yaml's CopyQueue RedrivePolicy.maxReceiveCount (a test keeps the two equal): the delivery
-# that carries this count is the last before the DLQ, so its failure is recorded in the ledger.
-MAX_RECEIVE_COUNT = 5
 
 
 def _copy_record(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -1,11 +1,7 @@
 """Copy one file: fresh link from kie.ai, streamed into a create-only S3 object, verified, recorded."""
 
-import hashlib
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from tenacity import (
@@ -18,15 +14,11 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from kie2s3.adapters.s3_store import part_size_for
-from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
-from kie2s3.logic.pipeline import Pipeline, PipelineShape
-from kie2s3.logic.ports import SourceStream
+from kie2s3.errors import CopyInProgressError, Kie2S3Error, PermanentError, RetryableError
 from kie2s3.logic.services import Services
-from kie2s3.media import SNIFF_BYTES, sniff_content_type
 from kie2s3.models import CopyJob, CopyResult, TransferResult
 from kie2s3.observability import logger, metrics, tracer
-from kie2s3.sources import canonical_url
+from kie2s3.transfer import Transfer, object_tags
 
 # A copy's ledger writes run here beside Powertools' writes of the idempotency record: the gate
 # (`copying`) beside the in-progress record, the last writes beside the success. The copy waits for
@@ -167,25 +159,6 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
-class _Links:
-    """The file's download link: resolved through kie.ai's download-url, again when it expires."""
-
-    def __init__(self, services: Services, job: CopyJob) -> None:
-        self._services = services
-        self._job = job
-        self._link: str | None = None
-        self._lock = threading.Lock()
-
-    def get(self, refresh: bool = False) -> str:
-        """The current link (policy-checked), or a fresh one when `refresh` (a 20-minute link expired)."""
-        with self._lock:
-            if self._link is None or refresh:
-                policy = self._services.policy
-                self._link = policy.check(self._services.kie.download_url(policy.check(self._job.source)))
-                logger.info("download link resolved", index=self._job.index, link=canonical_url(self._link))
-            return self._link
-
-
 class _LastWrites:
     """A copy's last writes: the `sha256` tag when the object still needs it, then the ledger's `copied`.
 
@@ -221,141 +194,22 @@ class _LastWrites:
     def _write(self, result: CopyResult, tag: bool) -> None:
         if tag:
             # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
-            self._services.store.set_tags(result.key, _tags(self._job, result.sha256))
+            self._services.store.set_tags(result.key, object_tags(self._job, result.sha256))
         self._services.ledger.mark_copied(self._job.task_id, self._job.index, result)
 
 
-# S3 holds at most 2 KB of user metadata per object: the longest values are cut to keep within it.
-_MAX_MODEL_METADATA_CHARS = 128
-_MAX_SOURCE_METADATA_CHARS = 1024
-
-
-def _model(job: CopyJob) -> str:
-    """Market's model name, else the family (jobs queued before the model was sent have none)."""
-    return job.model or job.family
-
-
-def _metadata(job: CopyJob) -> dict[str, str]:
-    """The `x-amz-meta-*` values users search objects by (the store makes them ASCII)."""
-    return {
-        "task-id": job.task_id,
-        "family": job.family,
-        "model": _model(job)[:_MAX_MODEL_METADATA_CHARS],
-        "file-index": str(job.index),
-        "source": canonical_url(job.source)[:_MAX_SOURCE_METADATA_CHARS],
-    }
-
-
-def _tags(job: CopyJob, sha256: str) -> dict[str, str]:
-    """Every tag of an archived object, for lifecycle rules and Storage Lens. A tag write replaces
-    the whole set, so every write sends all of them."""
-    return {"sha256": sha256, "kie2s3:family": job.family, "kie2s3:model": _model(job)}
+def _transfer_of(services: Services) -> Transfer:
+    """The transfer of a file with these services' kie.ai client, source, store and pipeline."""
+    return Transfer(
+        kie=services.kie,
+        policy=services.policy,
+        source=services.source,
+        store=services.store,
+        shape=services.shape,
+        max_file_bytes=services.settings.max_file_bytes,
+    )
 
 
 def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> TransferResult:
-    settings = services.settings
-    store = services.store
-    links = _Links(services, job)
-    preferred = services.shape.part_bytes
-    # The opening request asks for a first part big enough for the largest file allowed; once the
-    # source has declared the size, the parts are sized for it (S3: 5 MiB-5 GiB, at most 10,000).
-    opening = part_size_for(None, preferred, settings.max_file_bytes)
-    with services.source.open(links.get(), max_bytes=settings.max_file_bytes, first_part=opening) as stream:
-        total = stream.total_size
-        part_bytes = part_size_for(total, preferred, settings.max_file_bytes)
-        # A file declared to fit in one part gets a buffer of its size (none for an empty one).
-        first = bytearray(part_bytes if total is None or total > part_bytes else total)
-        head = stream.fill(memoryview(first)[:SNIFF_BYTES])
-        content_type = sniff_content_type(bytes(first[:head]), stream.content_type)
-        # A large file from a source that answers ranges of a pinned version goes straight into the
-        # parallel pipeline, the rest of its first part still arriving on the opening connection.
-        pinned = stream.version if stream.version is not None and stream.version.total > part_bytes else None
-        size = head
-        if pinned is None:
-            if head == SNIFF_BYTES:
-                size += stream.fill(memoryview(first)[head:])
-            if stream.ranged and size != total:
-                raise RetryableError(f"first range ended after {size} of {total} bytes")
-            if (total is not None and total <= part_bytes) or size < part_bytes:
-                # One part or less (an empty source included): a single create-only PUT.
-                return last_writes.start(
-                    _put_whole(services, job, bytes(first[:size]), content_type), tag=False
-                )
-        label: dict[str, Any] = {"index": job.index, "total": total}
-        with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
-            shape = services.shape
-            pipeline = Pipeline(
-                PipelineShape(part_bytes, shape.buffers, shape.connections, shape.uploads),
-                upload,
-                first=first,
-                label=label,
-            )
-            del first
-            if pinned is not None:
-                copied, digest = pipeline.run_ranges(
-                    services.source, links.get, pinned, _rest_of_first_part(stream, head)
-                )
-            else:
-                copied, digest = pipeline.run_stream(stream, size)
-            result = TransferResult(
-                bucket=store.bucket, key=job.key, bytes=copied, sha256=digest, content_type=content_type
-            )
-            try:
-                upload.complete()
-            except ObjectExistsError:
-                return last_writes.start(_already_archived(services, job, result), tag=False)
-    return last_writes.start(result, tag=True)
-
-
-def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview], None]:
-    """Fills a first part whose `head` bytes are read with the rest of the opening range."""
-
-    def fill(part: memoryview) -> None:
-        got = head + stream.fill(part[head:])
-        if got != len(part):
-            raise RetryableError(f"first range ended after {got} of {len(part)} bytes")
-
-    return fill
-
-
-def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> TransferResult:
-    """A file that fits in one part: one create-only PUT, SHA-256 in metadata and tag."""
-    store = services.store
-    whole = hashlib.sha256(body)
-    digest = whole.hexdigest()
-    result = TransferResult(
-        bucket=store.bucket,
-        key=job.key,
-        bytes=len(body),
-        sha256=digest,
-        content_type=content_type,
-        tagged=True,
-    )
-    try:
-        store.put_new(
-            job.key,
-            body,
-            content_type=content_type,
-            checksum_sha256=whole.digest(),
-            metadata={**_metadata(job), "sha256": digest},
-            tags=_tags(job, digest),
-        )
-    except ObjectExistsError:
-        return _already_archived(services, job, result)
-    return result
-
-
-def _already_archived(services: Services, job: CopyJob, ours: TransferResult) -> TransferResult:
-    """The key is taken (an earlier delivery won the race): accept it only if it holds the same bytes."""
-    store = services.store
-    found = store.describe(ours.key) or {}
-    theirs = found.get("sha256")
-    if theirs is None:
-        # Completed but killed before tagging: hash what is stored rather than trust it.
-        theirs = store.sha256_of(ours.key)
-        if theirs == ours.sha256:
-            store.set_tags(ours.key, _tags(job, theirs))
-    if theirs != ours.sha256:
-        raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
-    logger.info("file already archived", key=ours.key)
-    return ours.model_copy(update={"content_type": found.get("content-type") or ours.content_type})
+    result = _transfer_of(services).run(job)
+    return last_writes.start(result, tag=not result.tagged)

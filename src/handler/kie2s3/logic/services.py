@@ -4,27 +4,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kie2s3.adapters.secrets import SecretVersions
-from kie2s3.logic.pipeline import PipelineShape
 from kie2s3.logic.ports import Guard, JobQueue, KieApi, Ledger, ObjectStore, Source
+from kie2s3.retries import TRANSFER_RETRY, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
+from kie2s3.transfer.pipeline import PipelineShape
 
 # Parts of 5 MiB (S3's minimum) in at most 6 reusable buffers: 30 MiB whatever the file size, so a
 # 1 GiB copy's worker stays under its 128 MiB target. Five connections beat a source that throttles
 # each one; five UploadPart calls at once keep S3 fed when the source is fast (design.md, Limits:
 # ~75 MB/s per Lambda). `make bench` measures both; the figures are in README's Benchmarks.
 DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=5)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """In-invocation retries of a transfer: exponential backoff with full jitter."""
-
-    attempts: int = 4
-    base_seconds: float = 0.5
-    cap_seconds: float = 8.0
-    # Time kept back for recording the outcome and answering SQS before the Lambda timeout.
-    reserve_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -43,5 +33,5 @@ class Services:
     # The webhook HMAC key's or callback token's AWSCURRENT and AWSPREVIOUS (True: read them again).
     secret_versions: Callable[[str, bool], SecretVersions]
     guard: Guard
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = TRANSFER_RETRY  # every layer's budget: kie2s3/retries.py
     shape: PipelineShape = DEFAULT_SHAPE
