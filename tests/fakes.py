@@ -177,9 +177,6 @@ class FakeLedger(_Faults):
                 self.sources[(item.task_id, item.source)] = item.index
         return True
 
-    def mark_copying(self, task_id: str, index: int) -> bool:
-        return self._update(task_id, index, {"state": "copying", "error": None})
-
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
     ) -> bool:
@@ -436,10 +433,6 @@ class FakeStore(_Faults):
     def sha256_of(self, key: str) -> str:
         self._request("sha256_of", "GetObject")
         return hashlib.sha256(self._existing(key, "GetObject").body).hexdigest()
-
-    def discard(self, key: str) -> None:
-        self._request("discard", "DeleteObject")
-        self.objects.pop(key, None)
 
     def put_raw(self, key: str, body: bytes, *, family_hint: str | None = None) -> None:
         try:

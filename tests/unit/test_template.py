@@ -526,3 +526,22 @@ def test_only_the_api_function_may_reserve_concurrency() -> None:
         and "ReservedConcurrentExecutions" in resource["Properties"]
     }
     assert reserving == {"ApiFunction"}
+
+
+def _grants(function: dict[str, Any], action: str) -> list[Any]:
+    """The resources of each of the function's own statements that allow `action`."""
+    granted = []
+    for _, statement in statements(function["Properties"]["Policies"]):
+        actions = statement.get("Action", [])
+        if action in ([actions] if isinstance(actions, str) else actions):
+            granted.append(statement["Resource"])
+    return granted
+
+
+def test_status_reads_copy_records_in_the_api_function_only(template: dict[str, Any]) -> None:
+    # A status document (callbacks, POST /copies, GET /tasks) shows a copy under way from its
+    # idempotency record: one BatchGetItem on that table, in the function that answers HTTP only.
+    for name, function in functions(template).items():
+        answers_http = any(e["Type"] == "HttpApi" for e in function["Properties"].get("Events", {}).values())
+        expected = [{"Fn::GetAtt": ["IdempotencyTable", "Arn"]}] if answers_http else []
+        assert _grants(function, "dynamodb:BatchGetItem") == expected, name

@@ -152,10 +152,6 @@ class Ledger:
                 raise
         return True
 
-    def mark_copying(self, task_id: str, index: int) -> bool:
-        """The copy of a file begins; False when the file is `copied` already (or unknown)."""
-        return self._update_file(task_id, index, {"state": "copying", "error": None})
-
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
     ) -> bool:

@@ -220,17 +220,6 @@ class S3Store:
         found["content-length"] = str(head.get("ContentLength", ""))
         return found
 
-    def discard(self, key: str) -> None:
-        """Delete an object just stored for a file the ledger no longer has (its task taken down).
-
-        One DeleteObject without a version: in a versioned bucket the version stays behind a delete
-        marker until a takedown removes every version (make takedown).
-        """
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, "DeleteObject") from exc
-
     def abort_stale_uploads(self, prefix: str, initiated_before: datetime, limit: int = 1000) -> list[str]:
         """Abort the multipart uploads under `prefix` begun before `initiated_before`; their keys.
 

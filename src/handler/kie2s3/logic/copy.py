@@ -1,7 +1,6 @@
-"""Copy one file: fresh link from kie.ai, streamed into a create-only S3 object, verified, recorded."""
+"""Copy one file exactly once: the transfer under the idempotency guard, then the ledger's `copied`."""
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from aws_lambda_powertools.metrics import MetricUnit
 from tenacity import (
@@ -20,95 +19,137 @@ from kie2s3.models import CopyJob, CopyResult, TransferResult
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.transfer import Transfer, object_tags
 
-# A copy's ledger writes run here beside Powertools' writes of the idempotency record: the gate
-# (`copying`) beside the in-progress record, the last writes beside the success. The copy waits for
-# them before it returns (a Lambda is frozen between invocations).
-_LEDGER_WRITES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-
-
-class _NothingToCopy(Exception):
-    """The ledger's gate refused the job: the file is archived already (or unknown to the ledger)."""
-
 
 @tracer.capture_method(capture_response=False)
 def copy_file(
     services: Services, job: CopyJob, *, deadline: float | None = None, last_delivery: bool = False
 ) -> CopyResult | None:
-    """Copy one file and record the outcome in the ledger.
+    """Copy one file and record the outcome in the ledger; the result, or None when nothing was copied.
 
     Delivery semantics: at most one copy of a (taskId, index) runs at a time and a finished one is
-    answered from the idempotency record, so a file is downloaded once however often its job
-    arrives. Passing faults are retried here with exponential backoff and full jitter while the
-    invocation has time (`deadline`, a time.monotonic() value), then raised as RetryableError for
-    SQS to deliver again; on the `last_delivery` before the DLQ the file is recorded `failed`.
-    A permanent failure is recorded `failed` and returns None (never retried); so does a job
-    whose file the ledger already has `copied` (or does not know), without any download.
-    `copied` follows the object's `sha256` tag: when either write fails after the transfer, the
-    next delivery makes both from the idempotency record, without downloading again.
+    answered from the idempotency record (14 days), so a file is downloaded once however often its
+    job arrives. In order, each step after the one before (a single-part file: 6 round trips):
+    1. under the guard (its in-progress record written first, its success after), the transfer,
+       retried on passing faults with exponential backoff and full jitter while the invocation has
+       time (`deadline`, a time.monotonic() value);
+    2. the object's tags when the transfer left them to write (a multipart upload), then the
+       ledger's `copied` (written again for a duplicate: the delivery that stored it may have
+       failed at it).
+    A transfer that fails for good is recorded `failed` and returns None (never retried); one that
+    still fails passingly raises RetryableError for SQS to deliver again, the file `pending` with
+    the reason, or `failed` on the `last_delivery` before the DLQ. A failure in step 2 raises and
+    records nothing: the file stays open, and a later delivery (or the reconciler's) makes step 2
+    from the idempotency record without downloading again. A job another delivery is running
+    raises CopyInProgressError, unless the ledger has the file `copied` already. A file the ledger
+    no longer has (its task taken down meanwhile) is not recorded, and its idempotency record is
+    removed; its object is left for `make takedown` (functions never delete archived objects).
     """
     started = time.monotonic()
-    # The gate and the in-progress record are written at once; the transfer waits for both.
-    gate = _LEDGER_WRITES.submit(services.ledger.mark_copying, job.task_id, job.index)
-    last_writes = _LastWrites(services, job)
     try:
-        guarded = services.guard.run(
-            job, lambda: _transfer_with_retries(services, job, deadline, last_writes, gate)
-        )
-        if guarded.outcome == "busy":
-            raise CopyInProgressError("another delivery of this file is copying it now")
-        if guarded.result is None or guarded.outcome == "unrecorded":
-            raise RetryableError("idempotency store unavailable")
-        result = guarded.result
-        if _refused(gate):  # answered from the idempotency record: the transfer never ran
-            raise _NothingToCopy
-    except _NothingToCopy:
-        _nothing_to_copy(job)
-        return None
-    except CopyInProgressError as exc:
-        if _refused(gate):  # archived, though its idempotency record was left in progress
-            _nothing_to_copy(job)
-            return None
-        metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
-        logger.info("copy already under way elsewhere", index=job.index, reason=exc.reason)
-        raise
+        guarded = services.guard.run(job, lambda: _transfer_with_retries(services, job, deadline))
     except PermanentError as exc:
         _failed(services, job, exc.reason)
         return None
     except Kie2S3Error as exc:
-        recorded = last_writes.settle()
-        if recorded is None:
-            _not_copied(services, job, exc, last_delivery)
-            raise
-        # Archived, tagged and `copied` in the ledger: only the idempotency record's write failed
-        # (until it expires, a delivery of this job stops at the ledger's `copied`).
-        logger.warning("copy recorded without its idempotency record", index=job.index, reason=exc.reason)
-        result = recorded
-    finally:
-        wait([gate])  # never left running past the invocation, whatever the outcome
-    last_writes.finish(result)
-    elapsed_ms = (time.monotonic() - started) * 1000
-    metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
-    metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-    logger.info(
-        "file archived",
-        index=job.index,
-        key=result.key,
-        bytes=result.bytes,
-        sha256=result.sha256,
-        content_type=result.content_type,
-        duration_ms=round(elapsed_ms),
-    )
+        _not_copied(services, job, exc, last_delivery)
+        raise
+    if guarded.result is None:
+        _busy(services, job)
+        return None
+    if guarded.outcome == "unrecorded":
+        # Its in-progress record stays until it expires: meanwhile a delivery stops at `copied`.
+        logger.warning("copy stored, but its idempotency record could not be completed", index=job.index)
+    result = _record(services, job, guarded.result)
+    if result is not None:
+        _archived(job, result, time.monotonic() - started)
     return result
 
 
-def _refused(gate: "Future[bool]") -> bool:
-    """Whether the ledger's gate refused the job (waiting for it); False when its write failed."""
-    return gate.exception() is None and not gate.result()
+def _transfer_of(services: Services) -> Transfer:
+    """The transfer of a file with these services' kie.ai client, source, store and pipeline."""
+    return Transfer(
+        kie=services.kie,
+        policy=services.policy,
+        source=services.source,
+        store=services.store,
+        shape=services.shape,
+        max_file_bytes=services.settings.max_file_bytes,
+    )
 
 
-def _nothing_to_copy(job: CopyJob) -> None:
-    logger.info("nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index)
+def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | None) -> TransferResult:
+    """The transfer, again on passing faults (a fresh link each time) while the invocation has time;
+    the budget of each layer is in kie2s3/retries.py."""
+    policy = services.retry
+    stop: stop_base = stop_after_attempt(policy.attempts)
+    if deadline is not None:
+        stop = stop | stop_before_delay(max(deadline - time.monotonic() - policy.reserve_seconds, 0.0))
+    retrying = Retrying(
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_random_exponential(multiplier=policy.base_seconds, max=policy.cap_seconds),
+        stop=stop,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return retrying(_transfer_of(services).run, job)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "transfer retrying",
+        attempt=state.attempt_number,
+        reason=getattr(error, "reason", type(error).__name__),
+        sleep_seconds=round(state.upcoming_sleep, 2),
+    )
+
+
+def _busy(services: Services, job: CopyJob) -> None:
+    """Another delivery holds the file's lock: done if the ledger has the file `copied` (a lock can
+    outlive its copy when the write of its record failed) or has no such file; else SQS delivers
+    this job again later (CopyInProgressError), when the copy has finished or its lock expired."""
+    found = services.ledger.file(job.task_id, job.index)
+    if found is None or found.state == "copied":
+        logger.info(
+            "nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index
+        )
+        return
+    metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
+    logger.info("copy already under way elsewhere", index=job.index)
+    raise CopyInProgressError("another delivery of this file is copying it now")
+
+
+def _record(services: Services, job: CopyJob, result: TransferResult) -> CopyResult | None:
+    """A stored copy's tags (unless the PUT carried them), then the ledger's `copied`; None when
+    the ledger no longer has the file or the object has gone."""
+    try:
+        if not result.tagged:
+            # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
+            services.store.set_tags(job.key, object_tags(job, result.sha256))
+        recorded = services.ledger.mark_copied(job.task_id, job.index, result)
+    except PermanentError as exc:  # the object is gone (a takedown removed it): nothing to record
+        _failed(services, job, exc.reason)
+        return None
+    except Kie2S3Error as exc:
+        logger.warning(
+            "copy stored but not recorded: a later delivery records it", index=job.index, reason=exc.reason
+        )
+        raise
+    if not recorded:
+        _not_in_ledger(services, job)
+        return None
+    return result
+
+
+def _not_in_ledger(services: Services, job: CopyJob) -> None:
+    """`copied` was refused: the ledger has no item for the file (its task taken down while it was
+    copied, or a job for a file it never had). Nothing is recorded and the idempotency record goes
+    too. The object stays: no function may delete archived objects (takedown runs with the
+    operator's credentials, and `make takedown` run again removes what a copy stored after it)."""
+    services.guard.forget(job)
+    logger.warning(
+        "file not in the ledger (its task taken down?): nothing recorded", index=job.index, key=job.key
+    )
 
 
 def _not_copied(services: Services, job: CopyJob, exc: Kie2S3Error, last_delivery: bool) -> None:
@@ -127,89 +168,17 @@ def _failed(services: Services, job: CopyJob, reason: str) -> None:
     logger.error("copy failed", index=job.index, reason=reason)
 
 
-def _transfer_with_retries(
-    services: Services, job: CopyJob, deadline: float | None, last_writes: "_LastWrites", gate: "Future[bool]"
-) -> TransferResult:
-    """Once the ledger's gate has let the job in, the transfer, retried on passing faults (fresh
-    link each time) while time remains. A refusal raises _NothingToCopy, so Powertools removes the
-    in-progress record again."""
-    if not gate.result():  # a failed write raises here: a passing failure like any other
-        raise _NothingToCopy
-    budget = (deadline - time.monotonic() - services.retry.reserve_seconds) if deadline else None
-    stop: stop_base = stop_after_attempt(services.retry.attempts)
-    if budget is not None:
-        stop = stop | stop_before_delay(max(budget, 0.0))
-    retrying = Retrying(
-        retry=retry_if_exception_type(RetryableError),
-        wait=wait_random_exponential(multiplier=services.retry.base_seconds, max=services.retry.cap_seconds),
-        stop=stop,
-        reraise=True,
-        before_sleep=_log_retry,
+def _archived(job: CopyJob, result: CopyResult, seconds: float) -> None:
+    elapsed_ms = seconds * 1000
+    metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
+    metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    logger.info(
+        "file archived",
+        index=job.index,
+        key=result.key,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        duration_ms=round(elapsed_ms),
     )
-    return retrying(_transfer, services, job, last_writes)
-
-
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    logger.warning(
-        "transfer retrying",
-        attempt=state.attempt_number,
-        reason=getattr(error, "reason", type(error).__name__),
-        sleep_seconds=round(state.upcoming_sleep, 2),
-    )
-
-
-class _LastWrites:
-    """A copy's last writes: the `sha256` tag when the object still needs it, then the ledger's `copied`.
-
-    The transfer starts them on another thread as it returns, so they overlap Powertools' write of the
-    idempotency record. A result answered from that record gets both again, in case the delivery
-    that stored it failed at them (the tag is idempotent, and a single PUT carries it already).
-    """
-
-    def __init__(self, services: Services, job: CopyJob) -> None:
-        self._services = services
-        self._job = job
-        self._writes: Future[None] | None = None
-        self._result: TransferResult | None = None
-
-    def start(self, result: TransferResult, *, tag: bool) -> TransferResult:
-        self._result = result
-        self._writes = _LEDGER_WRITES.submit(self._write, result, tag)
-        return result
-
-    def settle(self) -> TransferResult | None:
-        """Wait for the writes, if started; the result they recorded, or None (not started, or failed)."""
-        if self._writes is None or self._writes.exception() is not None:
-            return None
-        return self._result
-
-    def finish(self, result: CopyResult) -> None:
-        """Wait for the writes (raising their error), or make them now for a result from the record."""
-        if self._writes is None:
-            self._write(result, tag=True)
-        else:
-            self._writes.result()
-
-    def _write(self, result: CopyResult, tag: bool) -> None:
-        if tag:
-            # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
-            self._services.store.set_tags(result.key, object_tags(self._job, result.sha256))
-        self._services.ledger.mark_copied(self._job.task_id, self._job.index, result)
-
-
-def _transfer_of(services: Services) -> Transfer:
-    """The transfer of a file with these services' kie.ai client, source, store and pipeline."""
-    return Transfer(
-        kie=services.kie,
-        policy=services.policy,
-        source=services.source,
-        store=services.store,
-        shape=services.shape,
-        max_file_bytes=services.settings.max_file_bytes,
-    )
-
-
-def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> TransferResult:
-    result = _transfer_of(services).run(job)
-    return last_writes.start(result, tag=not result.tagged)
