@@ -435,17 +435,10 @@ class FakeStore(_Faults):
         return hashlib.sha256(self._existing(key, "GetObject").body).hexdigest()
 
     def put_raw(self, key: str, body: bytes, *, family_hint: str | None = None) -> None:
-        try:
-            self.put_new(
-                key,
-                body,
-                content_type="application/json",
-                checksum_sha256=hashlib.sha256(body).digest(),
-                metadata={RAW_HINT: family_hint} if family_hint else {},
-                archive=False,
-            )
-        except ObjectExistsError:
-            return
+        self._request("put_raw", "PutObject")
+        hint = {RAW_HINT: family_hint} if family_hint else {}
+        with self._lock:  # create-only, and the same key means the same body: a repeat is a no-op
+            self.objects.setdefault(key, StoredObject(body, "application/json", hint, {}))
 
     def raw_keys(self, prefix: str, limit: int = 100) -> list[str]:
         self._request("raw_keys", "ListObjectsV2")
