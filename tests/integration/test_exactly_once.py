@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from devstack.callbacks import market_body
+from devstack.lambda_runtime import task_status_event
 from devstack.stack import Stack
 from tests.integration.conftest import (
     archived_files,
     incomplete_uploads,
     post_callback,
     ranges_for,
+    send,
     serve,
     start_worker,
     task_document,
@@ -192,9 +194,11 @@ def test_idempotency_record_failure_after_the_copy_still_records_it_once(
     _assert_recorded_after_one_download(queue_mode, task_id, url, source)
 
 
-def test_job_for_a_file_the_ledger_does_not_know_is_dropped_without_a_lock(
-    queue_mode: Stack, task_id: str
-) -> None:
+def test_job_for_a_file_the_ledger_does_not_know_records_nothing(queue_mode: Stack, task_id: str) -> None:
+    # The copy reads no ledger item before it starts (a single-part file costs 6 round trips): a
+    # job for a file the ledger does not have (never had, or taken down since) is copied, then
+    # `copied` is refused. Its object stays (no function may delete archived objects: `make
+    # takedown` removes it), but nothing is recorded.
     ((url, source),) = serve(queue_mode, task_id, [(".mp4", 6 * MIB)]).items()
     dynamodb = queue_mode.client("dynamodb")
     table = queue_mode.env["IDEMPOTENCY_TABLE"]
@@ -204,10 +208,12 @@ def test_job_for_a_file_the_ledger_does_not_know_is_dropped_without_a_lock(
     poller = queue_mode.poller()
     poller.drain()
     assert poller.invoked == 1  # dropped at once, not retried
-    assert queue_mode.emulator.download_url_calls[url] == 0
-    assert queue_mode.emulator.file_requests[source.name] == 0
-    assert archived_files(queue_mode, task_id) == {}
-    # The in-progress record written beside the ledger's refusal was removed again.
+    assert queue_mode.emulator.download_url_calls[url] == 1
+    assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
+    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 6 * MIB}
+    assert incomplete_uploads(queue_mode, task_id) == []
+    assert send(task_status_event(task_id))[0] == 404  # nothing recorded
+    # Nor is the idempotency record of its copy kept: a later job of that file would copy it anew.
     assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == records_before
 
 

@@ -37,8 +37,8 @@ from tests.integration.conftest import (
 
 from kie2s3.errors import AuthenticationError
 from kie2s3.handlers import http, sqs, wiring
-from kie2s3.handlers.sqs import FORWARD_MAX_RECEIVE_COUNT
-from kie2s3.logic.services import ForwardPolicy, Services
+from kie2s3.logic.services import Services
+from kie2s3.retries import FORWARD_MAX_RECEIVE_COUNT, ForwardPolicy
 from kie2s3.signature import verify_signature
 
 # The stack's WEBHOOK_TOLERANCE_SECONDS (template default), which the receiver verifies with too.

@@ -6,10 +6,9 @@ import json
 import pytest
 from devstack.template import load_template
 
-from kie2s3.handlers.sqs import FORWARD_MAX_RECEIVE_COUNT
 from kie2s3.logic.forward import forwardable, retry_seconds, same_host, wait_seconds, with_status
-from kie2s3.logic.services import ForwardPolicy
 from kie2s3.models import FileStatus, StatusDocument
+from kie2s3.retries import FORWARD_MAX_RECEIVE_COUNT, ForwardPolicy
 
 DOCUMENT = StatusDocument(
     task_id="t1",

@@ -1,270 +1,177 @@
-"""The copy pipeline with in-memory fakes: ordering, hashing, bounded buffers, range retries."""
+"""The copy pipeline over the fakes: ordering, hashing, bounded buffers, range retries."""
 
 import hashlib
 import random
-import threading
 import time
-from typing import Any
+from collections.abc import Callable
 
 import pytest
+from tests.fakes import FakeSource, FakeStore, FakeUpload
 
-from kie2s3.adapters.http_source import LinkExpiredError, SourceChangedError, SourceVersion
-from kie2s3.errors import RetryableError
-from kie2s3.logic import pipeline
-from kie2s3.logic.pipeline import Pipeline, PipelineShape
+from kie2s3.errors import LinkExpiredError, RetryableError, SourceChangedError
+from kie2s3.models import SourceVersion
+from kie2s3.retries import RANGE_ATTEMPTS
+from kie2s3.transfer.pipeline import Pipeline, PipelineShape
 
 PART = 1024
 DATA = random.Random(7).randbytes(10 * PART + 123)
+PARTS = 11
+URL = "https://cdn.aiquickdraw.com/p/file.mp4"
 VERSION = SourceVersion(len(DATA), '"v1"', '"v1"', None)  # what the opening response declared
+NARROW = PipelineShape(PART, 4, 3, 2)  # 4 buffers, 3 connections, 2 uploads
 
 
-class FakeUpload:
-    def __init__(self, create_seconds: float = 0.0) -> None:
-        self.parts: dict[int, bytes] = {}
-        self.lock = threading.Lock()
-        self.created = threading.Event()
-        self.create_seconds = create_seconds
-        self.created_at: float | None = None
-
-    def create(self) -> str:
-        time.sleep(self.create_seconds)
-        self.created_at = time.monotonic()
-        self.created.set()
-        return "upload-id"
-
-    @property
-    def parts_done(self) -> int:
-        return len(self.parts)
-
-    def upload_part(self, number: int, data: memoryview) -> None:
-        time.sleep(random.random() / 500)  # parts finish out of order
-        with self.lock:
-            self.parts[number] = bytes(data)
-
-    def joined(self) -> bytes:
-        return b"".join(self.parts[n] for n in sorted(self.parts))
+def _source(range_seconds: float = 0.0, *, ranged: bool = True) -> FakeSource:
+    source = FakeSource(range_seconds=range_seconds)
+    source.serve(URL, DATA, ranged=ranged)
+    return source
 
 
-class FakeSource:
-    """Serves DATA by ranges; fails some ranges a given number of times."""
-
-    def __init__(self, failures: dict[int, list[Exception]], delay: float | None = None) -> None:
-        self.failures = failures
-        self.delay = delay
-        self.calls: list[tuple[str, int]] = []
-        self.starts: list[tuple[float, int]] = []  # (time.monotonic(), start) of each range asked for
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.lock = threading.Lock()
-
-    def fetch_range(self, url: str, start: int, into: memoryview, version: SourceVersion) -> None:
-        assert version is VERSION  # every range is pinned to the opening response's version
-        with self.lock:
-            self.calls.append((url, start))
-            self.starts.append((time.monotonic(), start))
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            time.sleep(self.delay or random.random() / 500)
-            if self.failures.get(start):
-                raise self.failures[start].pop(0)
-            into[:] = DATA[start : start + len(into)]
-        finally:
-            with self.lock:
-                self.in_flight -= 1
+def _upload() -> FakeUpload:
+    return FakeStore().multipart_upload("kie/t1/00.mp4", content_type="video/mp4", metadata={})
 
 
-class FakeStream:
-    def __init__(self, data: bytes, offset: int) -> None:
-        self.data = data
-        self.at = offset
-
-    def fill(self, into: memoryview) -> int:
-        chunk = self.data[self.at : self.at + len(into)]
-        into[: len(chunk)] = chunk
-        self.at += len(chunk)
-        return len(chunk)
+def _pipeline(upload: FakeUpload, shape: PipelineShape = NARROW, first: bytes = b"") -> Pipeline:
+    return Pipeline(shape, upload, first=bytearray(first or PART), label={})
 
 
-def _pipeline(upload: FakeUpload, shape: PipelineShape, first: bytes = b"") -> Pipeline:
-    return Pipeline(shape, upload, first=bytearray(first or PART), label={})  # type: ignore[arg-type]
+def _link(refresh: bool) -> str:
+    return URL
 
 
 def _fill_first(part: memoryview) -> None:
     part[:] = DATA[:PART]
 
 
-NARROW = PipelineShape(PART, 4, 3, 2)  # 4 buffers, 3 connections, 2 uploads
+def _joined(upload: FakeUpload) -> bytes:
+    return b"".join(upload.parts[n] for n in sorted(upload.parts))
+
+
+def _starts(source: FakeSource) -> list[int]:
+    return [start for _, start in source.ranges]
 
 
 def _copy_by_ranges(
     upload: FakeUpload,
     source: FakeSource,
-    fill_first: Any,
+    fill_first: Callable[[memoryview], None] = _fill_first,
     shape: PipelineShape = NARROW,
 ) -> None:
-    """A ranged copy of DATA, the first part from `fill_first`; its digest must be DATA's."""
-    _, digest = _pipeline(upload, shape).run_ranges(source, lambda refresh: "link", VERSION, fill_first)  # type: ignore[arg-type]
-    assert digest == hashlib.sha256(DATA).hexdigest()
+    """A ranged copy of DATA, the first part from `fill_first`; every part uploaded, DATA's digest."""
+    copied, digest = _pipeline(upload, shape).run_ranges(source, _link, VERSION, fill_first)
+    assert (copied, digest) == (len(DATA), hashlib.sha256(DATA).hexdigest())
+    assert _joined(upload) == DATA
 
 
 def test_pipeline_ranges_hash_in_order_and_upload_every_part() -> None:
-    upload = FakeUpload()
-    source = FakeSource({})
-    copied, digest = _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        source,  # type: ignore[arg-type]
-        lambda refresh: "link",
-        VERSION,
-        _fill_first,
-    )
-    assert copied == len(DATA)
-    assert digest == hashlib.sha256(DATA).hexdigest()
-    assert upload.joined() == DATA
-    assert sorted(upload.parts) == list(range(1, 12))
+    upload, source = _upload(), _source(range_seconds=0.005)
+    _copy_by_ranges(upload, source)
+    assert sorted(upload.parts) == list(range(1, PARTS + 1))
+    assert sorted(_starts(source)) == [n * PART for n in range(1, PARTS)]  # the first came with the opening
     assert 1 < source.most_in_flight <= 3
 
 
 def test_pipeline_range_expired_link_is_resolved_again() -> None:
-    upload = FakeUpload()
-    source = FakeSource({3 * PART: [LinkExpiredError("403")], 5 * PART: [RetryableError("reset")]})
-    links: list[bool] = []
+    source = _source()
+    source.fail_range(3 * PART, LinkExpiredError("source answered HTTP 403"))
+    source.fail_range(5 * PART, RetryableError("reset"))
+    refreshes: list[bool] = []
 
     def link(refresh: bool) -> str:
-        links.append(refresh)
-        return f"link-{sum(links)}"
+        refreshes.append(refresh)
+        return f"{URL}?link={sum(refreshes)}"
 
-    _, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2)).run_ranges(source, link, VERSION, _fill_first)  # type: ignore[arg-type]
+    _, digest = _pipeline(_upload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
+        source, link, VERSION, _fill_first
+    )
     assert digest == hashlib.sha256(DATA).hexdigest()
-    assert links.count(True) == 1  # only the expired link was refreshed, not the reset
-    assert [start for _, start in source.calls].count(3 * PART) == 2
+    assert refreshes.count(True) == 1  # only the expired link was resolved again, not the reset
+    assert _starts(source).count(3 * PART) == 2
+    assert _starts(source).count(5 * PART) == 2
 
 
 def test_pipeline_range_from_another_version_stops_the_copy_without_retrying_it() -> None:
     # Fetching the range again could not help: the whole transfer starts over from a new opening.
-    source = FakeSource({3 * PART: [SourceChangedError("source changed since the download began")]})
+    source = _source()
+    source.change(URL, DATA[::-1])
     with pytest.raises(SourceChangedError, match="changed"):
-        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
-            source, lambda r: "l", VERSION, _fill_first
-        )  # type: ignore[arg-type]
-    assert [start for _, start in source.calls].count(3 * PART) == 1
+        _pipeline(_upload(), PipelineShape(PART, 3, 2, 2)).run_ranges(source, _link, VERSION, _fill_first)
+    starts = _starts(source)
+    assert starts
+    assert len(starts) == len(set(starts))  # no range was asked for twice
 
 
-def test_pipeline_range_failing_every_attempt_raises() -> None:
-    source = FakeSource({2 * PART: [RetryableError("reset")] * 3})
+def test_pipeline_range_failing_every_attempt_raises_after_its_attempts() -> None:
+    source = _source()
+    source.fail_range(2 * PART, *[RetryableError("reset")] * RANGE_ATTEMPTS)
     with pytest.raises(RetryableError, match="reset"):
-        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
-            source, lambda r: "l", VERSION, _fill_first
-        )  # type: ignore[arg-type]
+        _pipeline(_upload(), PipelineShape(PART, 3, 2, 2)).run_ranges(source, _link, VERSION, _fill_first)
+    assert _starts(source).count(2 * PART) == RANGE_ATTEMPTS
 
 
 def test_pipeline_stream_mode_reads_in_order() -> None:
-    upload = FakeUpload()
-    pipeline = _pipeline(upload, PipelineShape(PART, 3, 2, 2), first=DATA[:PART])
-    copied, digest = pipeline.run_stream(FakeStream(DATA, PART), PART)  # type: ignore[arg-type]
-    assert copied == len(DATA)
-    assert digest == hashlib.sha256(DATA).hexdigest()
-    assert upload.joined() == DATA
+    upload = _upload()
+    with _source(ranged=False).open(URL, max_bytes=len(DATA), first_part=PART) as stream:
+        first = bytearray(PART)
+        assert stream.fill(memoryview(first)) == PART
+        copied, digest = _pipeline(upload, PipelineShape(PART, 3, 2, 2), first=bytes(first)).run_stream(
+            stream, PART
+        )
+    assert (copied, digest) == (len(DATA), hashlib.sha256(DATA).hexdigest())
+    assert _joined(upload) == DATA
 
 
-@pytest.fixture
-def created(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of the buffers the pipeline makes."""
-    sizes: list[int] = []
-    real = bytearray
-
-    class Counting(real):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            sizes.append(len(self))
-
-    monkeypatch.setattr("kie2s3.logic.pipeline.bytearray", Counting, raising=False)
-    return sizes
+def test_pipeline_buffers_are_bounded() -> None:
+    upload = _upload()
+    _copy_by_ranges(upload, _source(), shape=PipelineShape(PART, 4, 3, 2))
+    assert len(upload.parts) == PARTS
+    assert len(upload.buffers) <= 4  # eleven parts through at most four buffers, the caller's included
 
 
-def test_pipeline_buffers_are_bounded(created: list[int]) -> None:
-    upload = FakeUpload()
-    _pipeline(upload, PipelineShape(PART, 4, 3, 2)).run_ranges(
-        FakeSource({}), lambda r: "l", VERSION, _fill_first
-    )  # type: ignore[arg-type]
-    assert upload.joined() == DATA
-    assert created == [PART] * 3  # the pool: buffers - 1 (the first part's buffer comes from the caller)
-
-
-class FailingUpload(FakeUpload):
-    def upload_part(self, number: int, data: memoryview) -> None:
-        if number == 3:
-            raise RetryableError("UploadPart 3 failed")
-        super().upload_part(number, data)
-
-
+@pytest.mark.timeout(10)  # connections left waiting for a buffer would hang the copy
 def test_pipeline_failed_upload_stops_connections_waiting_for_buffers() -> None:
     # Two buffers for three connections: some wait for a buffer that the failed copy never frees.
-    source = FakeSource({})
-    started = time.monotonic()
-    with pytest.raises(RetryableError, match="UploadPart 3"):
-        _pipeline(FailingUpload(), PipelineShape(PART, 2, 3, 1)).run_ranges(
-            source, lambda r: "l", VERSION, _fill_first
-        )  # type: ignore[arg-type]
-    assert time.monotonic() - started < 5
-    assert len(source.calls) < 11  # the copy stopped before fetching every range
+    store = FakeStore()
+    upload = store.multipart_upload("kie/t1/00.mp4", content_type="video/mp4", metadata={})
+    source = _source()
+    store.fail("upload_part", 1, RetryableError("UploadPart failed"))
+    with pytest.raises(RetryableError, match="UploadPart"):
+        _pipeline(upload, PipelineShape(PART, 2, 3, 1)).run_ranges(source, _link, VERSION, _fill_first)
+    assert len(source.ranges) < PARTS - 1  # the copy stopped before fetching every range
 
 
 def test_pipeline_uses_every_connection_while_buffers_last() -> None:
-    source = FakeSource({}, delay=0.02)
-    upload = FakeUpload()
-    _pipeline(upload, PipelineShape(PART, 5, 4, 2)).run_ranges(source, lambda r: "l", VERSION, _fill_first)  # type: ignore[arg-type]
-    assert upload.joined() == DATA
+    source = _source(range_seconds=0.02)
+    upload = _upload()
+    _copy_by_ranges(upload, source, shape=PipelineShape(PART, 5, 4, 2))
     assert source.most_in_flight == 4
 
 
-def test_pipeline_slow_first_part_gets_the_other_ranges_after_its_head_start() -> None:
-    source = FakeSource({})
+def test_pipeline_other_ranges_do_not_wait_for_the_first_part() -> None:
+    source = _source()
 
     def fill_first_after_another_range(part: memoryview) -> None:
         deadline = time.monotonic() + 5
-        while not source.calls:  # would wait forever if the first part held the other ranges back
+        while not source.ranges:  # would wait forever if the first part held the other ranges back
             assert time.monotonic() < deadline, "no other range started while the first part was filling"
             time.sleep(0.001)
         _fill_first(part)
 
-    _copy_by_ranges(FakeUpload(), source, fill_first_after_another_range)
-    assert 0 not in [start for _, start in source.calls]  # the first part came from the opening response
-
-
-def test_pipeline_other_connections_wait_for_the_first_part(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "FIRST_PART_HEAD_START_SECONDS", 5.0)  # never the limit here
-    source = FakeSource({})
-    first_filled: list[float] = []
-
-    def first(part: memoryview) -> None:
-        time.sleep(0.02)
-        _fill_first(part)
-        first_filled.append(time.monotonic())
-
-    _copy_by_ranges(FakeUpload(), source, first)
-    # Every range began after the first part was full: it had the line to itself.
-    assert min(at for at, _ in source.starts) >= first_filled[0]
-
-
-def test_pipeline_other_connections_wait_for_the_upload_to_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "FIRST_PART_HEAD_START_SECONDS", 5.0)  # never the limit here
-    source = FakeSource({})
-    upload = FakeUpload(create_seconds=0.05)  # S3 slower than the first part
-    _copy_by_ranges(upload, source, _fill_first)
-    assert upload.created_at is not None
-    # The first UploadPart and its create did not share the line with the other ranges.
-    assert min(at for at, _ in source.starts) >= upload.created_at
+    _copy_by_ranges(_upload(), source, fill_first_after_another_range)
+    assert 0 not in _starts(source)  # the first part came from the opening response
 
 
 def test_pipeline_creates_the_upload_while_the_first_part_downloads() -> None:
-    upload = FakeUpload()
+    upload = _upload()
 
     def fill_first_once_created(part: memoryview) -> None:
-        # Waits in vain if the upload were created only when the first part is sent.
-        assert upload.created.wait(timeout=5), "the upload was not created while the first part filled"
+        deadline = time.monotonic() + 5
+        while upload.upload_id is None:  # in vain if the upload were created only when a part is sent
+            assert time.monotonic() < deadline, "the upload was not created while the first part filled"
+            time.sleep(0.001)
         _fill_first(part)
 
-    _copy_by_ranges(upload, FakeSource({}), fill_first_once_created)
+    _copy_by_ranges(upload, _source(), fill_first_once_created)
 
 
 def _truncated(part: memoryview) -> None:
@@ -272,24 +179,28 @@ def _truncated(part: memoryview) -> None:
 
 
 def test_pipeline_first_part_broken_off_is_fetched_as_a_range() -> None:
-    source = FakeSource({})
-    _copy_by_ranges(FakeUpload(), source, _truncated, PipelineShape(PART, 3, 2, 2))
-    assert [start for _, start in source.calls].count(0) == 1
+    source = _source()
+    _copy_by_ranges(_upload(), source, _truncated, PipelineShape(PART, 3, 2, 2))
+    assert _starts(source).count(0) == 1
 
 
 def test_pipeline_first_part_failing_every_attempt_raises() -> None:
-    source = FakeSource({0: [RetryableError("reset")] * 2})
+    source = _source()
+    source.fail_range(0, *[RetryableError("reset")] * RANGE_ATTEMPTS)
     with pytest.raises(RetryableError, match="reset"):
-        _pipeline(FakeUpload(), PipelineShape(PART, 3, 2, 2)).run_ranges(
-            source, lambda r: "l", VERSION, _truncated
-        )  # type: ignore[arg-type]
-    assert [start for _, start in source.calls].count(0) == 2  # the opening response and 2 ranges: 3 attempts
+        _pipeline(_upload(), PipelineShape(PART, 3, 2, 2)).run_ranges(source, _link, VERSION, _truncated)
+    # The opening response was the first attempt: the range is fetched for the others.
+    assert _starts(source).count(0) == RANGE_ATTEMPTS - 1
 
 
-def test_pipeline_makes_buffers_only_when_needed(created: list[int]) -> None:
-    upload = FakeUpload()
+def test_pipeline_makes_buffers_only_when_needed() -> None:
+    upload = _upload()
     data = DATA[: PART + 100]  # two parts: the caller's buffer and one more, whatever the limit
-    pipeline = _pipeline(upload, PipelineShape(PART, 6, 3, 2), first=data[:PART])
-    pipeline.run_stream(FakeStream(data, PART), PART)  # type: ignore[arg-type]
-    assert upload.joined() == data
-    assert created == [PART]
+    source = FakeSource()
+    source.serve(URL, data, ranged=False)
+    with source.open(URL, max_bytes=len(data), first_part=PART) as stream:
+        first = bytearray(PART)
+        stream.fill(memoryview(first))
+        _pipeline(upload, PipelineShape(PART, 6, 3, 2), first=bytes(first)).run_stream(stream, PART)
+    assert _joined(upload) == data
+    assert len(upload.buffers) <= 2  # not the six the shape allows: two parts need two at most

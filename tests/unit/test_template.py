@@ -540,3 +540,24 @@ def test_only_the_api_function_may_reserve_concurrency() -> None:
         and "ReservedConcurrentExecutions" in resource["Properties"]
     }
     assert reserving == {"ApiFunction"}
+
+
+def _grants(function: dict[str, Any], action: str) -> list[Any]:
+    """The resources of each of the function's own statements that allow `action`."""
+    granted = []
+    for _, statement in statements(function["Properties"]["Policies"]):
+        actions = statement.get("Action", [])
+        if action in ([actions] if isinstance(actions, str) else actions):
+            granted.append(statement["Resource"])
+    return granted
+
+
+def test_status_reads_copy_records_where_status_documents_are_built(template: dict[str, Any]) -> None:
+    # A status document (callbacks, POST /copies, GET /tasks, a forwarded callback's `kie2s3`) shows
+    # a copy under way from its idempotency record: one BatchGetItem on that table, in the functions
+    # that build status documents only (the API, the forwarder).
+    for name, function in functions(template).items():
+        events = function["Properties"].get("Events", {}).values()
+        builds_status = name == "ForwardFunction" or any(e["Type"] == "HttpApi" for e in events)
+        expected = [{"Fn::GetAtt": ["IdempotencyTable", "Arn"]}] if builds_status else []
+        assert _grants(function, "dynamodb:BatchGetItem") == expected, name

@@ -17,7 +17,7 @@ from tests.unit.test_template_accounts import (
     role_statements,
 )
 
-from kie2s3.handlers.sqs import FORWARD_MAX_RECEIVE_COUNT
+from kie2s3.retries import FORWARD_MAX_RECEIVE_COUNT
 
 FORWARD_ONLY = {
     "ForwardFunction",
@@ -69,7 +69,7 @@ def test_forward_queue_dead_letters_after_the_handlers_last_delivery(template: d
 
 
 @pytest.mark.parametrize("combination", ["forwarding", "forwarding-everything"])
-def test_forward_function_may_only_read_the_archive_and_ledger_pace_its_queue_and_read_its_key(
+def test_forward_function_may_only_read_the_archive_ledger_and_copy_records_pace_its_queue_and_read_its_key(
     combination: str,
 ) -> None:
     statements = role_statements(deployed(combination), "ForwardFunction")
@@ -87,7 +87,9 @@ def test_forward_function_may_only_read_the_archive_and_ledger_pace_its_queue_an
         "Resource": QUEUE_ARN,
     }
     assert statements["ReadForwardKey"]["Resource"] == SECRET
-    expected = {"ReadArchive", "ReadLedger", "PaceForwards", "ReadForwardKey"}
+    assert statements["CopyRecordsRead"]["Action"] == "dynamodb:BatchGetItem"
+    assert statements["CopyRecordsRead"]["Resource"].endswith(":table/idempotency-table")
+    expected = {"ReadArchive", "ReadLedger", "PaceForwards", "ReadForwardKey", "CopyRecordsRead"}
     if combination == "forwarding-everything":
         assert statements["ArchiveKey"]["Action"] == "kms:Decrypt"
         assert statements["ArchiveKey"]["Resource"] == KEY_ARN

@@ -40,6 +40,14 @@ class CopyInProgressError(RetryableError):
     """Another invocation is copying the same file right now: deliver this job again later."""
 
 
+class LinkExpiredError(RetryableError):
+    """A download link answered 403: resolve a fresh one and try again."""
+
+
+class SourceChangedError(RetryableError):
+    """A range came from another version of the source than the opening response: start over."""
+
+
 class BadRequestError(PermanentError):
     """The caller sent something we cannot use."""
 

@@ -1,6 +1,7 @@
 """Pydantic models at every boundary: parsed callbacks, copy jobs, ledger items and status documents."""
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -142,6 +143,42 @@ class CopyResult(BaseModel):
     bytes: int
     sha256: str
     content_type: str
+
+
+class TransferResult(CopyResult):
+    """A finished transfer, as the idempotency record keeps it for the deliveries that follow.
+
+    `tagged`: the object carries every tag already (a single PUT sends them with the bytes); a
+    multipart upload's tags are written after it, since its digest is known only at the end.
+    Records from before the field existed read as untagged: the tags are written again.
+    """
+
+    tagged: bool = False
+
+
+# What the idempotency guard made of a copy: the transfer `ran` in this call and its success is
+# recorded; it ran but its success is `unrecorded` (the record's write failed, its in-progress lock
+# stays until it expires); an earlier delivery's result was `repeated` from the record; or another
+# delivery holds the file now (`busy`), and nothing ran.
+GuardOutcome = Literal["ran", "unrecorded", "repeated", "busy"]
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A guarded copy's outcome and, unless `busy`, its transfer's result."""
+
+    outcome: GuardOutcome
+    result: TransferResult | None = None
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """The version of a source a ranged download is pinned to, as its opening response declared it."""
+
+    total: int  # bytes of the whole file
+    if_range: str  # sent as If-Range with every later range: the strong ETag, else Last-Modified
+    etag: str | None
+    last_modified: str | None
 
 
 class _Document(BaseModel):

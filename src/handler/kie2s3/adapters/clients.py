@@ -7,6 +7,7 @@ import boto3
 from botocore.config import Config
 
 from kie2s3.adapters.safe_http import SafePoolManager
+from kie2s3.retries import AWS_ATTEMPTS
 from kie2s3.sources import SourcePolicy
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 # Enough connections for every part in flight plus the ledger's and the archive's calls.
 MAX_POOL_CONNECTIONS = 32
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "max_attempts": AWS_ATTEMPTS},  # the budget: kie2s3/retries.py
     connect_timeout=5,
     read_timeout=60,
     max_pool_connections=MAX_POOL_CONNECTIONS,

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import urllib3
 
 from kie2s3.adapters.kie_client import USER_AGENT
-from kie2s3.errors import PermanentError, RetryableError, SourceRefusedError
+from kie2s3.errors import (
+    LinkExpiredError,
+    PermanentError,
+    RetryableError,
+    SourceChangedError,
+    SourceRefusedError,
+)
+from kie2s3.models import SourceVersion
 from kie2s3.sources import canonical_url
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
@@ -37,24 +44,6 @@ READ_CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _EMPTY_RANGE = "bytes */0"  # the Content-Range of a 416 (or 206) answering a range of an empty file
 _HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-
-
-class LinkExpiredError(RetryableError):
-    """The download link answered 403: resolve a fresh one and try again."""
-
-
-class SourceChangedError(RetryableError):
-    """A range came from another version of the source than the opening response: start over."""
-
-
-@dataclass(frozen=True)
-class SourceVersion:
-    """The version of a source a ranged download is pinned to, as its opening response declared it."""
-
-    total: int  # bytes of the whole file
-    if_range: str  # sent as If-Range with every later range: the strong ETag, else Last-Modified
-    etag: str | None
-    last_modified: str | None
 
 
 def _fill(response: urllib3.BaseHTTPResponse, into: memoryview, done: int = 0) -> int:

@@ -1,23 +1,28 @@
 """Powertools Idempotency on DynamoDB: one copy of a file at a time, and a finished copy never repeated."""
 
-from collections.abc import Callable
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import (
+    BasePersistenceLayer,
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
     IdempotencyPersistenceLayerError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
-from kie2s3.errors import CopyInProgressError, RetryableError
-from kie2s3.models import CopyResult
+from kie2s3.errors import RetryableError
+from kie2s3.models import CopyJob, Guarded, TransferResult
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -26,46 +31,141 @@ if TYPE_CHECKING:
 EXPIRES_AFTER_SECONDS = 14 * 24 * 3600
 # The key is the file, never the SQS message: a duplicate message or callback maps to the same record.
 JOB_KEY = "[task_id, index]"
+# Every record's key starts with this, not with the Lambda function's name (Powertools' default):
+# the API (inline mode), the reconciler and the worker share one record per file, and the status
+# document finds it from the task id and index alone.
+KEY_PREFIX = "kie2s3.copy"
+# DynamoDB BatchGetItem reads at most 100 items per request.
+MAX_KEYS_PER_READ = 100
+
+
+class CopyRecords(BasePersistenceLayer):
+    """A Powertools persistence layer that can also read many records at once (for status)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Powertools' base __init__ is unannotated
+
+    @abstractmethod
+    def get_records(self, keys: list[str]) -> list[DataRecord]:
+        """The records with these idempotency keys that exist (at most MAX_KEYS_PER_READ keys)."""
+
+
+class DynamoDBCopyRecords(DynamoDBPersistenceLayer, CopyRecords):
+    """Powertools' DynamoDB layer (key attribute `id`), with one BatchGetItem for many records."""
+
+    def __init__(self, table_name: str, client: "DynamoDBClient") -> None:
+        super().__init__(table_name=table_name, boto3_client=client)
+
+    def get_records(self, keys: list[str]) -> list[DataRecord]:
+        request: dict[str, Any] = {
+            self.table_name: {"Keys": [self._get_key(k) for k in keys], "ConsistentRead": True}
+        }
+        items: list[dict[str, Any]] = []
+        while request:  # DynamoDB may leave keys unprocessed under load: ask again for those
+            answer = self.client.batch_get_item(RequestItems=request)
+            items.extend(answer.get("Responses", {}).get(self.table_name, []))
+            request = dict(answer.get("UnprocessedKeys") or {})
+        return [self._item_to_data_record(item) for item in items]
+
+
+def _copy(job: CopyJob, transfer: Callable[[], TransferResult], ran: list[TransferResult]) -> TransferResult:
+    """What runs under the lock: the transfer, its result noted before Powertools records it."""
+    result = transfer()
+    ran.append(result)
+    return result
 
 
 class CopyGuard:
     """Wraps the copy of one file so that it runs at most once per (taskId, file index).
 
-    A second delivery while the first runs gets RetryableError (SQS delivers it again later; it
-    then finds the stored result). A copy that raises leaves no record, so it can be tried again.
+    A second delivery while the first runs is told `busy` (SQS delivers it again later; it then
+    finds the stored result). A copy that raises leaves no record, so it can be tried again.
     An invocation killed mid-copy holds the lock only until its Lambda timeout would have passed
     (Powertools' in-progress expiry, from the registered Lambda context).
     """
 
-    def __init__(self, table_name: str, client: "DynamoDBClient") -> None:
-        self._persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+    def __init__(self, records: CopyRecords) -> None:
+        self._records = records
         self.config = IdempotencyConfig(
             event_key_jmespath=JOB_KEY,
             raise_on_no_idempotency_key=True,
             expires_after_seconds=EXPIRES_AFTER_SECONDS,
             use_local_cache=False,
         )
+        # Configured now (Powertools would on the first copy), so status can compute keys at once.
+        records.configure(self.config, key_prefix=KEY_PREFIX)
+        self._guarded = cast(
+            "Callable[..., TransferResult]",
+            idempotent_function(
+                _copy,
+                data_keyword_argument="job",
+                persistence_store=records,
+                config=self.config,
+                output_serializer=PydanticSerializer(model=TransferResult),
+                key_prefix=KEY_PREFIX,
+            ),
+        )
 
     def register_lambda_context(self, context: LambdaContext) -> None:
         """Give the in-progress lock the invocation's deadline."""
         self.config.register_lambda_context(context)
 
-    @cache  # noqa: B019 - one guard per container; the wrapped function is built once
-    def _wrapped(self, function: Callable[..., CopyResult]) -> Callable[..., CopyResult]:
-        wrapped: Callable[..., CopyResult] = idempotent_function(
-            function,
-            data_keyword_argument="job",
-            persistence_store=self._persistence,
-            config=self.config,
-            output_serializer=PydanticSerializer(model=CopyResult),
-        )
-        return wrapped
+    def run(self, job: CopyJob, transfer: Callable[[], TransferResult]) -> Guarded:
+        """Run `transfer` under the file's lock, or answer from its record (see the class doc).
 
-    def run(self, function: Callable[..., CopyResult], **kwargs: Any) -> CopyResult:
-        """Call `function(**kwargs)` (kwargs include `job`) under the guard."""
+        The transfer's own errors pass through (its in-progress record removed); RetryableError
+        when the idempotency table cannot be read or written before the transfer ran.
+        """
+        ran: list[TransferResult] = []
         try:
-            return self._wrapped(function)(**kwargs)
-        except IdempotencyAlreadyInProgressError as exc:
-            raise CopyInProgressError("another delivery of this file is copying it now") from exc
-        except IdempotencyPersistenceLayerError as exc:
+            result = self._guarded(job=job, transfer=transfer, ran=ran)
+        except IdempotencyAlreadyInProgressError:
+            return Guarded("busy")
+        except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
+            if ran:  # the transfer finished; only the write of its success failed
+                return Guarded("unrecorded", ran[0])
             raise RetryableError(f"idempotency store unavailable: {type(exc).__name__}") from exc
+        return Guarded("ran" if ran else "repeated", result)
+
+    def copying(self, task_id: str, indexes: Iterable[int]) -> set[int]:
+        """The indexes of the task whose copy is under way or stored: an in-progress record not yet
+        expired, or a completed one (status asks only of files the ledger still holds `pending`, so
+        a completed record there is a stored copy whose recording in the ledger has not happened
+        yet: the next delivery makes it from the record). One BatchGetItem per 100 files."""
+        by_key = {self._key(task_id, index): index for index in indexes}
+        keys = list(by_key)
+        found: set[int] = set()
+        now_ms = int(time.time() * 1000)
+        for start in range(0, len(keys), MAX_KEYS_PER_READ):
+            try:
+                records = self._records.get_records(keys[start : start + MAX_KEYS_PER_READ])
+            except (ClientError, BotoCoreError) as exc:
+                raise RetryableError(f"idempotency records unreadable: {type(exc).__name__}") from exc
+            found.update(by_key[r.idempotency_key] for r in records if _under_way(r, now_ms))
+        return found
+
+    def forget(self, job: CopyJob) -> None:
+        """Remove the file's record (a copy stored for a file the ledger no longer has)."""
+        try:
+            self._records.delete_record(_data(job.task_id, job.index), RuntimeError("forgotten"))
+        except (ClientError, BotoCoreError) as exc:
+            raise RetryableError(f"idempotency record not removed: {type(exc).__name__}") from exc
+
+    def _key(self, task_id: str, index: int) -> str:
+        # Powertools' own derivation (prefix, JMESPath, hash) of the key a copy of this file writes.
+        # JOB_KEY selects both fields, so there is always a key.
+        return cast("str", self._records._get_hashed_idempotency_key(_data(task_id, index)))
+
+
+def _data(task_id: str, index: int) -> dict[str, Any]:
+    """The part of a job its idempotency key is made of (JOB_KEY)."""
+    return {"task_id": task_id, "index": index}
+
+
+def _under_way(record: DataRecord, now_ms: int) -> bool:
+    if record.is_expired:
+        return False
+    if record.status == STATUS_CONSTANTS["COMPLETED"]:
+        return True
+    expiry = record.in_progress_expiry_timestamp
+    return record.status == STATUS_CONSTANTS["INPROGRESS"] and (expiry is None or expiry >= now_ms)

@@ -152,10 +152,6 @@ class Ledger:
                 raise
         return True
 
-    def mark_copying(self, task_id: str, index: int) -> bool:
-        """The copy of a file begins; False when the file is `copied` already (or unknown)."""
-        return self._update_file(task_id, index, {"state": "copying", "error": None})
-
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
     ) -> bool:
@@ -174,9 +170,10 @@ class Ledger:
         """Move an unfinished file to the back of the reconciler's line, in the state it is in."""
         return self._update_file(task_id, index, {"state": state})
 
-    def mark_copied(self, task_id: str, index: int, result: CopyResult) -> None:
-        """The file is archived: where, how big, its SHA-256 and Content-Type (always written)."""
-        self._update_file(
+    def mark_copied(self, task_id: str, index: int, result: CopyResult) -> bool:
+        """The file is archived: where, how big, its SHA-256 and Content-Type (written again over a
+        `copied` item); False when the file has no item (unknown, or its task taken down)."""
+        return self._update_file(
             task_id,
             index,
             {
@@ -197,7 +194,8 @@ class Ledger:
         """Set the fields of a file item (None removes the attribute); False when nothing changed.
 
         `unless_copied` leaves a file already `copied` untouched (a late or duplicate delivery must
-        never move an archived file back to copying, pending or failed).
+        never move an archived file back to copying, pending or failed). A missing item is never
+        created: nothing changes.
         """
         fields["updated_at"] = now_iso()
         if "state" in fields:
@@ -208,7 +206,7 @@ class Ledger:
         if unless_copied:
             condition += " AND #state <> :copied"
             values[":copied"] = "copied"
-        with _translated("file update", tolerate_condition=unless_copied):
+        with _translated("file update", tolerate_condition=True):
             self._table.update_item(
                 Key={"pk": task_id, "sk": file_sk(index)},
                 UpdateExpression=expression,
@@ -218,6 +216,13 @@ class Ledger:
             )
             return True
         return False
+
+    def file(self, task_id: str, index: int) -> FileItem | None:
+        """One file of a task (one strongly consistent read), or None when the ledger has no such item."""
+        with _translated("read"):
+            found = self._table.get_item(Key={"pk": task_id, "sk": file_sk(index)}, ConsistentRead=True)
+        item = found.get("Item")
+        return FileItem.model_validate(_plain(item)) if item else None
 
     def open_items(self, kind: str, updated_before: str, limit: int = 100) -> list[dict[str, Any]]:
         """Unfinished files (`OPEN_FILE`) or tasks (`OPEN_TASK`) last updated before a time, oldest first."""

@@ -14,18 +14,11 @@ from kie2s3.logic.copy import copy_file
 from kie2s3.logic.forward import forward_callback
 from kie2s3.models import CopyJob, ForwardJob
 from kie2s3.observability import logger
+from kie2s3.retries import FORWARD_MAX_RECEIVE_COUNT, MAX_RECEIVE_COUNT
 
 # Report failures per message, even when every message of the batch failed: a retryable failure is
 # a normal event here, not a function error (which would also trip the Errors alarm).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-# template.yaml's CopyQueue RedrivePolicy.maxReceiveCount (a test keeps the two equal): the delivery
-# that carries this count is the last before the DLQ, so its failure is recorded in the ledger.
-MAX_RECEIVE_COUNT = 5
-# template.yaml's ForwardQueue maxReceiveCount (a test keeps the two equal): waits for files and
-# attempts share it; with ForwardPolicy's delays, attempts go on for 16 to 23 hours.
-FORWARD_MAX_RECEIVE_COUNT = 30
 
 
 def _deliveries(record: SQSRecord) -> int:

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 from kie2s3.adapters import clients
 from kie2s3.adapters.http_source import HttpSource
-from kie2s3.adapters.idempotency import CopyGuard
+from kie2s3.adapters.idempotency import CopyGuard, DynamoDBCopyRecords
 from kie2s3.adapters.kie_client import KieClient
 from kie2s3.adapters.ledger import Ledger
 from kie2s3.adapters.queue import CopyQueue, ForwardQueue
@@ -42,7 +42,7 @@ def get_services() -> Services:
         policy=policy,
         secret=get_secret,
         secret_versions=get_secret_versions,
-        guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
+        guard=CopyGuard(DynamoDBCopyRecords(settings.idempotency_table, clients.dynamodb_client())),
         forwarding=Forwarding(
             queue=ForwardQueue(clients.sqs_client(), settings.forward_queue_url), webhook=WebhookClient(pool)
         )

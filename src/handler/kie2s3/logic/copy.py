@@ -1,11 +1,6 @@
-"""Copy one file: fresh link from kie.ai, streamed into a create-only S3 object, verified, recorded."""
+"""Copy one file exactly once: the transfer under the idempotency guard, then the ledger's `copied`."""
 
-import hashlib
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from tenacity import (
@@ -18,105 +13,143 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from kie2s3.adapters.http_source import SourceStream
-from kie2s3.adapters.s3_store import part_size_for
-from kie2s3.errors import CopyInProgressError, Kie2S3Error, ObjectExistsError, PermanentError, RetryableError
-from kie2s3.logic.pipeline import Pipeline, PipelineShape
+from kie2s3.errors import CopyInProgressError, Kie2S3Error, PermanentError, RetryableError
 from kie2s3.logic.services import Services
-from kie2s3.media import SNIFF_BYTES, sniff_content_type
-from kie2s3.models import CopyJob, CopyResult
+from kie2s3.models import CopyJob, CopyResult, TransferResult
 from kie2s3.observability import logger, metrics, tracer
-from kie2s3.sources import canonical_url
-
-# A copy's ledger writes run here beside Powertools' writes of the idempotency record: the gate
-# (`copying`) beside the in-progress record, the last writes beside the success. The copy waits for
-# them before it returns (a Lambda is frozen between invocations).
-_LEDGER_WRITES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-
-
-class _NothingToCopy(Exception):
-    """The ledger's gate refused the job: the file is archived already (or unknown to the ledger)."""
+from kie2s3.transfer import Transfer, object_tags
 
 
 @tracer.capture_method(capture_response=False)
 def copy_file(
     services: Services, job: CopyJob, *, deadline: float | None = None, last_delivery: bool = False
 ) -> CopyResult | None:
-    """Copy one file and record the outcome in the ledger.
+    """Copy one file and record the outcome in the ledger; the result, or None when nothing was copied.
 
     Delivery semantics: at most one copy of a (taskId, index) runs at a time and a finished one is
-    answered from the idempotency record, so a file is downloaded once however often its job
-    arrives. Passing faults are retried here with exponential backoff and full jitter while the
-    invocation has time (`deadline`, a time.monotonic() value), then raised as RetryableError for
-    SQS to deliver again; on the `last_delivery` before the DLQ the file is recorded `failed`.
-    A permanent failure is recorded `failed` and returns None (never retried); so does a job
-    whose file the ledger already has `copied` (or does not know), without any download.
-    `copied` follows the object's `sha256` tag: when either write fails after the transfer, the
-    next delivery makes both from the idempotency record, without downloading again.
+    answered from the idempotency record (14 days), so a file is downloaded once however often its
+    job arrives. In order, each step after the one before (a single-part file: 6 round trips):
+    1. under the guard (its in-progress record written first, its success after), the transfer,
+       retried on passing faults with exponential backoff and full jitter while the invocation has
+       time (`deadline`, a time.monotonic() value);
+    2. the object's tags when the transfer left them to write (a multipart upload), then the
+       ledger's `copied` (written again for a duplicate: the delivery that stored it may have
+       failed at it).
+    A transfer that fails for good is recorded `failed` and returns None (never retried); one that
+    still fails passingly raises RetryableError for SQS to deliver again, the file `pending` with
+    the reason, or `failed` on the `last_delivery` before the DLQ. A failure in step 2 raises and
+    records nothing: the file stays open, and a later delivery (or the reconciler's) makes step 2
+    from the idempotency record without downloading again. A job another delivery is running
+    raises CopyInProgressError, unless the ledger has the file `copied` already. A file the ledger
+    no longer has (its task taken down meanwhile) is not recorded, and its idempotency record is
+    removed; its object is left for `make takedown` (functions never delete archived objects).
     """
     started = time.monotonic()
-    # The gate and the in-progress record are written at once; the transfer waits for both.
-    gate = _LEDGER_WRITES.submit(services.ledger.mark_copying, job.task_id, job.index)
-    last_writes = _LastWrites(services, job)
     try:
-        result = services.guard.run(
-            _transfer_with_retries,
-            services=services,
-            job=job,
-            deadline=deadline,
-            last_writes=last_writes,
-            gate=gate,
-        )
-        if _refused(gate):  # answered from the idempotency record: the transfer never ran
-            raise _NothingToCopy
-    except _NothingToCopy:
-        _nothing_to_copy(job)
-        return None
-    except CopyInProgressError as exc:
-        if _refused(gate):  # archived, though its idempotency record was left in progress
-            _nothing_to_copy(job)
-            return None
-        metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
-        logger.info("copy already under way elsewhere", index=job.index, reason=exc.reason)
-        raise
+        guarded = services.guard.run(job, lambda: _transfer_with_retries(services, job, deadline))
     except PermanentError as exc:
         _failed(services, job, exc.reason)
         return None
     except Kie2S3Error as exc:
-        recorded = last_writes.settle()
-        if recorded is None:
-            _not_copied(services, job, exc, last_delivery)
-            raise
-        # Archived, tagged and `copied` in the ledger: only the idempotency record's write failed
-        # (until it expires, a delivery of this job stops at the ledger's `copied`).
-        logger.warning("copy recorded without its idempotency record", index=job.index, reason=exc.reason)
-        result = recorded
-    finally:
-        wait([gate])  # never left running past the invocation, whatever the outcome
-    last_writes.finish(result)
-    elapsed_ms = (time.monotonic() - started) * 1000
-    metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
-    metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-    logger.info(
-        "file archived",
-        index=job.index,
-        key=result.key,
-        bytes=result.bytes,
-        sha256=result.sha256,
-        content_type=result.content_type,
-        duration_ms=round(elapsed_ms),
-    )
+        _not_copied(services, job, exc, last_delivery)
+        raise
+    if guarded.result is None:
+        _busy(services, job)
+        return None
+    if guarded.outcome == "unrecorded":
+        # Its in-progress record stays until it expires: meanwhile a delivery stops at `copied`.
+        logger.warning("copy stored, but its idempotency record could not be completed", index=job.index)
+    result = _record(services, job, guarded.result)
+    if result is not None:
+        _archived(job, result, time.monotonic() - started)
     return result
 
 
-def _refused(gate: "Future[bool]") -> bool:
-    """Whether the ledger's gate refused the job (waiting for it); False when its write failed."""
-    return gate.exception() is None and not gate.result()
+def _transfer_of(services: Services) -> Transfer:
+    """The transfer of a file with these services' kie.ai client, source, store and pipeline."""
+    return Transfer(
+        kie=services.kie,
+        policy=services.policy,
+        source=services.source,
+        store=services.store,
+        shape=services.shape,
+        max_file_bytes=services.settings.max_file_bytes,
+    )
 
 
-def _nothing_to_copy(job: CopyJob) -> None:
-    logger.info("nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index)
+def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | None) -> TransferResult:
+    """The transfer, again on passing faults (a fresh link each time) while the invocation has time;
+    the budget of each layer is in kie2s3/retries.py."""
+    policy = services.retry
+    stop: stop_base = stop_after_attempt(policy.attempts)
+    if deadline is not None:
+        stop = stop | stop_before_delay(max(deadline - time.monotonic() - policy.reserve_seconds, 0.0))
+    retrying = Retrying(
+        retry=retry_if_exception_type(RetryableError),
+        wait=wait_random_exponential(multiplier=policy.base_seconds, max=policy.cap_seconds),
+        stop=stop,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return retrying(_transfer_of(services).run, job)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "transfer retrying",
+        attempt=state.attempt_number,
+        reason=getattr(error, "reason", type(error).__name__),
+        sleep_seconds=round(state.upcoming_sleep, 2),
+    )
+
+
+def _busy(services: Services, job: CopyJob) -> None:
+    """Another delivery holds the file's lock: done if the ledger has the file `copied` (a lock can
+    outlive its copy when the write of its record failed) or has no such file; else SQS delivers
+    this job again later (CopyInProgressError), when the copy has finished or its lock expired."""
+    found = services.ledger.file(job.task_id, job.index)
+    if found is None or found.state == "copied":
+        logger.info(
+            "nothing to copy: the file is archived already (or unknown to the ledger)", index=job.index
+        )
+        return
+    metrics.add_metric(name="CopyDuplicates", unit=MetricUnit.Count, value=1)
+    logger.info("copy already under way elsewhere", index=job.index)
+    raise CopyInProgressError("another delivery of this file is copying it now")
+
+
+def _record(services: Services, job: CopyJob, result: TransferResult) -> CopyResult | None:
+    """A stored copy's tags (unless the PUT carried them), then the ledger's `copied`; None when
+    the ledger no longer has the file or the object has gone."""
+    try:
+        if not result.tagged:
+            # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
+            services.store.set_tags(job.key, object_tags(job, result.sha256))
+        recorded = services.ledger.mark_copied(job.task_id, job.index, result)
+    except PermanentError as exc:  # the object is gone (a takedown removed it): nothing to record
+        _failed(services, job, exc.reason)
+        return None
+    except Kie2S3Error as exc:
+        logger.warning(
+            "copy stored but not recorded: a later delivery records it", index=job.index, reason=exc.reason
+        )
+        raise
+    if not recorded:
+        _not_in_ledger(services, job)
+        return None
+    return result
+
+
+def _not_in_ledger(services: Services, job: CopyJob) -> None:
+    """`copied` was refused: the ledger has no item for the file (its task taken down while it was
+    copied, or a job for a file it never had). Nothing is recorded and the idempotency record goes
+    too. The object stays: no function may delete archived objects (takedown runs with the
+    operator's credentials, and `make takedown` run again removes what a copy stored after it)."""
+    services.guard.forget(job)
+    logger.warning(
+        "file not in the ledger (its task taken down?): nothing recorded", index=job.index, key=job.key
+    )
 
 
 def _not_copied(services: Services, job: CopyJob, exc: Kie2S3Error, last_delivery: bool) -> None:
@@ -135,222 +168,17 @@ def _failed(services: Services, job: CopyJob, reason: str) -> None:
     logger.error("copy failed", index=job.index, reason=reason)
 
 
-def _transfer_with_retries(
-    services: Services, job: CopyJob, deadline: float | None, last_writes: "_LastWrites", gate: "Future[bool]"
-) -> CopyResult:
-    """Once the ledger's gate has let the job in, the transfer, retried on passing faults (fresh
-    link each time) while time remains. A refusal raises _NothingToCopy, so Powertools removes the
-    in-progress record again."""
-    if not gate.result():  # a failed write raises here: a passing failure like any other
-        raise _NothingToCopy
-    budget = (deadline - time.monotonic() - services.retry.reserve_seconds) if deadline else None
-    stop: stop_base = stop_after_attempt(services.retry.attempts)
-    if budget is not None:
-        stop = stop | stop_before_delay(max(budget, 0.0))
-    retrying = Retrying(
-        retry=retry_if_exception_type(RetryableError),
-        wait=wait_random_exponential(multiplier=services.retry.base_seconds, max=services.retry.cap_seconds),
-        stop=stop,
-        reraise=True,
-        before_sleep=_log_retry,
+def _archived(job: CopyJob, result: CopyResult, seconds: float) -> None:
+    elapsed_ms = seconds * 1000
+    metrics.add_metric(name="FilesCopied", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.bytes)
+    metrics.add_metric(name="CopyDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    logger.info(
+        "file archived",
+        index=job.index,
+        key=result.key,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        duration_ms=round(elapsed_ms),
     )
-    return retrying(_transfer, services, job, last_writes)
-
-
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    logger.warning(
-        "transfer retrying",
-        attempt=state.attempt_number,
-        reason=getattr(error, "reason", type(error).__name__),
-        sleep_seconds=round(state.upcoming_sleep, 2),
-    )
-
-
-class _Links:
-    """The file's download link: resolved through kie.ai's download-url, again when it expires."""
-
-    def __init__(self, services: Services, job: CopyJob) -> None:
-        self._services = services
-        self._job = job
-        self._link: str | None = None
-        self._lock = threading.Lock()
-
-    def get(self, refresh: bool = False) -> str:
-        """The current link (policy-checked), or a fresh one when `refresh` (a 20-minute link expired)."""
-        with self._lock:
-            if self._link is None or refresh:
-                policy = self._services.policy
-                self._link = policy.check(self._services.kie.download_url(policy.check(self._job.source)))
-                logger.info("download link resolved", index=self._job.index, link=canonical_url(self._link))
-            return self._link
-
-
-class _LastWrites:
-    """A copy's last writes: the `sha256` tag when the object still needs it, then the ledger's `copied`.
-
-    The transfer starts them on another thread as it returns, so they overlap Powertools' write of the
-    idempotency record. A result answered from that record gets both again, in case the delivery
-    that stored it failed at them (the tag is idempotent, and a single PUT carries it already).
-    """
-
-    def __init__(self, services: Services, job: CopyJob) -> None:
-        self._services = services
-        self._job = job
-        self._writes: Future[None] | None = None
-        self._result: CopyResult | None = None
-
-    def start(self, result: CopyResult, *, tag: bool) -> CopyResult:
-        self._result = result
-        self._writes = _LEDGER_WRITES.submit(self._write, result, tag)
-        return result
-
-    def settle(self) -> CopyResult | None:
-        """Wait for the writes, if started; the result they recorded, or None (not started, or failed)."""
-        if self._writes is None or self._writes.exception() is not None:
-            return None
-        return self._result
-
-    def finish(self, result: CopyResult) -> None:
-        """Wait for the writes (raising their error), or make them now for a result from the record."""
-        if self._writes is None:
-            self._write(result, tag=True)
-        else:
-            self._writes.result()
-
-    def _write(self, result: CopyResult, tag: bool) -> None:
-        if tag:
-            # A multipart upload's metadata is fixed before the digest is known: it goes in a tag.
-            self._services.store.set_tags(result.key, _tags(self._job, result.sha256))
-        self._services.ledger.mark_copied(self._job.task_id, self._job.index, result)
-
-
-# S3 holds at most 2 KB of user metadata per object: the longest values are cut to keep within it.
-_MAX_MODEL_METADATA_CHARS = 128
-_MAX_SOURCE_METADATA_CHARS = 1024
-
-
-def _model(job: CopyJob) -> str:
-    """Market's model name, else the family (jobs queued before the model was sent have none)."""
-    return job.model or job.family
-
-
-def _metadata(job: CopyJob) -> dict[str, str]:
-    """The `x-amz-meta-*` values users search objects by (the store makes them ASCII)."""
-    return {
-        "task-id": job.task_id,
-        "family": job.family,
-        "model": _model(job)[:_MAX_MODEL_METADATA_CHARS],
-        "file-index": str(job.index),
-        "source": canonical_url(job.source)[:_MAX_SOURCE_METADATA_CHARS],
-    }
-
-
-def _tags(job: CopyJob, sha256: str) -> dict[str, str]:
-    """Every tag of an archived object, for lifecycle rules and Storage Lens. A tag write replaces
-    the whole set, so every write sends all of them."""
-    return {"sha256": sha256, "kie2s3:family": job.family, "kie2s3:model": _model(job)}
-
-
-def _transfer(services: Services, job: CopyJob, last_writes: "_LastWrites") -> CopyResult:
-    settings = services.settings
-    store = services.store
-    links = _Links(services, job)
-    preferred = services.shape.part_bytes
-    # The opening request asks for a first part big enough for the largest file allowed; once the
-    # source has declared the size, the parts are sized for it (S3: 5 MiB-5 GiB, at most 10,000).
-    opening = part_size_for(None, preferred, settings.max_file_bytes)
-    with services.source.open(links.get(), max_bytes=settings.max_file_bytes, first_part=opening) as stream:
-        total = stream.total_size
-        part_bytes = part_size_for(total, preferred, settings.max_file_bytes)
-        # A file declared to fit in one part gets a buffer of its size (none for an empty one).
-        first = bytearray(part_bytes if total is None or total > part_bytes else total)
-        head = stream.fill(memoryview(first)[:SNIFF_BYTES])
-        content_type = sniff_content_type(bytes(first[:head]), stream.content_type)
-        # A large file from a source that answers ranges of a pinned version goes straight into the
-        # parallel pipeline, the rest of its first part still arriving on the opening connection.
-        pinned = stream.version if stream.version is not None and stream.version.total > part_bytes else None
-        size = head
-        if pinned is None:
-            if head == SNIFF_BYTES:
-                size += stream.fill(memoryview(first)[head:])
-            if stream.ranged and size != total:
-                raise RetryableError(f"first range ended after {size} of {total} bytes")
-            if (total is not None and total <= part_bytes) or size < part_bytes:
-                # One part or less (an empty source included): a single create-only PUT.
-                return last_writes.start(
-                    _put_whole(services, job, bytes(first[:size]), content_type), tag=False
-                )
-        label: dict[str, Any] = {"index": job.index, "total": total}
-        with store.multipart_upload(job.key, content_type=content_type, metadata=_metadata(job)) as upload:
-            shape = services.shape
-            pipeline = Pipeline(
-                PipelineShape(part_bytes, shape.buffers, shape.connections, shape.uploads),
-                upload,
-                first=first,
-                label=label,
-            )
-            del first
-            if pinned is not None:
-                copied, digest = pipeline.run_ranges(
-                    services.source, links.get, pinned, _rest_of_first_part(stream, head)
-                )
-            else:
-                copied, digest = pipeline.run_stream(stream, size)
-            result = CopyResult(
-                bucket=store.bucket, key=job.key, bytes=copied, sha256=digest, content_type=content_type
-            )
-            try:
-                upload.complete()
-            except ObjectExistsError:
-                return last_writes.start(_already_archived(services, job, result), tag=False)
-    return last_writes.start(result, tag=True)
-
-
-def _rest_of_first_part(stream: SourceStream, head: int) -> Callable[[memoryview], None]:
-    """Fills a first part whose `head` bytes are read with the rest of the opening range."""
-
-    def fill(part: memoryview) -> None:
-        got = head + stream.fill(part[head:])
-        if got != len(part):
-            raise RetryableError(f"first range ended after {got} of {len(part)} bytes")
-
-    return fill
-
-
-def _put_whole(services: Services, job: CopyJob, body: bytes, content_type: str) -> CopyResult:
-    """A file that fits in one part: one create-only PUT, SHA-256 in metadata and tag."""
-    store = services.store
-    whole = hashlib.sha256(body)
-    digest = whole.hexdigest()
-    result = CopyResult(
-        bucket=store.bucket, key=job.key, bytes=len(body), sha256=digest, content_type=content_type
-    )
-    try:
-        store.put_new(
-            job.key,
-            body,
-            content_type=content_type,
-            checksum_sha256=whole.digest(),
-            metadata={**_metadata(job), "sha256": digest},
-            tags=_tags(job, digest),
-        )
-    except ObjectExistsError:
-        return _already_archived(services, job, result)
-    return result
-
-
-def _already_archived(services: Services, job: CopyJob, ours: CopyResult) -> CopyResult:
-    """The key is taken (an earlier delivery won the race): accept it only if it holds the same bytes."""
-    store = services.store
-    found = store.describe(ours.key) or {}
-    theirs = found.get("sha256")
-    if theirs is None:
-        # Completed but killed before tagging: hash what is stored rather than trust it.
-        theirs = store.sha256_of(ours.key)
-        if theirs == ours.sha256:
-            store.set_tags(ours.key, _tags(job, theirs))
-    if theirs != ours.sha256:
-        raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
-    logger.info("file already archived", key=ours.key)
-    return ours.model_copy(update={"content_type": found.get("content-type") or ours.content_type})

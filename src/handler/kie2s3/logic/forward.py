@@ -13,10 +13,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kie2s3 import __version__
 from kie2s3.errors import ConfigurationError, Kie2S3Error, RetryLaterError
-from kie2s3.logic.services import Forwarding, ForwardPolicy, Services
+from kie2s3.logic.services import Forwarding, Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import ForwardJob, StatusDocument
 from kie2s3.observability import logger, metrics
+from kie2s3.retries import ForwardPolicy
 from kie2s3.signature import expected_signature
 from kie2s3.sources import canonical_url, parse_source
 

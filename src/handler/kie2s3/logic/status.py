@@ -64,6 +64,21 @@ def _file_status(services: Services, item: FileItem, links: bool) -> FileStatus:
     )
 
 
+def _with_copies_under_way(services: Services, task_id: str, files: list[FileItem]) -> list[FileItem]:
+    """The files, each `pending` one whose copy has begun shown `copying`.
+
+    The ledger records a copy only once it is done (`copied`): a copy under way is known by the
+    record that already exists for it, its idempotency record (in progress and not expired, or
+    completed with its `copied` still to be written). One read of those records, and none when
+    no file is pending. Items an older version left `copying` read as they are.
+    """
+    pending = [f.index for f in files if f.state == "pending"]
+    if not pending:
+        return files
+    copying = services.guard.copying(task_id, pending)
+    return [f.model_copy(update={"state": "copying"}) if f.index in copying else f for f in files]
+
+
 def status_document(services: Services, task_id: str, *, links: bool = False) -> StatusDocument:
     """The status document of a task; NotFoundError for a task the ledger has never seen.
 
@@ -74,6 +89,7 @@ def status_document(services: Services, task_id: str, *, links: bool = False) ->
     if found is None:
         raise NotFoundError(f"unknown task {task_id!r}")
     task, files = found
+    files = _with_copies_under_way(services, task_id, files)
     return StatusDocument(
         task_id=task.task_id,
         family=task.family,

@@ -3,9 +3,8 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kie2s3.adapters.ledger import Ledger
-from kie2s3.adapters.s3_store import S3Store
 from kie2s3.logic.plan import raw_callbacks_prefix
+from kie2s3.logic.ports import Ledger, ObjectStore
 from kie2s3.observability import logger
 
 
@@ -30,7 +29,7 @@ def _tally(report: TakedownReport, kept: Mapping[str, int]) -> None:
 
 
 def take_down(
-    ledger: Ledger, store: S3Store, object_prefix: str, task_id: str, *, bypass_governance: bool = False
+    ledger: Ledger, store: ObjectStore, object_prefix: str, task_id: str, *, bypass_governance: bool = False
 ) -> TakedownReport:
     """Remove every version of a task's archived files and raw callbacks, and its file items.
 

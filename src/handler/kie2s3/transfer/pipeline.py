@@ -17,28 +17,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kie2s3.adapters.http_source import (
-    HttpSource,
-    LinkExpiredError,
-    SourceChangedError,
-    SourceStream,
-    SourceVersion,
-)
-from kie2s3.adapters.s3_store import MultipartUpload
-from kie2s3.errors import RetryableError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from kie2s3.errors import LinkExpiredError, RetryableError, SourceChangedError
+from kie2s3.logic.ports import Source, SourceStream, Upload
+from kie2s3.models import SourceVersion
 from kie2s3.observability import logger
+from kie2s3.retries import RANGE_ATTEMPTS
 
 # A long copy logs its progress at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
-# A range that fails (reset, truncated, expired link) is fetched again this many times; one from
-# another version of the source is not: the whole copy starts over.
-RANGE_ATTEMPTS = 3
 # How often a thread waiting for a buffer or a part looks whether the copy has failed meanwhile.
 _STOP_POLL_SECONDS = 0.2
-# The other connections wait this long at most for the first part to be on its way to S3 (filled,
-# and the upload created): until then the opening response and the create have the line and the
-# interpreter to themselves, so S3 starts on the file sooner. A slower source or S3 gets them then.
-FIRST_PART_HEAD_START_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -100,7 +90,7 @@ class Pipeline:
     """Moves one source into one multipart upload; each `run_*` returns (bytes, whole-file sha256)."""
 
     def __init__(
-        self, shape: PipelineShape, upload: MultipartUpload, *, first: bytearray, label: dict[str, Any]
+        self, shape: PipelineShape, upload: Upload, *, first: bytearray, label: dict[str, Any]
     ) -> None:
         self._shape = shape
         self._upload = upload
@@ -111,11 +101,8 @@ class Pipeline:
         self._bytes = 0
         self._progress_at = time.monotonic() + PROGRESS_EVERY_SECONDS
 
-    def _upload_part(self, part: _Part, board: "_Board | None" = None) -> None:
+    def _upload_part(self, part: _Part) -> None:
         try:
-            if board is not None and part is board.first:
-                self._upload.create()  # under way since the copy began
-                board.first_away.set()  # the head start ends: the other connections may start
             self._upload.upload_part(part.number, part.view)
         finally:
             part.done_with(self._buffers)
@@ -135,10 +122,12 @@ class Pipeline:
             uploads: list[Future[None]] = []
             part = _Part(1, self._first, first_size)
             while True:
+                # Read before the part is handed on: once hashed and uploaded, its view is released.
+                short = len(part.view) < self._shape.part_bytes
                 uploads.append(workers.submit(self._upload_part, part))
                 self._hash(part)
                 _raise_first_failure(uploads)
-                if len(part.view) < self._shape.part_bytes:
+                if short:
                     break  # a short fill means the stream has ended
                 buffer = self._buffers.get()  # blocks while every buffer is in flight: memory stays bounded
                 size = stream.fill(memoryview(buffer))
@@ -152,7 +141,7 @@ class Pipeline:
 
     def run_ranges(
         self,
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
         fill_first: Callable[[memoryview], None],
@@ -160,8 +149,7 @@ class Pipeline:
         """Several connections fetch consecutive ranges of `version` into buffers; others upload them.
 
         `fill_first` fills the first part (from the response that opened the download) on one
-        connection while S3 creates the upload; the others start once that part is on its way to
-        S3 (or after a head start, for a slow source or S3) and fetch the next parts. Each
+        connection while S3 creates the upload and the other connections fetch the next parts. Each
         connection claims the next part as soon as a buffer is free, so every connection stays
         busy while buffers last; the caller's thread takes the parts in order, hashes them and
         hands them to the uploads. Parts are numbered in the order their buffers are taken, so the
@@ -185,7 +173,7 @@ class Pipeline:
             try:
                 for number in range(1, board.count + 1):
                     current = board.take(number, lambda: _raise_first_failure(futures))
-                    futures.append(uploaders.submit(self._upload_part, current, board))
+                    futures.append(uploaders.submit(self._upload_part, current))
                     self._hash(current)
                     _raise_first_failure(futures)
                 for future in futures:
@@ -198,7 +186,7 @@ class Pipeline:
         self,
         board: "_Board",
         fill_first: Callable[[memoryview], None],
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
     ) -> None:
@@ -207,13 +195,13 @@ class Pipeline:
             fill_first(part.view)
         except RetryableError as exc:  # the opening response broke off: fetch the part as a range
             logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
-            self._fetch(part, source, link, version, attempt=2)
+            # The opening response was the part's first attempt.
+            self._fetch(part, source, link, version, attempts=RANGE_ATTEMPTS - 1)
         board.filled(part)
 
     def _fetch_parts(
-        self, board: "_Board", source: HttpSource, link: Callable[[bool], str], version: SourceVersion
+        self, board: "_Board", source: Source, link: Callable[[bool], str], version: SourceVersion
     ) -> None:
-        board.first_away.wait(FIRST_PART_HEAD_START_SECONDS)
         while (part := board.claim()) is not None:
             self._fetch(part, source, link, version)
             board.filled(part)
@@ -221,24 +209,36 @@ class Pipeline:
     def _fetch(
         self,
         part: _Part,
-        source: HttpSource,
+        source: Source,
         link: Callable[[bool], str],
         version: SourceVersion,
-        attempt: int = 1,
+        attempts: int = RANGE_ATTEMPTS,
     ) -> None:
-        """Fetch the part's range, again on a passing fault (with a fresh link when it expired)."""
+        """Fetch the part's range, again on a passing fault (kie2s3/retries.py): with a fresh link
+        after an expired one; never after a range of another version (the transfer starts over)."""
         start = (part.number - 1) * self._shape.part_bytes
-        refresh = False
-        while True:
-            try:
-                source.fetch_range(link(refresh), start, part.view, version)
-                return
-            except RetryableError as exc:
-                if attempt >= RANGE_ATTEMPTS or isinstance(exc, SourceChangedError):
-                    raise
-                attempt += 1
-                refresh = isinstance(exc, LinkExpiredError)
-                logger.warning("range retrying", part=part.number, reason=exc.reason, **self._label)
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            retry=retry_if_exception(_range_may_succeed),
+            reraise=True,
+            before_sleep=lambda state: self._log_range_retry(part, state),
+        )
+        expired = False
+        for attempt in retrying:
+            with attempt:
+                source.fetch_range(link(expired), start, part.view, version)
+            outcome = attempt.retry_state.outcome
+            expired = outcome is not None and isinstance(outcome.exception(), LinkExpiredError)
+
+    def _log_range_retry(self, part: _Part, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        reason = error.reason if isinstance(error, RetryableError) else type(error).__name__
+        logger.warning("range retrying", part=part.number, reason=reason, **self._label)
+
+
+def _range_may_succeed(error: BaseException) -> bool:
+    """A passing fault, unless the source changed version: fetching that range again cannot help."""
+    return isinstance(error, RetryableError) and not isinstance(error, SourceChangedError)
 
 
 class _Board:
@@ -255,7 +255,6 @@ class _Board:
         self._changed = threading.Condition()
         self._parts: dict[int, _Part] = {1: first}
         self._stopped = threading.Event()
-        self.first_away = threading.Event()  # the first part is filled and its upload created
 
     def claim(self) -> _Part | None:
         """The next part with its buffer (waiting for one to be free); None when none is left to fetch."""

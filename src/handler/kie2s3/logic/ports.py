@@ -1,0 +1,192 @@
+"""What the use cases need of each adapter: small Protocols the adapters and the tests' fakes satisfy."""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kie2s3.models import (
+    CopyJob,
+    CopyResult,
+    FileItem,
+    FileState,
+    ForwardJob,
+    Guarded,
+    SourceVersion,
+    TaskItem,
+    TransferResult,
+)
+
+
+class Ledger(Protocol):
+    """The tasks ledger (adapters/ledger.py): what kie2s3 knows of each task and file.
+
+    A file `copied` is never moved back by mark_pending, mark_failed or touch_file; every update
+    of a file whose item is missing (unknown, or its task taken down) changes nothing and says so.
+    """
+
+    def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None: ...
+
+    def file(self, task_id: str, index: int) -> FileItem | None: ...
+
+    def save_task(self, task: TaskItem) -> None: ...
+
+    def add_files(self, items: Sequence[FileItem]) -> bool: ...
+
+    def mark_pending(
+        self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
+    ) -> bool: ...
+
+    def mark_failed(self, task_id: str, index: int, error: str) -> bool: ...
+
+    def mark_copied(self, task_id: str, index: int, result: CopyResult) -> bool: ...
+
+    def touch_file(self, task_id: str, index: int, state: FileState) -> bool: ...
+
+    def open_items(self, kind: str, updated_before: str, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def touch_task(self, task_id: str) -> None: ...
+
+    def close_task(self, task_id: str, reason: str) -> None: ...
+
+    def taken_down(self, task_id: str) -> bool: ...
+
+    def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool: ...
+
+    def delete_files(self, task_id: str) -> int: ...
+
+
+class Upload(Protocol):
+    """One multipart upload (adapters/s3_store.py's MultipartUpload): parts may be sent from several
+    threads; leaving the `with` block without `complete()` aborts it."""
+
+    @property
+    def parts_done(self) -> int: ...
+
+    def create(self) -> str: ...
+
+    def upload_part(self, number: int, data: memoryview) -> None: ...
+
+    def complete(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """The archive bucket (adapters/s3_store.py): every write of a file is create-only."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        checksum_sha256: bytes,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+        archive: bool = True,
+    ) -> None: ...
+
+    def multipart_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> Upload: ...
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None: ...
+
+    def describe(self, key: str) -> dict[str, str] | None: ...
+
+    def sha256_of(self, key: str) -> str: ...
+
+    def put_raw(self, key: str, body: bytes, *, family_hint: str | None = None) -> None: ...
+
+    def raw_keys(self, prefix: str, limit: int = 100) -> list[str]: ...
+
+    def get_raw(self, key: str) -> tuple[bytes, str | None]: ...
+
+    def presigned_get(self, key: str, ttl_seconds: int) -> str: ...
+
+    def abort_stale_uploads(
+        self, prefix: str, initiated_before: datetime, limit: int = 1000
+    ) -> list[str]: ...
+
+    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]: ...
+
+
+class JobQueue(Protocol):
+    """The queue of copy jobs (adapters/queue.py): at-least-once delivery."""
+
+    def send(self, jobs: Sequence[CopyJob]) -> None: ...
+
+
+class KieApi(Protocol):
+    """kie.ai's API (adapters/kie_client.py): fresh download links and task records."""
+
+    def download_url(self, url: str) -> str: ...
+
+    def record_info(self, path: str, task_id: str) -> dict[str, Any]: ...
+
+
+class SourceStream(Protocol):
+    """An open download (adapters/http_source.py): declared size and type, the version later ranges
+    are pinned to (None: the stream is the whole file), and sequential fills."""
+
+    @property
+    def total_size(self) -> int | None: ...
+
+    @property
+    def content_type(self) -> str | None: ...
+
+    @property
+    def version(self) -> SourceVersion | None: ...
+
+    @property
+    def ranged(self) -> bool: ...
+
+    def fill(self, into: memoryview) -> int: ...
+
+
+class Source(Protocol):
+    """Where source files are downloaded from (adapters/http_source.py)."""
+
+    def open(self, url: str, *, max_bytes: int, first_part: int) -> AbstractContextManager[SourceStream]: ...
+
+    def fetch_range(self, url: str, start: int, into: memoryview, version: SourceVersion) -> None: ...
+
+
+class Guard(Protocol):
+    """The idempotency guard (adapters/idempotency.py): one copy of a file at a time, a finished
+    one answered from its record (kept 14 days), a failed one leaving no record."""
+
+    def run(self, job: CopyJob, transfer: Callable[[], TransferResult]) -> Guarded: ...
+
+    def copying(self, task_id: str, indexes: Iterable[int]) -> set[int]: ...
+
+    def forget(self, job: CopyJob) -> None: ...
+
+    def register_lambda_context(self, context: LambdaContext) -> None: ...
+
+
+class ForwardJobs(Protocol):
+    """The forward queue (adapters/queue.py): forward jobs, each delivered again when it says."""
+
+    def send(self, job: ForwardJob) -> None: ...
+
+    def is_source_of(self, event_source_arn: str) -> bool: ...
+
+    def deliver_again_in(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class Webhook(Protocol):
+    """POSTs to the user's own handler (adapters/webhook.py); the HTTP status it answered."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float) -> int: ...
