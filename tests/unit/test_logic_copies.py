@@ -80,6 +80,7 @@ def test_copies_by_urls_inline_mode_copies_in_the_request() -> None:
     doc = _copies(fakes, urls=urls)
 
     assert doc.state == "copied"
+    assert [f.url for f in doc.files] == [None, None]  # links only in GET /tasks
     assert [f.sha256 for f in doc.files] == [hashlib.sha256(served[u]).hexdigest() for u in urls]
 
 

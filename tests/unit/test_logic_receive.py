@@ -149,6 +149,15 @@ def test_receive_tolerance_comes_from_the_settings() -> None:
 
 
 @pytest.mark.parametrize("header", ["x-webhook-timestamp", "x-webhook-signature"])
+def test_receive_lone_surrogate_in_an_auth_header_is_refused(fakes: Fakes, header: str) -> None:
+    good = signature_headers(TASK)
+    headers = {**good, header: good[header][:-1] + "\ud800"}
+    with pytest.raises(AuthenticationError):
+        receive_callback(fakes.services, callback(_market(), headers=headers))
+    _nothing_kept(fakes)
+
+
+@pytest.mark.parametrize("header", ["x-webhook-timestamp", "x-webhook-signature"])
 def test_receive_absurdly_long_auth_header_is_refused(fakes: Fakes, header: str) -> None:
     headers = {**signature_headers(TASK), header: "1" * (MAX_AUTH_HEADER_CHARS + 1)}
     with pytest.raises(AuthenticationError, match="longer than"):
@@ -492,6 +501,7 @@ def test_receive_inline_mode_copies_in_the_request() -> None:
 
     doc = receive_callback(fakes.services, signed(market_body(TASK, urls)))
 
+    assert [f.url for f in doc.files] == [None, None]  # the answer goes back to kie.ai: no links
     assert fakes.services.queue is None
     assert fakes.queue.sent == []
     assert (doc.state, [f.state for f in doc.files]) == ("copied", ["copied", "copied"])
