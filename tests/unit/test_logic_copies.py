@@ -1,0 +1,224 @@
+"""`POST /copies` over the in-memory fakes: by URLs (refusals listed, nothing recorded), by task id
+from record-info, and in bulk (each task's own verdict, the deadline)."""
+
+import hashlib
+import time
+
+import pytest
+from devstack.callbacks import market_body
+from tests.callback_requests import result_urls, serve
+from tests.fakes import Fakes, make_fakes
+
+from kie2s3.errors import BadRequestError, KieRejectedError, NotFoundError, UpstreamError
+from kie2s3.logic.copies import request_bulk_copies, request_copies
+from kie2s3.models import BulkCopyDocument, BulkCopyRequest, CopyRequest, Outcome, StatusDocument
+
+TASK = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+MARKET_RECORD_INFO = "/api/v1/jobs/recordInfo"
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return make_fakes()
+
+
+def _copies(fakes: Fakes, **body: object) -> StatusDocument:
+    return request_copies(fakes.services, CopyRequest.model_validate({"taskId": TASK, **body}))
+
+
+def _finished(fakes: Fakes, task_id: str, *suffixes: str) -> list[str]:
+    """A finished Market task whose record-info lists a file per suffix."""
+    urls = result_urls(task_id, *(suffixes or (".png",)))
+    fakes.kie.records[(MARKET_RECORD_INFO, task_id)] = market_body(task_id, urls)["data"]
+    return urls
+
+
+def _running(fakes: Fakes, task_id: str) -> None:
+    data = market_body(task_id, [])["data"]
+    fakes.kie.records[(MARKET_RECORD_INFO, task_id)] = {**data, "state": "generating", "resultJson": None}
+
+
+# -- by URLs --------------------------------------------------------------------------------------------
+
+
+def test_copies_refused_urls_are_listed_each_with_its_reason_and_nothing_is_recorded(fakes: Fakes) -> None:
+    good = result_urls(TASK, ".png")[0]
+    refused = ["http://169.254.169.254/latest/meta-data/", "https://evil.example.com/x.png", "https://u:p@tempfile.aiquickdraw.com/a.png"]  # fmt: skip
+
+    with pytest.raises(BadRequestError) as raised:
+        _copies(fakes, urls=[good, *refused, refused[1]])
+
+    assert raised.value.reason == "the source policy refuses some of these URLs; nothing was recorded"
+    assert [d.split(": ", 1)[0] for d in raised.value.details] == [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://evil.example.com/x.png",
+        "https://tempfile.aiquickdraw.com/a.png",  # canonical: the credentials are never echoed
+    ]
+    assert raised.value.details[0].endswith("source scheme 'http' is not allowed")
+    assert all("u:p" not in d for d in raised.value.details)
+    assert (fakes.ledger.tasks, fakes.queue.sent, fakes.store.objects) == ({}, [], {})
+
+
+def test_copies_by_urls_queue_mode_records_and_queues_each_distinct_url(fakes: Fakes) -> None:
+    urls = result_urls(TASK, ".png", ".mp4")
+
+    doc = _copies(fakes, urls=[urls[0], urls[1], urls[0]])
+
+    assert doc.family == "direct"
+    assert doc.state == "pending"
+    assert [(j.index, j.source, j.kind, j.family) for j in fakes.queue.sent] == [
+        (0, urls[0], "image", "direct"),
+        (1, urls[1], "video", "direct"),
+    ]
+
+
+def test_copies_by_urls_inline_mode_copies_in_the_request() -> None:
+    fakes = make_fakes(inline=True)
+    urls = result_urls(TASK, ".png", ".mp4")
+    served = serve(fakes, urls)
+
+    doc = _copies(fakes, urls=urls)
+
+    assert doc.state == "copied"
+    assert [f.url for f in doc.files] == [None, None]  # links only in GET /tasks
+    assert [f.sha256 for f in doc.files] == [hashlib.sha256(served[u]).hexdigest() for u in urls]
+
+
+def test_copies_without_a_family_keep_the_family_a_callback_recorded(fakes: Fakes) -> None:
+    fakes.ledger.seed_task(TASK, "veo")
+    assert _copies(fakes, urls=result_urls(TASK, ".mp4")).family == "veo"
+    assert fakes.ledger.tasks[TASK].family == "veo"
+    assert [j.family for j in fakes.queue.sent] == ["veo"]
+
+
+def test_copies_naming_a_family_with_urls_records_it(fakes: Fakes) -> None:
+    assert _copies(fakes, family="suno", urls=result_urls(TASK, ".mp3")).family == "suno"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({}, "give `urls`"),
+        ({"family": "dalle"}, "unknown family 'dalle'; expected one of: "),
+        ({"family": "dalle", "urls": ["https://tempfile.aiquickdraw.com/a.png"]}, "unknown family 'dalle'"),
+        ({"family": "direct"}, "unknown family 'direct'"),
+        ({"family": "unknown"}, "family 'unknown' has no record-info endpoint: give `urls`"),
+    ],
+)
+def test_copies_bad_request_is_refused_before_kie_is_asked(
+    fakes: Fakes, body: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(BadRequestError) as raised:
+        _copies(fakes, **body)
+    assert reason in raised.value.reason
+    assert fakes.trips.of("kie") == []
+    assert fakes.ledger.tasks == {}
+
+
+# -- by task id, from record-info --------------------------------------------------------------------------
+
+
+def test_copies_by_task_id_records_what_record_info_lists(fakes: Fakes) -> None:
+    urls = _finished(fakes, TASK, ".png", ".mp4")
+
+    doc = _copies(fakes, family="market")
+
+    assert [f.source for f in doc.files] == urls
+    assert fakes.ledger.tasks[TASK].model == "nano-banana-pro"
+    assert [j.source for j in fakes.queue.sent] == urls
+    assert fakes.trips.of("kie") == [f"GET {MARKET_RECORD_INFO}"]
+
+
+def test_copies_by_task_id_still_running_records_it_pending_and_copies_nothing(fakes: Fakes) -> None:
+    _running(fakes, TASK)
+
+    doc = _copies(fakes, family="market")
+
+    assert (doc.state, doc.reason, doc.files) == ("pending", "waiting for kie.ai to finish (generating)", [])
+    assert fakes.ledger.tasks[TASK].outcome is Outcome.NOT_FINAL
+    assert fakes.queue.sent == []
+
+
+def test_copies_by_task_id_kie_does_not_know_is_not_found(fakes: Fakes) -> None:
+    with pytest.raises(NotFoundError, match=TASK):
+        _copies(fakes, family="market")
+    assert fakes.ledger.tasks == {}
+
+
+def test_copies_by_task_id_record_of_an_unexpected_shape_is_upstream_error(fakes: Fakes) -> None:
+    fakes.kie.records[(MARKET_RECORD_INFO, TASK)] = {"state": ["not", "a", "state"]}
+    with pytest.raises(UpstreamError, match="market record of this task has an unexpected shape"):
+        _copies(fakes, family="market")
+    assert fakes.ledger.tasks == {}
+
+
+# -- bulk --------------------------------------------------------------------------------------------------------
+
+
+def _bulk(
+    fakes: Fakes, *task_ids: str, deadline: float | None = None, family: str = "market"
+) -> BulkCopyDocument:
+    request = BulkCopyRequest.model_validate({"taskIds": list(task_ids), "family": family})
+    return request_bulk_copies(fakes.services, request, deadline)
+
+
+def test_copies_bulk_records_each_task_with_its_own_verdict(fakes: Fakes) -> None:
+    rejected, throttled, finished, unknown, running = (f"task{n}" for n in range(5))
+    fakes.kie.fail("record_info", error=KieRejectedError(401, "kie.ai refused the request (code 401)"))
+    fakes.kie.fail("record_info")  # a passing fault (RetryableError), as for a 429
+    urls = _finished(fakes, finished)
+    _running(fakes, running)
+
+    doc = _bulk(fakes, rejected, throttled, finished, unknown, running)
+
+    assert [(t.task_id, t.state) for t in doc.tasks] == [(finished, "pending"), (running, "pending")]
+    assert [f.source for f in doc.tasks[0].files] == urls
+    assert doc.unknown == [unknown]
+    assert [(e.task_id, e.retryable) for e in doc.errors] == [(rejected, False), (throttled, True)]
+    assert "code 401" in doc.errors[0].message
+    assert sorted(fakes.ledger.tasks) == [finished, running]
+    assert [j.source for j in fakes.queue.sent] == urls
+
+
+def test_copies_bulk_duplicate_ids_are_asked_once(fakes: Fakes) -> None:
+    _finished(fakes, TASK)
+    doc = _bulk(fakes, TASK, TASK, TASK)
+    assert [t.task_id for t in doc.tasks] == [TASK]
+    assert fakes.trips.of("kie") == [f"GET {MARKET_RECORD_INFO}"]
+
+
+def test_copies_bulk_out_of_time_leaves_the_rest_untried_and_retryable(fakes: Fakes) -> None:
+    first, second = "task1", "task2"
+    _finished(fakes, first)
+    _finished(fakes, second)
+
+    doc = _bulk(fakes, first, second, deadline=time.monotonic() + 4.0)  # less than BULK_RESERVE_SECONDS left
+
+    assert doc.tasks == []
+    assert [(e.task_id, e.retryable) for e in doc.errors] == [(first, True), (second, True)]
+    assert "not attempted" in doc.errors[0].message
+    assert fakes.trips.of("kie") == []
+
+
+def test_copies_bulk_with_time_left_tries_every_task(fakes: Fakes) -> None:
+    _finished(fakes, "task1")
+    doc = _bulk(fakes, "task1", deadline=time.monotonic() + 60.0)
+    assert [t.task_id for t in doc.tasks] == ["task1"]
+
+
+@pytest.mark.parametrize(
+    ("family", "reason"), [("dalle", "unknown family 'dalle'"), ("unknown", "no record-info")]
+)
+def test_copies_bulk_family_without_record_info_asks_nothing(fakes: Fakes, family: str, reason: str) -> None:
+    with pytest.raises(BadRequestError, match=reason):
+        _bulk(fakes, TASK, family=family)
+    assert fakes.trips.of("kie") == []
+
+
+def test_copies_bulk_request_body_keeps_its_form() -> None:
+    assert BulkCopyRequest.model_validate({"taskIds": ["a1", "b2", "a1"], "family": "market"}).task_ids == [
+        "a1",
+        "b2",
+    ]
+    with pytest.raises(ValueError, match="not both"):
+        BulkCopyRequest.model_validate({"taskIds": ["a1"], "taskId": "a1", "family": "market"})

@@ -1,0 +1,80 @@
+"""take_down over the in-memory fakes: what it removes, what it keeps, and that nothing brings the task back."""
+
+import pytest
+from devstack.callbacks import market_body
+from tests.callback_requests import result_urls, serve, signed
+from tests.fakes import Fakes, make_fakes
+
+from kie2s3.adapters.ledger import TAKEN_DOWN
+from kie2s3.logic.copies import request_copies
+from kie2s3.logic.receive import receive_callback
+from kie2s3.logic.reconcile import reconcile
+from kie2s3.logic.status import status_document
+from kie2s3.logic.takedown import take_down
+from kie2s3.models import CopyRequest
+
+TASK = "6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f"
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    """A task archived inline: two files copied, its callback's raw body kept."""
+    fakes = make_fakes(inline=True)
+    urls = result_urls(TASK, ".png", ".mp4")
+    serve(fakes, urls)
+    assert receive_callback(fakes.services, signed(market_body(TASK, urls))).state == "copied"
+    return fakes
+
+
+def test_takedown_removes_files_callbacks_and_file_items(fakes: Fakes) -> None:
+    (raw_key,) = fakes.store.raw_keys(f"kie/{TASK}/callbacks/")
+
+    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+
+    assert report.removed == [f"kie/{TASK}/00.png", f"kie/{TASK}/01.mp4", raw_key]
+    assert (report.known, report.locked, report.in_flight) == (True, {}, 0)
+    assert report.ledger_items == 4  # two file items and their two source markers
+    assert fakes.store.objects == {}
+    assert (fakes.ledger.files, fakes.ledger.sources) == ({}, {})
+    task = fakes.ledger.tasks[TASK]
+    assert (task.reason, task.taken_down_keys) == (TAKEN_DOWN, [f"kie/{TASK}/00.png", f"kie/{TASK}/01.mp4"])
+    doc = status_document(fakes.services, TASK)
+    assert (doc.state, doc.files, doc.reason) == ("ignored", [], TAKEN_DOWN)
+
+
+def test_takedown_then_nothing_archives_the_task_again(fakes: Fakes) -> None:
+    urls = result_urls(TASK, ".png", ".mp4")
+    take_down(fakes.ledger, fakes.store, "kie/", TASK)
+
+    receive_callback(fakes.services, signed(market_body(TASK, urls)))  # kie.ai's retry
+    request_copies(fakes.services, CopyRequest.model_validate({"taskId": TASK, "urls": urls}))
+    reconcile(fakes.services)
+
+    assert fakes.store.objects == {}
+    assert fakes.ledger.files == {}
+    assert status_document(fakes.services, TASK).state == "ignored"
+
+
+def test_takedown_again_removes_the_keys_a_late_copy_stored(fakes: Fakes) -> None:
+    take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    late = f"kie/{TASK}/01.mp4"  # a copy that was running when the first takedown ran
+    fakes.store.put_raw(late, b"late bytes")
+
+    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+
+    assert report.removed == [late]
+    assert fakes.store.objects == {}
+
+
+def test_takedown_counts_files_still_in_flight() -> None:
+    fakes = make_fakes()  # queue mode: the files stay pending
+    receive_callback(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png", ".mp4"))))
+    assert take_down(fakes.ledger, fakes.store, "kie/", TASK).in_flight == 2
+
+
+def test_takedown_of_an_unknown_task_changes_nothing() -> None:
+    fakes = make_fakes()
+    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    assert (report.known, report.removed, report.ledger_items) == (False, [], 0)
+    assert fakes.ledger.tasks == {}
+    assert fakes.trips.of("s3") == []
