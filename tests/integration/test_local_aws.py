@@ -296,6 +296,8 @@ def test_provisioned_resources_read_back_as_the_transformed_template_declares(
         "ArchiveBucket",
         "CopyDeadLetterQueue",
         "CopyQueue",
+        "ForwardDeadLetterQueue",
+        "ForwardQueue",
         "IdempotencyTable",
         "TasksTable",
     ]
