@@ -1,7 +1,6 @@
 """Rotating the webhook key without refusing callbacks in flight; taking a task down (issue #16, item 9)."""
 
 import io
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -39,19 +38,15 @@ def _callback(task_id: str, key: str) -> int:
     return post_callback(body, task_id, hmac_key=key)[0]
 
 
-def test_rotation_previous_key_is_accepted_within_the_window_and_refused_after(
-    rotating_key: tuple[Stack, str],
-) -> None:
+def test_rotation_previous_key_is_accepted_within_the_window(rotating_key: tuple[Stack, str]) -> None:
+    # Secrets Manager's own AWSCURRENT/AWSPREVIOUS labels and CreatedDate, through the real adapter;
+    # the window's end is a unit test of receive, at a fixed clock (no waiting here).
     stack, secret_id = rotating_key
     # Rotate: "key-2" becomes AWSCURRENT, "key-1" AWSPREVIOUS.
     stack.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString="key-2")
-    rotated = time.time()
     assert _callback(uuid.uuid4().hex, "key-2") == 200
     assert _callback(uuid.uuid4().hex, "key-1") == 200  # a callback signed before the rotation
     assert _callback(uuid.uuid4().hex, "key-0") == 401  # never a key older than the previous one
-    time.sleep(max(0.0, rotated + 4.1 - time.time()))  # past the window (CreatedDate has whole seconds)
-    assert _callback(uuid.uuid4().hex, "key-1") == 401
-    assert _callback(uuid.uuid4().hex, "key-2") == 200
 
 
 def test_rotation_new_key_is_accepted_though_the_old_one_is_cached(
