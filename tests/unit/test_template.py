@@ -49,6 +49,7 @@ PHYSICAL_IDS = {
     "IdempotencyTable": "idempotency-table",
     "CopyQueue": "http://127.0.0.1:5000/123456789012/copy-queue",
     "CopyDeadLetterQueue": "http://127.0.0.1:5000/123456789012/copy-dlq",
+    "EventsDeadLetterQueue": "http://127.0.0.1:5000/123456789012/events-dlq",
 }
 
 
@@ -119,7 +120,7 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
 
 def test_functions_share_the_one_entry_point(template: dict[str, Any]) -> None:
     found = functions(template)
-    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction"}
+    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction", "EventsFunction"}
     for function in found.values():
         assert function_setting(template, function, "CodeUri") == "src/handler/"
         assert function_setting(template, function, "Handler") == "app.lambda_handler"
@@ -338,7 +339,11 @@ def test_iam_statements_have_no_wildcard_resource(template: dict[str, Any]) -> N
 def test_secret_permissions_are_scoped_to_the_configured_ids(template: dict[str, Any]) -> None:
     for name, function in functions(template).items():
         [policy] = function["Properties"]["Policies"]
-        [read] = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
+        reads = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
+        if name == "EventsFunction":  # it reads the ledger and puts events: no secret
+            assert reads == []
+            continue
+        [read] = reads
         assert "${KieApiKeySecretId}-??????" in read["Resource"][0]["Fn::Sub"], name
         conditions = [item["Fn::If"][0] for item in read["Resource"][1:]]
         # The reconciler never sees a callback: it reads only the API key.
@@ -364,9 +369,13 @@ def test_alarms_cover_errors_throttles_and_dead_letters(template: dict[str, Any]
         ("Throttles", "CopyWorkerFunction"),
         ("Errors", "ReconcilerFunction"),
         ("ApproximateNumberOfMessagesVisible", "CopyDeadLetterQueue"),
+        ("Errors", "EventsFunction"),
+        ("IteratorAge", "EventsFunction"),
+        ("ApproximateNumberOfMessagesVisible", "EventsDeadLetterQueue"),
     }
     for alarm in alarms:
-        assert alarm["Threshold"] == 0
+        # The stream keeps a record 24 hours: an hour's lag is the alarm, well before any expires.
+        assert alarm["Threshold"] == (3600 * 1000 if alarm["MetricName"] == "IteratorAge" else 0)
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == {
             "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]

@@ -50,6 +50,8 @@ COMBINATIONS: dict[str, dict[str, str]] = {
     "token-mode-empty": {"KieWebhookHmacSecretId": "", "CallbackTokenSecretId": "kie2s3/callback-token"},
     "token-mode": {"KieWebhookHmacSecretId": "none", "CallbackTokenSecretId": "kie2s3/callback-token"},
     "everything": EVERYTHING,
+    # Events on a bus of the user's instead of the default one.
+    "event-bus": {"EventBusName": "team-bus"},
     # Items 4 and 9: a dated model layout, and the previous secret version never accepted.
     "key-template-rotation": {
         "KeyTemplate": "{prefix}{yyyy}/{mm}/{dd}/{model}/{taskId}/{index}{ext}",

@@ -74,6 +74,8 @@ class Settings(BaseModel):
     # Absent (an environment from before they existed): SSE-S3 and STANDARD, as then.
     kms_key_arn: Annotated[str, Field(alias="KMS_KEY_ARN", pattern=KMS_KEY_ARN_PATTERN)] = ""
     storage_class: Annotated[StorageClass, Field(alias="STORAGE_CLASS")] = "STANDARD"
+    # The EventBridge bus the ledger's events go to (template parameter EventBusName).
+    event_bus_name: Annotated[str, Field(alias="EVENT_BUS_NAME", min_length=1)] = "default"
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from functools import lru_cache
 
 from kie2s3.adapters import clients
+from kie2s3.adapters.event_bus import EventBus
 from kie2s3.adapters.http_source import HttpSource
 from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
@@ -42,6 +43,7 @@ def get_services() -> Services:
         secret=get_secret,
         secret_versions=get_secret_versions,
         guard=CopyGuard(settings.idempotency_table, clients.dynamodb_client()),
+        bus=EventBus(clients.events_client(), settings.event_bus_name),
     )
 
 
@@ -55,6 +57,7 @@ def reset() -> None:
         clients.dynamodb_resource,
         clients.dynamodb_client,
         clients.secrets_client,
+        clients.events_client,
         clients.http_pool,
         secrets_provider,
         versions_provider,

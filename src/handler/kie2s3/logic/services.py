@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kie2s3.adapters.event_bus import EventBus
 from kie2s3.adapters.http_source import HttpSource
 from kie2s3.adapters.idempotency import CopyGuard
 from kie2s3.adapters.kie_client import KieClient
@@ -47,5 +48,6 @@ class Services:
     # The webhook HMAC key's or callback token's AWSCURRENT and AWSPREVIOUS (True: read them again).
     secret_versions: Callable[[str, bool], SecretVersions]
     guard: CopyGuard
+    bus: EventBus  # the ledger's events (the stream's function alone puts any)
     retry: RetryPolicy = RetryPolicy()
     shape: PipelineShape = DEFAULT_SHAPE
