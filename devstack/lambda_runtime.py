@@ -275,7 +275,8 @@ class StreamPoller:
     # table (its stream included) after a failed transaction, and an older iterator reads the old one.
     _checkpoints: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
     _retries: dict[str, int] = field(default_factory=dict, repr=False)
-    _limits: dict[str, int] = field(default_factory=dict, repr=False)
+    # A batch split in two after an error: the smaller batch size, until the split batch's last record.
+    _splits: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     def start(self) -> "StreamPoller":
         """Take each shard's starting position now (polling does it too, the first time)."""
@@ -320,24 +321,24 @@ class StreamPoller:
         return last
 
     def _shard_batch(self, shard_id: str) -> int:
-        limit = self._limits.get(shard_id, self.batch_size)
+        limit, _ = self._splits.get(shard_id, (self.batch_size, ""))
         records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=limit)["Records"]
         if not records:
             return 0
         failed_from = self._invoke(shard_id, records)
-        retries = self._retries.get(shard_id, 0) + 1
-        if failed_from is not None and not 0 <= self.max_retry_attempts < retries:
-            self._retries[shard_id] = retries
-            self._checkpoints[shard_id] = (
-                "AT_SEQUENCE_NUMBER",
-                records[failed_from]["dynamodb"]["SequenceNumber"],
-            )
-            return len(records)
-        if failed_from is not None:  # retries exhausted
-            self._give_up(shard_id, records[failed_from:])
-        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", records[-1]["dynamodb"]["SequenceNumber"])
+        if failed_from is not None:
+            retries = self._retries.get(shard_id, 0) + 1
+            if self.max_retry_attempts < 0 or retries <= self.max_retry_attempts:
+                self._retries[shard_id] = retries
+                sequence = records[failed_from]["dynamodb"]["SequenceNumber"]
+                self._checkpoints[shard_id] = ("AT_SEQUENCE_NUMBER", sequence)
+                return len(records)
+            self._give_up(shard_id, records[failed_from:])  # retries exhausted: on past the batch
+        last = records[-1]["dynamodb"]["SequenceNumber"]
+        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
         self._retries.pop(shard_id, None)
-        self._limits.pop(shard_id, None)
+        if int(last) >= int(self._splits.get(shard_id, (0, "0"))[1]):
+            self._splits.pop(shard_id, None)
         return len(records)
 
     def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int | None:
@@ -349,7 +350,8 @@ class StreamPoller:
         except Exception:  # as on Lambda: logged, and the whole batch again (split in two when bisecting)
             traceback.print_exc()
             if self.bisect_on_error and len(records) > 1:
-                self._limits[shard_id] = len(records) // 2
+                until = self._splits.get(shard_id, (0, records[-1]["dynamodb"]["SequenceNumber"]))[1]
+                self._splits[shard_id] = (len(records) // 2, until)
             return 0
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         positions = [n for n, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] in failed]
