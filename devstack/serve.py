@@ -8,8 +8,9 @@ starts the functions process; it records everything in D/state.json and stops it
 `python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
 functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
 mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
-seconds instead of the queue's 90 minutes), and the reconciler on the template's schedule, one
-invocation at a time. SIGTERM ends it at once (a copy in flight ends as a killed Lambda's would);
+seconds instead of the queue's 90 minutes), the events function, reading the ledger's stream as
+its mapping does (`StreamPoller`; the events reach the queue `make events` reads), and the
+reconciler on the template's schedule, one invocation at a time. SIGTERM ends it at once (a copy in flight ends as a killed Lambda's would);
 it also stops by itself when the supervisor is gone.
 
 The kie.ai emulator serves every URL of the events/ samples, and its record-info knows the task of
@@ -195,6 +196,7 @@ def supervise(directory: Path, port: int, mode: str) -> int:
     api.invoke = call
     with local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory)) as stack, stack.function():
         state["pids"]["moto"] = stack.moto.pid
+        state["physicalIds"] = stack.aws.physical_ids  # the functions process reads the stream's table
         write_state(directory, state)
         import app  # noqa: F401  # the API function's init, before its first request (as Lambda's)
 
@@ -225,6 +227,7 @@ def supervise(directory: Path, port: int, mode: str) -> int:
                 kieUrl=stack.emulator.base_url,
                 kieApiKey=KIE_API_KEY,
                 hmacKey=WEBHOOK_HMAC_KEY,
+                eventsQueueUrl=stack.events_queue_url,
                 env=stack.env,
                 startedAt=time.time(),
             )
@@ -255,13 +258,15 @@ def supervise(directory: Path, port: int, mode: str) -> int:
 
 
 def run_functions(directory: Path) -> int:
-    """The copy worker and the scheduled functions, one invocation at a time, until SIGTERM."""
+    """The copy worker, the events function and the scheduled functions, one invocation at a time,
+    until SIGTERM."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     import app  # noqa: F401  # the container's init
     from devstack.lambda_runtime import SqsPoller, invoke
-    from devstack.template import load_template
+    from devstack.stack import ledger_stream_poller
+    from devstack.template import load_template, stream_mappings
 
     template = load_template()
     worker = function_context(template, sqs_function(template))
@@ -272,6 +277,15 @@ def run_functions(directory: Path) -> int:
     poller = SqsPoller(
         sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=RETRY_DELAY_SECONDS, timeout_seconds=worker_timeout
     )
+    state = read_state(directory)
+    if state is None:
+        raise RuntimeError(f"no state in {directory}: the functions process is started by the supervisor")
+    stream = ledger_stream_poller(
+        state.physical_ids,
+        lambda service: boto3.client(service),  # type: ignore[call-overload]  # any service by name
+        template=template,
+    )
+    events_name = function_context(template, stream_mappings(template)[0].function).function_name
     schedules = [
         (logical_id, period, event, time.monotonic() + period)
         for logical_id, period, event in scheduled_functions(template)
@@ -281,7 +295,7 @@ def run_functions(directory: Path) -> int:
     every = ", ".join(
         f"{function_context(template, s[0]).function_name} every {s[1]:.0f} s" for s in schedules
     )
-    _say(f"{worker_name} polls the copy queue; {every}")
+    _say(f"{worker_name} polls the copy queue; {events_name} reads the ledger's stream; {every}")
     while True:  # until SIGTERM (its default action: a copy in flight ends as a killed Lambda's would)
         if os.getppid() != parent:
             _say("the supervisor is gone: stopping")
@@ -289,8 +303,10 @@ def run_functions(directory: Path) -> int:
         try:
             if poller.poll_once(wait_seconds=1):
                 _say(f"{worker_name}: one batch in {poller.invocation_seconds[-1] * 1000:.0f} ms")
+            if records := stream.poll_once():
+                _say(f"{events_name}: {records} ledger change(s) in {stream.invoked} invocation(s) so far")
         except (BotoCoreError, ClientError) as exc:
-            _say(f"the copy queue cannot be read ({exc}); trying again")
+            _say(f"the copy queue or the ledger's stream cannot be read ({exc}); trying again")
             time.sleep(1)
         for n, (logical_id, period, event, due) in enumerate(schedules):
             if time.monotonic() >= due:

@@ -162,10 +162,15 @@ def ledger_stream_poller(
     )
 
 
-def take_events(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Receive and delete every message of the events queue; each message body is one EventBridge event."""
+def take_events(sqs: Any, queue_url: str, *, wait_seconds: int = 0) -> list[dict[str, Any]]:
+    """Receive and delete every message of the events queue (waiting up to `wait_seconds` for the
+    first); each message body is one EventBridge event."""
     events: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+    wait = wait_seconds
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+    ).get("Messages", []):
+        wait = 0
         for message in messages:
             events.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

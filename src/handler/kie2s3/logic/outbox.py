@@ -115,8 +115,10 @@ def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent
         for event in events:
             unique.setdefault(event.dedupe_id, event)
             owners.setdefault(event.dedupe_id, set()).add(record_id)
+    # Files before tasks, where EventBridge keeps the order (it does not promise to).
+    ordered = sorted(unique.values(), key=lambda e: e.detail_type in TASK_EVENTS.values())
     failed: dict[str, str] = {}
-    for batch in batches(list(unique.values())):
+    for batch in batches(ordered):
         failed |= _put(services, batch)
     if published := len(unique) - len(failed):
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
