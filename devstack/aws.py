@@ -71,10 +71,12 @@ def _free_port() -> int:
         return port
 
 
+_REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
 def _moto_command(port: int) -> list[str]:
-    script = Path(sys.executable).parent / "moto_server"
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
-    return [*launcher, "-H", HOST, "-p", str(port)]
+    # moto's own server, its transactions' rollback made independent of the streams' length.
+    return [sys.executable, "-m", "devstack.moto_server", "-H", HOST, "-p", str(port)]
 
 
 MOTO_ENVIRONMENT: Final = {
@@ -122,6 +124,7 @@ class MotoServer:
             self._process = subprocess.Popen(
                 _moto_command(self._port),
                 env={**os.environ, **MOTO_ENVIRONMENT},
+                cwd=_REPO_ROOT,  # where `python -m devstack.moto_server` finds devstack
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
