@@ -107,7 +107,7 @@ class StackState:
         return {str(k): str(v) for k, v in self.data["env"].items()}
 
     def log(self, name: str) -> Path:
-        """A log file of the stack (`stack`, `worker`, `moto`)."""
+        """A log file of the stack (`stack`, `worker`, `events`, `moto`)."""
         return self.directory / f"{name}.log"
 
 

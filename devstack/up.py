@@ -39,7 +39,7 @@ from devstack.running import (
 
 DEFAULT_PORT: Final = 3000  # sam local start-api's
 STARTUP_TIMEOUT_SECONDS: Final = 90.0
-LOGS: Final = ("stack", "worker", "moto")
+LOGS: Final = ("stack", "worker", "events", "moto")
 # The user's AWS settings never reach the stack: it talks to its own emulator only.
 _KEPT_ENVIRONMENT: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM")
 
