@@ -3,10 +3,12 @@ dedupeIds, and how refused events are retried and reported per stream record."""
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 from botocore.stub import Stubber
 from devstack.lambda_runtime import LambdaContext
@@ -14,7 +16,7 @@ from devstack.lambda_runtime import LambdaContext
 from kie2s3.adapters.event_bus import MAX_PUT_BYTES, TOO_LARGE, EventBus, batches, entry_size
 from kie2s3.adapters.ledger import FileChange, TaskChange, stream_change
 from kie2s3.errors import RetryableError
-from kie2s3.logic.outbox import events_of, publish
+from kie2s3.logic.outbox import FILE_EVENTS, TASK_EVENTS, events_of, publish
 from kie2s3.logic.services import RetryPolicy
 from kie2s3.models import BusEvent, FileItem, FileState, Outcome, TaskItem
 
@@ -29,7 +31,7 @@ def _task(outcome: Outcome = Outcome.SUCCESS, **fields: Any) -> TaskItem:
 
 def _file(index: int, state: FileState, **fields: Any) -> FileItem:
     copied = (
-        {"bucket": "b", "bytes": 10 + index, "sha256": f"{index:064x}", "content_type": "image/png"}
+        {"bucket": "archive-bucket", "bytes": 10 + index, "sha256": f"{index:064x}", "content_type": "image/png"}
         if state == "copied"
         else {}
     )
@@ -98,7 +100,7 @@ def test_events_of_a_file_copied_gives_its_event_then_its_final_task_event() -> 
         "index": 1,
         "source": "https://tempfile.aiquickdraw.com/p/1.png",
         "state": "copied",
-        "bucket": "b",
+        "bucket": "archive-bucket",
         "key": f"kie/{TASK}/01.png",
         "bytes": 11,
         "sha256": f"{1:064x}",
@@ -332,3 +334,41 @@ def test_stream_handler_reports_only_the_records_whose_events_were_refused(
     assert bus.puts == [[file_event.dedupe_id, task_event.dedupe_id]] + [[task_event.dedupe_id]] * (
         NO_WAIT.attempts - 1
     )
+
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "events" / "schemas"
+
+
+def test_one_schema_per_detail_type_each_a_valid_json_schema() -> None:
+    schemas = {p.name: json.loads(p.read_text()) for p in sorted(SCHEMAS.glob("*.json"))}
+    for schema in schemas.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    by_type = {s["properties"]["detail-type"]["const"]: name for name, s in schemas.items()}
+    assert set(by_type) == {*FILE_EVENTS.values(), *TASK_EVENTS.values()}
+    assert all(name == f"{kind.lower().replace(' ', '-')}.json" for kind, name in by_type.items())
+
+
+@pytest.mark.parametrize(
+    ("change", "files"),
+    [
+        (FileChange(TASK, "pending", _file(0, "copied")), [_file(0, "copied")]),
+        (FileChange(TASK, "pending", _file(0, "failed", error="422")), [_file(0, "failed", error="422")]),
+        (TaskChange(TASK, None, {"task_id": TASK}), []),
+    ],
+)
+def test_every_event_the_logic_builds_fits_its_schema(
+    change: FileChange | TaskChange, files: list[FileItem]
+) -> None:
+    task = _task(Outcome.SUCCESS if files else Outcome.NO_FILES)
+    events = events_of(_services(FakeLedger(task, files)), change, {})
+    assert events
+    for event in events:
+        schema = json.loads((SCHEMAS / f"{event.detail_type.lower().replace(' ', '-')}.json").read_text())
+        whole = {"source": "kie2s3", "detail-type": event.detail_type, "detail": _detail(event)}
+        jsonschema.validate(whole, schema, cls=jsonschema.Draft202012Validator)
+        with pytest.raises(jsonschema.ValidationError):  # a link is never part of an event
+            jsonschema.validate(
+                {**whole, "detail": {**whole["detail"], "url": "https://x"}},
+                schema,
+                cls=jsonschema.Draft202012Validator,
+            )
