@@ -31,7 +31,12 @@ def _task(outcome: Outcome = Outcome.SUCCESS, **fields: Any) -> TaskItem:
 
 def _file(index: int, state: FileState, **fields: Any) -> FileItem:
     copied = (
-        {"bucket": "archive-bucket", "bytes": 10 + index, "sha256": f"{index:064x}", "content_type": "image/png"}
+        {
+            "bucket": "archive-bucket",
+            "bytes": 10 + index,
+            "sha256": f"{index:064x}",
+            "content_type": "image/png",
+        }
         if state == "copied"
         else {}
     )
