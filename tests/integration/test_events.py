@@ -56,10 +56,11 @@ def _without(detail: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def _sample(name: str, task_id: str) -> dict[str, Any]:
-    """A callback sample of events/ made a callback of another task, signed for it."""
+    """A callback sample of events/ made a callback of another task, signed for it; its result URLs
+    are the task's own (the emulator counts the requests for each URL, which other tests check)."""
     event = load_event(name)
     body = json.loads(event["body"])
-    retasked = json.dumps(body).replace(task_id_of(body), task_id)
+    retasked = json.dumps(body).replace(task_id_of(body), task_id).replace(".com/s/", f".com/s/{task_id}-")
     return resign({**event, "body": retasked}, task_id, WEBHOOK_HMAC_KEY)
 
 
