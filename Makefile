@@ -31,7 +31,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi redrive backfill takedown clean up down status logs env callback
+        deploy deploy-guided e2e openapi redrive backfill takedown clean up down status logs env callback events
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ logs: ## the local stack's logs: make logs [FOLLOW=1] [LINES=n]
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
+
+events: $(VENV)/.synced ## the events kie2s3 put on EventBridge in the local stack (a rule's queue): make events [FOLLOW=1] [JSON=1]
+	@$(RUN) -m devstack.watch_events $(if $(FOLLOW),--follow) $(if $(JSON),--json)
 
 callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or EVENT=events/<file>.json
 	$(if $(FAMILY)$(EVENT),,$(error usage: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or make callback EVENT=events/<file>.json; with URL=<callback URL> HMAC_KEY=<key> to another receiver))

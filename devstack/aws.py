@@ -71,10 +71,12 @@ def _free_port() -> int:
         return port
 
 
+_REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
 def _moto_command(port: int) -> list[str]:
-    script = Path(sys.executable).parent / "moto_server"
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
-    return [*launcher, "-H", HOST, "-p", str(port)]
+    # moto's own server, its transactions' rollback made independent of the streams' length.
+    return [sys.executable, "-m", "devstack.moto_server", "-H", HOST, "-p", str(port)]
 
 
 MOTO_ENVIRONMENT: Final = {
@@ -122,6 +124,7 @@ class MotoServer:
             self._process = subprocess.Popen(
                 _moto_command(self._port),
                 env={**os.environ, **MOTO_ENVIRONMENT},
+                cwd=_REPO_ROOT,  # where `python -m devstack.moto_server` finds devstack
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -582,3 +585,33 @@ def provision(
         env={**env, **aws_environment(endpoint_url)},
         parameters=dict(resolver.parameters),
     )
+
+
+# ------------------------------------------------------------------ watching the events
+
+# The rule and queue that stand for a user's subscription to kie2s3's events on the local stack.
+LOCAL_EVENTS_NAME: Final = "kie2s3-local-events"
+# The event pattern of every kie2s3 event (README, Events).
+KIE2S3_EVENTS_PATTERN: Final = {"source": ["kie2s3"]}
+
+
+def observe_events(endpoint_url: str, bus_name: str, *, name: str = LOCAL_EVENTS_NAME) -> str:
+    """Subscribe an SQS queue to kie2s3's events on the bus, as a user's rule would; its URL.
+
+    The bus is created unless it is `default` (every account has that one; the template expects the
+    bus it names to exist). moto delivers each PutEvents entry a rule matches to its SQS targets at
+    once, inside the PutEvents call: once the stream is drained, the queue holds every event.
+    """
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    events = session.client("events", endpoint_url=endpoint_url)
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+    if bus_name != "default":
+        with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+            events.create_event_bus(Name=bus_name)
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name=name, EventBusName=bus_name, EventPattern=json.dumps(KIE2S3_EVENTS_PATTERN))
+    events.put_targets(Rule=name, EventBusName=bus_name, Targets=[{"Id": "local-queue", "Arn": queue_arn}])
+    return queue_url

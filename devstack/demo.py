@@ -1,4 +1,5 @@
-"""`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow.
+"""`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow,
+and the events it put on EventBridge (read from a queue a rule on the bus delivers them to).
 
 `make demo FORWARD=1` (`--forward`) also forwards the callback to a local receiver standing in for
 your own handler, which verifies its signature with kie2s3's verifier and prints what it got.
@@ -19,6 +20,7 @@ from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.forward_receiver import ForwardReceiver
 from devstack.lambda_runtime import invoke, task_status_event
 from devstack.stack import FORWARD_HMAC_KEY, WEBHOOK_HMAC_KEY, Stack, local_stack
+from devstack.watch_events import describe
 
 TASK_ID = "demo" + time.strftime("%Y%m%d%H%M%S")
 LOG_PATH = Path(".devstack") / "demo-function.log"
@@ -70,7 +72,11 @@ def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> 
         poller = stack.poller()
         poller.drain(timeout=300)
         _say(f"copy worker: {poller.invoked} SQS invocation(s)")
+        stream = stack.stream_poller(starting_position=None)  # the template's: the whole (new) ledger
+        stream.drain()
+        _say(f"events function: {stream.invoked} invocation(s) over the ledger's stream")
         status = invoke(task_status_event(TASK_ID))
+        events = stack.take_events()
     document = json.loads(status["body"])
     s3 = stack.client("s3")
     ok = document["state"] == "copied"
@@ -82,6 +88,14 @@ def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> 
         _say(f"s3://{entry['bucket']}/{entry['key']}")
         _say(f"    {entry['bytes']:>10,} bytes  sha256 {entry['sha256']}  {entry['contentType']}")
         _say(f"    bytes equal the emulator's file: {'yes' if same else 'NO'}")
+    _say()
+    _say(f'EventBridge: {len(events)} event(s), as a rule matching {{"source": ["kie2s3"]}} delivers them')
+    for event in sorted(events, key=lambda e: "files" in e["detail"]):  # files first
+        _say(describe(event))
+    archived = [e for e in events if e["detail-type"] == "Task Archived"]
+    ok = ok and len(archived) == 1 and len(events) == len(FILES) + 1
+    if archived:
+        _say(json.dumps({k: archived[0][k] for k in ("source", "detail-type", "detail")}, indent=2))
     _say()
     _say(f"GET /tasks/{TASK_ID} -> {status['statusCode']}")
     _say(json.dumps(document, indent=2))

@@ -6,7 +6,9 @@ the task an earlier callback recorded, and in queue mode the stack's copy worker
 Without one, against a throwaway stack started for this event and gone after it. Callback samples
 are re-signed with the local HMAC key (their stored signatures are placeholders) and every URL in
 them is served by the kie.ai emulator. The response is printed on stdout, its JSON body as JSON;
-then, when the copy ran in the queue, the task's final status document. The function's logs go to
+then, when the copy ran in the queue, the task's final status document. A DynamoDB stream sample
+(`events/dynamodb-*.json`) runs as the events function: on a throwaway stack the events it put on
+EventBridge are printed too (with `make up`, `make events` shows them). The function's logs go to
 stderr.
 """
 
@@ -62,7 +64,9 @@ def task_of(event: dict[str, Any], result: Any) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("taskId"), str):
         return str(body["taskId"])
     for record in event.get("Records") or []:
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            if record.get("eventSource") == "aws:dynamodb":  # the ledger's stream: the item's task
+                return str(record["dynamodb"]["Keys"]["pk"]["S"])
             return str(json.loads(record["body"])["task_id"])
     return None
 
@@ -71,7 +75,7 @@ def context_for(event: dict[str, Any]) -> "LambdaContext":
     """A context for the function the template gives this kind of event: its name, timeout and memory."""
     from devstack.local_api import template_routes
     from devstack.serve import function_context, scheduled_functions, sqs_function
-    from devstack.template import load_template
+    from devstack.template import load_template, stream_mappings
     from kie2s3.events import event_kind
 
     template = load_template()
@@ -80,6 +84,8 @@ def context_for(event: dict[str, Any]) -> "LambdaContext":
             function = sqs_function(template)
         case "schedule":
             function = scheduled_functions(template)[0][0]
+        case "dynamodb":
+            function = stream_mappings(template)[0].function
         case _:
             function = template_routes(template)[0].function
     return function_context(template, function)
@@ -130,6 +136,8 @@ def _on_throwaway_stack(event: dict[str, Any], name: str, args: Any) -> tuple[An
             if args.mode == "queue":
                 stack.poller().drain()
             final = _status(task_id) if task_id and (args.mode == "queue" or "Records" in event) else None
+        for published in stack.take_events():
+            print(f"event on EventBridge: {json.dumps(published)}")
     return result, final
 
 

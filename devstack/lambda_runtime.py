@@ -3,10 +3,12 @@
 import json
 import os
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -252,3 +254,149 @@ class SqsPoller:
             if self.outstanding() == 0:
                 return
             self.poll_once(wait_seconds=1)
+
+
+@dataclass
+class StreamPoller:
+    """Plays Lambda's event source mapping of a DynamoDB stream: read a batch of each shard, invoke,
+    move on past what succeeded.
+
+    As the real mapping does: a batch answered with `batchItemFailures` is delivered again from the
+    lowest failed sequence number; an invocation that raises is retried, split in two when
+    `bisect_on_error`; after `max_retry_attempts` retries (-1: without end) the batch is given up,
+    its place (shard, sequence numbers) sent to `on_failure` as Lambda's on-failure record, and the
+    shard read on. Retries follow at once (the real mapping's come as fast: it does not back off).
+    `starting_position` LATEST reads only what is written after the first poll.
+    """
+
+    streams: Any
+    stream_arn: str
+    batch_size: int = 100
+    starting_position: str = "TRIM_HORIZON"
+    max_retry_attempts: int = -1
+    bisect_on_error: bool = False
+    on_failure: Callable[[dict[str, Any]], None] | None = None
+    context: Callable[[], LambdaContext] = LambdaContext
+    invoked: int = 0
+    given_up: int = 0  # batches sent to on_failure
+    # Each shard's checkpoint, as the real mapping keeps one: read next AT or AFTER a sequence number
+    # (None: from the shard's start). A fresh iterator is taken from it at every read: moto replaces a
+    # table (its stream included) after a failed transaction, and an older iterator reads the old one.
+    _checkpoints: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    _retries: dict[str, int] = field(default_factory=dict, repr=False)
+    # A batch split in two after an error: the smaller batch size, until the split batch's last record.
+    _splits: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+
+    def start(self) -> "StreamPoller":
+        """Take each shard's starting position now (polling does it too, the first time)."""
+        for shard in self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._checkpoints:
+                last = self._last_record(shard_id) if self.starting_position == "LATEST" else None
+                self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
+        return self
+
+    def poll_once(self) -> int:
+        """One batch of each shard, each handled as the mapping would; how many records were read."""
+        self.start()
+        return sum(self._shard_batch(shard_id) for shard_id in list(self._checkpoints))
+
+    def drain(self, *, timeout: float = 120.0) -> None:
+        """Handle batches until no shard holds a record not yet handled (retries and give-ups included)."""
+        deadline = time.monotonic() + timeout
+        while self.poll_once():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stream not drained within {timeout} s")
+
+    def _iterator(self, shard_id: str) -> str:
+        kind, sequence = self._checkpoints[shard_id]
+        where = (
+            {"ShardIteratorType": kind, "SequenceNumber": sequence}
+            if sequence
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        answer = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **where)
+        return str(answer["ShardIterator"])
+
+    def _last_record(self, shard_id: str) -> str | None:
+        """The sequence number of the shard's last record (None: it has none): where LATEST starts."""
+        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", None)
+        last = None
+        while records := self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=1000)[
+            "Records"
+        ]:
+            last = records[-1]["dynamodb"]["SequenceNumber"]
+            self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
+        return last
+
+    def _shard_batch(self, shard_id: str) -> int:
+        limit, _ = self._splits.get(shard_id, (self.batch_size, ""))
+        records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=limit)["Records"]
+        if not records:
+            return 0
+        failed_from = self._invoke(shard_id, records)
+        if failed_from is not None:
+            retries = self._retries.get(shard_id, 0) + 1
+            if self.max_retry_attempts < 0 or retries <= self.max_retry_attempts:
+                self._retries[shard_id] = retries
+                sequence = records[failed_from]["dynamodb"]["SequenceNumber"]
+                self._checkpoints[shard_id] = ("AT_SEQUENCE_NUMBER", sequence)
+                return len(records)
+            self._give_up(shard_id, records[failed_from:])  # retries exhausted: on past the batch
+        last = records[-1]["dynamodb"]["SequenceNumber"]
+        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
+        self._retries.pop(shard_id, None)
+        if int(last) >= int(self._splits.get(shard_id, (0, "0"))[1]):
+            self._splits.pop(shard_id, None)
+        return len(records)
+
+    def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int | None:
+        """Invoke with the batch; None when all succeeded, else the position the retry starts from."""
+        event = {"Records": [self._lambda_record(record) for record in records]}
+        self.invoked += 1
+        try:
+            response = invoke(event, self.context())
+        except Exception:  # as on Lambda: logged, and the whole batch again (split in two when bisecting)
+            traceback.print_exc()
+            if self.bisect_on_error and len(records) > 1:
+                until = self._splits.get(shard_id, (0, records[-1]["dynamodb"]["SequenceNumber"]))[1]
+                self._splits[shard_id] = (len(records) // 2, until)
+            return 0
+        failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        positions = [n for n, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] in failed]
+        return min(positions) if positions else None
+
+    def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record of GetRecords as Lambda hands it on: with its stream's ARN, the time in epoch seconds."""
+        change = dict(record["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            change["ApproximateCreationDateTime"] = created.timestamp()
+        return {**record, "dynamodb": change, "eventSourceARN": self.stream_arn}
+
+    def _give_up(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        self.given_up += 1
+        if self.on_failure is None:
+            return
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        self.on_failure(
+            {
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "condition": "RetryAttemptsExhausted",
+                    "approximateInvokeCount": self._retries.get(shard_id, 0) + 1,
+                },
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+                "version": "1.0",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "DDBStreamBatchInfo": {
+                    "shardId": shard_id,
+                    "startSequenceNumber": first["SequenceNumber"],
+                    "endSequenceNumber": last["SequenceNumber"],
+                    "approximateArrivalOfFirstRecord": str(first.get("ApproximateCreationDateTime", "")),
+                    "approximateArrivalOfLastRecord": str(last.get("ApproximateCreationDateTime", "")),
+                    "batchSize": len(records),
+                    "streamArn": self.stream_arn,
+                },
+            }
+        )

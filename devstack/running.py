@@ -87,6 +87,16 @@ class StackState:
         return str(self.data["hmacKey"])
 
     @property
+    def events_queue_url(self) -> str:
+        """The queue a rule on the bus delivers kie2s3's events to (make events reads it)."""
+        return str(self.data["eventsQueueUrl"])
+
+    @property
+    def physical_ids(self) -> dict[str, str]:
+        """The template's resources as the AWS emulator holds them, by logical id."""
+        return {str(k): str(v) for k, v in self.data.get("physicalIds", {}).items()}
+
+    @property
     def mode(self) -> str:
         """The CopyMode the stack runs with."""
         return str(self.data["mode"])
@@ -97,7 +107,7 @@ class StackState:
         return {str(k): str(v) for k, v in self.data["env"].items()}
 
     def log(self, name: str) -> Path:
-        """A log file of the stack (`stack`, `worker`, `moto`)."""
+        """A log file of the stack (`stack`, `worker`, `events`, `moto`)."""
         return self.directory / f"{name}.log"
 
 

@@ -3,14 +3,17 @@
 `python -m devstack.serve --state-dir D` is the supervisor: it starts moto (its own process) and the
 kie.ai emulator, provisions them from template.yaml as every local run does, serves the HTTP API
 over real HTTP (`devstack.local_api`, the API function in this process, like one container) and
-starts the functions process; it records everything in D/state.json and stops it all on SIGTERM.
+starts the functions processes; it records everything in D/state.json and stops it all on SIGTERM.
 
 `python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
 functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
 mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
 seconds instead of the queue's 90 minutes), with ForwardUrl set the forward function on the
 forward queue (its own delays kept), and the reconciler on the template's schedule, one
-invocation at a time. SIGTERM ends it at once (a copy in flight ends as a killed Lambda's would);
+invocation at a time. `--events` is the events function's process beside it (a function of its
+own, as deployed: it never holds a copy back), reading the ledger's stream as its mapping does
+(`StreamPoller`; the events reach the queue `make events` reads). SIGTERM ends it at once (a copy
+in flight ends as a killed Lambda's would);
 it also stops by itself when the supervisor is gone.
 
 The kie.ai emulator serves every URL of the events/ samples, and its record-info knows the task of
@@ -38,7 +41,10 @@ from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
 if TYPE_CHECKING:
     from devstack.lambda_runtime import LambdaContext, SqsPoller
 
-WORKER_READY: Final = "worker.ready"
+# The processes beside the supervisor: name (its pid's, its log's) -> its command-line flag.
+FUNCTION_PROCESSES: Final = {"worker": "--functions", "events": "--events"}
+# How often the events function's poller reads the stream when it is idle (Lambda's: 4 times a second).
+STREAM_POLL_SECONDS: Final = 0.25
 # Failed copy jobs are visible again after this many seconds (Lambda's mapping waits for the queue's
 # 90-minute visibility timeout: far too long to watch a retry locally).
 RETRY_DELAY_SECONDS: Final = 5
@@ -175,11 +181,17 @@ def serve_samples(emulator: Any) -> tuple[int, int]:
     return len(urls), tasks
 
 
-def _functions_process(directory: Path, env: Mapping[str, str], log: Path) -> "subprocess.Popen[bytes]":
+def _ready_marker(name: str) -> str:
+    return f"{name}.ready"
+
+
+def _functions_process(directory: Path, env: Mapping[str, str], name: str) -> "subprocess.Popen[bytes]":
+    """A functions process (`FUNCTION_PROCESSES`), logging to <name>.log; it touches <name>.ready."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", MARKER_ENV)}
-    with log.open("ab") as out:
+    (directory / _ready_marker(name)).unlink(missing_ok=True)
+    with (directory / f"{name}.log").open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "devstack.serve", "--functions", "--state-dir", str(directory)],
+            [sys.executable, "-m", "devstack.serve", FUNCTION_PROCESSES[name], "--state-dir", str(directory)],
             env={
                 **base,
                 **env,
@@ -231,6 +243,18 @@ def _function_settings_error(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def _started(directory: Path, functions: Mapping[str, "subprocess.Popen[bytes]"], stop: _Stop) -> bool:
+    """Wait until every functions process is ready; False when one exits first, or too long passes."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not all((directory / _ready_marker(name)).exists() for name in functions):
+        if stop.event.is_set() or time.monotonic() > deadline:
+            return False
+        if any(process.poll() is not None for process in functions.values()):
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def supervise(directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False) -> int:
     """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
     from devstack.aws import MotoServer
@@ -275,6 +299,7 @@ def supervise(directory: Path, port: int, mode: str, forward_url: str = "", rece
     ):
         state["pids"]["moto"] = stack.moto.pid
         state["parameters"] = stack.aws.parameters
+        state["physicalIds"] = stack.aws.physical_ids  # the events process reads the stream's table
         write_state(directory, state)
         if refused := _function_settings_error(stack.env):
             state["error"] = f"the functions refuse their environment: {refused}"
@@ -286,20 +311,15 @@ def supervise(directory: Path, port: int, mode: str, forward_url: str = "", rece
         _say(
             f"kie.ai emulator serves {served} sample URLs; its record-info knows {tasks} Market sample tasks"
         )
-        functions = _functions_process(directory, stack.env, directory / "worker.log")
-        state["pids"]["worker"] = functions.pid
+        functions = {name: _functions_process(directory, stack.env, name) for name in FUNCTION_PROCESSES}
+        state["pids"].update({name: process.pid for name, process in functions.items()})
         write_state(directory, state)
         api.start()
         try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while not (directory / WORKER_READY).exists():
-                if stop.event.is_set():
-                    return 1
-                if functions.poll() is not None or time.monotonic() > deadline:
-                    state["error"] = "the copy worker did not start: see worker.log (make logs)"
-                    write_state(directory, state)
-                    return 1
-                time.sleep(0.05)
+            if not _started(directory, functions, stop):
+                state["error"] = "the functions did not start: see worker.log and events.log (make logs)"
+                write_state(directory, state)
+                return 1
             state.update(
                 ready=True,
                 apiUrl=api.url,
@@ -312,6 +332,7 @@ def supervise(directory: Path, port: int, mode: str, forward_url: str = "", rece
                 forwardUrl=forward_url,
                 forwardReceiver=forward_receiver is not None,
                 forwardKey=FORWARD_HMAC_KEY,
+                eventsQueueUrl=stack.events_queue_url,
                 env=stack.env,
                 startedAt=time.time(),
             )
@@ -321,19 +342,20 @@ def supervise(directory: Path, port: int, mode: str, forward_url: str = "", rece
                 if not stack.moto.running:
                     _say("the AWS emulator (moto) exited: its data is gone, stopping the stack (make down)")
                     break
-                if functions.poll() is not None:
-                    _say(f"the functions process exited with code {functions.returncode}: starting a new one")
-                    (directory / WORKER_READY).unlink(missing_ok=True)
-                    functions = _functions_process(directory, stack.env, directory / "worker.log")
-                    state["pids"]["worker"] = functions.pid
-                    write_state(directory, state)
+                for name, process in functions.items():
+                    if process.poll() is not None:
+                        _say(f"the {name} process exited with code {process.returncode}: starting a new one")
+                        functions[name] = _functions_process(directory, stack.env, name)
+                        state["pids"][name] = functions[name].pid
+                        write_state(directory, state)
         finally:
             state["ready"] = False
             with contextlib.suppress(OSError):  # its directory removed under it: stop all the same
                 write_state(directory, state)
             _say("stopping")
             api.stop()
-            _stop_process(functions)
+            for process in functions.values():
+                _stop_process(process)
             if forward_receiver is not None:
                 forward_receiver.stop()
     _say("stopped")
@@ -400,7 +422,7 @@ def run_functions(directory: Path) -> int:
         for logical_id, period, event in scheduled_functions(template)
     ]
     parent = os.getppid()
-    (directory / WORKER_READY).touch()
+    (directory / _ready_marker("worker")).touch()
     every = ", ".join(
         f"{function_context(template, s[0]).function_name} every {s[1]:.0f} s" for s in schedules
     )
@@ -422,8 +444,43 @@ def run_functions(directory: Path) -> int:
     return 0
 
 
+def run_events(directory: Path) -> int:
+    """The events function over the ledger's stream, one invocation at a time, until SIGTERM."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    import app  # noqa: F401  # the container's init
+    import kie2s3.handlers.stream  # noqa: F401  # this function's one kind of event: loaded at init
+    from devstack.stack import ledger_stream_poller
+    from devstack.template import load_template, stream_mappings
+
+    template = load_template()
+    state = read_state(directory)
+    if state is None:
+        raise RuntimeError(f"no state in {directory}: the supervisor starts this process")
+    stream = ledger_stream_poller(
+        state.physical_ids,
+        lambda service: boto3.client(service),  # type: ignore[call-overload]  # any service, by name
+        template=template,
+    )
+    name = function_context(template, stream_mappings(template)[0].function).function_name
+    parent = os.getppid()
+    (directory / _ready_marker("events")).touch()
+    _say(f"{name} reads the ledger's stream")
+    while os.getppid() == parent:  # until SIGTERM, or the supervisor is gone
+        try:
+            if records := stream.poll_once():
+                _say(f"{name}: {records} ledger change(s); {stream.invoked} invocation(s) so far")
+                continue
+        except (BotoCoreError, ClientError) as exc:
+            _say(f"the ledger's stream cannot be read ({exc}); trying again")
+        time.sleep(STREAM_POLL_SECONDS)
+    _say("the supervisor is gone: stopping")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The supervisor, or the functions process (`--functions`)."""
+    """The supervisor, or a functions process (`--functions`, `--events`)."""
     parser = Parser(prog="devstack.serve", description=__doc__)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--port", type=int, default=0)
@@ -431,10 +488,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--functions", action="store_true", help="run the functions process")
     parser.add_argument("--forward-url", default="", help="ForwardUrl: forward accepted callbacks there")
     parser.add_argument("--forward-receiver", action="store_true", help="forward to a local receiver")
+    parser.add_argument("--events", action="store_true", help="run the events function's process")
     args = parser.parse_args(argv)
     directory = Path(args.state_dir)
     if args.functions:
         return run_functions(directory)
+    if args.events:
+        return run_events(directory)
     if read_state(directory) is not None:
         parser.error(f"{directory} already holds a stack's state: use `make up`, which checks it")
     try:

@@ -1,16 +1,17 @@
 """The whole local stack in one context manager: moto in its own process, the kie.ai emulator, the env."""
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from devstack.aws import LocalStack, MotoServer, provision
+from devstack.aws import LocalStack, MotoServer, observe_events, provision
 from devstack.kie_emulator import KieEmulator
-from devstack.lambda_runtime import SqsPoller, function_environment
-from devstack.template import load_template
+from devstack.lambda_runtime import SqsPoller, StreamPoller, function_environment
+from devstack.template import load_template, stream_mappings
 
 # Local-only credentials: the emulator checks the API key, the function reads both from Secrets Manager.
 KIE_API_KEY = "local-kie-api-key"
@@ -33,6 +34,7 @@ class Stack:
     moto: MotoServer
     emulator: KieEmulator
     aws: LocalStack
+    events_queue_url: str  # kie2s3's events, as a rule on the bus delivers them (observe_events)
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -92,6 +94,18 @@ class Stack:
             sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=retry_delay, function_name=function_name
         )
 
+    def stream_poller(self, *, starting_position: str | None = "LATEST") -> StreamPoller:
+        """Plays Lambda's mapping of the ledger's stream to the events function (template.yaml).
+
+        From LATEST by default: it handles what is written from its first poll on (a test's own
+        writes, not those of the tests before it); None takes the template's starting position.
+        """
+        return ledger_stream_poller(self.aws.physical_ids, self.client, starting_position=starting_position)
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Every event the local subscription received since the last call (read and deleted), in order."""
+        return take_events(self.client("sqs"), self.events_queue_url)
+
     def function(self) -> contextlib.AbstractContextManager[None]:
         """Within this block `app.lambda_handler` runs with the function's environment."""
         return function_environment(self.env)
@@ -128,4 +142,54 @@ def local_stack(
             parameter_overrides=parameters,
             secrets={k: v for k, v in secrets.items() if k},
         )
-        yield Stack(moto=moto, emulator=kie, aws=aws)
+        events_queue_url = observe_events(moto.endpoint_url, aws.env["EVENT_BUS_NAME"])
+        yield Stack(moto=moto, emulator=kie, aws=aws, events_queue_url=events_queue_url)
+
+
+def ledger_stream_poller(
+    physical_ids: Mapping[str, str],
+    client: Callable[[str], Any],
+    *,
+    starting_position: str | None = None,
+    template: Mapping[str, Any] | None = None,
+) -> StreamPoller:
+    """A poller playing the template's mapping of the ledger's stream (its batch size, retries,
+    bisection and on-failure queue), invoking its function with that function's context."""
+    from devstack.serve import function_context
+
+    template = template or load_template()
+    [mapping] = stream_mappings(template)
+    table = physical_ids[mapping.table]
+    stream_arn = client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    on_failure = None
+    if mapping.on_failure is not None:
+        sqs, queue_url = client("sqs"), physical_ids[mapping.on_failure]
+
+        def on_failure(record: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    return StreamPoller(
+        streams=client("dynamodbstreams"),
+        stream_arn=stream_arn,
+        batch_size=mapping.batch_size,
+        starting_position=starting_position or mapping.starting_position,
+        max_retry_attempts=mapping.max_retry_attempts,
+        bisect_on_error=mapping.bisect_on_error,
+        on_failure=on_failure,
+        context=lambda: function_context(template, mapping.function),
+    )
+
+
+def take_events(sqs: Any, queue_url: str, *, wait_seconds: int = 0) -> list[dict[str, Any]]:
+    """Receive and delete every message of the events queue (waiting up to `wait_seconds` for the
+    first); each message body is one EventBridge event."""
+    events: list[dict[str, Any]] = []
+    wait = wait_seconds
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+    ).get("Messages", []):
+        wait = 0
+        for message in messages:
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return events

@@ -3,6 +3,7 @@
 import base64
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -383,3 +384,58 @@ def function_environment(
         except (TemplateError, ValueError, TypeError, IndexError) as exc:
             raise TemplateError(f"{function}: cannot resolve environment variable {name}: {exc}") from exc
     return environment
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """A DynamoDB stream event source mapping of the template, by the logical ids it joins."""
+
+    function: str
+    table: str
+    batch_size: int
+    starting_position: str
+    max_retry_attempts: int  # -1: until the records expire (Lambda's default)
+    bisect_on_error: bool
+    on_failure: str | None  # the queue the mapping sends what it gives up on
+
+
+def _logical_id(value: Any, attribute: str | None = None) -> str | None:
+    """The logical id behind `Ref X` (attribute None) or `Fn::GetAtt X.attribute`."""
+    if not isinstance(value, dict):
+        return None
+    if attribute is None:
+        found = value.get("Ref")
+        return found if isinstance(found, str) else None
+    target = value.get("Fn::GetAtt")
+    if isinstance(target, list) and len(target) == 2 and target[1] == attribute:
+        return str(target[0])
+    return None
+
+
+def stream_mappings(template: Mapping[str, Any]) -> list[StreamMapping]:
+    """The template's mappings of a table's stream (`EventSourceArn: !GetAtt Table.StreamArn`) to a
+    function (`FunctionName: !Ref Function`), with the settings the local stack plays them with."""
+    found = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource.get("Properties") or {}
+        table = _logical_id(props.get("EventSourceArn"), "StreamArn")
+        function = _logical_id(props.get("FunctionName"))
+        if table is None:
+            continue
+        if function is None:
+            raise TemplateError(f"{logical_id}: FunctionName must be a Ref to a function of the template")
+        destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        found.append(
+            StreamMapping(
+                function=function,
+                table=table,
+                batch_size=int(props.get("BatchSize", 100)),
+                starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+                max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                on_failure=_logical_id(destination, "Arn"),
+            )
+        )
+    return found

@@ -39,7 +39,7 @@ from devstack.running import (
 
 DEFAULT_PORT: Final = 3000  # sam local start-api's
 STARTUP_TIMEOUT_SECONDS: Final = 90.0
-LOGS: Final = ("stack", "worker", "moto")
+LOGS: Final = ("stack", "worker", "events", "moto")
 # The user's AWS settings never reach the stack: it talks to its own emulator only.
 _KEPT_ENVIRONMENT: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM")
 
@@ -172,7 +172,9 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             f"  bucket       {state.bucket}   in the AWS emulator (moto) at {state.aws_url}",
             f"  kie.ai       {state.emulator_url}   the emulator (API key {state.kie_api_key})",
             f"  HMAC key     {state.hmac_key}   signs test callbacks (kie.ai's webhookHmacKey)",
-            "  functions    the copy worker polls the copy queue; the reconciler runs on its schedule",
+            "  functions    the copy worker polls the copy queue; the events function reads the ledger's stream;",
+            "               the reconciler runs on its schedule",
+            "  events       make events [FOLLOW=1]  (what a rule on the bus for source kie2s3 delivers)",
             *_forwarding_lines(state),
             f"  logs         make logs  (in {_display(state.directory)})",
             '  shell        eval "$(make -s env)"  sets API, BUCKET, KIE_WEBHOOK_HMAC_KEY, KIE_EMULATOR_URL',

@@ -42,7 +42,7 @@ from kie2s3.errors import (
 )
 from kie2s3.logic import ports
 from kie2s3.logic.services import Services
-from kie2s3.models import CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
+from kie2s3.models import BusEvent, CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
 from kie2s3.retries import RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
@@ -778,6 +778,28 @@ SECRETS: dict[str, tuple[str, str | None]] = {
 }
 
 
+class FakeBus:
+    """Takes every event but those it is told to refuse (each refusal `times` puts in a row)."""
+
+    def __init__(self, refuse: dict[str, tuple[str, int]] | None = None, raises: int = 0) -> None:
+        self.refuse = dict(refuse or {})
+        self.raises = raises
+        self.puts: list[list[str]] = []
+
+    def put(self, events: Sequence[BusEvent]) -> list[str | None]:
+        self.puts.append([e.dedupe_id for e in events])
+        if self.raises:
+            self.raises -= 1
+            raise RetryableError("EventBridge PutEvents failed: ThrottlingException")
+        results: list[str | None] = []
+        for event in events:
+            code, times = self.refuse.get(event.dedupe_id, (None, 0))
+            if times:
+                self.refuse[event.dedupe_id] = (code or "", times - 1)
+            results.append(code if times else None)
+        return results
+
+
 @dataclasses.dataclass
 class Fakes:
     """The fakes of one test and the Services over them (`services`, rebuilt by `with_`)."""
@@ -790,6 +812,7 @@ class Fakes:
     source: FakeSource
     records: MemoryCopyRecords
     guard: CopyGuard
+    bus: FakeBus
     services: Services
     secrets: dict[str, tuple[str, str | None]]
 
@@ -813,7 +836,7 @@ def make_fakes(*, inline: bool = False, env: dict[str, str] | None = None, lambd
     guard = CopyGuard(records)
     guard.register_lambda_context(cast("LambdaContext", FakeLambdaContext(lambda_ms)))
     ledger, store, queue = FakeLedger(trips), FakeStore(trips, settings.bucket_name), FakeQueue(trips)
-    kie, source = FakeKie(trips), FakeSource(trips)
+    kie, source, bus = FakeKie(trips), FakeSource(trips), FakeBus()
 
     def secret(secret_id: str) -> str:
         return secrets[secret_id][0]
@@ -833,9 +856,10 @@ def make_fakes(*, inline: bool = False, env: dict[str, str] | None = None, lambd
         secret=secret,
         secret_versions=secret_versions,
         guard=guard,
+        bus=bus,
         retry=FAST_RETRY,
     )
-    return Fakes(trips, ledger, store, queue, kie, source, records, guard, services, secrets)
+    return Fakes(trips, ledger, store, queue, kie, source, records, guard, bus, services, secrets)
 
 
 def _satisfy_ports(fakes: Fakes, upload: FakeUpload, stream: FakeStream) -> None:
@@ -848,4 +872,5 @@ def _satisfy_ports(fakes: Fakes, upload: FakeUpload, stream: FakeStream) -> None
     source: ports.Source = fakes.source
     opened: ports.SourceStream = stream
     guard: ports.Guard = fakes.guard
-    del ledger, store, multipart, queue, kie, source, opened, guard
+    bus: ports.EventPublisher = fakes.bus
+    del ledger, store, multipart, queue, kie, source, opened, guard, bus

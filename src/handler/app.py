@@ -1,4 +1,4 @@
-"""The single Lambda entry point: routes API Gateway HTTP API (2.0), SQS and schedule events.
+"""The single Lambda entry point: routes API Gateway HTTP API (2.0), SQS, DynamoDB stream and schedule events.
 
 Each kind's handler is imported on its first event, not at init: a copy worker never pays for
 the HTTP routes' OpenAPI models, nor the API for the batch and idempotency utilities.
@@ -16,12 +16,17 @@ from kie2s3.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Serve one event: HTTP API requests, SQS copy-job batches, scheduled reconcile passes."""
+    """Serve one event: HTTP API requests, SQS copy-job batches, the ledger's stream batches (events
+    on EventBridge), scheduled reconcile passes."""
     match event_kind(event):
         case "sqs":
             from kie2s3.handlers.sqs import handle_sqs
 
             return handle_sqs(event, context)
+        case "dynamodb":
+            from kie2s3.handlers.stream import handle_stream
+
+            return handle_stream(event, context)
         case "http":
             from kie2s3.handlers.http import app as http_api
 
@@ -33,5 +38,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         case _:
             logger.error("unsupported event", keys=sorted(event)[:10])
             raise ValueError(
-                "unsupported event: expected an API Gateway HTTP API (2.0), SQS or schedule event"
+                "unsupported event: expected an API Gateway HTTP API (2.0), SQS, DynamoDB stream or schedule event"
             )

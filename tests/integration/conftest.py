@@ -40,12 +40,12 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     The services are still built (and reset) by the wiring from the function's environment; only the
     retry policy is swapped, and only for the handlers: `wiring.get_services()` keeps the production one.
     """
-    from kie2s3.handlers import http, schedule, sqs, wiring
+    from kie2s3.handlers import http, schedule, sqs, stream, wiring
 
     def services() -> Services:
         return dataclasses.replace(wiring.get_services(), retry=FAST_RETRY)
 
-    for route in (http, schedule, sqs):
+    for route in (http, schedule, sqs, stream):
         monkeypatch.setattr(route, "get_services", services)
 
 
@@ -54,6 +54,32 @@ def queue_mode(stack: Stack) -> Iterator[Stack]:
     """The deployed configuration: callbacks enqueue, a poller plays Lambda's SQS event source."""
     with stack.function():
         yield stack
+
+
+class Outbox:
+    """The events of a test's own ledger writes, as a subscription on the bus receives them.
+
+    `drain()` plays what runs deployed after a callback: the copy worker until the copy queue is
+    empty, then the events function over the ledger's stream until every record is handled. moto
+    delivers each event to the subscription's queue within PutEvents, so none can still be on its way.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stream = stack.stream_poller().start()  # from the ledger's latest record: this test's writes
+        stack.take_events()  # whatever an earlier test left in the subscription's queue
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Copy what is queued, turn the stream into events; the events received since the last drain."""
+        self.stack.poller().drain()
+        self.stream.drain()
+        return self.stack.take_events()
+
+
+@pytest.fixture
+def outbox(queue_mode: Stack) -> Outbox:
+    """Queue mode, with the ledger's stream read from now on by a poller playing the events function's mapping."""
+    return Outbox(queue_mode)
 
 
 @pytest.fixture

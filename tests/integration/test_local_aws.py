@@ -243,6 +243,8 @@ def _table_as_properties(dynamodb: Any, table_name: str) -> dict[str, Any]:
         ]
     if table.get("SSEDescription", {}).get("Status") == "ENABLED":
         properties["SSESpecification"] = {"SSEEnabled": True}
+    if table.get("StreamSpecification", {}).get("StreamEnabled"):
+        properties["StreamSpecification"] = {"StreamViewType": table["StreamSpecification"]["StreamViewType"]}
     ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     if ttl["TimeToLiveStatus"] == "ENABLED":
         properties["TimeToLiveSpecification"] = {"AttributeName": ttl["AttributeName"], "Enabled": True}
@@ -296,6 +298,7 @@ def test_provisioned_resources_read_back_as_the_transformed_template_declares(
         "ArchiveBucket",
         "CopyDeadLetterQueue",
         "CopyQueue",
+        "EventsDeadLetterQueue",
         "ForwardDeadLetterQueue",
         "ForwardQueue",
         "IdempotencyTable",
@@ -330,3 +333,45 @@ def test_moto_server_stop_leaves_no_process() -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
     server.stop()  # a second stop is harmless
+
+
+def test_ledger_is_provisioned_with_its_stream(moto: MotoServer, local: LocalStack) -> None:
+    table = client(moto, "dynamodb").describe_table(TableName=local.env["TASKS_TABLE"])["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    stream = client(moto, "dynamodbstreams").describe_stream(StreamArn=table["LatestStreamArn"])
+    assert stream["StreamDescription"]["StreamStatus"] == "ENABLED"
+
+
+def test_failed_transaction_leaves_the_stream_as_it_was(moto: MotoServer, local: LocalStack) -> None:
+    # devstack.moto_server copies a stream shallowly when moto rolls a transaction back: no record of
+    # the cancelled writes may stay, and the records before and after it must all be there. (moto
+    # restores a copy of the table: an iterator taken before reads the old one, so take a new one.)
+    dynamodb, streams = client(moto, "dynamodb"), client(moto, "dynamodbstreams")
+    name = local.env["TASKS_TABLE"]
+    arn = dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+    def item(pk: str) -> dict[str, Any]:
+        return {"pk": {"S": pk}, "sk": {"S": "TASK"}}
+
+    dynamodb.put_item(TableName=name, Item=item("rollback-a"))
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": name, "Item": item("rollback-b")}},
+                {
+                    "Put": {
+                        "TableName": name,
+                        "Item": item("rollback-a"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    dynamodb.put_item(TableName=name, Item=item("rollback-c"))
+    [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    start = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )
+    records = streams.get_records(ShardIterator=start["ShardIterator"])["Records"]
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in records]
+    assert [k for k in keys if k.startswith("rollback-")] == ["rollback-a", "rollback-c"]

@@ -51,6 +51,7 @@ PHYSICAL_IDS = {
     "CopyDeadLetterQueue": "http://127.0.0.1:5000/123456789012/copy-dlq",
     "ForwardQueue": "http://127.0.0.1:5000/123456789012/forward-queue",
     "ForwardDeadLetterQueue": "http://127.0.0.1:5000/123456789012/forward-dlq",
+    "EventsDeadLetterQueue": "http://127.0.0.1:5000/123456789012/events-dlq",
 }
 
 
@@ -121,7 +122,13 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
 
 def test_functions_share_the_one_entry_point(template: dict[str, Any]) -> None:
     found = functions(template)
-    assert set(found) == {"ApiFunction", "CopyWorkerFunction", "ReconcilerFunction", "ForwardFunction"}
+    assert set(found) == {
+        "ApiFunction",
+        "CopyWorkerFunction",
+        "ReconcilerFunction",
+        "ForwardFunction",
+        "EventsFunction",
+    }
     for function in found.values():
         assert function_setting(template, function, "CodeUri") == "src/handler/"
         assert function_setting(template, function, "Handler") == "app.lambda_handler"
@@ -340,11 +347,15 @@ def test_iam_statements_have_no_wildcard_resource(template: dict[str, Any]) -> N
 def test_secret_permissions_are_scoped_to_the_configured_ids(template: dict[str, Any]) -> None:
     for name, function in functions(template).items():
         [policy] = function["Properties"]["Policies"]
+        reads = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
         if name == "ForwardFunction":  # it signs with the forwarding key, and reads no other secret
-            [read] = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
+            [read] = reads
             assert read["Resource"]["Fn::Sub"].endswith(":secret:${ForwardHmacSecretId}-??????")
             continue
-        [read] = [s for s in policy["Statement"] if s.get("Action") == "secretsmanager:GetSecretValue"]
+        if name == "EventsFunction":  # it reads the ledger and puts events: no secret
+            assert reads == []
+            continue
+        [read] = reads
         assert "${KieApiKeySecretId}-??????" in read["Resource"][0]["Fn::Sub"], name
         conditions = [item["Fn::If"][0] for item in read["Resource"][1:]]
         # The reconciler never sees a callback: it reads only the API key.
@@ -378,9 +389,13 @@ def test_alarms_cover_errors_throttles_and_dead_letters(template: dict[str, Any]
         ("ApproximateNumberOfMessagesVisible", "CopyDeadLetterQueue"),
         ("Errors", "ForwardFunction"),
         ("ApproximateNumberOfMessagesVisible", "ForwardDeadLetterQueue"),
+        ("Errors", "EventsFunction"),
+        ("IteratorAge", "EventsFunction"),
+        ("ApproximateNumberOfMessagesVisible", "EventsDeadLetterQueue"),
     }
     for alarm in alarms:
-        assert alarm["Threshold"] == 0
+        # The stream keeps a record 24 hours: an hour's lag is the alarm, well before any expires.
+        assert alarm["Threshold"] == (3600 * 1000 if alarm["MetricName"] == "IteratorAge" else 0)
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == {
             "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]

@@ -60,6 +60,8 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "ForwardUrl": "https://hooks.example.com/kie?token=t",
         "ForwardHmacSecretId": "kie2s3/forward-key",
     },
+    # Events on a bus of the user's instead of the default one.
+    "event-bus": {"EventBusName": "team-bus"},
     # Items 4 and 9: a dated model layout, and the previous secret version never accepted.
     "key-template-rotation": {
         "KeyTemplate": "{prefix}{yyyy}/{mm}/{dd}/{model}/{taskId}/{index}{ext}",

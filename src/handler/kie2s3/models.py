@@ -274,6 +274,20 @@ class StatusDocument(_Document):
     files: list[FileStatus] = Field(default_factory=list)
 
 
+# The `source` of every event kie2s3 puts on EventBridge (design.md, Contract additions).
+EVENT_SOURCE = "kie2s3"
+
+
+class BusEvent(BaseModel):
+    """One event for EventBridge: its detail-type and its detail, a JSON object holding `dedupeId`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail_type: str
+    dedupe_id: str
+    detail: str  # JSON text, as PutEvents takes it
+
+
 class BulkCopyError(_Document):
     """A task of a bulk request that could not be recorded; `retryable`: sending it again may work."""
 

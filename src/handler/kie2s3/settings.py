@@ -95,6 +95,8 @@ class Settings(BaseModel):
     forward_url: Annotated[str, Field(alias="FORWARD_URL")] = ""
     forward_hmac_secret: Annotated[str, Field(alias="FORWARD_HMAC_SECRET")] = ""
     forward_queue_url: Annotated[str, Field(alias="FORWARD_QUEUE_URL")] = ""
+    # The EventBridge bus the ledger's events go to (template parameter EventBusName).
+    event_bus_name: Annotated[str, Field(alias="EVENT_BUS_NAME", min_length=1)] = "default"
 
     @field_validator("allowed_source_hosts", mode="before")
     @classmethod

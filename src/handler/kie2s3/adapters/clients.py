@@ -13,6 +13,7 @@ from kie2s3.sources import SourcePolicy
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
@@ -56,6 +57,12 @@ def dynamodb_resource() -> "DynamoDBServiceResource":
 def dynamodb_client() -> "DynamoDBClient":
     """The low-level DynamoDB client (for Powertools' idempotency store)."""
     return boto3.client("dynamodb", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def events_client() -> "EventBridgeClient":
+    """The EventBridge client of this container (the ledger's events)."""
+    return boto3.client("events", config=_CONFIG)
 
 
 @lru_cache(maxsize=1)

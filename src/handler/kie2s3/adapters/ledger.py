@@ -2,8 +2,9 @@
 one marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes the source unique."""
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +69,42 @@ def _update(fields: dict[str, Any], *also_set: str) -> tuple[str, dict[str, str]
     return expression, {f"#{k}": k for k in fields}, {f":{k}": v for k, v in sets.items()}
 
 
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One write to a file item, as the ledger's stream tells it: the file's state before it (None:
+    the item did not exist) and the item after it (None: removed)."""
+
+    task_id: str
+    before: FileState | None
+    after: FileItem | None
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """One write to a task item, as the ledger's stream tells it: its attributes before and after
+    (None: the item did not exist, or was removed)."""
+
+    task_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def stream_change(
+    keys: Mapping[str, Any], old_image: Mapping[str, Any], new_image: Mapping[str, Any]
+) -> FileChange | TaskChange | None:
+    """What one record of the ledger's stream (NEW_AND_OLD_IMAGES, images deserialized; empty when
+    absent) says changed; None for a source marker. An image holding only its keys counts as absent."""
+    task_id, sort_key = str(keys["pk"]), str(keys["sk"])
+    if sort_key == TASK_SK:
+        return TaskChange(task_id, _plain(old_image) or None, _plain(new_image) or None)
+    if sort_key.startswith(FILE_SK_PREFIX):
+        after = FileItem.model_validate(_plain(new_image)) if "state" in new_image else None
+        return FileChange(task_id, old_image.get("state"), after)
+    return None
 
 
 class Ledger:

@@ -3,6 +3,7 @@
 from functools import lru_cache
 
 from kie2s3.adapters import clients
+from kie2s3.adapters.event_bus import EventBus
 from kie2s3.adapters.http_source import HttpSource
 from kie2s3.adapters.idempotency import CopyGuard, DynamoDBCopyRecords
 from kie2s3.adapters.kie_client import KieClient
@@ -48,6 +49,7 @@ def get_services() -> Services:
         )
         if settings.forwarding
         else None,
+        bus=EventBus(clients.events_client(), settings.event_bus_name),
     )
 
 
@@ -61,6 +63,7 @@ def reset() -> None:
         clients.dynamodb_resource,
         clients.dynamodb_client,
         clients.secrets_client,
+        clients.events_client,
         clients.http_pool,
         secrets_provider,
         versions_provider,

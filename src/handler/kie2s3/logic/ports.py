@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kie2s3.models import (
+    BusEvent,
     CopyJob,
     CopyResult,
     FileItem,
@@ -190,3 +191,10 @@ class Webhook(Protocol):
     """POSTs to the user's own handler (adapters/webhook.py); the HTTP status it answered."""
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float) -> int: ...
+
+
+class EventPublisher(Protocol):
+    """The EventBridge bus (adapters/event_bus.py): per event of one request, None when taken, else
+    its error code; RetryableError when the request itself failed."""
+
+    def put(self, events: Sequence[BusEvent]) -> list[str | None]: ...

@@ -5,7 +5,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kie2s3.adapters.secrets import SecretVersions
-from kie2s3.logic.ports import ForwardJobs, Guard, JobQueue, KieApi, Ledger, ObjectStore, Source, Webhook
+from kie2s3.logic.ports import (
+    EventPublisher,
+    ForwardJobs,
+    Guard,
+    JobQueue,
+    KieApi,
+    Ledger,
+    ObjectStore,
+    Source,
+    Webhook,
+)
 from kie2s3.retries import FORWARD_RETRY, TRANSFER_RETRY, ForwardPolicy, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
@@ -44,6 +54,7 @@ class Services:
     # The webhook HMAC key's or callback token's AWSCURRENT and AWSPREVIOUS (True: read them again).
     secret_versions: Callable[[str, bool], SecretVersions]
     guard: Guard
+    bus: EventPublisher  # the ledger's events (the stream's function alone puts any)
     retry: RetryPolicy = TRANSFER_RETRY  # every layer's budget: kie2s3/retries.py
     shape: PipelineShape = DEFAULT_SHAPE
     forwarding: Forwarding | None = None  # None: forwarding off (FORWARD_URL empty)

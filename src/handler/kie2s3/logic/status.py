@@ -1,6 +1,6 @@
 """A task's status document, with its state derived from its files (never stored, so it cannot drift)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from kie2s3.errors import NotFoundError
@@ -48,10 +48,15 @@ def _not_planned(task: TaskItem) -> str | None:
     )
 
 
+def file_status(item: FileItem) -> FileStatus:
+    """A file as the status document shows it: never its full source URL, and no link."""
+    return FileStatus.model_validate(item.model_dump(include=set(FileStatus.model_fields)))
+
+
 def _file_status(services: Services, item: FileItem, links: bool) -> FileStatus:
-    """A file as the status document shows it (never its full source URL), with a presigned GET of
-    the object when `links` and PRESIGNED_URL_TTL_SECONDS allow and the file is copied."""
-    status = FileStatus.model_validate(item.model_dump(include=set(FileStatus.model_fields)))
+    """A file as the status document shows it, with a presigned GET of the object when `links` and
+    PRESIGNED_URL_TTL_SECONDS allow and the file is copied."""
+    status = file_status(item)
     ttl = services.settings.presigned_url_ttl_seconds
     if not (links and ttl and item.state == "copied" and item.key and item.bucket == services.store.bucket):
         return status
@@ -90,10 +95,19 @@ def status_document(services: Services, task_id: str, *, links: bool = False) ->
         raise NotFoundError(f"unknown task {task_id!r}")
     task, files = found
     files = _with_copies_under_way(services, task_id, files)
+    return document(task, files, lambda f: _file_status(services, f, links))
+
+
+def document(
+    task: TaskItem,
+    files: Sequence[FileItem],
+    show: Callable[[FileItem], FileStatus] = file_status,
+) -> StatusDocument:
+    """The status document of a task the ledger holds, each file shown by `show` (no links by default)."""
     return StatusDocument(
         task_id=task.task_id,
         family=task.family,
         state=task_state(task, files),
         reason=task.reason or _not_planned(task),
-        files=[_file_status(services, f, links) for f in files],
+        files=[show(f) for f in files],
     )

@@ -1,0 +1,158 @@
+"""The outbox: the ledger's DynamoDB stream turned into EventBridge events as files and tasks settle.
+
+Nothing on the copy path puts an event: a function that dies right after its ledger write loses
+none, because the write itself is the outbox entry. The stream hands each write to this use case at
+least once, in order per task; every event carries a `dedupeId`, equal for equal events, so the
+duplicates that redelivery (or two files settling at once) brings can be dropped by consumers.
+"""
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kie2s3.adapters.event_bus import TOO_LARGE, batches
+from kie2s3.adapters.ledger import FileChange, TaskChange
+from kie2s3.errors import RetryableError
+from kie2s3.logic.services import Services
+from kie2s3.logic.status import document, file_status
+from kie2s3.models import BusEvent, FileItem, Outcome, StatusDocument, TaskItem
+from kie2s3.observability import logger, metrics
+
+# The detail-type of each final state (design.md, Contract additions): files and tasks that are
+# still pending or copying have none.
+FILE_EVENTS: Final = {"copied": "File Archived", "failed": "File Failed"}
+TASK_EVENTS: Final = {"copied": "Task Archived", "failed": "Task Failed", "ignored": "Task Ignored"}
+# Events carry no presigned links: a link differs at every signing (and the stream function may not
+# presign). The status document's fields that hold them are left out.
+_LINKS: Final = frozenset({"url", "url_expires_at"})
+# A task item's attributes its status document shows: a write that changes none of them (a touch, a
+# duplicate delivery) cannot change the task's state, and calls for no event.
+_SHOWN_TASK_FIELDS: Final = ("family", "outcome", "reason", "files_not_planned", "taken_down_at")
+
+# The task and its files as read for one batch of stream records, by task id (None: unknown task).
+TaskReads = dict[str, tuple[TaskItem, list[FileItem]] | None]
+
+
+def events_of(services: Services, change: FileChange | TaskChange | None, reads: TaskReads) -> list[BusEvent]:
+    """The events one ledger write calls for: a file that became `copied` or `failed` has its event,
+    then (like any write that changes what a task's document shows) its task's, if the task's state,
+    read now, is final. `reads` keeps each task's read for the rest of the batch: every write of the
+    batch was made before it was read, so one read shows them all.
+    """
+    if isinstance(change, FileChange):
+        item = change.after
+        if item is None or item.state not in FILE_EVENTS or item.state == change.before:
+            return []
+        return [_file_event(item), *_task_events(services, change.task_id, reads)]
+    if isinstance(change, TaskChange) and _shows_change(change):
+        return _task_events(services, change.task_id, reads)
+    return []
+
+
+def _shows_change(change: TaskChange) -> bool:
+    if change.after is None:  # removed
+        return False
+    if change.before is None:  # created
+        return True
+    return any(change.before.get(f) != change.after.get(f) for f in _SHOWN_TASK_FIELDS)
+
+
+def _file_event(item: FileItem) -> BusEvent:
+    """The file's entry of its task's status document, with its task id."""
+    shown = file_status(item).model_dump(mode="json", by_alias=True, exclude=set(_LINKS))
+    # The file's identity within its task is its canonical source (design.md): a digest keeps it short.
+    subject = f"file-{hashlib.sha256(item.source.encode()).hexdigest()[:16]}"
+    return _event(
+        FILE_EVENTS[item.state], item.task_id, subject, item.state, {"taskId": item.task_id, **shown}
+    )
+
+
+def _task_events(services: Services, task_id: str, reads: TaskReads) -> list[BusEvent]:
+    """The task's event when its state, as the ledger holds it now, is final; else none."""
+    if task_id not in reads:
+        reads[task_id] = services.ledger.get(task_id)
+    found = reads[task_id]
+    if found is None:
+        return []
+    task, files = found
+    # A success is recorded first, its files just after: between the two writes it has none yet
+    # (its state would read `ignored`), so its event waits for the files' own writes.
+    if task.outcome is Outcome.SUCCESS and not files:
+        return []
+    status: StatusDocument = document(task, files)
+    if status.state not in TASK_EVENTS:
+        return []
+    shown = status.model_dump(mode="json", by_alias=True, exclude={"files": {"__all__": set(_LINKS)}})
+    return [_event(TASK_EVENTS[status.state], task_id, "task", status.state, shown)]
+
+
+def _event(detail_type: str, task_id: str, subject: str, state: str, detail: dict[str, Any]) -> BusEvent:
+    """An event whose `dedupeId` names its task, subject and state, and a digest of its detail: equal
+    for equal events, whoever emitted them, and different when a task or file settles again differently
+    (a file that failed, was retried and failed for another reason; a task given one more file)."""
+    digest = hashlib.sha256(json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    dedupe_id = f"{task_id}/{subject}/{state}/{digest[:16]}"
+    return BusEvent(
+        detail_type=detail_type,
+        dedupe_id=dedupe_id,
+        detail=json.dumps({**detail, "dedupeId": dedupe_id}, separators=(",", ":")),
+    )
+
+
+def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent]]]) -> set[str]:
+    """Put the events of a batch of stream records on the bus, each dedupeId once, in their order;
+    return the ids of the records whose events EventBridge did not take (they are to be delivered
+    again). Refused events are put again with the retry policy's backoff before they count.
+    """
+    owners: dict[str, set[str]] = {}
+    unique: dict[str, BusEvent] = {}
+    for record_id, events in collected:
+        for event in events:
+            unique.setdefault(event.dedupe_id, event)
+            owners.setdefault(event.dedupe_id, set()).add(record_id)
+    # Files before tasks, where EventBridge keeps the order (it does not promise to).
+    ordered = sorted(unique.values(), key=lambda e: e.detail_type in TASK_EVENTS.values())
+    failed: dict[str, str] = {}
+    for batch in batches(ordered):
+        failed |= _put(services, batch)
+    if published := len(unique) - len(failed):
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
+    if failed:
+        metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed))
+        for dedupe_id, error in failed.items():
+            logger.error("event not published", dedupe_id=dedupe_id, error=error)
+    return {record_id for dedupe_id in failed for record_id in owners[dedupe_id]}
+
+
+def _put(services: Services, batch: list[BusEvent]) -> dict[str, str]:
+    """Put one request's events, and again those refused while the retry policy allows (exponential
+    backoff, full jitter); the dedupeIds still refused, with their last error."""
+    policy = services.retry
+    pending = batch
+    errors: dict[str, str] = {}
+    for attempt in range(policy.attempts):
+        if attempt:
+            pause = min(policy.cap_seconds, policy.base_seconds * 2**attempt)
+            time.sleep(random.uniform(0, pause))  # noqa: S311  # nosec B311  # jitter, not a secret
+        try:
+            results = services.bus.put(pending)
+        except RetryableError as exc:
+            results = [exc.reason] * len(pending)
+        for event, result in zip(pending, results, strict=True):
+            if result is None:
+                errors.pop(event.dedupe_id, None)
+            else:
+                errors[event.dedupe_id] = result
+        # One that no request can carry is not put again.
+        pending = [e for e in pending if errors.get(e.dedupe_id) not in (None, TOO_LARGE)]
+        if not pending:
+            break
+        logger.warning(
+            "events refused", events=len(pending), attempt=attempt + 1, error=errors[pending[0].dedupe_id]
+        )
+    return errors
