@@ -53,11 +53,7 @@ def test_waves_chain_overlaps_even_when_the_first_and_last_requests_do_not_meet(
 
 
 def test_waves_count_a_request_inside_a_longer_one_once() -> None:
-    trips = [
-        _trip("source GET", 0.0, 5.0),
-        _trip("s3 UploadPart", 1.0, 2.0),
-        _trip("s3 UploadPart", 3.0, 4.0),
-    ]
+    trips = [_trip("source GET", 0, 5), _trip("s3 UploadPart", 1, 2), _trip("s3 UploadPart", 3, 4)]
     assert _labels(waves(trips)) == [["source GET", "s3 UploadPart", "s3 UploadPart"]]
 
 
@@ -67,10 +63,11 @@ def test_waves_do_not_join_a_request_that_starts_as_the_last_one_ends() -> None:
 
 
 def test_waves_sort_requests_by_start_whatever_order_they_were_recorded_in() -> None:
+    late, early, overlapping = (2.0, 3.0), (0.0, 0.5), (0.4, 1.0)
     trips = [
-        _trip("s3 PutObject", 2.0, 3.0),
-        _trip("kie.ai download-url", 0.0, 0.5),
-        _trip("source GET", 0.4, 1.0),
+        _trip("s3 PutObject", *late),
+        _trip("kie.ai download-url", *early),
+        _trip("source GET", *overlapping),
     ]
     assert _labels(waves(trips)) == [["kie.ai download-url", "source GET"], ["s3 PutObject"]]
 
