@@ -236,6 +236,7 @@ class Copier:
             "mib_per_s": size / MIB / float(report["seconds"]),
             "cold_warm_up_seconds": float(report["warm_up_seconds"]),
             "worker_cpu_seconds": float(report["cpu_seconds"]),
+            "cpu_seconds": float(report["measured_cpu_seconds"]),
             "peak_rss_mib": float(report["peak_rss_mib"]),
             "init_rss_mib": float(report.get("init_rss_mib", 0.0)),
             "source_gets": self.stack.emulator.file_requests[file.name],
@@ -471,24 +472,29 @@ def _print_side_by_side(rows: list[dict[str, Any]]) -> None:
     _say(
         "\nside by side, same run: kie2s3's copy against what a user would write instead, boto3's "
         "upload_fileobj fed the urllib3\ndownload stream (a process of its own, warm as the worker: "
-        f"{_mib(WARM_UP_SIZE)} first); medians of the rounds, RSS = the process's peak"
+        f"{_mib(WARM_UP_SIZE)} first); medians of the rounds; CPU = the process's, every thread; RSS = its peak"
     )
-    _say(f"{'size':>8} {'kie2s3 s':>9} {'RSS MiB':>8} {'user s':>9} {'RSS MiB':>8} {'kie2s3 / user':>14}")
+    _say(
+        f"{'size':>8} {'kie2s3 s':>9} {'CPU s':>7} {'RSS MiB':>8}   {'user s':>9} {'CPU s':>7} {'RSS MiB':>8}"
+        f" {'kie2s3 / user s':>16}"
+    )
     for row in rows:
         user = row["user_copy"]
         if user is None:
             continue
         copy = row["copy"]
         _say(
-            f"{_mib(row['bytes']):>8} {copy['seconds']:>9.3f} {copy['peak_rss_mib']:>8.1f}"
-            f" {user['seconds']:>9.3f} {user['peak_rss_mib']:>8.1f} {copy['seconds'] / user['seconds']:>14.2f}"
+            f"{_mib(row['bytes']):>8} {copy['seconds']:>9.3f} {copy['cpu_seconds']:>7.3f} {copy['peak_rss_mib']:>8.1f}"
+            f"   {user['seconds']:>9.3f} {user['cpu_seconds']:>7.3f} {user['peak_rss_mib']:>8.1f}"
+            f" {copy['seconds'] / user['seconds']:>16.2f}"
         )
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median seconds and the highest peak RSS of a size's runs (copies or user copies), with every run."""
+    """Median seconds (wall and CPU) and the highest peak RSS of a size's runs (copies or user copies)."""
     return {
         "seconds": statistics.median(run["seconds"] for run in runs),
+        "cpu_seconds": statistics.median(run["cpu_seconds"] for run in runs),
         "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
         "init_rss_mib": max(run["init_rss_mib"] for run in runs),
         "runs": runs,
@@ -863,9 +869,9 @@ def user_copy_main(size: int, link: str) -> dict[str, Any]:
     bucket = os.environ["BUCKET_NAME"]
     init_rss_mib = peak_rss_mib()
 
-    def copy(headers: dict[str, str]) -> tuple[str, float]:
+    def copy(headers: dict[str, str]) -> tuple[str, float, float]:
         key = f"bench/user-copy/{uuid.uuid4().hex}"
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         response = http.request("GET", link, headers=headers, preload_content=False, decode_content=False)
         try:
             if response.status not in (200, 206):
@@ -873,12 +879,18 @@ def user_copy_main(size: int, link: str) -> dict[str, Any]:
             s3.upload_fileobj(response, bucket, key)
         finally:
             response.release_conn()
-        return key, time.perf_counter() - started
+        return key, time.perf_counter() - started, time.process_time() - cpu
 
-    warm_key, _ = copy({"Range": f"bytes=0-{WARM_UP_SIZE - 1}"})
+    warm_key, _, _ = copy({"Range": f"bytes=0-{WARM_UP_SIZE - 1}"})
     s3.delete_object(Bucket=bucket, Key=warm_key)
-    key, seconds = copy({})
-    return {"key": key, "seconds": seconds, "peak_rss_mib": peak_rss_mib(), "init_rss_mib": init_rss_mib}
+    key, seconds, cpu_seconds = copy({})
+    return {
+        "key": key,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_rss_mib": peak_rss_mib(),
+        "init_rss_mib": init_rss_mib,
+    }
 
 
 def callbacks_main(events_path: Path) -> dict[str, Any]:

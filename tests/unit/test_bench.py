@@ -26,6 +26,7 @@ def _copy(seconds: float, bookkeeping_ms: float, sequential: int = 5, requests: 
     return {
         "bytes": MIB,
         "seconds": seconds,
+        "cpu_seconds": seconds / 2,
         "peak_rss_mib": 70.0,
         "init_rss_mib": 60.0,
         "source_gets": 1,
@@ -59,13 +60,14 @@ def test_size_row_pairs_each_rounds_transfer_with_its_own_plain_runs() -> None:
 def test_size_row_keeps_the_users_copy_beside_the_copy() -> None:
     plain = {"upload_seconds": 1.0, "download_seconds": 1.0}
     users = [
-        {"seconds": 3.0, "peak_rss_mib": 150.0, "init_rss_mib": 40.0, "key": "a"},
-        {"seconds": 1.0, "peak_rss_mib": 140.0, "init_rss_mib": 41.0, "key": "b"},
-        {"seconds": 2.0, "peak_rss_mib": 160.0, "init_rss_mib": 40.0, "key": "c"},
+        {"seconds": 3.0, "cpu_seconds": 1.0, "peak_rss_mib": 150.0, "init_rss_mib": 40.0, "key": "a"},
+        {"seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_mib": 140.0, "init_rss_mib": 41.0, "key": "b"},
+        {"seconds": 2.0, "cpu_seconds": 0.7, "peak_rss_mib": 160.0, "init_rss_mib": 40.0, "key": "c"},
     ]
     rounds = [{"copy": _copy(1.0, 10.0), "plain": plain, "user": user} for user in users]
     user_copy = size_row(64 * MIB, rounds)["user_copy"]
     assert user_copy["seconds"] == 2.0  # the median
+    assert user_copy["cpu_seconds"] == 0.7
     assert user_copy["peak_rss_mib"] == 160.0  # the highest peak
     assert [run["key"] for run in user_copy["runs"]] == ["a", "b", "c"]
 
