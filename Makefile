@@ -124,7 +124,7 @@ takedown: $(VENV)/.synced ## remove a task's archived files, callbacks and ledge
 	$(call require-aws,make takedown,$(if $(REGION_GIVEN),--no-region))
 	@$(RUN) -m devstack.takedown --task "$(TASK)" --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")$(if $(BYPASS_GOVERNANCE), --bypass-governance)
 
-bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 (1 MiB, 64 MiB, 1 GiB), memory, ranged downloads, init, a burst; bench/results/
+bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 and a user's upload_fileobj (1 MiB-1 GiB), round trips per file, memory, ranges, init, a burst
 	$(RUN) -m devstack.bench
 
 openapi: $(VENV)/.synced ## regenerate openapi.json from the routes (a test checks it is current)

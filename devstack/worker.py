@@ -3,6 +3,8 @@
 Used by tests and benchmarks that measure the worker alone: `python -m devstack.worker` with the
 function's environment; it handles SQS batches until the queue is empty and prints one JSON line.
 With FORWARD_URL set, it then runs the forward jobs the same way (as the forward function would).
+With --round-trips the line also holds the HTTP requests of each invocation after the warm-up
+(devstack.roundtrips: botocore's and urllib3's own events, whatever the copy's code).
 """
 
 import argparse
@@ -16,9 +18,10 @@ from typing import Any
 import boto3
 
 from devstack.lambda_runtime import SqsPoller
+from devstack.roundtrips import Recorder, segments
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     """This process's peak RSS in MiB.
 
     Linux's VmHWM, not ru_maxrss: ru_maxrss survives fork and exec, so a worker started by a larger
@@ -60,22 +63,40 @@ def main(argv: list[str] | None = None) -> int:
         help="the first N messages warm the container (lazy imports, clients, secrets) before the clock "
         "starts: the figures are then those of a warm container's invocations",
     )
+    parser.add_argument(
+        "--round-trips",
+        action="store_true",
+        help="report the HTTP requests of each invocation after the warm-up (botocore's and urllib3's events)",
+    )
     args = parser.parse_args(argv)
+    # The event source mapping's client is built before the recorder hooks clients: receiving and
+    # deleting messages are not the function's round trips.
+    sqs = boto3.client("sqs")
+    recorder = Recorder(os.environ) if args.round_trips else None
+    if recorder is not None:
+        recorder.install()
     if args.preload:
         import app  # noqa: F401
-    sqs = boto3.client("sqs")
     url = os.environ["COPY_QUEUE_URL"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     task_ids: list[str] = []
+    batch_starts: list[float] = []
+    batch_cpu: list[float] = []
+
+    def on_batch(event: dict[str, Any]) -> None:
+        batch_starts.append(time.perf_counter())
+        batch_cpu.append(time.process_time())
+        task_ids.extend(_task_id(record) for record in event["Records"])
+
     poller = SqsPoller(
         sqs=sqs,
         queue_url=url,
         queue_arn=arn,
         timeout_seconds=args.timeout_seconds,
         visibility_timeout=args.visibility_timeout,
-        on_batch=lambda event: task_ids.extend(_task_id(record) for record in event["Records"]),
+        on_batch=on_batch,
     )
-    init_rss_mib = _peak_rss_mib()
+    init_rss_mib = peak_rss_mib()
     handled = 0
     warm_up_batches = 0
     while (received := _next_batch(poller)) > 0:
@@ -95,9 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         "warm_up_seconds": round(sum(durations[:warm_up_batches]), 3),
         "seconds": round(sum(durations[warm_up_batches:]), 3),  # the invocations after the warm-up
         "cpu_seconds": round(time.process_time(), 3),  # the whole process: imports, warm-up and copies
-        "peak_rss_mib": _peak_rss_mib(),
+        # The process's CPU (every thread) from the first batch after the warm-up to the end.
+        "measured_cpu_seconds": round(time.process_time() - batch_cpu[warm_up_batches], 3)
+        if len(batch_cpu) > warm_up_batches
+        else 0.0,
+        "peak_rss_mib": peak_rss_mib(),
         "init_rss_mib": init_rss_mib,  # peak before the first batch: imports (with --preload) and the SQS client
     }
+    if recorder is not None:
+        measured = batch_starts[warm_up_batches:]
+        report["round_trips"] = [
+            [trip.row(origin=start) for trip in batch]
+            for start, batch in zip(measured, segments(recorder.trips(), measured), strict=True)
+        ]
     print("WORKER-REPORT " + json.dumps(report), file=sys.__stdout__, flush=True)
     return 0
 
