@@ -82,8 +82,8 @@ def _moto_command(port: int) -> list[str]:
 MOTO_ENVIRONMENT: Final = {
     # moto keeps an object's bytes in memory up to this size and spills the rest to temporary files
     # (by default from 5 MiB, so every part of a multipart upload went to disk and back, and
-    # completing a 1 GiB upload took 5-8 s of disk-bound copying). S3 itself does no such thing; in
-    # memory, moto's timings are steadier and closer to what they stand for.
+    # completing a large upload was disk-bound: README, Benchmarks). S3 itself does no such thing;
+    # in memory, moto's timings are steadier and closer to what they stand for.
     "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(8 * 1024**3),
 }
 
