@@ -394,6 +394,12 @@ def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["Sq
     return pollers
 
 
+def _queue_of(poller: "SqsPoller") -> str:
+    """The queue a poller reads, as people call it: "copy" for ...-CopyQueue, "forward" for ...-ForwardQueue."""
+    name = poller.queue_url.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1].lower()
+    return name.removesuffix("queue") or name
+
+
 def _poll(pollers: Sequence["SqsPoller"]) -> None:
     """One round: each queue once (the first with a long poll of 1 s when the others were idle)."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -426,7 +432,8 @@ def run_functions(directory: Path) -> int:
     every = ", ".join(
         f"{function_context(template, s[0]).function_name} every {s[1]:.0f} s" for s in schedules
     )
-    _say(f"{' and '.join(p.function_name for p in pollers)} poll their queues; {every}")
+    polling = "; ".join(f"{p.function_name} polls the {_queue_of(p)} queue" for p in pollers)
+    _say(f"{polling}; {every}")
     while True:  # until SIGTERM (its default action: a copy in flight ends as a killed Lambda's would)
         if os.getppid() != parent:
             _say("the supervisor is gone: stopping")
