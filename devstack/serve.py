@@ -237,10 +237,10 @@ def _function_settings_error(env: Mapping[str, str]) -> str | None:
     from kie2s3.settings import Settings
 
     try:
-        Settings.from_environ(dict(env))
+        settings = Settings.from_environ(dict(env))
     except ConfigurationError as exc:
         return exc.reason
-    return None
+    return settings.forward_refusal
 
 
 def _started(directory: Path, functions: Mapping[str, "subprocess.Popen[bytes]"], stop: _Stop) -> bool:

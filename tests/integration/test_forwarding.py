@@ -35,9 +35,12 @@ from tests.integration.conftest import (
     worker_report,
 )
 
-from kie2s3.errors import AuthenticationError
+from kie2s3.errors import AuthenticationError, RetryLaterError
 from kie2s3.handlers import http, sqs, wiring
+from kie2s3.logic.forward import forward_callback
 from kie2s3.logic.services import Services
+from kie2s3.models import ForwardJob
+from kie2s3.observability import metrics
 from kie2s3.retries import FORWARD_MAX_RECEIVE_COUNT, ForwardPolicy
 from kie2s3.signature import verify_signature
 
@@ -381,16 +384,37 @@ def test_forward_to_the_host_the_callback_arrived_on_is_refused(
         "https://api.example.com/prod/callbacks/kie/?token=x",
     ],
 )
-def test_forward_url_at_the_stack_callback_route_is_refused_at_start(
-    stack: Stack, task_id: str, url: str
+def test_forward_url_at_the_stack_callback_route_is_refused_at_start_and_the_archive_goes_on(
+    stack: Stack,
+    receiver: ForwardReceiver,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    task_id: str,
+    url: str,
 ) -> None:
-    with function_environment({**stack.env, "FORWARD_URL": url}):
+    # Nothing about forwarding may stop the archive: the functions start, say why forwarding is
+    # refused, accept and archive the callback; its forward job is refused (never sent), counted, and
+    # waits on the forward queue until the configuration is fixed.
+    with forwarding_to(stack, receiver, clock, monkeypatch, url), printed(capsys) as documents:
         status, answer = post_callback(failed_task(task_id), task_id)
-    assert status == 500
-    assert "FORWARD_URL" in answer["message"]
-    assert "loop" in answer["message"]
-    assert "token" not in answer["message"]
-    assert objects_under(stack, f"kie/{task_id}/") == {}
+        assert (status, answer["state"]) == (200, "failed")
+        sqs_client, queue_url = stack.client("sqs"), stack.env["FORWARD_QUEUE_URL"]
+        [message] = sqs_client.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+        sqs_client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        with pytest.raises(RetryLaterError, match="forwarding refused"):  # it would wait on the queue
+            forward_callback(
+                sqs.get_services(), ForwardJob.model_validate_json(message["Body"]), last_delivery=False
+            )
+        metrics.clear_metrics()  # counted by the handler's flush, which a direct call has not
+    [started] = [d for d in documents if d.get("message", "").startswith("forwarding refused at start")]
+    assert "loop" in started["reason"]
+    assert [
+        d["reason"] for d in documents if d.get("message") == "forward refused: forwarding is misconfigured"
+    ]
+    assert "token=x" not in json.dumps(documents)
+    assert receiver.received == []
+    assert objects_under(stack, f"kie/{task_id}/callbacks/")  # the raw body archived all the same
 
 
 def test_forward_job_that_cannot_be_queued_leaves_the_callback_accepted(

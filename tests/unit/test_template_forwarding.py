@@ -161,7 +161,8 @@ def test_forwarding_outputs_its_dead_letter_queue_and_role() -> None:
         ("", True),
         ("https://hooks.example.com/kie", True),
         ("https://hooks.example.com/kie?token=a%2Fb", True),
-        ("http://127.0.0.1:9000/kie", True),  # for the local stack: the function refuses it deployed
+        ("http://127.0.0.1:9000/kie", False),  # the local stack sets FORWARD_URL itself
+        ("http://hooks.example.com/kie", False),
         ("https://abc.execute-api.us-east-1.amazonaws.com/callbacks/kie", False),
         ("https://abc.execute-api.us-east-1.amazonaws.com/callbacks/kie/", False),
         ("https://api.example.com/prod/callbacks/kie?family=veo", False),

@@ -132,18 +132,24 @@ class Settings(BaseModel):
             raise ValueError("COPY_QUEUE_URL is required when COPY_MODE is 'queue'")
         return self
 
-    @model_validator(mode="after")
-    def _forwarding_is_complete(self) -> "Settings":
+    @property
+    def forward_refusal(self) -> str | None:
+        """Why forwarding cannot work in this environment; None when it can, or when it is off.
+
+        Never fatal: nothing about forwarding may stop the archive. A function that starts with a
+        refusal logs it (handlers/wiring.py) and the forward function refuses each job, which waits
+        on the forward queue (then its dead-letter queue) until the configuration is fixed.
+        """
         if not self.forward_url:
-            return self
+            return None
         refusal = forward_target_refusal(self.forward_url, allow_local=self.allow_local_sources)
         if refusal is not None:
-            raise ValueError(f"FORWARD_URL: {refusal}")
+            return f"FORWARD_URL: {refusal}"
         if not self.forward_hmac_secret:
-            raise ValueError("FORWARD_HMAC_SECRET is required when FORWARD_URL is set")
+            return "FORWARD_HMAC_SECRET is required when FORWARD_URL is set"
         if not self.forward_queue_url:
-            raise ValueError("FORWARD_QUEUE_URL is required when FORWARD_URL is set")
-        return self
+            return "FORWARD_QUEUE_URL is required when FORWARD_URL is set"
+        return None
 
     @property
     def forwarding(self) -> bool:

@@ -13,6 +13,7 @@ from kie2s3.adapters.s3_store import S3Store
 from kie2s3.adapters.secrets import get_secret, get_secret_versions, secrets_provider, versions_provider
 from kie2s3.adapters.webhook import WebhookClient
 from kie2s3.logic.services import Forwarding, Services
+from kie2s3.observability import logger
 from kie2s3.redaction import install_log_redaction
 from kie2s3.settings import get_settings
 from kie2s3.sources import SourcePolicy
@@ -23,6 +24,9 @@ def get_services() -> Services:
     """The services of this container (validated settings first: a bad environment fails here, clearly)."""
     settings = get_settings()
     install_log_redaction()
+    if refusal := settings.forward_refusal:
+        # Refused at start, without stopping the archive: callbacks are still queued for forwarding.
+        logger.error("forwarding refused at start: callbacks wait on the forward queue", reason=refusal)
     policy = SourcePolicy(settings.allowed_source_hosts, settings.allow_local_sources)
     pool = clients.http_pool(policy)
     api_key_secret = settings.kie_api_key_secret

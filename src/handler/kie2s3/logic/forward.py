@@ -126,6 +126,8 @@ def _attempt(
         )
     except Kie2S3Error as exc:
         return exc.reason
+    except ValueError:  # JSON, but not the UTF-8 object kie.ai sends (a UTF-16 body, say): never sent
+        return "the archived callback is not a UTF-8 JSON object"
     if 200 <= status < 300:
         return None
     redirect = " (redirects are not followed)" if 300 <= status < 400 else ""
@@ -162,6 +164,13 @@ def forward_callback(services: Services, job: ForwardJob, *, last_delivery: bool
         logger.info("task taken down: not forwarded", raw_key=job.raw_key)
         return
     age = forwarding.clock() - job.arrived_at
+    if refusal := services.settings.forward_refusal:
+        # A configuration to fix, not a target's fault: the job waits (then the dead-letter queue).
+        metrics.add_metric(name="ForwardFailures", unit=MetricUnit.Count, value=1)
+        logger.error("forward refused: forwarding is misconfigured", reason=refusal)
+        raise RetryLaterError(
+            f"forwarding refused: {refusal}", 0 if last_delivery else retry_seconds(forwarding.policy, age)
+        )
     document = status_document(services, job.task_id, links=True)
     wait = None if last_delivery else _waiting(document, job, age, forwarding.policy)
     if wait is not None:
