@@ -194,24 +194,69 @@ def test_events_come_from_the_ledger_write_even_when_its_writer_dies_right_after
     assert (archived["key"], archived["bytes"], archived["sha256"]) == (key, 5, "ab" * 32)
 
 
-def test_events_the_bus_refuses_are_retried_then_the_batch_is_kept_in_the_dead_letter_queue(
+def test_events_the_bus_refuses_are_retried_past_any_count_and_published_once_it_takes_them(
     outbox: Outbox, task_id: str
 ) -> None:
     post_callback(market_body(task_id, [], state="fail", code=501), task_id)
     outbox.stack.poller().drain()
+    # The bus refuses every event (it does not exist) for more deliveries than a count of retries
+    # would allow: the template retries until the records expire, so none is given up.
     with function_environment({**outbox.stack.env, "EVENT_BUS_NAME": "no-such-bus"}):
-        outbox.stream.drain()
+        for _ in range(25):
+            outbox.stream.poll_once()
     assert _of(outbox.stack.take_events(), task_id) == []
-    assert outbox.stream.given_up == 1
-    # The template's retries (the local poller plays them at once), then the on-failure destination.
-    assert outbox.stream.invoked == 1 + 10
-    sqs = outbox.stack.client("sqs")
+    assert (outbox.stream.given_up, outbox.stream.invoked) == (0, 25)
+    # The bus takes events again: the same records give their events, none lost, none in the
+    # on-failure queue (it holds the place of records that expired unpublished).
+    events = _distinct(_of(outbox.drain(), task_id))
+    assert _kinds(events) == ["Task Failed"]
+    assert outbox.stream.given_up == 0
     dlq = outbox.stack.aws.physical_ids["EventsDeadLetterQueue"]
-    [message] = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
-    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
-    info = json.loads(message["Body"])["DDBStreamBatchInfo"]
-    assert info["streamArn"] == outbox.stream.stream_arn
-    assert int(info["startSequenceNumber"]) <= int(info["endSequenceNumber"])
+    assert outbox.stack.client("sqs").receive_message(QueueUrl=dlq).get("Messages", []) == []
+
+
+def test_events_a_task_too_large_for_one_event_gives_a_trimmed_one_and_blocks_nothing(
+    outbox: Outbox, task_id: str
+) -> None:
+    # Hundreds of files with long sources: the task's status document is over PutEvents' 256 KiB.
+    ledger = Ledger(outbox.stack.tasks_table())
+    now = now_iso()
+    count = 150
+    ledger.save_task(
+        TaskItem(
+            task_id=task_id,
+            family="market",
+            outcome=Outcome.SUCCESS,
+            file_count=count,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    items = [
+        FileItem(
+            task_id=task_id,
+            index=n,
+            source=f"https://tempfile.aiquickdraw.com/p/{task_id}-{n}-{'s' * 2000}.png",
+            kind="image",
+            key=f"kie/{task_id}/{n:03d}.png",
+            state="failed",
+            error="HTTP 404",
+            updated_at=now,
+        )
+        for n in range(count)
+    ]
+    for first in range(0, count, 50):
+        assert ledger.add_files(items[first : first + 50])
+    events = _distinct(_of(outbox.drain(), task_id))  # each checked against its schema
+    assert outbox.stream.given_up == 0
+    tasks = [e["detail"] for e in events.values() if e["detail-type"] == "Task Failed"]
+    assert len([e for e in events.values() if e["detail-type"] == "File Failed"]) == count
+    assert tasks
+    for detail in tasks:
+        listed = [f["index"] for f in detail["files"]]
+        assert listed == list(range(len(listed)))
+        assert 0 < len(listed) < count
+        assert detail["filesOmitted"] == count - len(listed)
 
 
 @pytest.mark.parametrize("name", ["dynamodb-file-copied.json", "dynamodb-task-failed.json"])

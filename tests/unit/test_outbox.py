@@ -41,17 +41,17 @@ def _file(index: int, state: FileState, **fields: Any) -> FileItem:
         if state == "copied"
         else {}
     )
-    return FileItem(
-        task_id=TASK,
-        index=index,
-        source=f"https://tempfile.aiquickdraw.com/p/{index}.png",
-        source_url=f"https://tempfile.aiquickdraw.com/p/{index}.png?sig=secret",
-        kind="image",
-        key=f"kie/{TASK}/{index:02d}.png",
-        state=state,
-        updated_at=NOW,
-        **{**copied, **fields},
-    )
+    defaults: dict[str, Any] = {
+        "task_id": TASK,
+        "index": index,
+        "source": f"https://tempfile.aiquickdraw.com/p/{index}.png",
+        "source_url": f"https://tempfile.aiquickdraw.com/p/{index}.png?sig=secret",
+        "kind": "image",
+        "key": f"kie/{TASK}/{index:02d}.png",
+        "state": state,
+        "updated_at": NOW,
+    }
+    return FileItem(**{**defaults, **copied, **fields})
 
 
 class FakeLedger:
@@ -197,9 +197,11 @@ def test_publish_reports_every_record_whose_event_stays_refused() -> None:
     assert len(bus.puts) == NO_WAIT.attempts
 
 
-def test_publish_does_not_put_again_an_event_too_large_for_any_request() -> None:
+def test_publish_neither_puts_again_nor_reports_an_event_too_large_for_any_request() -> None:
+    # Delivered again, the record would give as large an event: it would hold up its shard until it
+    # expired. Events of the outbox are trimmed to fit, so none is (see the trimming tests).
     bus = FakeBus(refuse={"id0": (TOO_LARGE, 99)})
-    assert publish(_services(bus=bus), [("7", _events(1))]) == {"7"}
+    assert publish(_services(bus=bus), [("7", _events(1))]) == set()
     assert bus.puts == [["id0"]]
 
 
@@ -217,6 +219,93 @@ def test_batches_respect_ten_entries_and_256_kib() -> None:
     assert all(sum(entry_size(e) for e in b) <= MAX_PUT_BYTES for b in grouped)
     [alone] = batches(_events(1, detail_bytes=MAX_PUT_BYTES))
     assert len(alone) == 1
+
+
+def _many_files(count: int, source_chars: int) -> list[FileItem]:
+    return [
+        _file(
+            n,
+            "failed",
+            error="HTTP 404",
+            source=f"https://tempfile.aiquickdraw.com/p/{n}-{'s' * source_chars}",
+        )
+        for n in range(count)
+    ]
+
+
+def _schema_errors(event: BusEvent) -> list[str]:
+    schema = json.loads((SCHEMAS / f"{event.detail_type.lower().replace(' ', '-')}.json").read_text())
+    whole = {"source": "kie2s3", "detail-type": event.detail_type, "detail": _detail(event)}
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(whole)]
+
+
+@pytest.mark.parametrize(("count", "source_chars"), [(1000, 200), (300, 2000)])
+def test_a_task_event_too_large_for_put_events_keeps_the_files_that_fit_and_counts_the_rest(
+    count: int, source_chars: int
+) -> None:
+    files = _many_files(count, source_chars)
+    ledger = FakeLedger(_task(), files)
+    [file_event, task_event] = events_of(_services(ledger), FileChange(TASK, "pending", files[-1]), {})
+    assert (file_event.trimmed, task_event.trimmed) == (False, True)
+    assert task_event.detail_type == "Task Failed"
+    assert MAX_PUT_BYTES - 4096 < entry_size(task_event) <= MAX_PUT_BYTES  # as many files as fit
+    detail = _detail(task_event)
+    kept = [f["index"] for f in detail["files"]]
+    assert kept == list(range(len(kept)))  # the first files, in order
+    assert 0 < len(kept) < count
+    assert detail["filesOmitted"] == count - len(kept)
+    assert (detail["taskId"], detail["state"], detail["dedupeId"]) == (TASK, "failed", task_event.dedupe_id)
+    assert _schema_errors(task_event) == []
+    # Deterministic: equal input, equal event; one more file, another dedupeId (its digest is of
+    # every file, not only those kept).
+    again = events_of(_services(FakeLedger(_task(), files)), TaskChange(TASK, None, {"task_id": TASK}), {})
+    assert again == [task_event]
+    more = events_of(
+        _services(FakeLedger(_task(), [*files, *_many_files(count + 1, source_chars)[count:]])),
+        TaskChange(TASK, None, {"task_id": TASK}),
+        {},
+    )
+    assert more[0].dedupe_id.rsplit("/", 1)[0] == task_event.dedupe_id.rsplit("/", 1)[0]
+    assert more[0].dedupe_id != task_event.dedupe_id
+
+
+def test_a_trimmed_event_is_published_counted_and_its_record_not_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kie2s3.logic import outbox
+
+    counted: list[tuple[str, float]] = []
+    monkeypatch.setattr(outbox.metrics, "add_metric", lambda name, unit, value: counted.append((name, value)))
+    files = _many_files(1000, 200)
+    events = events_of(_services(FakeLedger(_task(), files)), FileChange(TASK, "pending", files[0]), {})
+    bus = FakeBus()
+    # EventBus.put refuses (TOO_LARGE) what does not fit: FakeBus takes all, so check the size here.
+    assert all(entry_size(e) <= MAX_PUT_BYTES for e in events)
+    assert publish(_services(bus=bus), [("5", events), ("6", events[1:])]) == set()
+    assert bus.puts == [[e.dedupe_id] for e in events]  # together, over 256 KiB: a request each
+    assert counted == [("EventsTrimmed", 1), ("EventsPublished", 2)]
+
+
+def test_a_file_event_too_large_for_put_events_has_its_long_text_cut() -> None:
+    failed = _file(
+        0, "failed", error="e" * 300_000, source=f"https://tempfile.aiquickdraw.com/{'s' * 300_000}"
+    )
+    [event] = events_of(_services(), FileChange(TASK, "pending", failed), {})
+    assert event.trimmed
+    assert entry_size(event) <= MAX_PUT_BYTES
+    detail = _detail(event)
+    assert detail["error"] == "e" * 1024 + "…"
+    assert detail["source"].endswith("s…")
+    assert "filesOmitted" not in detail
+    assert _schema_errors(event) == []
+    # Its subject is still the digest of the whole source, its dedupeId that of the whole detail.
+    assert event == events_of(_services(), FileChange(TASK, "copying", failed), {})[0]
+    assert (
+        event.dedupe_id.split("/")[1]
+        == events_of(
+            _services(), FileChange(TASK, None, _file(0, "failed", error="x", source=failed.source)), {}
+        )[0].dedupe_id.split("/")[1]
+    )
 
 
 def _stubbed_bus() -> tuple[EventBus, Stubber]:

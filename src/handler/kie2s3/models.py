@@ -286,6 +286,7 @@ class BusEvent(BaseModel):
     detail_type: str
     dedupe_id: str
     detail: str  # JSON text, as PutEvents takes it
+    trimmed: bool = False  # parts of it were left out to fit PutEvents' size limit (logic/outbox.py)
 
 
 class BulkCopyError(_Document):

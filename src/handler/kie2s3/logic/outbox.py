@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kie2s3.adapters.event_bus import TOO_LARGE, batches
+from kie2s3.adapters.event_bus import MAX_PUT_BYTES, TOO_LARGE, batches, entry_size
 from kie2s3.adapters.ledger import FileChange, TaskChange
 from kie2s3.errors import RetryableError
 from kie2s3.logic.services import Services
@@ -33,6 +33,11 @@ _LINKS: Final = frozenset({"url", "url_expires_at"})
 # A task item's attributes its status document shows: a write that changes none of them (a touch, a
 # duplicate delivery) cannot change the task's state, and calls for no event.
 _SHOWN_TASK_FIELDS: Final = ("family", "outcome", "reason", "files_not_planned", "taken_down_at")
+# An event too large for PutEvents is trimmed to fit, never refused (its stream record would be
+# delivered again and again, holding up its shard): a task's files past those that fit are left out
+# (`filesOmitted` counts them), and, should that not do, free text is cut to this many characters.
+_FREE_TEXT: Final = ("reason", "error", "source")
+_SHORT_TEXT: Final = 1024
 
 # The task and its files as read for one batch of stream records, by task id (None: unknown task).
 TaskReads = dict[str, tuple[TaskItem, list[FileItem]] | None]
@@ -94,14 +99,57 @@ def _task_events(services: Services, task_id: str, reads: TaskReads) -> list[Bus
 def _event(detail_type: str, task_id: str, subject: str, state: str, detail: dict[str, Any]) -> BusEvent:
     """An event whose `dedupeId` names its task, subject and state, and a digest of its detail: equal
     for equal events, whoever emitted them, and different when a task or file settles again differently
-    (a file that failed, was retried and failed for another reason; a task given one more file)."""
+    (a file that failed, was retried and failed for another reason; a task given one more file). The
+    digest is of the whole detail, also when the event is trimmed to fit PutEvents."""
     digest = hashlib.sha256(json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     dedupe_id = f"{task_id}/{subject}/{state}/{digest[:16]}"
+    event = _bus_event(detail_type, dedupe_id, detail)
+    if entry_size(event) <= MAX_PUT_BYTES:
+        return event
+    shortened = {k: _shortened(v) if k in _FREE_TEXT else v for k, v in detail.items()}
+    for candidate in (detail, shortened):
+        if (trimmed := _with_most_files(detail_type, dedupe_id, candidate)) is not None:
+            return trimmed
+    # Not reached (a task's fields without files, its text cut, are a few KiB): the bus refuses it.
+    return _bus_event(detail_type, dedupe_id, _keeping(shortened, 0), trimmed=True)
+
+
+def _bus_event(
+    detail_type: str, dedupe_id: str, detail: dict[str, Any], *, trimmed: bool = False
+) -> BusEvent:
     return BusEvent(
         detail_type=detail_type,
         dedupe_id=dedupe_id,
         detail=json.dumps({**detail, "dedupeId": dedupe_id}, separators=(",", ":")),
+        trimmed=trimmed,
     )
+
+
+def _shortened(value: Any) -> Any:
+    return f"{value[:_SHORT_TEXT]}…" if isinstance(value, str) and len(value) > _SHORT_TEXT else value
+
+
+def _keeping(detail: dict[str, Any], count: int) -> dict[str, Any]:
+    """The detail with only its first `count` files, and how many it leaves out (none for a file)."""
+    files = detail.get("files")
+    if files is None or count >= len(files):
+        return detail
+    return {**detail, "files": files[:count], "filesOmitted": len(files) - count}
+
+
+def _with_most_files(detail_type: str, dedupe_id: str, detail: dict[str, Any]) -> BusEvent | None:
+    """The trimmed event keeping the most of the detail's files that PutEvents takes (an event grows
+    with every file kept); None when even none fits."""
+    best = None
+    low, high = 0, len(detail.get("files") or [])
+    while low <= high:
+        count = (low + high) // 2
+        event = _bus_event(detail_type, dedupe_id, _keeping(detail, count), trimmed=True)
+        if entry_size(event) <= MAX_PUT_BYTES:
+            best, low = event, count + 1
+        else:
+            high = count - 1
+    return best
 
 
 def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent]]]) -> set[str]:
@@ -120,7 +168,16 @@ def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent
     failed: dict[str, str] = {}
     for batch in batches(ordered):
         failed |= _put(services, batch)
-    if published := len(unique) - len(failed):
+    # One too large for any request is not reported failed: delivered again, it would be as large,
+    # and hold up its shard until its record expires. `_event` trims every event to fit.
+    dropped = [d for d, error in failed.items() if error == TOO_LARGE]
+    for dedupe_id in dropped:
+        logger.error("event too large for any request: not published", dedupe_id=dedupe_id)
+        del failed[dedupe_id]
+    if trimmed := [e.dedupe_id for e in unique.values() if e.trimmed]:
+        metrics.add_metric(name="EventsTrimmed", unit=MetricUnit.Count, value=len(trimmed))
+        logger.warning("events trimmed to fit PutEvents", dedupe_ids=trimmed)
+    if published := len(unique) - len(failed) - len(dropped):
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
     if failed:
         metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed))
