@@ -250,12 +250,12 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
 
 
 def test_burst_of_callbacks_archives_every_file_once(queue_mode: Stack) -> None:
-    # Two workers take the jobs of 20 callbacks at once (`make bench` runs 500 and prints the timings).
+    # Two workers take the jobs of 10 callbacks at once (`make bench` runs 500 and prints the timings).
     import random
 
     rng = random.Random(20)
     tasks: dict[str, list[str]] = {}
-    for n in range(20):
+    for n in range(10):
         task = f"burst{n:03d}{rng.getrandbits(32):08x}"
         specs = [
             (rng.choice([".png", ".mp4", ".jpg"]), rng.randint(1, 64) * 1024)
