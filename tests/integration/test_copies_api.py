@@ -160,41 +160,6 @@ def test_copies_bulk_records_each_task_with_its_state(inline_mode: Stack) -> Non
         assert inline_mode.emulator.record_info_calls[task_id] == 1
 
 
-def test_copies_bulk_rejected_task_fails_only_itself(inline_mode: Stack) -> None:
-    rejected, finished = new_id(), new_id()
-    seed_finished(inline_mode, rejected)
-    seed_finished(inline_mode, finished)
-    inline_mode.emulator.inject_record_info(401, task_id=rejected)
-    status, doc = post_copies({"taskIds": [rejected, finished], "family": "market"})
-    assert status == 200
-    assert [(t["taskId"], t["state"]) for t in doc["tasks"]] == [(finished, "copied")]
-    assert doc["unknown"] == []
-    [error] = doc["errors"]
-    assert error["taskId"] == rejected
-    assert "code 401" in error["message"]
-    assert error["retryable"] is False
-    assert send(task_status_event(rejected))[0] == 404
-
-
-def test_copies_bulk_passing_fault_is_retryable(inline_mode: Stack) -> None:
-    throttled = new_id()
-    seed_finished(inline_mode, throttled)
-    inline_mode.emulator.inject_record_info(429, task_id=throttled)
-    status, doc = post_copies({"taskIds": [throttled], "family": "market"})
-    assert status == 200
-    assert doc["tasks"] == []
-    assert [(e["taskId"], e["retryable"]) for e in doc["errors"]] == [(throttled, True)]
-
-
-def test_copies_bulk_collapses_duplicate_ids(inline_mode: Stack) -> None:
-    finished = new_id()
-    seed_finished(inline_mode, finished)
-    status, doc = post_copies({"taskIds": [finished, finished, finished], "family": "market"})
-    assert status == 200
-    assert [t["taskId"] for t in doc["tasks"]] == [finished]
-    assert inline_mode.emulator.record_info_calls[finished] == 1
-
-
 def test_copies_bulk_queue_mode_answers_202_then_copies(queue_mode: Stack) -> None:
     first, second = new_id(), new_id()
     seed_finished(queue_mode, first)
@@ -240,14 +205,6 @@ def test_copies_bulk_bad_body_is_400(inline_mode: Stack, body: Any, reason: str)
     assert status == 400
     assert answer["message"] == "invalid request"
     assert any(reason in detail for detail in answer["details"]), answer["details"]
-
-
-def test_copies_bulk_unknown_family_is_400(inline_mode: Stack) -> None:
-    task = new_id()
-    status, answer = post_copies({"taskIds": [task], "family": "dalle"})
-    assert status == 400
-    assert "unknown family 'dalle'" in answer["message"]
-    assert inline_mode.emulator.record_info_calls[task] == 0
 
 
 # -- `make backfill` drives the bulk form --------------------------------------------------------

@@ -20,7 +20,7 @@ from kie2s3.signature import expected_signature, verify_signature
 from kie2s3.sources import SourcePolicy
 
 FUZZ = settings(
-    max_examples=150, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

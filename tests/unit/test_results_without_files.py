@@ -42,7 +42,7 @@ def _parse(body: dict[str, Any], hint: str | None = None) -> ParsedCallback:
 
 
 @pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.name)
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(body=BODIES)
 def test_no_parser_reports_a_success_without_files(parser: Any, body: dict[str, Any]) -> None:
     try:
