@@ -220,18 +220,18 @@ def test_job_for_a_file_the_ledger_does_not_know_records_nothing(queue_mode: Sta
 def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     queue_mode: Stack, task_id: str
 ) -> None:
-    _url, source = _called_back(queue_mode, task_id, 48 * MIB)
+    _url, source = _called_back(queue_mode, task_id, 32 * MIB)
     served_before = queue_mode.emulator.bytes_served
-    queue_mode.emulator.bandwidth_limit_bps = 8 * MIB  # ~6 s copy: time to kill it midway
+    queue_mode.emulator.bandwidth_limit_bps = 8 * MIB  # ~4 s copy: time to kill it midway
     try:
-        # A 4 s Lambda timeout: the in-progress lock of a killed copy expires 4 s after it started.
-        # The message the worker received stays hidden for 6 s (the queue's visibility timeout, which
+        # A 3 s Lambda timeout: the in-progress lock of a killed copy expires 3 s after it started.
+        # The message the worker received stays hidden for 4 s (the queue's visibility timeout, which
         # outlasts the function's timeout as the template's does), then SQS delivers it again.
         worker = start_worker(
-            queue_mode, "--timeout-seconds", "4", "--visibility-timeout", "6", "--max-messages", "1"
+            queue_mode, "--timeout-seconds", "3", "--visibility-timeout", "4", "--max-messages", "1"
         )
         deadline = time.monotonic() + 30
-        while queue_mode.emulator.bytes_served - served_before < 16 * MIB and time.monotonic() < deadline:
+        while queue_mode.emulator.bytes_served - served_before < 12 * MIB and time.monotonic() < deadline:
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
@@ -243,7 +243,7 @@ def test_invocation_killed_mid_copy_is_completed_once_by_the_next_delivery(
     queue_mode.poller().drain()
     doc = task_document(task_id)
     assert doc["state"] == "copied"
-    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 48 * MIB}
+    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 32 * MIB}
     assert doc["files"][0]["sha256"] == source.sha256_hex()
     # The killed invocation's parts stay an incomplete upload until the lifecycle rule removes them.
     assert len(incomplete_uploads(queue_mode, task_id)) <= 1
