@@ -27,9 +27,16 @@ The reconciler sends a job again only for a file whose ledger item has not moved
 A forward job (logic/forward.py) has budgets of its own, apart from the copy's: one POST per
 delivery (urllib3, retries=False), paced by ForwardPolicy's delays, for FORWARD_MAX_RECEIVE_COUNT =
 30 deliveries (waits for files and attempts share them: 16 to 23 hours), then the forward DLQ.
+
+Events (logic/outbox.py) put what EventBridge refused again with the same RetryPolicy (attempts and
+backoff) within one invocation; then the stream's mapping delivers the records again, until they
+expire from the stream (template.yaml's EventsStreamMapping).
 """
 
 from dataclasses import dataclass
+
+from tenacity import wait_random_exponential
+from tenacity.wait import wait_base
 
 # botocore's attempts of one AWS request, first included (standard retry mode).
 AWS_ATTEMPTS = 5
@@ -49,6 +56,11 @@ class RetryPolicy:
     cap_seconds: float = 8.0
     # Time kept back for recording the outcome and answering SQS before the Lambda timeout.
     reserve_seconds: float = 20.0
+
+    def backoff(self) -> wait_base:
+        """The pause before each new attempt: exponential from `base_seconds`, at most `cap_seconds`,
+        full jitter (tenacity's wait_random_exponential)."""
+        return wait_random_exponential(multiplier=self.base_seconds, max=self.cap_seconds)
 
 
 # Deliveries of one forward job before its DLQ: template.yaml's ForwardQueue maxReceiveCount (a test

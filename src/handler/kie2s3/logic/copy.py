@@ -9,7 +9,6 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_before_delay,
-    wait_random_exponential,
 )
 from tenacity.stop import stop_base
 
@@ -86,7 +85,7 @@ def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | N
         stop = stop | stop_before_delay(max(deadline - time.monotonic() - policy.reserve_seconds, 0.0))
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableError),
-        wait=wait_random_exponential(multiplier=policy.base_seconds, max=policy.cap_seconds),
+        wait=policy.backoff(),
         stop=stop,
         reraise=True,
         before_sleep=_log_retry,

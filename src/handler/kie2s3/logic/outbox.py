@@ -8,12 +8,11 @@ duplicates that redelivery (or two files settling at once) brings can be dropped
 
 import hashlib
 import json
-import random
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
 from kie2s3.adapters.event_bus import MAX_PUT_BYTES, TOO_LARGE, batches, entry_size
 from kie2s3.adapters.ledger import FileChange, TaskChange
@@ -187,15 +186,14 @@ def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent
 
 
 def _put(services: Services, batch: list[BusEvent]) -> dict[str, str]:
-    """Put one request's events, and again those refused while the retry policy allows (exponential
-    backoff, full jitter); the dedupeIds still refused, with their last error."""
-    policy = services.retry
-    pending = batch
+    """Put one request's events, and again those refused while the retry policy allows (its backoff,
+    as a transfer's); the dedupeIds still refused, with their last error."""
     errors: dict[str, str] = {}
-    for attempt in range(policy.attempts):
-        if attempt:
-            pause = min(policy.cap_seconds, policy.base_seconds * 2**attempt)
-            time.sleep(random.uniform(0, pause))  # noqa: S311  # nosec B311  # jitter, not a secret
+    pending = batch
+
+    def attempt() -> list[BusEvent]:
+        """One PutEvents of the events still pending; those to put again (never one too large)."""
+        nonlocal pending
         try:
             results = services.bus.put(pending)
         except RetryableError as exc:
@@ -205,11 +203,22 @@ def _put(services: Services, batch: list[BusEvent]) -> dict[str, str]:
                 errors.pop(event.dedupe_id, None)
             else:
                 errors[event.dedupe_id] = result
-        # One that no request can carry is not put again.
         pending = [e for e in pending if errors.get(e.dedupe_id) not in (None, TOO_LARGE)]
-        if not pending:
-            break
+        return pending
+
+    def refused(state: RetryCallState) -> None:
         logger.warning(
-            "events refused", events=len(pending), attempt=attempt + 1, error=errors[pending[0].dedupe_id]
+            "events refused",
+            events=len(pending),
+            attempt=state.attempt_number,
+            error=errors[pending[0].dedupe_id],
         )
+
+    Retrying(
+        retry=retry_if_result(bool),
+        wait=services.retry.backoff(),
+        stop=stop_after_attempt(services.retry.attempts),
+        before_sleep=refused,
+        retry_error_callback=lambda state: None,  # what is still refused is in `errors`
+    )(attempt)
     return errors
