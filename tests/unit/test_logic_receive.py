@@ -492,6 +492,8 @@ def test_receive_queue_mode_sends_one_job_per_file_and_downloads_nothing(fakes: 
     assert (doc.state, [f.state for f in doc.files]) == ("pending", ["pending", "pending"])
     assert fakes.source.requests == {}
     assert fakes.kie.download_url_calls == {}
+    # The answer goes back to kie.ai, which reads none of it: the ledger's document, no other read.
+    assert fakes.trips.of("idempotency") == []
 
 
 def test_receive_inline_mode_copies_in_the_request() -> None:

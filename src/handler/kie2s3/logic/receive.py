@@ -132,7 +132,7 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     authenticate(services, request, task_id)  # a refusal is logged and counted by the HTTP layer
     if services.ledger.taken_down(task_id):  # make takedown: not even the body is kept again
         logger.info("callback for a task taken down: nothing kept")
-        return status_document(services, task_id)
+        return status_document(services, task_id, under_way=False)
     raw_key = _archive(services, request, task_id, hint)
     parsed = parse_callback(body, task_id, hint)
     metrics.add_metric(name="CallbacksAccepted", unit=MetricUnit.Count, value=1)
@@ -145,7 +145,7 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     )
     recorded = accept(services, parsed, request.deadline)
     _forward(services, body, request, raw_key, recorded)
-    return status_document(services, task_id)
+    return status_document(services, task_id, under_way=False)
 
 
 def _forward(

@@ -84,17 +84,23 @@ def _with_copies_under_way(services: Services, task_id: str, files: list[FileIte
     return [f.model_copy(update={"state": "copying"}) if f.index in copying else f for f in files]
 
 
-def status_document(services: Services, task_id: str, *, links: bool = False) -> StatusDocument:
+def status_document(
+    services: Services, task_id: str, *, links: bool = False, under_way: bool = True
+) -> StatusDocument:
     """The status document of a task; NotFoundError for a task the ledger has never seen.
 
     `links` adds each copied file's presigned `url` (for `GET /tasks` only: a callback's answer
     goes back to kie.ai, and events must not carry links that differ at every signing).
+    `under_way` shows a pending file whose copy has begun as `copying` (one read of the copies'
+    records); without it the document is the ledger's alone, as a callback's answer is: kie.ai reads
+    nothing of it, and its acknowledgment waits for no read it does not need.
     """
     found = services.ledger.get(task_id)
     if found is None:
         raise NotFoundError(f"unknown task {task_id!r}")
     task, files = found
-    files = _with_copies_under_way(services, task_id, files)
+    if under_way:
+        files = _with_copies_under_way(services, task_id, files)
     return document(task, files, lambda f: _file_status(services, f, links))
 
 
