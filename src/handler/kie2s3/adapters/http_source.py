@@ -8,7 +8,7 @@ A download opens with one GET for the first part as a range. Its answer decides 
   RFC 9110 §13.1.5): the opening response's version is pinned. Every later range sends `If-Range`
   with it and must answer 206 with the same total, ETag and Last-Modified; anything else (200, the
   whole file of a newer version; another total or validator; 416) raises SourceChangedError, and
-  the copy starts over from a fresh opening rather than store bytes of two versions.
+  the transfer copies the file from one plain GET (below) rather than store bytes of two versions.
 - 206 without a usable validator, for part of the file: ranges could not be pinned, so that answer
   is dropped unread and the file read from one plain GET (one round trip more, for such sources
   only; a 206 that holds the whole file is read as it is). Asking for the whole file up front would
