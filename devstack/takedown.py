@@ -1,14 +1,16 @@
 """`make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]`: remove a task.
 
-Deletes every version of the task's archived files (the keys its ledger items hold, whatever the
-KeyTemplate) and of its raw callbacks (`<ObjectPrefix><taskId>/callbacks/`), then its file items.
-The task's own item stays, marked taken down: a later callback, `POST /copies` or reconciler pass
-is answered (`ignored`, "taken down") but records and stores nothing, not even the callback body.
-Run it again if a copy of the task was under way (it says so): the keys are kept for that.
+Marks the task taken down first (from then on no callback, `POST /copies`, reconciler pass or queued
+copy job stores anything of it), waits for the copies opened before that to end (a Lambda timeout
+at most; it says how long it waited), then deletes every version of the task's archived files (the
+keys its ledger items hold, whatever the KeyTemplate) and of its raw callbacks
+(`<ObjectPrefix><taskId>/callbacks/`), then its file items. The task's own item stays, marked taken
+down, with the keys its files had: one run leaves nothing behind but what Object Lock keeps.
 
 It runs with your AWS credentials, not the functions' (they hold no delete permission): you need
-s3:ListBucketVersions and s3:DeleteObject / s3:DeleteObjectVersion on the bucket, and dynamodb:Query,
-GetItem, UpdateItem and DeleteItem / BatchWriteItem on the tasks table. Under Object Lock in
+s3:ListBucketVersions and s3:DeleteObject / s3:DeleteObjectVersion on the bucket, dynamodb:Query,
+GetItem, UpdateItem and BatchWriteItem on the tasks table, and dynamodb:BatchGetItem on the
+idempotency table. Under Object Lock in
 governance mode, the versions stay until their retention ends (a delete marker hides them from
 GET and listings meanwhile) unless BYPASS_GOVERNANCE=1, which needs s3:BypassGovernanceRetention.
 """
@@ -21,9 +23,18 @@ from typing import Any, TextIO
 from devstack.cli import Parser, UserError, aws_session, run
 
 
+def copy_guard(dynamodb: Any, idempotency_table: str, tasks_table: str) -> Any:
+    """The functions' idempotency guard over these tables (a boto3 DynamoDB client): what tells a
+    takedown which copies are under way."""
+    from kie2s3.adapters.idempotency import CopyGuard, DynamoDBCopyRecords
+
+    return CopyGuard(DynamoDBCopyRecords(idempotency_table, dynamodb, tasks_table))
+
+
 def takedown(
     s3: Any,
     tasks_table: Any,
+    guard: Any,
     bucket: str,
     object_prefix: str,
     task_id: str,
@@ -31,20 +42,28 @@ def takedown(
     out: TextIO | None = None,
     bypass_governance: bool = False,
 ) -> int:
-    """Take the task down in this bucket and tasks table (a boto3 S3 client and DynamoDB Table) and
-    print what was removed; 0 when done, 1 for a task the ledger does not know."""
+    """Take the task down in this bucket and tasks table (a boto3 S3 client and DynamoDB Table), its
+    copies under way known from `guard` (copy_guard), and print what was removed; 0 when done, 1
+    for a task the ledger does not know."""
     from kie2s3.adapters.ledger import Ledger
     from kie2s3.adapters.s3_store import S3Store
     from kie2s3.logic.takedown import take_down
 
     out = out or sys.stdout
     report = take_down(
-        Ledger(tasks_table), S3Store(s3, bucket), object_prefix, task_id, bypass_governance=bypass_governance
+        Ledger(tasks_table),
+        S3Store(s3, bucket),
+        guard,
+        object_prefix,
+        task_id,
+        bypass_governance=bypass_governance,
     )
     if not report.known:
         print(f"unknown task {task_id}: nothing removed", file=out)
         return 1
     print(f"task {task_id} taken down in s3://{bucket}", file=out)
+    if report.waited_seconds >= 1:
+        print(f"  waited {report.waited_seconds:.0f} s for copies under way to end", file=out)
     for key in report.removed:
         print(f"  removed  {key}", file=out)
     for key, versions in report.locked.items():
@@ -59,12 +78,6 @@ def takedown(
         print(
             "Object Lock keeps the versions above until their retention ends; in governance mode, run again"
             " with BYPASS_GOVERNANCE=1 (needs s3:BypassGovernanceRetention) to remove them now.",
-            file=out,
-        )
-    if report.in_flight:
-        print(
-            f"{report.in_flight} file(s) were still being copied: run it again in 15 minutes (a copy"
-            " worker's timeout) to remove what they store.",
             file=out,
         )
     return 0
@@ -93,9 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
         table = session.resource("dynamodb").Table(outputs["TasksTableName"])
+        guard = copy_guard(
+            session.client("dynamodb"), outputs["IdempotencyTableName"], outputs["TasksTableName"]
+        )
         return takedown(
             session.client("s3"),
             table,
+            guard,
             outputs["BucketName"],
             parameters.get("ObjectPrefix", "kie/"),
             args.task,

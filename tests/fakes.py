@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -39,6 +39,7 @@ from kie2s3.errors import (
     RetryableError,
     SourceChangedError,
     SourceRefusedError,
+    TakenDownError,
 )
 from kie2s3.logic import ports
 from kie2s3.logic.services import Services
@@ -273,6 +274,11 @@ class FakeLedger(_Faults):
         return len(files) + len(markers)
 
     # Test helpers (no request): put items in place as earlier deliveries would have left them.
+    def is_taken_down(self, task_id: str) -> bool:
+        """The task item's fence, as a condition in another request reads it (no request of its own)."""
+        task = self.tasks.get(task_id)
+        return task is not None and task.taken_down_at is not None
+
     def seed_task(self, task_id: str, family: str = "market", *, model: str | None = None) -> TaskItem:
         now = now_iso()
         task = TaskItem(
@@ -693,9 +699,10 @@ class MemoryCopyRecords(CopyRecords):
     """Powertools' persistence layer in memory, with the DynamoDB layer's put condition: a record
     is written unless one exists that has not expired and is not an in-progress one past its expiry."""
 
-    def __init__(self, trips: Trips | None = None) -> None:
+    def __init__(self, trips: Trips | None = None, taken_down: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self.trips = trips or Trips()
+        self.taken_down = taken_down or (lambda task_id: False)  # the fence the opening write checks
         self.records: dict[str, DataRecord] = {}
         self.failures: dict[str, int] = {}  # PutItem / UpdateItem / DeleteItem / GetItem / BatchGetItem
         self._lock = threading.Lock()
@@ -718,8 +725,11 @@ class MemoryCopyRecords(CopyRecords):
             raise IdempotencyItemNotFoundError from None
 
     def _put_record(self, data_record: DataRecord) -> None:
-        self._request("PutItem")
+        task_id = self.opening_task()
+        self._request("PutItem" if task_id is None else "TransactWriteItems")
         now = time.time()
+        if task_id is not None and self.taken_down(task_id):
+            raise TakenDownError("task taken down: nothing of it is copied again")
         with self._lock:
             old = self.records.get(data_record.idempotency_key)
             if old is not None and not _replaceable(old, now):
@@ -844,10 +854,10 @@ def make_fakes(*, inline: bool = False, env: dict[str, str] | None = None, lambd
         values["COPY_MODE"] = "inline"
     settings = Settings.from_environ(values)
     secrets = dict(SECRETS)
-    records = MemoryCopyRecords(trips)
+    ledger, store, queue = FakeLedger(trips), FakeStore(trips, settings.bucket_name), FakeQueue(trips)
+    records = MemoryCopyRecords(trips, taken_down=ledger.is_taken_down)
     guard = CopyGuard(records)
     guard.register_lambda_context(cast("LambdaContext", FakeLambdaContext(lambda_ms)))
-    ledger, store, queue = FakeLedger(trips), FakeStore(trips, settings.bucket_name), FakeQueue(trips)
     kie, source, bus = FakeKie(trips), FakeSource(trips), FakeBus()
 
     def secret(secret_id: str) -> str:

@@ -1,16 +1,20 @@
 """Rotating the webhook key without refusing callbacks in flight; taking a task down (issue #16, item 9)."""
 
 import io
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from devstack.callbacks import market_body
+from devstack.callbacks import market_body, serve_result_files
 from devstack.lambda_runtime import function_environment, http_event
 from devstack.stack import Stack
-from devstack.takedown import takedown
+from devstack.takedown import copy_guard, takedown
 from tests.integration.conftest import (
+    Outbox,
     archived_files,
     objects_under,
     post_callback,
@@ -18,6 +22,12 @@ from tests.integration.conftest import (
     serve,
     task_document,
 )
+from tests.integration.test_events import _distinct, _of
+
+from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger, now_iso
+from kie2s3.handlers.wiring import get_services
+from kie2s3.logic.reconcile import reconcile
+from kie2s3.models import Outcome, TaskItem
 
 MIB = 1024**2
 
@@ -71,19 +81,33 @@ def _post_copies(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def _ledger_items(stack: Stack, task_id: str) -> list[str]:
-    found = stack.client("dynamodb").query(
-        TableName=stack.env["TASKS_TABLE"],
-        KeyConditionExpression="pk = :t",
-        ExpressionAttributeValues={":t": {"S": task_id}},
+    """The sort keys of every item of the task (every page of them)."""
+    pages = (
+        stack.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=stack.env["TASKS_TABLE"],
+            KeyConditionExpression="pk = :t",
+            ExpressionAttributeValues={":t": {"S": task_id}},
+            ProjectionExpression="sk",
+        )
     )
-    return sorted(i["sk"]["S"] for i in found["Items"])
+    return sorted(i["sk"]["S"] for page in pages for i in page["Items"])
 
 
 def _take_down(stack: Stack, task_id: str, bucket: str | None = None, **options: Any) -> tuple[int, str]:
     """`make takedown`'s work against the local stack."""
     out = io.StringIO()
+    guard = copy_guard(stack.client("dynamodb"), stack.env["IDEMPOTENCY_TABLE"], stack.env["TASKS_TABLE"])
     status = takedown(
-        stack.client("s3"), stack.tasks_table(), bucket or stack.bucket, "kie/", task_id, out=out, **options
+        stack.client("s3"),
+        stack.tasks_table(),
+        guard,
+        bucket or stack.bucket,
+        "kie/",
+        task_id,
+        out=out,
+        **options,
     )
     return status, out.getvalue()
 
@@ -102,8 +126,9 @@ def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
     assert status == 0, report
     assert objects_under(inline_mode, f"kie/{task_id}/") == {}
     assert f"kie/{task_id}/00.png" in report
-    # One item is left: the task's, marked taken down, so no later delivery archives it again.
-    assert _ledger_items(inline_mode, task_id) == ["TASK"]
+    # The task's item is left, marked taken down, so no later delivery archives it again, and the
+    # keys its files had (a second takedown finds them, should Object Lock have kept a version).
+    assert _ledger_items(inline_mode, task_id) == ["TAKEDOWN#00000", "TASK"]
     doc = task_document(task_id)
     assert (doc["state"], doc["files"]) == ("ignored", [])
     assert "taken down" in doc["reason"]
@@ -111,8 +136,98 @@ def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
     assert post_callback(body, task_id)[0] == 200  # kie.ai's retry, a duplicate
     assert _post_copies({"taskId": task_id, "urls": list(served)})[0] == 200
     assert objects_under(inline_mode, f"kie/{task_id}/") == {}
-    assert _ledger_items(inline_mode, task_id) == ["TASK"]
+    assert _ledger_items(inline_mode, task_id) == ["TAKEDOWN#00000", "TASK"]
     assert task_document(task_id)["state"] == "ignored"
+
+
+# Long sources make large file items: this many fill more than one query page (1 MB of whole items).
+PAGE_FILLING_FILES = 150
+
+
+def _long_sources(task_id: str, count: int) -> list[str]:
+    return [f"https://tempfile.aiquickdraw.com/p/{task_id}/{'x' * 3900}-{n:03d}.png" for n in range(count)]
+
+
+def test_takedown_of_a_task_past_one_query_page_leaves_nothing_and_nothing_comes_back(
+    queue_mode: Stack, task_id: str
+) -> None:
+    urls = _long_sources(task_id, PAGE_FILLING_FILES)
+    serve_result_files(queue_mode.emulator, urls, size=2048)
+    for start in range(0, len(urls), 50):  # 50 a request; every file's copy job queued
+        assert _post_copies({"taskId": task_id, "urls": urls[start : start + 50]})[0] == 202
+    page = queue_mode.client("dynamodb").query(
+        TableName=queue_mode.env["TASKS_TABLE"],
+        KeyConditionExpression="pk = :t",
+        ExpressionAttributeValues={":t": {"S": task_id}},
+        ProjectionExpression="sk",
+    )
+    assert "LastEvaluatedKey" in page, "the task's items fit one page: the test proves nothing"
+
+    status, report = _take_down(queue_mode, task_id)
+
+    assert status == 0, report
+    assert _ledger_items(queue_mode, task_id) == ["TAKEDOWN#00000", "TASK"]
+    assert f"ledger items removed: {2 * PAGE_FILLING_FILES}" in report
+    # What could bring it back: the jobs queued before the takedown, kie.ai's retry of a callback,
+    # the reconciler past every threshold, and POST /copies. None stores anything.
+    queue_mode.poller().drain()
+    assert post_callback(market_body(task_id, urls[:3]), task_id)[0] == 200
+    for later in (timedelta(minutes=31), timedelta(days=15)):
+        reconcile(get_services(), now=datetime.now(UTC) + later)
+    queue_mode.poller().drain()
+    assert _post_copies({"taskId": task_id, "urls": urls[:3]})[0] == 202
+    queue_mode.poller().drain()
+    assert objects_under(queue_mode, f"kie/{task_id}/") == {}
+    assert _ledger_items(queue_mode, task_id) == ["TAKEDOWN#00000", "TASK"]
+    assert task_document(task_id)["state"] == "ignored"
+
+
+def test_takedown_waits_out_a_copy_under_way_and_says_so_in_one_event(outbox: Outbox, task_id: str) -> None:
+    from devstack.kie_emulator import FileFault
+
+    stack = outbox.stack
+    ((url, source),) = serve(stack, task_id, [(".mp4", 256 * 1024)]).items()
+    stack.emulator.inject_file_fault(source.name, FileFault.stall(64 * 1024, 3.0))
+    assert post_callback(market_body(task_id, [url]), task_id)[0] == 200
+    copying = threading.Thread(target=stack.poller().poll_once)  # the copy worker, mid-download
+    copying.start()
+    guard = get_services().guard
+    deadline = time.monotonic() + 10
+    while guard.in_flight(task_id, [0]) is None:
+        assert time.monotonic() < deadline, "the copy never started"
+        time.sleep(0.05)
+
+    status, report = _take_down(stack, task_id)
+    copying.join(timeout=30)
+
+    assert status == 0, report
+    assert "waited" in report  # for the copy, which stored its object meanwhile: removed after it
+    assert objects_under(stack, f"kie/{task_id}/") == {}
+    assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
+    events = _distinct(_of(outbox.drain(), task_id))
+    assert [(e["detail-type"], e["detail"]["reason"], e["detail"]["files"]) for e in events.values()] == [
+        ("Task Ignored", TAKEN_DOWN, [])
+    ]
+
+
+def test_takedown_keeps_any_number_of_keys_within_the_item_size_limit(stack: Stack, task_id: str) -> None:
+    ledger = Ledger(stack.tasks_table())
+    now = now_iso()
+    ledger.save_task(
+        TaskItem(task_id=task_id, family="market", outcome=Outcome.SUCCESS, created_at=now, updated_at=now)
+    )
+    # 1,200 keys of 1,000 bytes: three times what one 400 KB item could hold.
+    keys = [f"kie/{task_id}/{n:04d}-{'k' * 950}.png" for n in range(1200)]
+
+    assert ledger.mark_taken_down(task_id, keys)
+    found = ledger.get(task_id)
+    assert found is not None
+    assert found[0].taken_down_keys == sorted(keys)
+    assert ledger.mark_taken_down(task_id, keys[:2])  # a later takedown keeps what it is given
+    found = ledger.get(task_id)
+    assert found is not None
+    assert found[0].taken_down_keys == keys[:2]
+    assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
 
 
 def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:

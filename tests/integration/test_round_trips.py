@@ -42,7 +42,12 @@ def test_single_part_copy_makes_six_round_trips(queue_mode: Stack, task_id: str)
     with _aws_requests(aws) as sent:
         assert poller.poll_once() == 1  # the worker copies the file
     assert task_document(task_id)["state"] == "copied"
-    assert sent == ["idempotency PutItem", "s3 PutObject", "idempotency UpdateItem", "ledger UpdateItem"]
+    assert sent == [
+        "idempotency TransactWriteItems",
+        "s3 PutObject",
+        "idempotency UpdateItem",
+        "ledger UpdateItem",
+    ]
     assert queue_mode.emulator.download_url_calls[url] == 1
     assert queue_mode.emulator.file_requests[source.name] == 1
     print(f"\nsingle-part copy: {len(sent) + 2} round trips: download-url, GET, {', '.join(sent)}")

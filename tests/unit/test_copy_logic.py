@@ -26,7 +26,7 @@ JOB = CopyJob(
 )
 # A single-part copy's critical path: nothing else, one request after the other.
 SIX_ROUND_TRIPS = [
-    ("idempotency", "PutItem"),  # the guard's in-progress record
+    ("idempotency", "TransactWriteItems"),  # the guard's in-progress record, fenced on its task
     ("kie", "POST download-url"),
     ("source", "GET"),
     ("s3", "PutObject"),  # the bytes with their metadata and tags
@@ -150,7 +150,7 @@ def test_copy_duplicate_after_success_downloads_nothing_and_writes_copied_again(
     fakes.trips.clear()
     again = copy_file(fakes.services, JOB)
     assert again == first
-    assert fakes.trips.log == [("idempotency", "PutItem"), ("ledger", "UpdateItem")]
+    assert fakes.trips.log == [("idempotency", "TransactWriteItems"), ("ledger", "UpdateItem")]
     assert fakes.source.requests[PATH] == 1
     assert fakes.kie.download_url_calls[URL] == 1
     assert _file(fakes).state == "copied"
@@ -245,7 +245,7 @@ def test_copy_retries_stop_at_the_deadline() -> None:
 def test_copy_idempotency_store_down_downloads_nothing() -> None:
     fakes = make_fakes()
     _recorded(fakes)
-    fakes.records.fail("PutItem")
+    fakes.records.fail("TransactWriteItems")
     with pytest.raises(RetryableError, match="idempotency store unavailable"):
         copy_file(fakes.services, JOB)
     assert fakes.source.requests == {}
@@ -265,7 +265,7 @@ def test_copy_stored_but_not_recorded_is_recorded_by_the_redelivery_without_down
     result = copy_file(fakes.services, JOB)  # SQS delivers the job again
     assert result is not None
     assert result.sha256 == hashlib.sha256(PNG).hexdigest()
-    assert fakes.trips.log == [("idempotency", "PutItem"), ("ledger", "UpdateItem")]
+    assert fakes.trips.log == [("idempotency", "TransactWriteItems"), ("ledger", "UpdateItem")]
     assert fakes.source.requests[PATH] == 1
     assert _file(fakes).state == "copied"
 
@@ -299,16 +299,33 @@ def test_copy_killed_copy_is_run_again_once_its_lock_expires() -> None:
     assert fakes.records.statuses() == ["COMPLETED"]
 
 
-def test_copy_of_a_file_taken_down_meanwhile_records_nothing() -> None:
+def test_copy_of_a_task_taken_down_downloads_and_stores_nothing() -> None:
     fakes = make_fakes()
     _recorded(fakes)
-    take_down(fakes.ledger, fakes.store, fakes.services.settings.object_prefix, "t1")
-    assert copy_file(fakes.services, JOB) is None
-    assert fakes.ledger.files == {}
-    assert fakes.records.records == {}  # a later job would not be answered from it
-    # The object stays for `make takedown` to remove again (no function deletes archived objects).
-    assert fakes.store.objects[JOB.key].body == PNG
-    assert take_down(fakes.ledger, fakes.store, "kie/", "t1").removed == [JOB.key]
+    take_down(fakes.ledger, fakes.store, fakes.guard, fakes.services.settings.object_prefix, "t1")
+    fakes.trips.clear()
+    assert copy_file(fakes.services, JOB) is None  # a job queued before the takedown, arriving after
+    # One request, the one that opens every copy: its fence on the task held. No link, no GET, no object.
+    assert fakes.trips.log == [("idempotency", "TransactWriteItems")]
+    assert (fakes.store.objects, fakes.ledger.files, fakes.records.records) == ({}, {}, {})
+
+
+def test_copy_under_way_when_its_task_is_taken_down_is_waited_out_then_removed() -> None:
+    fakes = make_fakes()
+    _recorded(fakes)
+    _in_progress_elsewhere(fakes)  # a copy opened before the takedown
+    waits: list[float] = []
+
+    def copy_ends(seconds: float) -> None:  # while the takedown waits, that copy stores its object
+        waits.append(seconds)
+        fakes.store.put_raw(JOB.key, PNG)
+        fakes.records.records.clear()
+
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", "t1", sleep=copy_ends)
+
+    assert len(waits) == 1
+    assert report.removed == [JOB.key]
+    assert fakes.store.objects == {}
 
 
 def test_copy_of_a_file_the_ledger_never_had_records_nothing() -> None:

@@ -1,5 +1,7 @@
 """take_down over the in-memory fakes: what it removes, what it keeps, and that nothing brings the task back."""
 
+import time
+
 import pytest
 from devstack.callbacks import market_body
 from tests.callback_requests import result_urls, serve, signed
@@ -29,10 +31,10 @@ def fakes() -> Fakes:
 def test_takedown_removes_files_callbacks_and_file_items(fakes: Fakes) -> None:
     (raw_key,) = fakes.store.raw_keys(f"kie/{TASK}/callbacks/")
 
-    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
 
     assert report.removed == [f"kie/{TASK}/00.png", f"kie/{TASK}/01.mp4", raw_key]
-    assert (report.known, report.locked, report.in_flight) == (True, {}, 0)
+    assert (report.known, report.locked, report.waited_seconds < 1) == (True, {}, True)
     assert report.ledger_items == 4  # two file items and their two source markers
     assert fakes.store.objects == {}
     assert (fakes.ledger.files, fakes.ledger.sources) == ({}, {})
@@ -44,7 +46,7 @@ def test_takedown_removes_files_callbacks_and_file_items(fakes: Fakes) -> None:
 
 def test_takedown_then_nothing_archives_the_task_again(fakes: Fakes) -> None:
     urls = result_urls(TASK, ".png", ".mp4")
-    take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
 
     receive_callback(fakes.services, signed(market_body(TASK, urls)))  # kie.ai's retry
     request_copies(fakes.services, CopyRequest.model_validate({"taskId": TASK, "urls": urls}))
@@ -56,25 +58,51 @@ def test_takedown_then_nothing_archives_the_task_again(fakes: Fakes) -> None:
 
 
 def test_takedown_again_removes_the_keys_a_late_copy_stored(fakes: Fakes) -> None:
-    take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
     late = f"kie/{TASK}/01.mp4"  # a copy that was running when the first takedown ran
     fakes.store.put_raw(late, b"late bytes")
 
-    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
 
     assert report.removed == [late]
     assert fakes.store.objects == {}
 
 
-def test_takedown_counts_files_still_in_flight() -> None:
+def test_takedown_waits_no_longer_than_the_lock_of_a_copy_killed_under_way() -> None:
     fakes = make_fakes()  # queue mode: the files stay pending
     receive_callback(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png", ".mp4"))))
-    assert take_down(fakes.ledger, fakes.store, "kie/", TASK).in_flight == 2
+    # A copy opened, then its invocation was killed: nothing completes its record, its lock expires.
+    fakes.records.save_inprogress({"task_id": TASK, "index": 1}, 300)
+    slept: list[float] = []
+
+    def nap(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK, sleep=nap)
+
+    assert 0.25 < sum(slept) <= 1.0  # until the lock's expiry, not a Lambda timeout
+    assert report.ledger_items == 4
+    assert fakes.ledger.files == {}
+
+
+def test_takedown_fences_the_task_before_it_waits() -> None:
+    fakes = make_fakes()
+    receive_callback(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png"))))
+    fakes.records.save_inprogress({"task_id": TASK, "index": 0}, 60_000)
+    fenced: list[bool] = []
+
+    def look(seconds: float) -> None:
+        fenced.append(fakes.ledger.is_taken_down(TASK))
+        fakes.records.records.clear()
+
+    take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK, sleep=look)
+    assert fenced == [True]
 
 
 def test_takedown_of_an_unknown_task_changes_nothing() -> None:
     fakes = make_fakes()
-    report = take_down(fakes.ledger, fakes.store, "kie/", TASK)
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
     assert (report.known, report.removed, report.ledger_items) == (False, [], 0)
     assert fakes.ledger.tasks == {}
     assert fakes.trips.of("s3") == []

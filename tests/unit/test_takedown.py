@@ -4,7 +4,10 @@ import pytest
 from botocore.stub import Stubber
 from devstack.cli import run
 from devstack.takedown import main
+from hypothesis import given
+from hypothesis import strategies as st
 
+from kie2s3.adapters.ledger import key_chunks
 from kie2s3.adapters.s3_store import S3Store
 
 BUCKET = "archive-bucket"
@@ -57,3 +60,13 @@ def test_remove_asks_to_bypass_governance_only_when_told(stubbed: tuple[S3Store,
 def test_takedown_cli_refuses_what_is_not_a_task_id(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(main, ["--task", "../kie", "--stack-name", "kie2s3"]) == 2
     assert "'../kie' is not a kie.ai task id" in capsys.readouterr().err
+
+
+@given(st.lists(st.text(min_size=1, max_size=60), max_size=60), st.integers(min_value=60, max_value=400))
+def test_key_chunks_keep_every_key_in_order_each_within_its_budget(keys: list[str], budget: int) -> None:
+    chunks = key_chunks(keys, budget)
+    assert [key for chunk in chunks for key in chunk] == keys
+    assert all(chunk and sum(len(k.encode()) for k in chunk) <= budget for chunk in chunks)
+    # As few as the budget allows: no two neighbours would fit in one.
+    sizes = [sum(len(k.encode()) for k in chunk) for chunk in chunks]
+    assert all(a + len(b[0].encode()) > budget for a, b in zip(sizes, chunks[1:], strict=False))

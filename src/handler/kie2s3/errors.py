@@ -40,6 +40,10 @@ class CopyInProgressError(RetryableError):
     """Another invocation is copying the same file right now: deliver this job again later."""
 
 
+class TakenDownError(PermanentError):
+    """The task was taken down (make takedown): nothing of it is copied or stored again."""
+
+
 class LinkExpiredError(RetryableError):
     """A download link answered 403: resolve a fresh one and try again."""
 

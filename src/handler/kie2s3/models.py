@@ -103,7 +103,7 @@ class TaskItem(BaseModel):
     files_not_planned: int = 0  # past MAX_URLS_PER_REQUEST in one delivery: never archived
     model: str | None = None  # the first model a delivery named: kept, for keys and metadata
     taken_down_at: str | None = None  # make takedown: never recorded or archived again
-    taken_down_keys: list[str] = Field(default_factory=list)  # the keys its files had
+    taken_down_keys: list[str] = Field(default_factory=list)  # the keys its files had (TAKEDOWN# items)
     created_at: str
     updated_at: str
 
@@ -167,12 +167,12 @@ class TransferResult(CopyResult):
 # recorded; it ran but its success is `unrecorded` (the record's write failed, its in-progress lock
 # stays until it expires); an earlier delivery's result was `repeated` from the record; or another
 # delivery holds the file now (`busy`), and nothing ran.
-GuardOutcome = Literal["ran", "unrecorded", "repeated", "busy"]
+GuardOutcome = Literal["ran", "unrecorded", "repeated", "busy", "taken_down"]
 
 
 @dataclass(frozen=True)
 class Guarded:
-    """A guarded copy's outcome and, unless `busy`, its transfer's result."""
+    """A guarded copy's outcome and, unless `busy` or `taken_down`, its transfer's result."""
 
     outcome: GuardOutcome
     result: TransferResult | None = None

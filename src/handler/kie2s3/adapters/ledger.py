@@ -1,5 +1,6 @@
-"""The tasks ledger in DynamoDB: one item per task (sk "TASK"), one per file (sk "FILE#00000"), and
-one marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes the source unique."""
+"""The tasks ledger in DynamoDB: one item per task (sk "TASK"), one per file (sk "FILE#00000"), one
+marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes the source unique, and,
+once a task is taken down, the keys its files had (sk "TAKEDOWN#00000", as many as they need)."""
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 TASK_SK = "TASK"
 FILE_SK_PREFIX = "FILE#"
+SOURCE_SK_PREFIX = "SOURCE#"
 # DynamoDB TransactWriteItems takes at most 100 items: 50 files, each with its source marker.
 MAX_FILES_PER_WRITE = 50
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
@@ -26,8 +28,14 @@ OPEN_INDEX = "open-items"
 OPEN_FILE = "FILE"
 OPEN_TASK = "TASK"
 _OPEN_FILE_STATES = frozenset({"pending", "copying"})
-# The reason a task taken down gives (its status is `ignored`).
-TAKEN_DOWN = "taken down: its archived files, callbacks and ledger items were removed"
+TAKEDOWN_SK_PREFIX = "TAKEDOWN#"
+# The reason a task taken down gives (its status is `ignored`; design.md, Contract additions 2026-12).
+TAKEN_DOWN = "taken down"
+# DynamoDB's item size limit is 400 KB, names and values counted: the keys a takedown keeps are split
+# over as many items as need be, each holding at most this many bytes of keys (S3 keys are ≤ 1,024 bytes).
+TAKEDOWN_KEY_BYTES_PER_ITEM = 300_000
+# The task attribute that fences a task off: set by a takedown, checked by every write that creates.
+TAKEN_DOWN_AT = "taken_down_at"
 
 
 def file_sk(index: int) -> str:
@@ -37,7 +45,40 @@ def file_sk(index: int) -> str:
 
 def source_sk(source: str) -> str:
     """The sort key of a source's marker: a fixed-length digest of the canonical URL."""
-    return f"SOURCE#{hashlib.sha256(source.encode()).hexdigest()}"
+    return f"{SOURCE_SK_PREFIX}{hashlib.sha256(source.encode()).hexdigest()}"
+
+
+def takedown_sk(chunk: int) -> str:
+    """The sort key of one item of the keys a takedown keeps."""
+    return f"{TAKEDOWN_SK_PREFIX}{chunk:05d}"
+
+
+def key_chunks(keys: Sequence[str], budget: int = TAKEDOWN_KEY_BYTES_PER_ITEM) -> list[list[str]]:
+    """The keys, in order, split into lists of at most `budget` bytes (UTF-8) each; none for none."""
+    chunks: list[list[str]] = []
+    size = budget + 1
+    for key in keys:
+        length = len(key.encode())
+        if size + length > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(key)
+        size += length
+    return chunks
+
+
+def not_taken_down(table_name: str, task_id: str) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck (low-level client form) that fails once the task is taken
+    down: a write that opens work on a task shares its request with it (no read of its own). A task
+    the ledger does not know passes."""
+    return {
+        "ConditionCheck": {
+            "TableName": table_name,
+            "Key": {"pk": {"S": task_id}, "sk": {"S": TASK_SK}},
+            "ConditionExpression": "attribute_not_exists(#taken_down_at)",
+            "ExpressionAttributeNames": {"#taken_down_at": TAKEN_DOWN_AT},
+        }
+    }
 
 
 def now_iso() -> str:
@@ -141,7 +182,7 @@ class Ledger:
             names["#model"] = "model"
             values[":model"] = task.model
         # A task taken down is never recorded again (make takedown).
-        names["#taken_down_at"] = "taken_down_at"
+        names["#taken_down_at"] = TAKEN_DOWN_AT
         condition = "attribute_not_exists(#taken_down_at)"
         if task.outcome is not Outcome.SUCCESS:
             condition += " AND (attribute_not_exists(#outcome) OR #outcome <> :success)"
@@ -294,52 +335,77 @@ class Ledger:
         """Whether the task was taken down (one strongly consistent read of its item)."""
         with _translated("read"):
             found = self._table.get_item(
-                Key={"pk": task_id, "sk": TASK_SK}, ProjectionExpression="taken_down_at", ConsistentRead=True
+                Key={"pk": task_id, "sk": TASK_SK}, ProjectionExpression=TAKEN_DOWN_AT, ConsistentRead=True
             )
-        return "taken_down_at" in found.get("Item", {})
+        return TAKEN_DOWN_AT in found.get("Item", {})
 
     def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool:
-        """Mark a known task taken down, keeping the keys its files had (a second takedown removes
-        them again); False for an unknown task. From then on no delivery records or plans it."""
+        """Mark a known task taken down, and keep the keys its files had (with those an earlier
+        takedown kept) in items of their own, however many: a second takedown removes them again
+        (versions Object Lock kept). False for an unknown task. From then on nothing records, plans
+        or opens a copy of it (`not_taken_down`)."""
         with _translated("takedown", tolerate_condition=True):
             self._table.update_item(
                 Key={"pk": task_id, "sk": TASK_SK},
-                UpdateExpression="SET taken_down_at = :now, taken_down_keys = :keys, updated_at = :now,"
-                " #reason = :reason REMOVE #open",
+                UpdateExpression="SET #taken_down_at = :now, updated_at = :now, #reason = :reason"
+                " REMOVE #open, taken_down_keys",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
-                ExpressionAttributeValues={":now": now_iso(), ":keys": list(keys), ":reason": TAKEN_DOWN},
+                ExpressionAttributeNames={
+                    "#open": "open",
+                    "#reason": "reason",
+                    "#taken_down_at": TAKEN_DOWN_AT,
+                },
+                ExpressionAttributeValues={":now": now_iso(), ":reason": TAKEN_DOWN},
             )
+            self._keep_keys(task_id, keys)
             return True
         return False
 
+    def _keep_keys(self, task_id: str, keys: Sequence[str]) -> None:
+        """Write the keys over the task's TAKEDOWN# items, and remove those left over from a longer list."""
+        chunks = key_chunks(sorted(set(keys)))
+        stale = [i["sk"] for i in self._items(task_id, "pk, sk") if i["sk"].startswith(TAKEDOWN_SK_PREFIX)]
+        with self._table.batch_writer() as batch:
+            for n, chunk in enumerate(chunks):
+                batch.put_item(Item={"pk": task_id, "sk": takedown_sk(n), "keys": chunk})
+            for sort_key in stale[len(chunks) :]:
+                batch.delete_item(Key={"pk": task_id, "sk": sort_key})
+
     def delete_files(self, task_id: str) -> int:
-        """Delete every item of the task but the task's own (files and source markers); how many."""
+        """Delete the task's file items and source markers (every page of them); how many. The task's
+        own item and the keys its takedown keeps stay."""
         with _translated("takedown"):
-            items = self._table.query(
-                KeyConditionExpression=Key("pk").eq(task_id),
-                ProjectionExpression="pk, sk",
-                ConsistentRead=True,
-            ).get("Items", [])
-            doomed = [i for i in items if i["sk"] != TASK_SK]
+            doomed = [
+                i["sk"]
+                for i in self._items(task_id, "pk, sk")
+                if i["sk"].startswith((FILE_SK_PREFIX, SOURCE_SK_PREFIX))
+            ]
             with self._table.batch_writer() as batch:
-                for item in doomed:
-                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                for sort_key in doomed:
+                    batch.delete_item(Key={"pk": task_id, "sk": sort_key})
         return len(doomed)
 
     def get(self, task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
-        """The task and its files in index order, or None for an unknown task."""
-        items: list[dict[str, Any]] = []
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(task_id), "ConsistentRead": True}
+        """The task (with the keys a takedown kept) and its files in index order, or None for an
+        unknown task."""
         with _translated("read"):
-            while True:
-                page = self._table.query(**query)
-                items.extend(page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    break
-                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            items = list(self._items(task_id))
         task = next((i for i in items if i["sk"] == TASK_SK), None)
         if task is None:
             return None
         files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"].startswith(FILE_SK_PREFIX)]
-        return TaskItem.model_validate(_plain(task)), files
+        kept = [key for i in items if i["sk"].startswith(TAKEDOWN_SK_PREFIX) for key in i["keys"]]
+        return TaskItem.model_validate({**_plain(task), "taken_down_keys": kept}), files
+
+    def _items(self, task_id: str, projection: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of the task, in sort key order: the one query of a task's items, following each
+        page (DynamoDB returns at most 1 MB of whole items per page, projected or not)."""
+        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(task_id), "ConsistentRead": True}
+        if projection:
+            query["ProjectionExpression"] = projection
+        while True:
+            page = self._table.query(**query)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

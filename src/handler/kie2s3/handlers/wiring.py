@@ -47,7 +47,9 @@ def get_services() -> Services:
         policy=policy,
         secret=get_secret,
         secret_versions=get_secret_versions,
-        guard=CopyGuard(DynamoDBCopyRecords(settings.idempotency_table, clients.dynamodb_client())),
+        guard=CopyGuard(
+            DynamoDBCopyRecords(settings.idempotency_table, clients.dynamodb_client(), settings.tasks_table)
+        ),
         forwarding=Forwarding(
             queue=ForwardQueue(clients.sqs_client(), settings.forward_queue_url), webhook=WebhookClient(pool)
         )

@@ -40,8 +40,9 @@ def copy_file(
     records nothing: the file stays open, and a later delivery (or the reconciler's) makes step 2
     from the idempotency record without downloading again. A job another delivery is running
     raises CopyInProgressError, unless the ledger has the file `copied` already. A file the ledger
-    no longer has (its task taken down meanwhile) is not recorded, and its idempotency record is
-    removed; its object is left for `make takedown` (functions never delete archived objects).
+    no longer has is not recorded, and its idempotency record is removed. A job of a task taken
+    down stops at step 1: the write that opens the copy is fenced on the task (no download, no
+    object), and a takedown waits out the copies opened before it (their in-progress records).
     """
     started = time.monotonic()
     try:
@@ -52,6 +53,10 @@ def copy_file(
     except Kie2S3Error as exc:
         _not_copied(services, job, exc, last_delivery)
         raise
+    if guarded.outcome == "taken_down":
+        metrics.add_metric(name="CopiesOfTakenDownTasks", unit=MetricUnit.Count, value=1)
+        logger.info("task taken down: nothing copied", index=job.index)
+        return None
     if guarded.result is None:
         _busy(services, job)
         return None

@@ -43,19 +43,26 @@ TaskReads = dict[str, tuple[TaskItem, list[FileItem]] | None]
 
 
 def events_of(services: Services, change: FileChange | TaskChange | None, reads: TaskReads) -> list[BusEvent]:
-    """The events one ledger write calls for: a file that became `copied` or `failed` has its event,
-    then (like any write that changes what a task's document shows) its task's, if the task's state,
-    read now, is final. `reads` keeps each task's read for the rest of the batch: every write of the
+    """The events one ledger write calls for: a file that became `copied` or `failed` has its event
+    (unless its task, read now, was taken down), then (like any write that changes what a task's
+    document shows) its task's, if the task's state, read now, is final. `reads` keeps each task's read for the rest of the batch: every write of the
     batch was made before it was read, so one read shows them all.
     """
     if isinstance(change, FileChange):
         item = change.after
         if item is None or item.state not in FILE_EVENTS or item.state == change.before:
             return []
-        return [_file_event(item), *_task_events(services, change.task_id, reads)]
+        task_events = _task_events(services, change.task_id, reads)
+        if _taken_down(reads[change.task_id]):  # its files are gone: `Task Ignored` is the last word
+            return task_events
+        return [_file_event(item), *task_events]
     if isinstance(change, TaskChange) and _shows_change(change):
         return _task_events(services, change.task_id, reads)
     return []
+
+
+def _taken_down(found: tuple[TaskItem, list[FileItem]] | None) -> bool:
+    return found is not None and found[0].taken_down_at is not None
 
 
 def _shows_change(change: TaskChange) -> bool:
@@ -85,8 +92,9 @@ def _task_events(services: Services, task_id: str, reads: TaskReads) -> list[Bus
         return []
     task, files = found
     # A success is recorded first, its files just after: between the two writes it has none yet
-    # (its state would read `ignored`), so its event waits for the files' own writes.
-    if task.outcome is Outcome.SUCCESS and not files:
+    # (its state would read `ignored`), so its event waits for the files' own writes. A task taken
+    # down has its event (`Task Ignored`, "taken down") whether or not its files are gone yet.
+    if task.outcome is Outcome.SUCCESS and not files and not task.taken_down_at:
         return []
     status: StatusDocument = document(task, files)
     if status.state not in TASK_EVENTS:

@@ -168,11 +168,14 @@ class Source(Protocol):
 
 class Guard(Protocol):
     """The idempotency guard (adapters/idempotency.py): one copy of a file at a time, a finished
-    one answered from its record (kept 14 days), a failed one leaving no record."""
+    one answered from its record (kept 14 days), a failed one leaving no record; a copy of a task
+    taken down is never opened (`taken_down`: its opening write is fenced on the task)."""
 
     def run(self, job: CopyJob, transfer: Callable[[], TransferResult]) -> Guarded: ...
 
     def copying(self, task_id: str, indexes: Iterable[int]) -> set[int]: ...
+
+    def in_flight(self, task_id: str, indexes: Iterable[int]) -> int | None: ...
 
     def forget(self, job: CopyJob) -> None: ...
 

@@ -109,7 +109,13 @@ def document(
     files: Sequence[FileItem],
     show: Callable[[FileItem], FileStatus] = file_status,
 ) -> StatusDocument:
-    """The status document of a task the ledger holds, each file shown by `show` (no links by default)."""
+    """The status document of a task the ledger holds, each file shown by `show` (no links by default).
+
+    A task taken down shows no files, whether or not its takedown has removed their items yet: its
+    document (and the `Task Ignored` event made of it) is the same whenever it is read.
+    """
+    if task.taken_down_at:
+        files = []
     return StatusDocument(
         task_id=task.task_id,
         family=task.family,

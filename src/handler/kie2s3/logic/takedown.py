@@ -1,11 +1,17 @@
 """Takedown: remove a task's archived files, raw callbacks and ledger items, and keep it from coming back."""
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kie2s3.logic.plan import raw_callbacks_prefix
-from kie2s3.logic.ports import Ledger, ObjectStore
+from kie2s3.logic.ports import Guard, Ledger, ObjectStore
 from kie2s3.observability import logger
+
+# How often a takedown looks again whether the copies it waits for have ended.
+POLL_SECONDS = 2.0
+# Lambda's longest timeout: no copy opened before the fence runs longer (its lock expires by then).
+MAX_WAIT_SECONDS = 900.0
 
 
 @dataclass
@@ -17,7 +23,7 @@ class TakedownReport:
     removed: list[str] = field(default_factory=list)
     locked: dict[str, int] = field(default_factory=dict)  # key -> versions kept
     ledger_items: int = 0
-    in_flight: int = 0  # files pending or copying when it ran: a copy may still store one
+    waited_seconds: float = 0.0  # for copies opened before the takedown to end
 
 
 def _tally(report: TakedownReport, kept: Mapping[str, int]) -> None:
@@ -29,24 +35,36 @@ def _tally(report: TakedownReport, kept: Mapping[str, int]) -> None:
 
 
 def take_down(
-    ledger: Ledger, store: ObjectStore, object_prefix: str, task_id: str, *, bypass_governance: bool = False
+    ledger: Ledger,
+    store: ObjectStore,
+    guard: Guard,
+    object_prefix: str,
+    task_id: str,
+    *,
+    bypass_governance: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> TakedownReport:
-    """Remove every version of a task's archived files and raw callbacks, and its file items.
+    """Remove every version of a task's archived files and raw callbacks, and its file items, so
+    that one run leaves nothing (but what Object Lock keeps).
 
-    The task item stays, marked taken down with the keys its files had: from then on no callback,
-    `POST /copies` or reconciler pass records or archives the task again, and a second takedown
-    removes those keys again (a copy that was running when the first one ran may have stored its
-    file after it). Under Object Lock in governance mode the versions stay until their retention
-    ends unless `bypass_governance` (which needs s3:BypassGovernanceRetention); a delete marker
-    hides them meanwhile. An unknown task: nothing is done (`known` is False).
+    In order: the task is marked taken down (the fence: from then on no callback, `POST /copies`,
+    reconciler pass or queued job records, plans or opens a copy of it — a copy's opening write
+    checks it), with the keys its files had kept beside it; then the copies opened before the
+    fence are waited out (their in-progress idempotency records, each bounded by its lock's expiry,
+    a Lambda timeout at most); then every version of those keys and of the raw callbacks is
+    removed, and the file items and source markers (every page of them). Under Object Lock in
+    governance mode the versions stay until their retention ends unless `bypass_governance` (which
+    needs s3:BypassGovernanceRetention); a delete marker hides them meanwhile, and a second takedown
+    finds their keys again. An unknown task: nothing is done (`known` is False).
     """
     found = ledger.get(task_id)
     if found is None:
         return TakedownReport(task_id=task_id, known=False)
     task, files = found
     keys = sorted({f.key for f in files} | set(task.taken_down_keys))
-    report = TakedownReport(task_id=task_id, in_flight=sum(f.state in ("pending", "copying") for f in files))
-    ledger.mark_taken_down(task_id, keys)  # first: nothing archives the task again from here on
+    report = TakedownReport(task_id=task_id)
+    ledger.mark_taken_down(task_id, keys)  # first: nothing opens a copy of the task from here on
+    report.waited_seconds = _wait_for_copies(guard, task_id, [f.index for f in files], sleep)
     for key in keys:
         _tally(report, store.remove(key, exact=True, bypass_governance=bypass_governance))
     raw_prefix = raw_callbacks_prefix(object_prefix, task_id)
@@ -57,6 +75,20 @@ def take_down(
         removed=len(report.removed),
         locked=len(report.locked),
         ledger_items=report.ledger_items,
-        in_flight=report.in_flight,
+        waited_seconds=round(report.waited_seconds, 1),
     )
     return report
+
+
+def _wait_for_copies(guard: Guard, task_id: str, indexes: list[int], sleep: Callable[[float], None]) -> float:
+    """Wait until no copy of these files is under way (each ends, or its lock expires; never longer
+    than a Lambda timeout); how long."""
+    started = time.monotonic()
+    while (ends_ms := guard.in_flight(task_id, indexes)) is not None:
+        if time.monotonic() - started > MAX_WAIT_SECONDS:
+            logger.warning("copies still marked under way past a Lambda timeout: not waiting longer")
+            break
+        left = ends_ms / 1000 - time.time()
+        logger.info("waiting for copies under way to end", seconds_left=round(max(left, 0), 1))
+        sleep(min(POLL_SECONDS, max(left, 0.0) + 0.05))
+    return time.monotonic() - started
