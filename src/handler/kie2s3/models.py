@@ -13,8 +13,12 @@ from pydantic.alias_generators import to_camel
 TASK_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 TASK_ID_PATTERN = re.compile(TASK_ID_REGEX)
 # One task yields a handful of files (twelve for kie.ai's largest, a Suno stem split); a request
-# naming more is a mistake, and a callback listing more has only its first ones planned.
+# naming more is a mistake, and a callback listing more has only its first ones planned. The cap
+# counts distinct files (canonical sources: logic/plan.py `capped`), never list entries.
 MAX_URLS_PER_REQUEST = 50
+# A request may name one file several times (other query strings, other spellings), so its entries
+# are bounded apart from the cap, at ten times it: judging them all stays a few milliseconds.
+MAX_URL_ENTRIES_PER_REQUEST = 10 * MAX_URLS_PER_REQUEST
 
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
@@ -196,7 +200,12 @@ class CopyRequest(_Document):
     )
     urls: Annotated[
         list[Annotated[str, Field(max_length=4096)]] | None,
-        Field(min_length=1, max_length=MAX_URLS_PER_REQUEST, description="result URLs to copy"),
+        Field(
+            min_length=1,
+            max_length=MAX_URL_ENTRIES_PER_REQUEST,
+            description=f"result URLs to copy: at most {MAX_URLS_PER_REQUEST} distinct files (query strings"
+            " and spellings of one file count once)",
+        ),
     ] = None
 
 
