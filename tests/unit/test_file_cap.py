@@ -14,7 +14,13 @@ from tests.fakes import FILE_HOST, Fakes, make_fakes
 from kie2s3.errors import BadRequestError
 from kie2s3.logic.copies import request_copies
 from kie2s3.logic.receive import receive_callback
-from kie2s3.models import MAX_URL_ENTRIES_PER_REQUEST, MAX_URLS_PER_REQUEST, CopyRequest, StatusDocument
+from kie2s3.models import (
+    MAX_URL_ENTRIES_PER_REQUEST,
+    MAX_URLS_PER_REQUEST,
+    BulkCopyRequest,
+    CopyRequest,
+    StatusDocument,
+)
 
 TASK = "5e2d4c6b8a0f1e3d5c7b9a1f3e5d7c9b"
 CAP = MAX_URLS_PER_REQUEST
@@ -189,3 +195,13 @@ def test_cap_copies_archive_every_distinct_source_or_report_those_past_the_cap(
         doc = _copies(fakes, listed)
         _archived(fakes, doc, sources, served)
         assert (doc.state, doc.reason) == ("copied", None)
+
+
+def test_cap_bulk_task_ids_count_each_id_once() -> None:
+    ids = [f"t{n}" for n in range(CAP)]
+
+    request = BulkCopyRequest.model_validate({"taskIds": [*ids, *ids[:10]], "family": "market"})
+
+    assert request.task_ids == ids
+    with pytest.raises(ValidationError, match=f"at most {CAP} distinct task ids, not {CAP + 1}"):
+        BulkCopyRequest.model_validate({"taskIds": [*ids, *ids, "t50"], "family": "market"})

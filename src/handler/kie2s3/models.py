@@ -210,7 +210,10 @@ class CopyRequest(_Document):
 
 
 def _distinct(task_ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(task_ids))
+    distinct = list(dict.fromkeys(task_ids))
+    if len(distinct) > MAX_URLS_PER_REQUEST:
+        raise ValueError(f"at most {MAX_URLS_PER_REQUEST} distinct task ids, not {len(distinct)}")
+    return distinct
 
 
 class BulkCopyRequest(_Document):
@@ -225,8 +228,8 @@ class BulkCopyRequest(_Document):
         list[Annotated[str, Field(pattern=TASK_ID_REGEX)]],
         Field(
             min_length=1,
-            max_length=MAX_URLS_PER_REQUEST,
-            description="kie.ai task ids (duplicates count once)",
+            max_length=MAX_URL_ENTRIES_PER_REQUEST,
+            description=f"kie.ai task ids: at most {MAX_URLS_PER_REQUEST} distinct ones (duplicates count once)",
         ),
         AfterValidator(_distinct),
     ]
