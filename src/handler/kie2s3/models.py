@@ -104,7 +104,7 @@ class TaskItem(BaseModel):
     outcome: Outcome
     reason: str | None = None
     file_count: int = 0
-    files_not_planned: int = 0  # past MAX_URLS_PER_REQUEST in one delivery: never archived
+    files_not_planned: int = 0  # distinct sources past MAX_URLS_PER_REQUEST in one delivery: never archived
     model: str | None = None  # the first model a delivery named: kept, for keys and metadata
     taken_down_at: str | None = None  # make takedown: never recorded or archived again
     taken_down_keys: list[str] = Field(default_factory=list)  # the keys its files had
