@@ -90,6 +90,22 @@ def test_copies_record_info_rejected_is_502(inline_mode: Stack, task_id: str) ->
         ({"taskId": "abc123", "urls": []}, "invalid request"),
         (
             {"taskId": "abc123", "urls": [f"https://tempfile.aiquickdraw.com/{n}.png" for n in range(51)]},
+            "these URLs name 51 distinct files",
+        ),
+        (  # the cap counts files, not entries: 102 entries naming 51 files, 1 past the cap
+            {
+                "taskId": "abc123",
+                "urls": [
+                    f"https://tempfile.aiquickdraw.com/{n}.png?v={v}" for n in range(51) for v in (1, 2)
+                ],
+            },
+            "at most 50 per request: 1 past the cap",
+        ),
+        (  # entries are bounded too, even when they name one file
+            {
+                "taskId": "abc123",
+                "urls": [f"https://tempfile.aiquickdraw.com/a.png?v={n}" for n in range(501)],
+            },
             "invalid request",
         ),
         ({"taskId": "abc123", "urls": ["x"], "extra": 1}, "invalid request"),

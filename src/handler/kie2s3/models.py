@@ -13,8 +13,12 @@ from pydantic.alias_generators import to_camel
 TASK_ID_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 TASK_ID_PATTERN = re.compile(TASK_ID_REGEX)
 # One task yields a handful of files (twelve for kie.ai's largest, a Suno stem split); a request
-# naming more is a mistake, and a callback listing more has only its first ones planned.
+# naming more is a mistake, and a callback listing more has only its first ones planned. The cap
+# counts distinct files (canonical sources: logic/plan.py `capped`), never list entries.
 MAX_URLS_PER_REQUEST = 50
+# A request may name one file several times (other query strings, other spellings), so its entries
+# are bounded apart from the cap, at ten times it: judging them all stays a few milliseconds.
+MAX_URL_ENTRIES_PER_REQUEST = 10 * MAX_URLS_PER_REQUEST
 
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
@@ -100,7 +104,7 @@ class TaskItem(BaseModel):
     outcome: Outcome
     reason: str | None = None
     file_count: int = 0
-    files_not_planned: int = 0  # past MAX_URLS_PER_REQUEST in one delivery: never archived
+    files_not_planned: int = 0  # distinct sources past MAX_URLS_PER_REQUEST in one delivery: never archived
     model: str | None = None  # the first model a delivery named: kept, for keys and metadata
     taken_down_at: str | None = None  # make takedown: never recorded or archived again
     taken_down_keys: list[str] = Field(default_factory=list)  # the keys its files had (TAKEDOWN# items)
@@ -203,12 +207,20 @@ class CopyRequest(_Document):
     )
     urls: Annotated[
         list[Annotated[str, Field(max_length=4096)]] | None,
-        Field(min_length=1, max_length=MAX_URLS_PER_REQUEST, description="result URLs to copy"),
+        Field(
+            min_length=1,
+            max_length=MAX_URL_ENTRIES_PER_REQUEST,
+            description=f"result URLs to copy: at most {MAX_URLS_PER_REQUEST} distinct files (query strings"
+            " and spellings of one file count once)",
+        ),
     ] = None
 
 
 def _distinct(task_ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(task_ids))
+    distinct = list(dict.fromkeys(task_ids))
+    if len(distinct) > MAX_URLS_PER_REQUEST:
+        raise ValueError(f"at most {MAX_URLS_PER_REQUEST} distinct task ids, not {len(distinct)}")
+    return distinct
 
 
 class BulkCopyRequest(_Document):
@@ -223,8 +235,8 @@ class BulkCopyRequest(_Document):
         list[Annotated[str, Field(pattern=TASK_ID_REGEX)]],
         Field(
             min_length=1,
-            max_length=MAX_URLS_PER_REQUEST,
-            description="kie.ai task ids (duplicates count once)",
+            max_length=MAX_URL_ENTRIES_PER_REQUEST,
+            description=f"kie.ai task ids: at most {MAX_URLS_PER_REQUEST} distinct ones (duplicates count once)",
         ),
         AfterValidator(_distinct),
     ]

@@ -24,7 +24,8 @@ from kie2s3.models import TASK_ID_REGEX, BulkCopyDocument, BulkCopyRequest, Copi
 from kie2s3.observability import logger, metrics
 from kie2s3.settings import CALLBACK_PATH
 
-# kie.ai callbacks are a few KiB; the largest valid POST /copies body (50 URLs of 4 KiB) is ~205 KiB.
+# kie.ai callbacks are a few KiB; a POST /copies body naming its cap of 50 files by URLs of 4 KiB is
+# ~205 KiB (entries naming a file again, up to MAX_URL_ENTRIES_PER_REQUEST, can meet this limit first).
 MAX_BODY_BYTES = 256 * 1024
 CALLBACK_ROUTE = f"POST {CALLBACK_PATH}"
 

@@ -4,11 +4,12 @@ import time
 
 from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamError
 from kie2s3.families import PARSERS, UNKNOWN, FamilyParser, parser_for
-from kie2s3.logic.plan import accept, refusal
+from kie2s3.logic.plan import accept, capped, refusal
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.media import kind_of
 from kie2s3.models import (
+    MAX_URLS_PER_REQUEST,
     BulkCopyDocument,
     BulkCopyError,
     BulkCopyRequest,
@@ -33,10 +34,11 @@ BULK_RESERVE_SECONDS = 5.0
 def request_copies(services: Services, request: CopyRequest, deadline: float | None = None) -> StatusDocument:
     """Plan (and in inline mode run) the copies; answer with the task's status document.
 
-    With `urls`, every URL must pass the source policy as written (scheme, host, credentials,
-    literal address): if any does not, BadRequestError lists each refused URL and its reason and
-    nothing is recorded; what can only be judged later (DNS answers, download-url's verdict)
-    becomes a `failed` file. Without,
+    With `urls`, they may name at most MAX_URLS_PER_REQUEST distinct files (the cap callbacks have,
+    `capped`: a file named twice counts once), and every URL must pass the source policy as written
+    (scheme, host, credentials, literal address): otherwise BadRequestError says how many files are
+    past the cap, or lists each refused URL and its reason, and nothing is recorded; what can only
+    be judged later (DNS answers, download-url's verdict) becomes a `failed` file. Without,
     `family` names the record-info endpoint to ask; a task still running is recorded and nothing is
     copied yet (the reconciler or a later request completes it). Unknown family: BadRequestError;
     a task kie.ai does not know: NotFoundError.
@@ -49,14 +51,21 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
         if parser is None:
             raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
         return copy_from_record_info(services, _with_record_info(parser), request.task_id, deadline)
+    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
+    _, past = capped(files)
+    if past:
+        raise BadRequestError(
+            f"these URLs name {MAX_URLS_PER_REQUEST + past} distinct files (query strings and spellings"
+            f" of one file count once); at most {MAX_URLS_PER_REQUEST} per request: {past} past the cap,"
+            " nothing was recorded"
+        )
     refused = tuple(
-        f"{canonical_url(url)}: {reason}"
-        for url in dict.fromkeys(request.urls)
-        if (reason := refusal(services.policy, url)) is not None
+        f"{canonical_url(f.url)}: {reason}"
+        for f in files
+        if (reason := refusal(services.policy, f.url)) is not None
     )
     if refused:
         raise BadRequestError("the source policy refuses some of these URLs; nothing was recorded", refused)
-    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
     parsed = ParsedCallback(
         task_id=request.task_id,
         family=parser.name if parser else _recorded_family(services, request.task_id),

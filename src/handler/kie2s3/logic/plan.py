@@ -2,7 +2,7 @@
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -67,6 +67,25 @@ def refusal(policy: SourcePolicy, url: str) -> str | None:
     return None
 
 
+def by_source(files: Iterable[SourceFile]) -> dict[str, SourceFile]:
+    """The files by their identity, their canonical source: each once, as the list first names it
+    (a later entry under another query string or spelling is the same file)."""
+    found: dict[str, SourceFile] = {}
+    for file in files:
+        found.setdefault(canonical_url(file.url), file)
+    return found
+
+
+def capped(files: Iterable[SourceFile]) -> tuple[tuple[SourceFile, ...], int]:
+    """The files one delivery may plan, and how many distinct sources it names past them.
+
+    The cap (MAX_URLS_PER_REQUEST) counts distinct canonical sources, never list entries: the first
+    ones the list names are kept, each once, in its order.
+    """
+    distinct = tuple(by_source(files).values())
+    return distinct[:MAX_URLS_PER_REQUEST], max(0, len(distinct) - MAX_URLS_PER_REQUEST)
+
+
 def plan_files(services: Services, task_id: str, family: str, files: Sequence[SourceFile]) -> list[CopyJob]:
     """Record each new source of the task in the ledger and return the jobs to send.
 
@@ -93,12 +112,7 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
         raise RetryableError("files of this task are being recorded concurrently: try again")
     created = {item.index for item in new}
     jobs: list[CopyJob] = []
-    seen: set[str] = set()
-    for file in files:
-        source = canonical_url(file.url)
-        if source in seen:
-            continue
-        seen.add(source)
+    for source, file in by_source(files).items():
         item = known[source]
         if item.index in created:
             if item.state == "pending":
@@ -125,8 +139,7 @@ def _new_items(
     task_id = task.task_id
     index = max((f.index for f in known.values()), default=-1) + 1
     new: list[FileItem] = []
-    for file in files:
-        source = canonical_url(file.url)
+    for source, file in by_source(files).items():
         if source in known:
             continue
         item = FileItem(
@@ -190,14 +203,15 @@ def _netted(services: Services, parsed: ParsedCallback) -> ParsedCallback:
 def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> ParsedCallback:
     """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies.
 
-    At most MAX_URLS_PER_REQUEST files of one delivery are planned; the task records how many more
-    there were (never one item per excess URL), and its status says so. Returns what was recorded.
+    At most MAX_URLS_PER_REQUEST distinct files of one delivery are planned (`capped`); the task
+    records how many more there were (never one item per excess URL), and its status says so.
+    Returns what was recorded.
     """
     parsed = _netted(services, parsed)
     now = now_iso()
-    planned = parsed.files[:MAX_URLS_PER_REQUEST]
-    if len(parsed.files) > len(planned):
-        logger.warning("files past the cap not planned", files=len(parsed.files), cap=MAX_URLS_PER_REQUEST)
+    planned, not_planned = capped(parsed.files)
+    if not_planned:
+        logger.warning("files past the cap not planned", not_planned=not_planned, cap=MAX_URLS_PER_REQUEST)
     services.ledger.save_task(
         TaskItem(
             task_id=parsed.task_id,
@@ -205,7 +219,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
             outcome=parsed.outcome,
             reason=parsed.reason,
             file_count=len(planned),
-            files_not_planned=len(parsed.files) - len(planned),
+            files_not_planned=not_planned,
             model=parsed.model,
             created_at=now,
             updated_at=now,
