@@ -382,6 +382,10 @@ def test_forward_to_the_host_the_callback_arrived_on_is_refused(
     [
         "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/kie",
         "https://api.example.com/prod/callbacks/kie/?token=x",
+        # Issue 21 (8): spellings a server routes to /callbacks/kie all the same.
+        "https://api.example.com/prod/callbacks//kie?token=x",
+        "https://api.example.com/callbacks/%6bie;a?token=x",
+        "https://api.example.com/callbacks%2Fkie%20?token=x",
     ],
 )
 def test_forward_url_at_the_stack_callback_route_is_refused_at_start_and_the_archive_goes_on(

@@ -103,7 +103,9 @@ def test_net_skips_urls_the_source_policy_refuses(
     assert [f["source"] for f in doc["files"]] == [good]
     assert doc["files"][0]["sha256"] == served[good].sha256_hex()
     # The drop is a warning, counted, so that an alarm or a dashboard can see the net lose URLs.
-    [dropped] = [d for d in documents if d.get("message") == "safety net skipped URLs the source policy refuses"]
+    [dropped] = [
+        d for d in documents if d.get("message") == "safety net skipped URLs the source policy refuses"
+    ]
     assert (dropped["level"], dropped["skipped"]) == ("WARNING", 2)
     assert counted(documents, "SafetyNetUrlsRefused") == 2
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from devstack.template import load_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from devstack.template import load_template
 from tests.environment import MINIMAL_ENV
 
 from kie2s3.errors import ConfigurationError
