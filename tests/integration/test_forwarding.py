@@ -382,6 +382,10 @@ def test_forward_to_the_host_the_callback_arrived_on_is_refused(
     [
         "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/kie",
         "https://api.example.com/prod/callbacks/kie/?token=x",
+        # Issue 21 (8): spellings a server routes to /callbacks/kie all the same.
+        "https://api.example.com/prod/callbacks//kie?token=x",
+        "https://api.example.com/callbacks/%6bie;a?token=x",
+        "https://api.example.com/callbacks%2Fkie%20?token=x",
     ],
 )
 def test_forward_url_at_the_stack_callback_route_is_refused_at_start_and_the_archive_goes_on(
@@ -415,6 +419,37 @@ def test_forward_url_at_the_stack_callback_route_is_refused_at_start_and_the_arc
     assert "token=x" not in json.dumps(documents)
     assert receiver.received == []
     assert objects_under(stack, f"kie/{task_id}/callbacks/")  # the raw body archived all the same
+
+
+def test_forward_with_a_misconfigured_url_and_a_host_is_counted_as_refused(
+    stack: Stack,
+    receiver: ForwardReceiver,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    task_id: str,
+) -> None:
+    # Issue 21 (9): the loop check by host read FORWARD_URL before the configuration check did, and
+    # raised on a URL it cannot parse: the job failed uncounted. The configuration is judged first.
+    url = "https://user:pw@hooks.example.com/kie"
+    with forwarding_to(stack, receiver, clock, monkeypatch, url) as forwarding:
+        event = callback_event(
+            failed_task(task_id),
+            task_id=task_id,
+            hmac_key=WEBHOOK_HMAC_KEY,
+            headers={"Host": "api.example.com"},
+        )
+        assert send(event)[0] == 200
+        with printed(capsys) as documents:
+            assert forwarding.poll() == 1  # one delivery, through the handler
+        sqs_client, queue_url = stack.client("sqs"), stack.env["FORWARD_QUEUE_URL"]
+        for message in sqs_client.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []):
+            sqs_client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    assert counted(documents, "ForwardFailures") == 1
+    [refused] = [d for d in documents if d.get("message") == "forward refused: forwarding is misconfigured"]
+    assert "credentials" in refused["reason"]
+    assert "pw" not in json.dumps(documents)
+    assert receiver.received == []
 
 
 def test_forward_job_that_cannot_be_queued_leaves_the_callback_accepted(

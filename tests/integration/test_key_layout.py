@@ -118,17 +118,26 @@ def test_key_template_new_file_of_a_known_task_uses_the_stored_model(dated_keys:
     assert [f["key"] for f in task_document(task_id)["files"]] == [f"{base}/00.png", f"{base}/01.webp"]
 
 
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("{prefix}{taskId}/{file}{ext}", "{file}"),
+        # Issue 21 (7): task k1's file 100 and task k10's file 0 would share a key.
+        ("{prefix}{taskId}{index}{ext}", "{taskId} must be a whole path segment"),
+        ("{prefix}{index}{taskId}/{ext}", "{taskId} must be a whole path segment"),
+    ],
+)
 def test_key_template_bad_value_fails_the_function_start_naming_the_variable(
-    stack: Stack, task_id: str
+    stack: Stack, task_id: str, template: str, complaint: str
 ) -> None:
-    bad = {**stack.env, "KEY_TEMPLATE": "{prefix}{taskId}/{file}{ext}"}
+    bad = {**stack.env, "KEY_TEMPLATE": template}
     with function_environment(bad):
         status, answer = post_callback(
             market_body(task_id, ["https://tempfile.aiquickdraw.com/p/x.png"]), task_id
         )
         assert status == 500
         assert "KEY_TEMPLATE" in answer["message"]
-        assert "{file}" in answer["message"]
+        assert complaint in answer["message"]
         job = {
             "task_id": task_id,
             "index": 0,

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from devstack.callbacks import market_body, serve_result_files
 from devstack.stack import Stack
-from tests.integration.conftest import archived_files, objects_under, post_callback, task_document
+from tests.integration.conftest import (
+    archived_files,
+    counted,
+    objects_under,
+    post_callback,
+    printed,
+    task_document,
+)
 
 from kie2s3.families import PARSERS
 from kie2s3.handlers.wiring import get_services
@@ -62,14 +69,45 @@ def test_market_result_of_unknown_shape_is_archived_by_the_net(
     assert {f.found_by for f in items[1]} == {"net"}
 
 
-def test_net_skips_urls_the_source_policy_refuses(inline_mode: Stack, task_id: str) -> None:
+def test_net_never_takes_inputs_or_the_callback_url_for_results(inline_mode: Stack, task_id: str) -> None:
+    # Issue 21 (6): a Market resultJson of unknown shape that echoes the request: its input images
+    # and its callBackUrl (with the callback token) live on hosts the source policy allows.
+    out = [f"{T}/s/{task_id}_0.png", f"{T}/s/{task_id}_1.png"]
+    inputs = [f"{T}/in/{task_id}_{name}.png" for name in ("input", "urls", "snake", "mask", "inputs")]
+    callback = f"{T}/callbacks/kie?token=s3cret-{task_id}"
+    result = {
+        "outputs": [{"href": out[0]}, {"href": out[1]}],
+        "input_image": inputs[0],
+        "imageUrls": [inputs[1]],
+        "request": {"image_urls": [inputs[2]], "mask_input": {"url": inputs[3]}, "inputs": [inputs[4]]},
+        "callBackUrl": callback,
+    }
+    served = serve_result_files(inline_mode.emulator, [*out, *inputs, callback], size=1024)
+    status, doc = post_callback(_net_body(task_id, result, f"{T}/in/p.mp3"), task_id)
+    assert (status, doc["state"]) == (200, "copied")
+    assert [f["source"] for f in doc["files"]] == out
+    for url in [*inputs, callback]:  # never asked for, never fetched: the token never leaves
+        assert inline_mode.emulator.download_url_calls[url] == 0
+        assert inline_mode.emulator.file_requests[served[url].name] == 0
+
+
+def test_net_skips_urls_the_source_policy_refuses(
+    inline_mode: Stack, task_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = f"{T}/s/{task_id}.mp3"
     served = serve_result_files(inline_mode.emulator, [good], size=2048)
-    result = {"tracks": [{"u": good}, {"u": "https://evil.example/x.mp3"}]}
-    status, doc = post_callback(_net_body(task_id, result, f"{T}/in/p.mp3"), task_id)
+    result = {"tracks": [{"u": good}, {"u": "https://evil.example/x.mp3"}, {"u": "https://10.0.0.1/y.mp3"}]}
+    with printed(capsys) as documents:
+        status, doc = post_callback(_net_body(task_id, result, f"{T}/in/p.mp3"), task_id)
     assert (status, doc["state"]) == (200, "copied")
     assert [f["source"] for f in doc["files"]] == [good]
     assert doc["files"][0]["sha256"] == served[good].sha256_hex()
+    # The drop is a warning, counted, so that an alarm or a dashboard can see the net lose URLs.
+    [dropped] = [
+        d for d in documents if d.get("message") == "safety net skipped URLs the source policy refuses"
+    ]
+    assert (dropped["level"], dropped["skipped"]) == ("WARNING", 2)
+    assert counted(documents, "SafetyNetUrlsRefused") == 2
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """KeyTemplate: the placeholders it knows, the errors that name KEY_TEMPLATE, the keys it renders."""
 
+import itertools
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from devstack.template import load_template
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.environment import MINIMAL_ENV
 
 from kie2s3.errors import ConfigurationError
@@ -86,6 +89,14 @@ def test_key_segment_keeps_only_safe_characters(value: str, segment: str) -> Non
         ("{prefix}{taskId} /{index}{ext}", "' '"),
         ("{prefix}{taskId}#/{index}{ext}", "'#'"),
         ("{prefix}{taskId}/ü{index}{ext}", "'ü'"),
+        # Issue 21 (7): {taskId} not a whole path segment, so two tasks could share a key.
+        ("{prefix}{taskId}{index}{ext}", "{taskId} must be a whole path segment"),
+        ("{prefix}{index}{taskId}/{ext}", "{taskId} must be a whole path segment"),
+        ("{prefix}{taskId}-{index}/{ext}", "{taskId} must be a whole path segment"),
+        ("{prefix}x{taskId}/{index}", "{taskId} must be a whole path segment"),
+        ("{prefix}{model}{prefix}{taskId}/{index}", "{taskId} must be a whole path segment"),
+        ("{prefix}{index}/{taskId}", "{taskId} must be a whole path segment"),
+        ("{prefix}{index}/{taskId}{ext}", "{taskId} must be a whole path segment"),
     ],
 )
 def test_key_template_refuses_what_it_cannot_render(template: str, complaint: str) -> None:
@@ -101,7 +112,9 @@ def test_settings_bad_key_template_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match=r"KEY_TEMPLATE: .*\{nope\}"):
         Settings.from_environ({**BASE, "KEY_TEMPLATE": "{prefix}{taskId}/{nope}{ext}"})
     with pytest.raises(ConfigurationError, match=r"KEY_TEMPLATE: .*\{index\}"):
-        Settings.from_environ({**BASE, "KEY_TEMPLATE": "{prefix}{taskId}{ext}"})
+        Settings.from_environ({**BASE, "KEY_TEMPLATE": "{prefix}{taskId}/{ext}"})
+    with pytest.raises(ConfigurationError, match=r"KEY_TEMPLATE: .*\{taskId\} must be a whole path segment"):
+        Settings.from_environ({**BASE, "KEY_TEMPLATE": "{prefix}{taskId}{index}{ext}"})
 
 
 # The deploy-time check (template.yaml's AllowedPattern, a Java regex that Python's `re` reads the
@@ -118,6 +131,14 @@ AGREEMENT = [
     "{prefix}{taskId} /{index}{ext}",
     "{prefix}{taskId}/ü{index}{ext}",
     "",
+    "{prefix}{taskId}{index}{ext}",
+    "{prefix}{index}{taskId}/{ext}",
+    "{prefix}{model}{prefix}{taskId}/{index}",
+    "{prefix}{index}/{taskId}",
+    "{prefix}{index}/{taskId}/",
+    "{prefix}{taskId}//{index}",
+    "{prefix}{taskId}/{index}-{taskId}{ext}",
+    "{prefix}{taskId}{ext}/{taskId}/{index}",
 ]
 
 
@@ -132,6 +153,76 @@ def test_key_template_parameter_pattern_agrees_with_the_settings(template: str) 
         startable = False
     assert deployable == startable, template
     assert parameter["Default"] == DEFAULT_KEY_TEMPLATE
+
+
+# Templates made of every kind of piece a template may (or may not) hold, `/{taskId}/` often enough
+# that many are accepted.
+_PIECES = st.sampled_from(
+    ["{prefix}", "{taskId}", "{family}", "{model}", "{index}", "{ext}", "{yyyy}", "{mm}", "{dd}",
+     "/", "/", "/{taskId}/", "{prefix}{taskId}/", "-", "_", "=", "x", "{nope}", "{", "#", " "]
+)  # fmt: skip
+TEMPLATES = st.lists(_PIECES, max_size=8).map(lambda pieces: "".join(pieces))
+STARTING = st.one_of(TEMPLATES, TEMPLATES.map(lambda t: "{prefix}" + t))
+
+
+KEY_TEMPLATE_PATTERN = re.compile(load_template()["Parameters"]["KeyTemplate"]["AllowedPattern"])
+
+
+def _startable(template: str) -> bool:
+    try:
+        KeyTemplate.parse(template)
+    except ValueError:
+        return False
+    return True
+
+
+@given(template=STARTING)
+def test_key_template_parameter_pattern_agrees_with_the_settings_for_any_template(template: str) -> None:
+    assert (KEY_TEMPLATE_PATTERN.fullmatch(template) is not None) == _startable(template), template
+
+
+# Task ids as kie.ai's hex ids and the ids `POST /copies` accepts (models.TASK_ID_REGEX).
+def _with_required(pieces: list[str], task_at: int, index_at: int) -> str:
+    pieces = list(pieces)
+    pieces.insert(task_at % (len(pieces) + 1), "{taskId}")
+    pieces.insert(index_at % (len(pieces) + 1), "{index}")
+    return "{prefix}" + "".join(pieces)
+
+
+# Templates of valid pieces that hold {taskId} and {index} somewhere: the parse decides the rest.
+CANDIDATES = st.builds(
+    _with_required,
+    st.lists(st.sampled_from(["{prefix}", "{family}", "{model}", "{ext}", "{yyyy}", "/", "/", "/", "-", "x"]), max_size=5),
+    st.integers(0, 6),
+    st.integers(0, 6),
+)  # fmt: skip
+# Task ids, indexes and models whose characters overlap, so that the keys of different tasks are
+# near: `1` + `100` against `11` + `00`; model `a-x` + `-` + `1` against `a` + `-` + `x-1`.
+GRID = list(
+    itertools.product(
+        ["1", "11", "10", "a", "a-x", "x", "x-1", "1-a", "0abc", "abc"],
+        [0, 1, 10, 100],
+        ["market", "veo"],
+        [None, "a-x", "x", "1"],
+        ["https://h.example/a.png", "https://h.example/c"],
+        [CREATED],
+    )
+)
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much], deadline=None, max_examples=60)
+@given(template=CANDIDATES.filter(_startable), prefix=st.sampled_from(["kie/", "", "kie", "-", "a/b-"]))
+def test_key_template_never_gives_two_tasks_one_key(template: str, prefix: str) -> None:
+    # Whatever OBJECT_PREFIX is (one value for every key of a stack): {taskId} as a whole segment,
+    # or right after the leading {prefix}, makes the task id readable back from the key.
+    parsed = KeyTemplate.parse(template)
+    owner: dict[str, str] = {}
+    for task_id, index, family, model, url, created_at in GRID:
+        key = parsed.render(
+            prefix=prefix, task_id=task_id, index=index, family=family, model=model, url=url,
+            created_at=created_at,
+        )  # fmt: skip
+        assert owner.setdefault(key, task_id) == task_id, (template, prefix, key)
 
 
 def test_copy_job_queued_before_the_model_existed_still_parses() -> None:

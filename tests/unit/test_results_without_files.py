@@ -210,6 +210,51 @@ def test_net_urls_skips_input_and_stream_subtrees() -> None:
     assert list(net_urls(value)) == [f"{T}/c.png"]
 
 
+def _spelled(words: list[str], style: str) -> str:
+    """One key in one of the spellings kie.ai's JSON uses (snake, camel, Pascal, kebab, upper snake)."""
+    if style == "snake":
+        return "_".join(words)
+    if style == "kebab":
+        return "-".join(words)
+    if style == "upper":
+        return "_".join(words).upper()
+    camel = "".join(w.capitalize() for w in words)
+    return camel if style == "pascal" else camel[0].lower() + camel[1:]
+
+
+_WORDS = st.sampled_from(["image", "images", "url", "urls", "mask", "reference", "video", "audio", "file"])
+# Keys naming what the request gave or where to call back (issue 21, item 6): `input*`, `*_input`,
+# `imageUrls`, `callBackUrl`, and the stream/source/origin keys of before.
+_INPUT_KEYS = st.one_of(
+    st.lists(_WORDS, max_size=2).map(lambda w: ["input", *w]),
+    st.lists(_WORDS, max_size=2).map(lambda w: ["inputs", *w]),
+    st.lists(_WORDS, min_size=1, max_size=2).map(lambda w: [*w, "input"]),
+    st.just(["image", "urls"]),
+    st.sampled_from([["call", "back", "url"], ["callback", "url"], ["callback"]]),
+    st.tuples(st.sampled_from(["stream", "source", "origin"]), _WORDS).map(list),
+)
+_STYLES = st.sampled_from(["snake", "camel", "pascal", "kebab", "upper"])
+
+
+@given(words=_INPUT_KEYS, style=_STYLES, depth=st.integers(0, 3), in_list=st.booleans())
+def test_net_urls_never_takes_an_input_or_the_callback_url(
+    words: list[str], style: str, depth: int, in_list: bool
+) -> None:
+    key = _spelled(words, style)
+    echoed: object = {key: [f"{T}/in/x.png"] if in_list else f"{T}/in/x.png"}
+    for level in range(depth):
+        echoed = {f"part{level}": echoed} if level % 2 else [echoed]
+    result = {"outputs": [{"url": f"{T}/s/out.png"}], "echo": echoed}
+    assert list(net_urls(result)) == [f"{T}/s/out.png"], key
+
+
+@pytest.mark.parametrize(
+    "key", ["image_url", "imageUrl", "images", "output", "result_image", "videoUrl", "audio_urls", "url"]
+)
+def test_net_urls_takes_result_keys(key: str) -> None:
+    assert list(net_urls({key: f"{T}/s/out.png"})) == [f"{T}/s/out.png"]
+
+
 # -- honest labels: a bare failure is `unknown` unless hinted -------------------------------------
 
 BARE = {"code": 500, "msg": "The 4K version of this video is unavailable.", "data": {"taskId": "b1"}}

@@ -12,6 +12,13 @@ DEFAULT_KEY_TEMPLATE = "{prefix}{taskId}/{index}{ext}"
 PLACEHOLDERS = ("prefix", "taskId", "family", "model", "index", "ext", "yyyy", "mm", "dd")
 # Within one task, the index tells files apart; the task id tells tasks apart.
 REQUIRED = ("taskId", "index")
+# `{taskId}` as a whole path segment: after a `/` or right after the leading `{prefix}`, and before a
+# `/` (template.yaml's KeyTemplate AllowedPattern says the same). A task id holds no `/`
+# (models.TASK_ID_REGEX) and no other value put before it does but OBJECT_PREFIX, which is the same
+# for every key: so the task id is read back from the key, and two tasks never share one.
+# Right after the leading `{prefix}`, the task id is a path segment of its own only when OBJECT_PREFIX
+# ends with `/` (the default `kie/`) or is empty; keys stay unique across tasks whatever it is.
+_TASK_SEGMENT = re.compile(r"(?:^\{prefix\}|/)\{taskId\}/")
 # Literal characters a template may hold: S3's "safe characters" (docs.aws.amazon.com/AmazonS3/
 # latest/userguide/object-keys.html) plus `/` and `=` (Hive-style `year=2026/` partitions).
 _LITERAL = re.compile(r"[A-Za-z0-9/!_.*'()=-]*")
@@ -64,6 +71,11 @@ class KeyTemplate:
         for required in REQUIRED:
             if required not in named:
                 raise ValueError(f"the template must hold {{{required}}} (keys must be unique); got {text!r}")
+        if not _TASK_SEGMENT.search(text):
+            raise ValueError(
+                "{taskId} must be a whole path segment, right after the leading {prefix} or a '/' and "
+                f"followed by '/' (else two tasks can share a key); got {text!r}"
+            )
         return cls(text)
 
     def render(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kie2s3.errors import ConfigurationError, Kie2S3Error
 from kie2s3.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
-from kie2s3.sources import SourcePolicy, canonical_url, url_path
+from kie2s3.sources import SourcePolicy, canonical_url, served_path
 
 GIB = 1024**3
 # A SigV4 presigned URL lives at most 7 days (docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html).
@@ -45,12 +45,18 @@ CALLBACK_PATH = "/callbacks/kie"
 def forward_target_refusal(url: str, *, allow_local: bool) -> str | None:
     """Why FORWARD_URL cannot be a forward target, None when it can: https only (http on loopback when
     `allow_local`), a plain host, no credentials, a literal address only if public, and never a path
-    ending in kie2s3's callback route (a stage or a custom domain's base path may come before it)."""
+    a server would route to kie2s3's callback route (a stage or a custom domain's base path may come
+    before it; `sources.served_path` sees through `//`, `;a`, `%6b`, `%2F`, `%20` and dot segments).
+
+    The one judge of a forward target: at start (Settings.forward_refusal), at forward time (the
+    forward function checks the settings before anything else); a deploy-time check calls it too,
+    never a copy of it.
+    """
     try:
         SourcePolicy(allowed_hosts=(), allow_local=allow_local).check_endpoint(url)
     except Kie2S3Error as exc:
         return f"not a permitted target ({exc.reason})"
-    path = url_path(url).rstrip("/").lower()
+    path = served_path(url)
     if path == CALLBACK_PATH or path.endswith(CALLBACK_PATH):
         return f"{canonical_url(url)} is kie2s3's own callback route: forwarding there would loop"
     return None

@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Url, parse_url
@@ -33,6 +33,8 @@ _AUTHORITY = re.compile(
 )
 # C0 and C1 controls, DEL, and the separators parsers strip silently (tab, CR, LF among the C0).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What a server may ignore at either end of a path segment: blanks and controls.
+_IGNORED = " \t\n\r\x0b\x0c" + "".join(map(chr, range(0x20))) + "\x7f"
 # Everything printable in ASCII but the space: what `_ascii` leaves as it is (escapes stay escapes).
 _PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
@@ -99,6 +101,28 @@ def canonical_url(url: str) -> str:
 def url_path(url: str) -> str:
     """The path of a URL's canonical form (percent-encoded; "/" when it has none): never raises."""
     return "/" + canonical_url(url).split("://", 1)[-1].partition("/")[2]
+
+
+def served_path(url: str) -> str:
+    """The path a server may route a URL to, in lower case: never raises.
+
+    What servers and the proxies before them do to a path, all of it: percent-decoding (again
+    while escapes remain: `%252F` is `/` to a server that decodes twice), `\\` read as `/`,
+    parameters dropped (`kie;a`), blanks, controls and trailing dots trimmed from each segment
+    (`kie%20`, `kie.`), empty and `.` segments dropped, `..` applied. So `/callbacks//kie`,
+    `/callbacks/%6bie` and `/callbacks%2Fkie;a` all serve `/callbacks/kie`; `/` when nothing is left.
+    """
+    path = url_path(url)
+    while (decoded := unquote(path)) != path:
+        path = decoded
+    segments: list[str] = []
+    for raw in path.replace("\\", "/").split("/"):
+        segment = raw.split(";", 1)[0].strip(_IGNORED)
+        if segment == "..":
+            segments = segments[:-1]
+        elif (segment := segment.rstrip("." + _IGNORED)) and segment != ".":
+            segments.append(segment)
+    return "/" + "/".join(segments).lower()
 
 
 def _literal_address(host: str) -> IPAddress | None:

@@ -2,11 +2,13 @@
 
 The files are read from the parsed `resultJson` only: `resultUrls[]`, or Suno's `data[]` tracks.
 A `resultObject` (text models, lyrics) has no files by design. Any other shape of `resultJson` goes
-through the safety net: every http(s) URL inside it is a file, except under keys naming an input or
-a stream (`stream_*`, `source_*`, `origin_*`, in either spelling). The request's `param` is never
-read for files: it holds the caller's inputs.
+through the safety net: every http(s) URL inside it is a file, except under keys naming an input, a
+stream or the callback (`input*`, `*_input`, `imageUrls`, `stream*`, `source*`, `origin*`,
+`callBackUrl`, in any spelling: a result may echo its request). The request's `param` is never read
+for files: it holds the caller's inputs.
 """
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -17,8 +19,13 @@ from kie2s3.families.base import JsonObject, task_id_of
 from kie2s3.media import kind_of
 from kie2s3.models import Outcome, ParsedCallback, SourceFile
 
-# Keys whose values are inputs or streams, never results (snake or camel case, any depth).
-_NOT_RESULTS = ("stream", "source", "origin")
+# Keys whose values are inputs, streams or the callback URL (with its token), never results: judged
+# by the key's letters and digits in lower case, so `input_image`, `inputImage` and `Input-Image` are
+# one key (any depth).
+_NOT_RESULT_PREFIXES = ("input", "stream", "source", "origin", "callback")
+_NOT_RESULT_SUFFIXES = ("input", "inputs")
+_NOT_RESULT_KEYS = frozenset({"imageurls"})
+_NOT_A_LETTER = re.compile(r"[^a-z0-9]")
 _URL_SCHEMES = ("https://", "http://")
 # A model name is kept for keys, metadata and tags; longer than any real one is cut.
 MAX_MODEL_CHARS = 256
@@ -68,14 +75,25 @@ class _MarketCallback(BaseModel):
     data: _MarketData
 
 
+def names_no_result(key: object) -> bool:
+    """Whether a JSON key names an input, a stream or the callback URL, in any spelling."""
+    word = _NOT_A_LETTER.sub("", str(key).lower())
+    return (
+        word.startswith(_NOT_RESULT_PREFIXES)
+        or word.endswith(_NOT_RESULT_SUFFIXES)
+        or word in _NOT_RESULT_KEYS
+    )
+
+
 def net_urls(value: object) -> Iterator[str]:
-    """Every http(s) URL inside a parsed JSON value, skipping what lies under input or stream keys."""
+    """Every http(s) URL inside a parsed JSON value, skipping what lies under input, stream or
+    callback keys."""
     if isinstance(value, str):
         if value.strip().lower().startswith(_URL_SCHEMES):
             yield value.strip()
     elif isinstance(value, dict):
         for key, item in value.items():
-            if not str(key).lower().startswith(_NOT_RESULTS):
+            if not names_no_result(key):
                 yield from net_urls(item)
     elif isinstance(value, list):
         for item in value:

@@ -70,7 +70,8 @@ def same_host(target: str, arrived_on: str | None) -> bool:
     """Whether the target is the host (and port) a callback arrived on: kie2s3's own API, a loop.
 
     `arrived_on` is the request's `Host` (host[:port]); without a port it is https's 443, as
-    API Gateway's domains are.
+    API Gateway's domains are. `target` is a FORWARD_URL the settings accept (forward_callback
+    judges the configuration first); SourceRefusedError for one that does not parse.
     """
     if not arrived_on:
         return False
@@ -155,6 +156,16 @@ def forward_callback(services: Services, job: ForwardJob, *, last_delivery: bool
     forwarding = services.forwarding
     if forwarding is None:
         raise ConfigurationError("a forward job reached a function whose FORWARD_URL is empty")
+    age = forwarding.clock() - job.arrived_at
+    # The configuration first (settings.forward_target_refusal, the loop by route included): every
+    # later check reads FORWARD_URL and may assume it parses.
+    if refusal := services.settings.forward_refusal:
+        # A configuration to fix, not a target's fault: the job waits (then the dead-letter queue).
+        metrics.add_metric(name="ForwardFailures", unit=MetricUnit.Count, value=1)
+        logger.error("forward refused: forwarding is misconfigured", reason=refusal)
+        raise RetryLaterError(
+            f"forwarding refused: {refusal}", 0 if last_delivery else retry_seconds(forwarding.policy, age)
+        )
     target = canonical_url(services.settings.forward_url)  # never the query: it may hold a token
     if same_host(services.settings.forward_url, job.host):
         metrics.add_metric(name="ForwardFailures", unit=MetricUnit.Count, value=1)
@@ -163,14 +174,6 @@ def forward_callback(services: Services, job: ForwardJob, *, last_delivery: bool
     if services.ledger.taken_down(job.task_id):
         logger.info("task taken down: not forwarded", raw_key=job.raw_key)
         return
-    age = forwarding.clock() - job.arrived_at
-    if refusal := services.settings.forward_refusal:
-        # A configuration to fix, not a target's fault: the job waits (then the dead-letter queue).
-        metrics.add_metric(name="ForwardFailures", unit=MetricUnit.Count, value=1)
-        logger.error("forward refused: forwarding is misconfigured", reason=refusal)
-        raise RetryLaterError(
-            f"forwarding refused: {refusal}", 0 if last_delivery else retry_seconds(forwarding.policy, age)
-        )
     document = status_document(services, job.task_id, links=True)
     wait = None if last_delivery else _waiting(document, job, age, forwarding.policy)
     if wait is not None:

@@ -180,10 +180,9 @@ def _netted(services: Services, parsed: ParsedCallback) -> ParsedCallback:
     """Keep the files the safety net found only where the source policy allows them; a success that
     is left with none is UNRECOGNISED (logged as an error and counted, its raw body kept)."""
     kept = tuple(f for f in parsed.files if f.found_by != "net" or refusal(services.policy, f.url) is None)
-    if len(kept) < len(parsed.files):
-        logger.info(
-            "safety net skipped URLs the source policy refuses", skipped=len(parsed.files) - len(kept)
-        )
+    if skipped := len(parsed.files) - len(kept):
+        metrics.add_metric(name="SafetyNetUrlsRefused", unit=MetricUnit.Count, value=skipped)
+        logger.warning("safety net skipped URLs the source policy refuses", skipped=skipped)
     if parsed.outcome is Outcome.SUCCESS and not kept:
         parsed = parsed.model_copy(
             update={
