@@ -31,7 +31,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi redrive backfill takedown clean up down status logs env callback events
+        deploy deploy-guided delete e2e openapi redrive backfill takedown clean up down status logs env callback events
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -149,6 +149,11 @@ deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack na
 	$(call require-aws,make deploy-guided,--no-region)
 	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy --guided $(SAM_OVERRIDES)
+
+delete: $(VENV)/.synced $(SAM) ## delete a deployed stack (sam delete asks first), then name what it kept: make delete STACK_NAME=<stack> [REGION=<region>]
+	$(if $(STACK_NAME),,$(error usage: make delete STACK_NAME=<deployed stack> [REGION=<region>]))
+	$(call require-aws,make delete,$(if $(REGION_GIVEN),--no-region))
+	@SAM_CLI_TELEMETRY=0 $(RUN) -m devstack.delete --stack-name "$(STACK_NAME)" --sam "$(SAM)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
 clean: ## remove build output and tool environments
 	rm -rf .aws-sam $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
