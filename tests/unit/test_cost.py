@@ -108,3 +108,10 @@ def test_table_puts_kie2s3_beside_upload_fileobj_for_each_size() -> None:
     assert [row.split(" | ")[:2] for row in rows] == [["| 2 MB", "kie2s3"], ["| 2 MB", "upload_fileobj"]]
     kie2s3 = estimate(cost.kie2s3_path(2 * cost.MB, memory), 2 * cost.MB)
     assert f"**${kie2s3.total:.4f}**" in rows[0]
+
+
+def test_readme_cost_table_is_the_models() -> None:
+    from devstack.template import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "\n".join(cost.table()) in readme.split("\n## Cost\n", 1)[1]
