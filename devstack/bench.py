@@ -971,7 +971,11 @@ def run() -> int:
         init = bench_init(copier, stack.env, log)
         burst = bench_burst(copier)
     checks = targets(rows, throttled, init)
-    cost_table = print_cost(copy_profile(rows), "the requests this run counted per copied file")
+    cost_table = print_cost(
+        copy_profile(rows),
+        "the copy's requests this run counted, the callback's and the events function's that "
+        "tests/integration/test_round_trips.py counts",
+    )
     load_after = os.getloadavg()
     results = {
         "timestamp": stamp,
@@ -1020,7 +1024,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.cost is not None:
-        print_cost(copy_profile(json.loads(args.cost.read_text())["sizes"]), str(args.cost))
+        try:
+            rows = json.loads(args.cost.read_text())["sizes"]
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--cost {args.cost}: not the results of a make bench run ({exc})")
+        print_cost(copy_profile(rows), f"the copy's requests in {args.cost}")
         return 0
     for size, child in ((args.plain, plain_main), (args.user_copy, user_copy_main)):
         if size is not None:

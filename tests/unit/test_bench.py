@@ -146,4 +146,4 @@ def test_bench_cost_prints_the_table_from_a_recorded_run(
     assert bench.main(["--cost", str(recorded)]) == 0
     printed = capfd.readouterr().out
     assert "\n".join(cost.table()) in printed
-    assert f"from {recorded}" in printed
+    assert f"from the copy's requests in {recorded}" in printed
