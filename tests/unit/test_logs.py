@@ -190,3 +190,18 @@ def test_make_logs_of_the_local_stack_needs_no_venv() -> None:
     [line] = [line for line in make_dry_run("logs", "FUNCTION=api", "LINES=5") if "devstack.logs" in line]
     assert ".venv" not in line
     assert line.endswith('-m devstack.logs --lines "5" --function "api"')
+
+
+def test_deployed_logs_ask_aws_in_the_region_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import cli
+
+    asked: dict[str, object] = {}
+
+    def session(purpose: str, **options: object) -> object:
+        asked.update(options, purpose=purpose)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(cli, "aws_session", session)
+    with pytest.raises(UserError, match="stop here"):
+        logs.main(["--stack-name", "kie2s3", "--region", "eu-west-1", "--function", "api"])
+    assert asked == {"purpose": "make logs STACK_NAME=kie2s3", "region": "eu-west-1"}
