@@ -31,7 +31,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided e2e openapi call redrive backfill takedown clean up down status logs env callback events
+        deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -91,8 +91,10 @@ down: ## stop the local stack and everything it started (also after a crash)
 status: ## what the local stack runs, and where
 	@$(STATE) status
 
-logs: ## the local stack's logs: make logs [FOLLOW=1] [LINES=n]
-	@$(STATE) logs --lines "$(or $(LINES),100)" $(if $(FOLLOW),--follow)
+# Locally with the standard library only (like the state commands); a deployed stack's through boto3.
+logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [STACK_NAME=<stack> [REGION=<region>]]
+	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
@@ -155,6 +157,11 @@ deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack na
 	$(call require-aws,make deploy-guided,--no-region)
 	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy --guided $(SAM_OVERRIDES)
+
+delete: $(VENV)/.synced $(SAM) ## delete a deployed stack (sam delete asks first), then name what it kept: make delete STACK_NAME=<stack> [REGION=<region>]
+	$(if $(STACK_NAME),,$(error usage: make delete STACK_NAME=<deployed stack> [REGION=<region>]))
+	$(call require-aws,make delete,$(if $(REGION_GIVEN),--no-region))
+	@SAM_CLI_TELEMETRY=0 $(RUN) -m devstack.delete --stack-name "$(STACK_NAME)" --sam "$(SAM)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
 clean: ## remove build output and tool environments
 	rm -rf .aws-sam $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

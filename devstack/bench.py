@@ -41,6 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from devstack import cost
 from devstack.kie_emulator import BLOCK_SIZE, SyntheticFile
 from devstack.lambda_runtime import LambdaContext, invoke, task_status_event
 from devstack.roundtrips import SOURCE_SERVICE, RoundTrip, describe_wave, summarize
@@ -488,6 +489,24 @@ def _print_side_by_side(rows: list[dict[str, Any]]) -> None:
             f"   {user['seconds']:>9.3f} {user['cpu_seconds']:>7.3f} {user['peak_rss_mib']:>8.1f}"
             f" {copy['seconds'] / user['seconds']:>16.2f}"
         )
+
+
+def copy_profile(rows: list[dict[str, Any]]) -> cost.CopyProfile:
+    """The copy's requests per file as this run counted them: its single-part size's median copy, and
+    its multipart ones split into fixed requests and requests per part (from the smallest multipart size)."""
+    by_size = {row["bytes"]: row["round_trips"]["typical"]["by_operation"] for row in rows}
+    multipart = min(size for size in by_size if size > cost.COPY_PART_BYTES)
+    return cost.CopyProfile.from_counts(
+        by_size[SINGLE_PART_SIZE], by_size[multipart], cost.parts_of(multipart, cost.COPY_PART_BYTES)
+    )
+
+
+def print_cost(profile: cost.CopyProfile, source: str) -> list[str]:
+    """The estimated AWS cost per 1,000 files, kie2s3 beside the plain upload_fileobj copy."""
+    lines = cost.table(profile=profile)
+    _say(f"\nestimated AWS cost per {cost.FILES:,} files, from {source} (python -m devstack.cost):")
+    _say("\n".join([*lines, *cost.notes()]))
+    return lines
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -952,6 +971,11 @@ def run() -> int:
         init = bench_init(copier, stack.env, log)
         burst = bench_burst(copier)
     checks = targets(rows, throttled, init)
+    cost_table = print_cost(
+        copy_profile(rows),
+        "the copy's requests this run counted, the callback's and the events function's that "
+        "tests/integration/test_round_trips.py counts",
+    )
     load_after = os.getloadavg()
     results = {
         "timestamp": stamp,
@@ -969,6 +993,7 @@ def run() -> int:
         "init": init,
         "burst": burst,
         "targets": checks,
+        "cost": cost_table,
         "total_seconds": round(time.perf_counter() - began, 1),
     }
     paths = write_results(results, stamp)
@@ -991,7 +1016,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--callbacks", type=Path, metavar="EVENTS_JSON", help="child: cold and warm callbacks"
     )
+    parser.add_argument(
+        "--cost",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only the cost table, from the requests a recorded run counted (bench/results/latest.json)",
+    )
     args = parser.parse_args(argv)
+    if args.cost is not None:
+        try:
+            rows = json.loads(args.cost.read_text())["sizes"]
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--cost {args.cost}: not the results of a make bench run ({exc})")
+        print_cost(copy_profile(rows), f"the copy's requests in {args.cost}")
+        return 0
     for size, child in ((args.plain, plain_main), (args.user_copy, user_copy_main)):
         if size is not None:
             if not args.link:

@@ -214,11 +214,20 @@ class Recorder:
 
         def hooked_create_client(creator: ClientCreator, *args: Any, **kwargs: Any) -> Any:
             client = create_client(creator, *args, **kwargs)
-            client.meta.events.register("before-send", recorder._before_send)
-            client.meta.events.register("response-received", recorder._response_received)
+            recorder.attach(client)
             return client
 
         ClientCreator.create_client = hooked_create_client  # type: ignore[method-assign,assignment]
+
+    def attach(self, client: Any) -> None:
+        """Record the requests of a client built already (`install` hooks those built later)."""
+        client.meta.events.register("before-send", self._before_send)
+        client.meta.events.register("response-received", self._response_received)
+
+    def detach(self, client: Any) -> None:
+        """Stop recording a client's requests."""
+        client.meta.events.unregister("before-send", self._before_send)
+        client.meta.events.unregister("response-received", self._response_received)
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
         # Returns None: a before-send handler that returns something replaces the HTTP response.

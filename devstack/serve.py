@@ -84,9 +84,10 @@ def function_context(template: Mapping[str, Any], logical_id: str) -> "LambdaCon
     defaults = (template.get("Globals") or {}).get("Function") or {}
     timeout = props.get("Timeout", defaults.get("Timeout"))
     memory = props.get("MemorySize", defaults.get("MemorySize"))
-    name = re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id.removesuffix("Function")).lower()
+    from devstack.logs import LOCAL_NAME_PREFIX, function_name
+
     return LambdaContext(
-        function_name=f"kie2s3-{name}",
+        function_name=f"{LOCAL_NAME_PREFIX}{function_name(logical_id)}",
         timeout_seconds=float(timeout) if isinstance(timeout, int | float) else 3.0,
         memory_limit_in_mb=int(memory) if isinstance(memory, int) else 128,
     )

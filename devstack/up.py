@@ -2,6 +2,7 @@
 
     python -m devstack.up up [--port 3000] [--mode queue|inline] [--forward-url URL | --forward] [--auth iam] [--state-dir D]
     python -m devstack.up down | status | logs [--follow] [--lines N] | env   [--state-dir D]
+    (`make logs` runs devstack.logs: the same logs, with --function, --since and --json too)
 
 `up` starts the stack in the background (`devstack.serve`), waits until it is ready and prints what
 is where; it refuses to start a second one. `down` stops every process the stack started (also
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from devstack.cli import Parser, UserError, run
+from devstack.logs import Selection, local_logs
 from devstack.running import (
     MARKER_ENV,
     REPO_ROOT,
@@ -39,7 +41,6 @@ from devstack.running import (
 
 DEFAULT_PORT: Final = 3000  # sam local start-api's
 STARTUP_TIMEOUT_SECONDS: Final = 90.0
-LOGS: Final = ("stack", "worker", "events", "moto")
 # The user's AWS settings never reach the stack: it talks to its own emulator only.
 _KEPT_ENVIRONMENT: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM")
 
@@ -254,34 +255,6 @@ def status(directory: Path) -> int:
     return 0 if not missing else 1
 
 
-def logs(directory: Path, lines: int, follow: bool) -> int:
-    """Print the end of each log; with follow, go on printing what is appended until Ctrl-C."""
-    files = [directory / f"{name}.log" for name in LOGS if (directory / f"{name}.log").exists()]
-    if not files:
-        raise UserError("no local stack running, and no logs left from one: make up starts one", status=1)
-    offsets = {}
-    for path in files:
-        text = path.read_text(errors="replace")
-        print(f"==> {_display(path)} <==")
-        tail = text.splitlines()[-lines:] if lines > 0 else text.splitlines()
-        print("\n".join(tail))
-        offsets[path] = len(text.encode())
-    while follow:
-        time.sleep(0.5)
-        for path in files:
-            try:
-                with path.open("rb") as f:
-                    f.seek(offsets[path])
-                    new = f.read()
-            except FileNotFoundError:
-                return 0  # make down removed it
-            if new:
-                sys.stdout.write(new.decode(errors="replace"))
-                sys.stdout.flush()
-                offsets[path] += len(new)
-    return 0
-
-
 def env(directory: Path) -> int:
     """Shell assignments for the running stack: eval "$(make -s env)"."""
     state = running_stack(directory)
@@ -321,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     stop = commands.add_parser("down", help="stop it and remove its state")
     state = commands.add_parser("status", help="what runs where")
-    show = commands.add_parser("logs", help="its logs")
+    show = commands.add_parser("logs", help="its logs (python -m devstack.logs: the same, with every option)")
     show.add_argument("--lines", type=int, default=100, help="lines of each log (0: all)")
     show.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
     shell = commands.add_parser("env", help="shell assignments: API, BUCKET, KIE_WEBHOOK_HMAC_KEY, …")
@@ -337,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "status":
             return status(directory)
         case "logs":
-            return logs(directory, args.lines, args.follow)
+            return local_logs(directory, Selection(), args.lines, args.follow)
         case _:
             return env(directory)
 

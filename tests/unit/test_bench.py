@@ -1,5 +1,7 @@
 """The bench's arithmetic: each round's copy is compared with the plain runs of the same round."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,3 +114,36 @@ def test_targets_judge_the_single_part_copy_by_its_worst_round() -> None:
         "throttled origin": (3.5, True),
         "import of app / bare Powertools handler": (1.2, True),
     }
+
+
+def _counted_rows() -> list[dict[str, Any]]:
+    """Bench rows whose median copies counted what the cost model's profile says, at 1 MiB and 64 MiB."""
+    from devstack.cost import COPY_PROFILE
+
+    return [
+        {"bytes": size, "round_trips": {"typical": {"by_operation": COPY_PROFILE.requests(size)}}}
+        for size in (1024**2, 64 * 1024**2, 1024**3)
+    ]
+
+
+def test_copy_profile_reads_the_requests_the_run_counted() -> None:
+    from devstack.bench import copy_profile
+    from devstack.cost import COPY_PROFILE, MB
+
+    profile = copy_profile(_counted_rows())
+    assert [profile.requests(size) for size in (2 * MB, 20 * MB, 200 * MB)] == [
+        COPY_PROFILE.requests(size) for size in (2 * MB, 20 * MB, 200 * MB)
+    ]
+
+
+def test_bench_cost_prints_the_table_from_a_recorded_run(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from devstack import bench, cost
+
+    recorded = tmp_path / "latest.json"
+    recorded.write_text(json.dumps({"sizes": _counted_rows()}))
+    assert bench.main(["--cost", str(recorded)]) == 0
+    printed = capfd.readouterr().out
+    assert "\n".join(cost.table()) in printed
+    assert f"from the copy's requests in {recorded}" in printed

@@ -1,0 +1,392 @@
+"""`make logs`: the functions' logs, of the local stack or of a deployed one, with the same options.
+
+    python -m devstack.logs [--function NAME] [--since 10m] [--follow] [--json] [--lines N] [--state-dir D]
+    python -m devstack.logs --stack-name STACK [--region R] [--function NAME] [--since 10m] [--follow] [--json]
+
+A function is named as in the template without `Function`, in kebab case: `api`, `copy-worker`,
+`events`, `reconciler`, `forward`. `--since` takes `30s`, `10m`, `2h`, `1d` or an ISO 8601 time.
+`--json` prints the functions' structured records only, one JSON document a line (for jq); without
+it, records are printed as `time function level message key=value …`. Locally, with none of
+`--function`, `--since` and `--json`, each log file's last lines are printed as they are (the
+stack's, the functions', the events function's and the AWS emulator's). A deployed stack's log
+groups are found from its resources (each function's `LoggingConfig`), read with CloudWatch Logs'
+FilterLogEvents (default: the last 10 minutes).
+
+The local path uses the standard library only (`make logs` works without .venv); boto3 and the
+template are loaded for a deployed stack only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from devstack.cli import Parser, UserError, run
+
+LOCAL_LOGS: Final = ("stack", "worker", "events", "moto")
+"""The local stack's log files (devstack.up): the supervisor with the API, the functions processes, moto."""
+FUNCTION_LOGS: Final = ("stack", "worker", "events")
+LOCAL_NAME_PREFIX: Final = "kie2s3-"
+"""Locally a function's name is kie2s3-<its name> (devstack.serve.function_context)."""
+DEPLOYED_DEFAULT_SINCE: Final = "10m"
+FOLLOW_SECONDS: Final = 2.0
+_SPAN: Final = re.compile(r"(\d+)\s*([smhd])")
+_SPAN_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LOCAL_STACK_LINE: Final = re.compile(r"\[local stack\] (\d\d):(\d\d):(\d\d) ")
+_SHOWN_FIRST: Final = ("timestamp", "level", "message", "function_name", "location", "service")
+_NOT_SHOWN: Final = frozenset(
+    {"cold_start", "function_arn", "function_memory_size", "function_request_id", "xray_trace_id"}
+)
+
+
+def function_name(logical_id: str) -> str:
+    """A function's name in `make logs` (and, prefixed, the local stack): `CopyWorkerFunction` -> `copy-worker`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id.removesuffix("Function")).lower()
+
+
+def parse_since(spec: str, now: float) -> float:
+    """The epoch seconds `--since` names: `10m` before now, or an ISO 8601 time (UTC unless it says)."""
+    span = _SPAN.fullmatch(spec.strip().lower())
+    if span:
+        return now - int(span.group(1)) * _SPAN_SECONDS[span.group(2)]
+    try:
+        moment = datetime.datetime.fromisoformat(spec.strip())
+    except ValueError:
+        raise UserError(f"SINCE={spec}: give 30s, 10m, 2h, 1d or a time such as 2026-12-07T10:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class Line:
+    """One logged line: its text, its JSON record (when it is one), when and which function logged it."""
+
+    text: str
+    record: dict[str, Any] | None
+    time: float | None
+    function: str | None
+
+
+def _record_time(record: Mapping[str, Any]) -> float | None:
+    """The time a record carries: Powertools' `timestamp`, EMF's `_aws.Timestamp`, Lambda's `time`."""
+    emf = record.get("_aws")
+    if isinstance(emf, Mapping) and isinstance(emf.get("Timestamp"), int | float):
+        return float(emf["Timestamp"]) / 1000
+    for key in ("timestamp", "time"):
+        value = record.get(key)
+        if isinstance(value, str):
+            try:
+                return datetime.datetime.strptime(value, "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
+            except ValueError:
+                pass
+            try:
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
+
+
+def _record(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def parse_line(text: str, *, function: str | None = None, time_: float | None = None) -> Line:
+    """A line as logged; `function` and `time_` as the log's source knows them (deployed), else its own."""
+    record = _record(text)
+    if record is not None:
+        own = record.get("function_name")
+        if function is None and isinstance(own, str):
+            function = own.removeprefix(LOCAL_NAME_PREFIX)
+        if time_ is None:
+            time_ = _record_time(record)
+    return Line(text, record, time_, function)
+
+
+def _local_clock_time(text: str, day: datetime.date) -> float | None:
+    found = _LOCAL_STACK_LINE.match(text)
+    if not found:
+        return None
+    hour, minute, second = (int(g) for g in found.groups())
+    return datetime.datetime.combine(day, datetime.time(hour, minute, second)).timestamp()
+
+
+def local_lines(texts: Iterable[str], day: datetime.date) -> list[Line]:
+    """A local log's lines; one without a time of its own (a traceback) takes the time of the line before."""
+    lines: list[Line] = []
+    last: float | None = None
+    for text in texts:
+        line = parse_line(text)
+        moment = line.time if line.time is not None else _local_clock_time(text, day)
+        last = moment if moment is not None else last
+        lines.append(Line(line.text, line.record, last, line.function))
+    return lines
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to print: one function's lines, since a time, records only (JSON)."""
+
+    function: str | None = None
+    since: float | None = None
+    as_json: bool = False
+
+    def keeps(self, line: Line) -> bool:
+        """Whether the line is printed."""
+        if self.function is not None and line.function != self.function:
+            return False
+        if self.since is not None and (line.time is None or line.time < self.since):
+            return False
+        return not self.as_json or line.record is not None
+
+    def render(self, line: Line) -> str:
+        """The line as printed: its record as one JSON line, or `time function level message key=value`."""
+        if line.record is None:
+            return line.text
+        if self.as_json:
+            return json.dumps(line.record, separators=(",", ":"))
+        return _readable(line)
+
+
+def _readable(line: Line) -> str:
+    record = dict(line.record or {})
+    when = (
+        datetime.datetime.fromtimestamp(line.time, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if line.time is not None
+        else "-"
+    )
+    if "_aws" in record:  # an EMF document: the metrics it carries
+        metrics = [
+            m["Name"] for d in record["_aws"].get("CloudWatchMetrics", []) for m in d.get("Metrics", [])
+        ]
+        values = " ".join(f"{name}={record.get(name)}" for name in metrics)
+        return f"{when} {line.function or '-':<12} METRIC {values}"
+    if "type" in record and "record" in record:  # Lambda's platform record (JSON log format)
+        return f"{when} {line.function or '-':<12} {record['type']} {json.dumps(record['record'])}"
+    level = str(record.get("level", "-"))
+    message = str(record.get("message", ""))
+    rest = " ".join(
+        f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
+        for key, value in record.items()
+        if key not in _SHOWN_FIRST and key not in _NOT_SHOWN
+    )
+    return f"{when} {line.function or '-':<12} {level:<7} {message} {rest}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------------- local
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _tails(files: Sequence[Path], lines: int, out: TextIO) -> dict[Path, int]:
+    """Each file's last lines as they are, under its name (no option given); the offsets read."""
+    offsets = {}
+    for path in files:
+        text = path.read_text(errors="replace")
+        print(f"==> {_display(path)} <==", file=out)
+        tail = text.splitlines()[-lines:] if lines > 0 else text.splitlines()
+        print("\n".join(tail), file=out)
+        offsets[path] = len(text.encode())
+    return offsets
+
+
+def _selected(files: Sequence[Path], selection: Selection, lines: int, out: TextIO) -> dict[Path, int]:
+    """The functions' lines the selection keeps, in time order (the last `lines` without --since)."""
+    offsets: dict[Path, int] = {}
+    kept: list[Line] = []
+    today = datetime.date.today()
+    for path in files:
+        text = path.read_text(errors="replace")
+        offsets[path] = len(text.encode())
+        kept.extend(line for line in local_lines(text.splitlines(), today) if selection.keeps(line))
+    kept.sort(key=lambda line: line.time if line.time is not None else 0.0)  # stable: a file's order stays
+    if selection.since is None and lines > 0:
+        kept = kept[-lines:]
+    for line in kept:
+        print(selection.render(line), file=out)
+    if selection.function is not None and not kept:
+        seen = sorted(
+            {line.function for path in files for line in local_lines(_read(path), today) if line.function}
+        )
+        print(
+            f"no lines of function {selection.function} (functions in these logs: {', '.join(seen) or 'none yet'})",
+            file=sys.stderr,
+        )
+    return offsets
+
+
+def _read(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines()
+
+
+def local_logs(
+    directory: Path, selection: Selection, lines: int, follow: bool, out: TextIO = sys.stdout
+) -> int:
+    """Print the local stack's logs; with follow, go on printing what is appended until Ctrl-C."""
+    plain = selection == Selection()
+    names = LOCAL_LOGS if plain else FUNCTION_LOGS
+    files = [directory / f"{name}.log" for name in names if (directory / f"{name}.log").exists()]
+    if not files:
+        raise UserError("no local stack running, and no logs left from one: make up starts one", status=1)
+    offsets = _tails(files, lines, out) if plain else _selected(files, selection, lines, out)
+    while follow:
+        time.sleep(0.5)
+        for path in files:
+            try:
+                with path.open("rb") as f:
+                    f.seek(offsets[path])
+                    new = f.read()
+            except FileNotFoundError:
+                return 0  # make down removed it
+            complete = new[: new.rfind(b"\n") + 1]  # a line still being written waits for its end
+            offsets[path] += len(complete)
+            for line in local_lines(complete.decode(errors="replace").splitlines(), datetime.date.today()):
+                if plain or selection.keeps(line):
+                    print(selection.render(line) if not plain else line.text, file=out, flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- deployed
+
+
+def deployed_log_groups(
+    template: Mapping[str, Any], resources: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """Function name -> log group of each function the stack holds: the group its `LoggingConfig`
+    names, else Lambda's default `/aws/lambda/<function>`."""
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("PhysicalResourceId")
+    }
+    groups = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            continue
+        if logical_id not in physical:
+            continue  # a function the stack's conditions left out (forwarding off)
+        group = ((resource.get("Properties") or {}).get("LoggingConfig") or {}).get("LogGroup")
+        if isinstance(group, Mapping) and group.get("Ref") in physical:
+            groups[function_name(logical_id)] = physical[group["Ref"]]
+        else:
+            groups[function_name(logical_id)] = f"/aws/lambda/{physical[logical_id]}"
+    return groups
+
+
+def deployed_lines(logs: Any, groups: Mapping[str, str], start: float, seen: set[str]) -> list[Line]:
+    """Every event of the groups from `start` (epoch seconds) on that is not in `seen` (event ids,
+    updated), merged in time order."""
+    lines: list[tuple[int, str, Line]] = []
+    for function, group in groups.items():
+        for page in logs.get_paginator("filter_log_events").paginate(
+            logGroupName=group, startTime=int(start * 1000)
+        ):
+            for event in page.get("events", []):
+                if event["eventId"] in seen:
+                    continue
+                seen.add(event["eventId"])
+                line = parse_line(
+                    event["message"].rstrip("\n"), function=function, time_=event["timestamp"] / 1000
+                )
+                lines.append((event["timestamp"], event["eventId"], line))
+    return [line for _, _, line in sorted(lines, key=lambda item: (item[0], item[1]))]
+
+
+def deployed_logs(
+    cloudformation: Any,
+    logs: Any,
+    stack_name: str,
+    template: Mapping[str, Any],
+    selection: Selection,
+    *,
+    follow: bool = False,
+    out: TextIO = sys.stdout,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Print a deployed stack's function logs the selection keeps; with follow, poll until Ctrl-C."""
+    resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
+    groups = deployed_log_groups(template, resources)
+    if selection.function is not None:
+        if selection.function not in groups:
+            raise UserError(
+                f"FUNCTION={selection.function}: stack {stack_name} has {', '.join(sorted(groups))}", status=2
+            )
+        groups = {selection.function: groups[selection.function]}
+    start = (
+        selection.since if selection.since is not None else parse_since(DEPLOYED_DEFAULT_SINCE, time.time())
+    )
+    seen: set[str] = set()
+    while True:
+        for line in deployed_lines(logs, groups, start, seen):
+            if selection.keeps(line):
+                print(selection.render(line), file=out, flush=True)
+            # The next poll starts a minute before the last event (events arrive late), deduplicated by id.
+            start = max(start, (line.time or start) - 60)
+        if not follow:
+            return 0
+        sleep(FOLLOW_SECONDS)
+
+
+def _deployed(args: Any, selection: Selection) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from devstack.cli import aws_session
+    from devstack.template import load_template
+
+    session = aws_session(f"make logs STACK_NAME={args.stack_name}", region=args.region)
+    try:
+        return deployed_logs(
+            session.client("cloudformation"),
+            session.client("logs"),
+            args.stack_name,
+            load_template(),
+            selection,
+            follow=args.follow,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"stack {args.stack_name} in {session.region_name}: {exc}", status=1) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The local stack's logs, or a deployed stack's."""
+    from devstack.running import state_dir
+
+    parser = Parser(prog="devstack.logs", description=__doc__)
+    parser.add_argument(
+        "--function", help="one function's lines: api, copy-worker, events, reconciler, forward"
+    )
+    parser.add_argument("--since", help="30s, 10m, 2h, 1d or an ISO 8601 time")
+    parser.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="the structured records only, one JSON a line")
+    parser.add_argument("--lines", type=int, default=100, help="locally: how many lines (0: all)")
+    parser.add_argument("--stack-name", help="a deployed stack's logs instead of the local stack's")
+    parser.add_argument("--region", help="the deployed stack's region (default: the AWS configuration's)")
+    parser.add_argument(
+        "--state-dir", help="the local stack's (default: $KIE2S3_STATE_DIR, else .devstack/up)"
+    )
+    args = parser.parse_args(argv)
+    since = parse_since(args.since, time.time()) if args.since else None
+    selection = Selection(args.function, since, args.json)
+    if args.stack_name:
+        return _deployed(args, selection)
+    return local_logs(state_dir(args.state_dir), selection, args.lines, args.follow)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

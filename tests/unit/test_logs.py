@@ -1,0 +1,207 @@
+"""`make logs`: the same options locally and deployed — one function, since a time, records as JSON."""
+
+import datetime
+import io
+import json
+from pathlib import Path
+
+import pytest
+from devstack import logs
+from devstack.cli import UserError
+from devstack.logs import Line, Selection, deployed_log_groups, local_logs, parse_since
+from devstack.template import load_template
+from tests.unit.test_deploy_commands import make_dry_run
+
+NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.UTC).timestamp()
+
+
+def _record(function: str, message: str, at: str, **fields: object) -> str:
+    """A Powertools record as the local stack's functions log it."""
+    return json.dumps(
+        {
+            "level": "INFO",
+            "location": "x:1",
+            "message": message,
+            "timestamp": f"2026-12-07 {at},000+0000",
+            "service": "kie2s3",
+            "function_name": f"kie2s3-{function}",
+            "function_request_id": "r-1",
+            **fields,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("30s", NOW - 30),
+        ("10m", NOW - 600),
+        ("2h", NOW - 7200),
+        ("1d", NOW - 86400),
+        ("2026-12-07T11:30", NOW - 1800),
+    ],
+)
+def test_parse_since_takes_spans_and_times(spec: str, expected: float) -> None:
+    assert parse_since(spec, NOW) == expected
+
+
+def test_parse_since_refuses_what_it_cannot_read() -> None:
+    with pytest.raises(UserError, match="SINCE=yesterday: give 30s, 10m"):
+        parse_since("yesterday", NOW)
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "name"),
+    [("ApiFunction", "api"), ("CopyWorkerFunction", "copy-worker"), ("EventsFunction", "events")],
+)
+def test_function_name_is_the_logical_id_in_kebab_case(logical_id: str, name: str) -> None:
+    assert logs.function_name(logical_id) == name
+
+
+def test_local_lines_take_the_time_of_the_line_before_when_they_have_none() -> None:
+    day = datetime.date(2026, 12, 7)
+    lines = logs.local_lines(
+        [_record("copy-worker", "copy failed", "10:00:00"), "Traceback (most recent call last):", "  boom"],
+        day,
+    )
+    assert [line.time for line in lines] == [NOW - 7200] * 3
+    assert [line.function for line in lines] == ["copy-worker", None, None]
+
+
+def test_selection_renders_a_record_readably_or_as_one_json_line() -> None:
+    line = logs.parse_line(_record("copy-worker", "file archived", "10:00:00", key="kie/t/00.png", bytes=5))
+    assert (
+        Selection().render(line)
+        == "2026-12-07 10:00:00 copy-worker  INFO    file archived key=kie/t/00.png bytes=5"
+    )
+    assert json.loads(Selection(as_json=True).render(line)) == line.record
+
+
+def _state(tmp_path: Path) -> Path:
+    (tmp_path / "stack.log").write_text(
+        "\n".join(
+            [
+                "[local stack] 09:00:00 listening",
+                _record("api", "callback accepted", "09:59:00", family="market"),
+                '{"method": "POST", "path": "/callbacks/kie", "status": 200}',
+            ]
+        )
+        + "\n"
+    )
+    (tmp_path / "worker.log").write_text(
+        "\n".join(
+            [
+                _record("copy-worker", "download link resolved", "09:59:01"),
+                _record("copy-worker", "file archived", "10:01:00", key="kie/t/00.png"),
+                _record("reconciler", "reconciled", "10:02:00"),
+            ]
+        )
+        + "\n"
+    )
+    (tmp_path / "moto.log").write_text("127.0.0.1 - - POST / 200\n")
+    return tmp_path
+
+
+def _printed(directory: Path, selection: Selection, lines: int = 100) -> list[str]:
+    out = io.StringIO()
+    assert local_logs(directory, selection, lines, follow=False, out=out) == 0
+    return out.getvalue().splitlines()
+
+
+def test_local_logs_of_one_function(tmp_path: Path) -> None:
+    printed = _printed(_state(tmp_path), Selection(function="copy-worker"))
+    assert [line.split()[4:6] for line in printed] == [["download", "link"], ["file", "archived"]]
+
+
+def test_local_logs_since_a_time_in_time_order_across_files(tmp_path: Path) -> None:
+    printed = _printed(_state(tmp_path), Selection(since=NOW - 7200 + 59))  # from 10:00:59
+    assert [line.split()[2] for line in printed] == ["copy-worker", "reconciler"]
+
+
+def test_local_logs_as_json_are_the_records_only(tmp_path: Path) -> None:
+    printed = [json.loads(line) for line in _printed(_state(tmp_path), Selection(as_json=True), lines=2)]
+    assert [(r.get("function_name"), r.get("message")) for r in printed] == [
+        ("kie2s3-copy-worker", "file archived"),
+        ("kie2s3-reconciler", "reconciled"),
+    ]
+
+
+def test_local_logs_without_options_print_each_files_last_lines(tmp_path: Path) -> None:
+    printed = _printed(_state(tmp_path), Selection(), lines=1)
+    assert printed[0] == f"==> {tmp_path / 'stack.log'} <=="
+    assert printed[-2:] == [f"==> {tmp_path / 'moto.log'} <==", "127.0.0.1 - - POST / 200"]
+
+
+def test_local_logs_of_a_function_that_logged_nothing_say_which_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _printed(_state(tmp_path), Selection(function="forward")) == []
+    assert capsys.readouterr().err == (
+        "no lines of function forward (functions in these logs: api, copy-worker, reconciler)\n"
+    )
+
+
+def test_deployed_log_groups_are_the_functions_logging_config_groups() -> None:
+    resources = [
+        {"LogicalResourceId": "ApiFunction", "PhysicalResourceId": "kie2s3-ApiFunction-1"},
+        {"LogicalResourceId": "ApiFunctionLogGroup", "PhysicalResourceId": "kie2s3-ApiFunctionLogGroup-A"},
+        {"LogicalResourceId": "CopyWorkerFunction", "PhysicalResourceId": "kie2s3-CopyWorkerFunction-2"},
+        {
+            "LogicalResourceId": "CopyWorkerFunctionLogGroup",
+            "PhysicalResourceId": "kie2s3-CopyWorkerLogGroup-B",
+        },
+    ]
+    # ForwardFunction is not in the stack (forwarding off): not listed.
+    assert deployed_log_groups(load_template(), resources) == {
+        "api": "kie2s3-ApiFunctionLogGroup-A",
+        "copy-worker": "kie2s3-CopyWorkerLogGroup-B",
+    }
+
+
+def test_selection_keeps_only_records_of_its_function_since_its_time() -> None:
+    line = Line("{}", {}, NOW, "api")
+    assert Selection(function="api", since=NOW).keeps(line)
+    assert not Selection(function="events").keeps(line)
+    assert not Selection(since=NOW + 1).keeps(line)
+    assert not Selection(as_json=True).keeps(Line("plain text", None, NOW, "api"))
+
+
+def test_make_logs_of_a_deployed_stack_passes_every_option() -> None:
+    [line] = [
+        line
+        for line in make_dry_run(
+            "logs",
+            "STACK_NAME=kie2s3",
+            "REGION=eu-west-1",
+            "FUNCTION=copy-worker",
+            "SINCE=1h",
+            "FOLLOW=1",
+            "JSON=1",
+        )
+        if "devstack.logs" in line
+    ]
+    assert ".venv/bin/python -m devstack.logs" in line
+    assert line.endswith(
+        '--lines "100" --function "copy-worker" --since "1h" --follow --json --stack-name "kie2s3" --region "eu-west-1"'
+    )
+
+
+def test_make_logs_of_the_local_stack_needs_no_venv() -> None:
+    [line] = [line for line in make_dry_run("logs", "FUNCTION=api", "LINES=5") if "devstack.logs" in line]
+    assert ".venv" not in line
+    assert line.endswith('-m devstack.logs --lines "5" --function "api"')
+
+
+def test_deployed_logs_ask_aws_in_the_region_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import cli
+
+    asked: dict[str, object] = {}
+
+    def session(purpose: str, **options: object) -> object:
+        asked.update(options, purpose=purpose)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(cli, "aws_session", session)
+    with pytest.raises(UserError, match="stop here"):
+        logs.main(["--stack-name", "kie2s3", "--region", "eu-west-1", "--function", "api"])
+    assert asked == {"purpose": "make logs STACK_NAME=kie2s3", "region": "eu-west-1"}
