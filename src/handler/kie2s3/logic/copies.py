@@ -23,10 +23,6 @@ from kie2s3.sources import canonical_url
 
 # The family recorded for copies asked for by URL, when the caller names none.
 DIRECT_FAMILY = "direct"
-# A bulk request starts no task with less time than this left before the invocation's deadline: one
-# record-info call and the ledger writes after it take well under a second, and an answer listing
-# the tasks not tried beats the gateway's 503 at 30 s, which says nothing of what was recorded.
-BULK_RESERVE_SECONDS = 5.0
 
 
 @tracer.capture_method(capture_response=False)
@@ -83,7 +79,7 @@ def request_bulk_copies(
     without `urls`: finished ones have their copies planned (queued, or run in inline mode),
     running ones are recorded and copy nothing yet. What one task meets stays with it: a task
     kie.ai does not know is listed in `unknown`, one it refuses or fails to answer (or that the
-    deadline leaves no time for, less BULK_RESERVE_SECONDS) in `errors`, with whether sending it
+    deadline leaves no time for, less services.bulk's reserve) in `errors`, with whether sending it
     again may work. Unknown family: BadRequestError, and nothing is asked.
     """
     parser = parser_for(request.family, PARSERS)
@@ -94,7 +90,7 @@ def request_bulk_copies(
     unknown: list[str] = []
     errors: list[BulkCopyError] = []
     for position, task_id in enumerate(request.task_ids):
-        if deadline is not None and time.monotonic() > deadline - BULK_RESERVE_SECONDS:
+        if deadline is not None and time.monotonic() > deadline - services.bulk.reserve_seconds:
             untried = request.task_ids[position:]
             logger.warning("bulk copies out of time", untried=len(untried))
             errors.extend(
