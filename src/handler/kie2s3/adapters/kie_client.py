@@ -79,8 +79,9 @@ class KieClient:
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise RetryableError(f"kie.ai {path} unreachable: {type(exc).__name__}") from exc
-        path = path.split("?", 1)[0]  # messages never carry query strings
+            where = path.split("?", 1)[0]  # messages never carry query strings
+            raise RetryableError(f"kie.ai {where} unreachable: {type(exc).__name__}") from exc
+        path = path.split("?", 1)[0]
         if response.status >= 500 or response.status == 429:
             raise RetryableError(f"kie.ai {path} answered HTTP {response.status}")
         try:
