@@ -12,9 +12,12 @@ stack runs in-process (moto and the kie.ai emulator, copies inline), which knows
 seeded into its emulator: a dry run of the path, every id reported unknown.
 
 Batches hold 50 ids (the route's cap); a task the API lists as a retryable error is sent again in
-a later batch, up to three tries. For each batch, and in total, it prints what was queued or
-recorded (task id -> state), what record-info did not know and what failed. Exit status 1 when a
-task was not recorded (an error, or a batch the API refused), 0 otherwise: unknown ids are an answer.
+a later batch, up to three tries. A task the API had no time to reach (`processed` false) was not
+tried: it is sent again without counting a try, as long as each batch gets something done. For
+each batch, and in total, it prints what was queued or recorded (task id -> state), what
+record-info did not know, what failed and what was never processed. Exit status 1 when a task was
+not recorded (an error, not processed, or a batch the API refused), 0 otherwise: unknown ids are
+an answer.
 """
 
 import argparse
@@ -33,7 +36,7 @@ BATCH_SIZE = MAX_URLS_PER_REQUEST
 ATTEMPTS = 3
 # The API function's timeout (template.yaml): the local run gets the same deadline as a deployed one.
 API_TIMEOUT_SECONDS = 29.0
-_LABEL = {"recorded": "queued/recorded", "unknown": "unknown", "error": "error"}
+_LABEL = {"recorded": "queued/recorded", "unknown": "unknown", "error": "error", "later": "not processed"}
 
 # Sends one bulk body to `POST /copies`; answers the HTTP status and the decoded JSON body.
 Send = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
@@ -41,17 +44,19 @@ Send = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 @dataclass
 class Summary:
-    """What a backfill did, per task id; `unsent`: ids never answered for (a batch was refused)."""
+    """What a backfill did, per task id; `unsent`: ids never answered for (a batch was refused);
+    `not_processed`: ids the API never had time to reach (a batch got nothing done)."""
 
     recorded: dict[str, str] = field(default_factory=dict)  # task id -> state
     unknown: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # task id -> message
     unsent: list[str] = field(default_factory=list)
+    not_processed: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         """Every task was recorded or is unknown to record-info."""
-        return not self.errors and not self.unsent
+        return not self.errors and not self.unsent and not self.not_processed
 
 
 def read_task_ids(lines: Iterable[str]) -> list[str]:
@@ -73,8 +78,9 @@ def backfill(
     """Send the ids in batches of BATCH_SIZE, print each batch's answer and the total; the summary.
 
     A task the API lists as a retryable error goes into a later batch until it has been sent
-    `attempts` times. A batch answered with anything but 200/202 stops the run: its ids and the rest
-    are `unsent`.
+    `attempts` times; one it did not process (no time left) goes into a later batch without counting
+    a try, unless the batch got nothing done: then it and the rest are `not_processed` and the run
+    stops. A batch answered with anything but 200/202 stops the run: its ids and the rest are `unsent`.
     """
     out = out or sys.stdout
     summary = Summary()
@@ -99,13 +105,24 @@ def backfill(
             summary.unknown.append(task_id)
             summary.errors.pop(task_id, None)
             _line(out, "unknown", task_id, "(record-info does not know it)")
+        unreached = [e["taskId"] for e in answer["errors"] if e.get("processed") is False]
         for error in answer["errors"]:
+            if error.get("processed") is False:
+                continue
             task_id, message = error["taskId"], error["message"]
             summary.errors[task_id] = message
             again = error["retryable"] and tries[task_id] < attempts
             if again:
                 waiting.append(task_id)
             _line(out, "error", task_id, message + (" (sent again in a later batch)" if again else ""))
+        if unreached and len(unreached) == len(batch):
+            summary.not_processed = [*unreached, *waiting]
+            print("  nothing processed: the API had no time for any task of this batch; stopping", file=out)
+            break
+        tries.subtract(unreached)  # not tried: sending them again costs none of their tries
+        waiting.extend(unreached)
+        for task_id in unreached:
+            _line(out, "later", task_id, "(no time left in the request: sent again in a later batch)")
     _print_total(out, family, len(task_ids), batches, summary)
     return summary
 
@@ -130,6 +147,10 @@ def _print_total(out: TextIO, family: str, count: int, batches: int, summary: Su
     print(f"  errors: {len(summary.errors)}", file=out)
     for task_id, message in summary.errors.items():
         print(f"    {task_id}: {message}", file=out)
+    if summary.not_processed:
+        print(f"  not processed (no time left in the API's requests): {len(summary.not_processed)}", file=out)
+        for task_id in summary.not_processed:
+            print(f"    {task_id}", file=out)
     if summary.unsent:
         print(f"  not sent: {len(summary.unsent)}", file=out)
         for task_id in summary.unsent:

@@ -291,6 +291,13 @@ class _EnvelopeFault:
 
 
 @dataclass(slots=True)
+class _SlowAnswer:
+    seconds: float
+    remaining: int
+    key: str | None
+
+
+@dataclass(slots=True)
 class _PendingFileFault:
     fault: FileFault
     remaining: int
@@ -565,6 +572,8 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.emulator
         task_id = (query.get("taskId") or [""])[0]
         emu._count_record_info(task_id)
+        if (seconds := emu._take_slow_answer(task_id)) and emu._stopping.wait(seconds):
+            return
         injected = emu._take_envelope_fault(emu._record_info_faults, task_id)
         if injected is not None:
             self._envelope(injected)
@@ -756,6 +765,7 @@ class KieEmulator:
         self._record_info_paths = frozenset(RECORD_INFO_PATHS.values())
         self._download_url_faults: list[_EnvelopeFault] = []
         self._record_info_faults: list[_EnvelopeFault] = []
+        self._record_info_delays: list[_SlowAnswer] = []
         self._file_faults: dict[str, list[_PendingFileFault]] = {}
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
@@ -905,6 +915,12 @@ class KieEmulator:
         with self._lock:
             self._record_info_faults.append(_EnvelopeFault(code, times, task_id))
 
+    def delay_record_info(self, seconds: float, times: int = 1, task_id: str | None = None) -> None:
+        """Answer the next ``times`` record-info calls (for ``task_id``, or any) ``seconds`` late,
+        the headers included, as a slow kie.ai does (an injected envelope code still applies after)."""
+        with self._lock:
+            self._record_info_delays.append(_SlowAnswer(seconds, times, task_id))
+
     def inject_file_fault(self, name: str, fault: FileFault, times: int = 1) -> None:
         """Apply ``fault`` to the next ``times`` GETs of the download link of file ``name``."""
         with self._lock:
@@ -915,6 +931,7 @@ class KieEmulator:
         with self._lock:
             self._download_url_faults.clear()
             self._record_info_faults.clear()
+            self._record_info_delays.clear()
             self._file_faults.clear()
 
     # -- internals used by the handler ------------------------------------------------------------
@@ -958,6 +975,16 @@ class KieEmulator:
                         faults.remove(fault)
                     return fault.code
         return None
+
+    def _take_slow_answer(self, key: str) -> float:
+        with self._lock:
+            for delay in self._record_info_delays:
+                if delay.key is None or delay.key == key:
+                    delay.remaining -= 1
+                    if delay.remaining <= 0:
+                        self._record_info_delays.remove(delay)
+                    return delay.seconds
+        return 0.0
 
     def _take_file_fault(self, name: str) -> FileFault | None:
         with self._lock:

@@ -44,7 +44,7 @@ from kie2s3.errors import (
 from kie2s3.logic import ports
 from kie2s3.logic.services import Services
 from kie2s3.models import BusEvent, CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
-from kie2s3.retries import RetryPolicy
+from kie2s3.retries import KIE_TIMEOUTS, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
 
@@ -511,13 +511,17 @@ class FakeQueue(_Faults):
 
 class FakeKie(_Faults):
     """kie.ai's API: download-url answers a fresh link on LINK_HOST for each call; record-info
-    answers what `records[(path, task_id)]` holds (NotFoundError otherwise)."""
+    answers what `records[(path, task_id)]` holds (NotFoundError otherwise), `latency[task_id]`
+    seconds late (passed with `sleep`, which a test may swap for a fake clock's)."""
 
     component = "kie"
 
     def __init__(self, trips: Trips | None = None) -> None:
         super().__init__(trips)
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.worst_case_seconds = KIE_TIMEOUTS.worst_case_seconds
+        self.latency: dict[str, float] = {}
+        self.sleep: Callable[[float], None] = time.sleep
         self.download_url_calls: dict[str, int] = {}
         self._links = 0
         self._lock = threading.Lock()
@@ -533,6 +537,8 @@ class FakeKie(_Faults):
 
     def record_info(self, path: str, task_id: str) -> dict[str, Any]:
         self._request("record_info", f"GET {path}")
+        if seconds := self.latency.get(task_id):
+            self.sleep(seconds)
         try:
             return self.records[(path, task_id)]
         except KeyError:

@@ -1,8 +1,10 @@
 """`POST /copies` and `GET /tasks/{taskId}` through the real handler."""
 
+import dataclasses
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,20 @@ from devstack.backfill import main as backfill_main
 from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import LambdaContext, http_event, invoke, task_status_event
 from devstack.stack import Stack
-from tests.integration.conftest import archived_files, objects_under, send, serve, task_document
+from tests.integration.conftest import (
+    FAST_RETRY,
+    archived_files,
+    objects_under,
+    send,
+    serve,
+    task_document,
+)
+
+from kie2s3.adapters import clients
+from kie2s3.adapters.kie_client import KieClient
+from kie2s3.adapters.secrets import get_secret
+from kie2s3.logic.services import Services
+from kie2s3.retries import BulkPolicy, KieTimeouts
 
 MIB = 1024**2
 
@@ -188,18 +203,88 @@ def test_copies_bulk_queue_mode_answers_202_then_copies(queue_mode: Stack) -> No
     assert archived_files(queue_mode, second) == {f"kie/{second}/00.png": 2048}
 
 
-def test_copies_bulk_out_of_time_leaves_the_rest_untried(inline_mode: Stack) -> None:
+def test_copies_bulk_without_time_for_one_call_at_its_worst_asks_nothing(inline_mode: Stack) -> None:
     first, second = new_id(), new_id()
     seed_finished(inline_mode, first)
     seed_finished(inline_mode, second)
     body = {"taskIds": [first, second], "family": "market"}
-    answer = invoke(http_event("POST", "/copies", body=body), LambdaContext(timeout_seconds=1))
+    # The deployed figures: 24 s left is less than one record-info call's 5 s + 15 s and the 5 s reserve.
+    answer = invoke(http_event("POST", "/copies", body=body), LambdaContext(timeout_seconds=24))
     doc = json.loads(answer["body"])
     assert answer["statusCode"] == 200
     assert doc["tasks"] == []
-    assert [(e["taskId"], e["retryable"]) for e in doc["errors"]] == [(first, True), (second, True)]
-    assert "not attempted" in doc["errors"][0]["message"]
+    assert [(e["taskId"], e["processed"], e["retryable"]) for e in doc["errors"]] == [
+        (first, False, True),
+        (second, False, True),
+    ]
+    assert doc["errors"][0]["message"].startswith("not processed")
     assert inline_mode.emulator.record_info_calls[first] == 0
+
+
+# The deployed plan (kie.ai connect 5 s + read 15 s, reserve 5 s, API function 29 s) at a tenth, with
+# a second more before the first call than deployed, for the warm function's own work before it.
+SMALL_KIE = KieTimeouts(connect_seconds=0.5, read_seconds=2.0)
+SMALL_BULK = BulkPolicy(reserve_seconds=0.5)
+API_TIMEOUT = SMALL_KIE.worst_case_seconds + SMALL_BULK.reserve_seconds + 1.0
+
+
+@pytest.fixture
+def small_timeouts(queue_mode: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The API function with SMALL_KIE's kie.ai client and SMALL_BULK: the deployed plan, ten times faster."""
+    from kie2s3.handlers import http, wiring
+
+    def services() -> Services:
+        built = wiring.get_services()
+        settings = built.settings
+        kie = KieClient(
+            clients.http_pool(built.policy),
+            settings.kie_api_base_url,
+            lambda: get_secret(settings.kie_api_key_secret),
+            timeouts=SMALL_KIE,
+        )
+        return dataclasses.replace(built, kie=kie, bulk=SMALL_BULK, retry=FAST_RETRY)
+
+    monkeypatch.setattr(http, "get_services", services)
+    yield queue_mode
+    queue_mode.emulator.clear_faults()
+
+
+@pytest.mark.parametrize(
+    "answer_after",
+    [1.6, 5.0],  # a slow answer (more than the first call leaves room for), and none before the read timeout
+    ids=["slow", "silent"],
+)
+def test_copies_bulk_slow_record_info_answers_every_id_within_the_timeout(
+    small_timeouts: Stack, answer_after: float
+) -> None:
+    ids = [new_id() for _ in range(4)]
+    for task_id in ids:
+        seed_finished(small_timeouts, task_id)
+        small_timeouts.emulator.delay_record_info(answer_after, task_id=task_id)
+    assert send(task_status_event(new_id()))[0] == 404  # a warm function, as a deployed one mostly is
+    context = LambdaContext(function_name="kie2s3-api", timeout_seconds=API_TIMEOUT)
+
+    answer = invoke(http_event("POST", "/copies", body={"taskIds": ids, "family": "market"}), context)
+
+    assert context.get_remaining_time_in_millis() > 0, "the answer came after the function's timeout"
+    assert answer["statusCode"] == 202
+    doc = json.loads(answer["body"])
+    first, *rest = ids
+    if answer_after < SMALL_KIE.read_seconds:
+        assert [(t["taskId"], t["state"]) for t in doc["tasks"]] == [(first, "pending")]
+        tried = []
+    else:
+        assert doc["tasks"] == []
+        tried = [{"taskId": first, "processed": True, "retryable": True}]
+    assert doc["unknown"] == []
+    assert [{k: e[k] for k in ("taskId", "processed", "retryable")} for e in doc["errors"]] == [
+        *tried,
+        *({"taskId": t, "processed": False, "retryable": True} for t in rest),
+    ]
+    assert all(e["message"].startswith("not processed") for e in doc["errors"][len(tried) :])
+    assert all("?" not in e["message"] for e in doc["errors"])  # a timed-out call's message: no query
+    assert [small_timeouts.emulator.record_info_calls[t] for t in ids] == [1, 0, 0, 0]
+    assert [send(task_status_event(t))[0] for t in rest] == [404, 404, 404]
 
 
 @pytest.mark.parametrize(

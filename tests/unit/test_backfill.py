@@ -25,11 +25,15 @@ def ids(count: int, prefix: str = "task") -> list[str]:
 
 
 class FakeApi:
-    """Answers `POST /copies` bulk bodies as the route does: per id, from a table of outcomes."""
+    """Answers `POST /copies` bulk bodies as the route does: per id, from a table of outcomes; with
+    `room`, only that many ids of a request are reached, the rest answered as not processed."""
 
-    def __init__(self, outcomes: dict[str, Any] | None = None, status: int = 202) -> None:
+    def __init__(
+        self, outcomes: dict[str, Any] | None = None, status: int = 202, room: int | None = None
+    ) -> None:
         self.outcomes = outcomes or {}  # id -> state | "unknown" | (message, retryable) | [outcomes per try]
         self.status = status
+        self.room = room
         self.bodies: list[dict[str, Any]] = []
 
     def __call__(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -37,7 +41,16 @@ class FakeApi:
         if self.status not in (200, 202):
             return self.status, {"message": "Forbidden"}
         answer: dict[str, Any] = {"tasks": [], "unknown": [], "errors": []}
-        for task_id in body["taskIds"]:
+        for position, task_id in enumerate(body["taskIds"]):
+            if self.room is not None and position >= self.room:
+                unreached = {
+                    "taskId": task_id,
+                    "message": "not processed",
+                    "retryable": True,
+                    "processed": False,
+                }
+                answer["errors"].append(unreached)
+                continue
             outcome = self.outcomes.get(task_id, "pending")
             if isinstance(outcome, list):
                 outcome = outcome.pop(0)
@@ -45,7 +58,8 @@ class FakeApi:
                 answer["unknown"].append(task_id)
             elif isinstance(outcome, tuple):
                 message, retryable = outcome
-                answer["errors"].append({"taskId": task_id, "message": message, "retryable": retryable})
+                error = {"taskId": task_id, "message": message, "retryable": retryable, "processed": True}
+                answer["errors"].append(error)
             else:
                 answer["tasks"].append({"taskId": task_id, "family": FAMILY, "state": outcome, "files": []})
         return self.status, answer
@@ -109,6 +123,35 @@ def test_backfill_sends_retryable_errors_again_in_a_later_batch() -> None:
     assert summary.recorded == {"b3": "pending", "b1": "copied"}
     assert summary.errors == {"b2": "kie.ai answered code 429: slow down"}
     assert "(sent again in a later batch)" in out.getvalue()
+
+
+def test_backfill_sends_unprocessed_ids_again_without_counting_a_try() -> None:
+    api = FakeApi(room=2)
+    out = io.StringIO()
+    summary = backfill(api, FAMILY, ["c1", "c2", "c3", "c4", "c5"], out=out, attempts=1)
+    assert [body["taskIds"] for body in api.bodies] == [
+        ["c1", "c2", "c3", "c4", "c5"],
+        ["c3", "c4", "c5"],
+        ["c5"],
+    ]
+    assert summary.recorded == dict.fromkeys(["c1", "c2", "c3", "c4", "c5"], "pending")
+    assert summary.complete
+    assert (
+        "  not processed    c3  (no time left in the request: sent again in a later batch)" in out.getvalue()
+    )
+
+
+def test_backfill_stops_when_a_batch_gets_nothing_done_and_lists_the_unprocessed() -> None:
+    api = FakeApi(room=0)
+    out = io.StringIO()
+    summary = backfill(api, FAMILY, ids(60), out=out)
+    assert [len(body["taskIds"]) for body in api.bodies] == [50]
+    assert summary.not_processed == ids(60)
+    assert summary.errors == {}
+    assert not summary.complete
+    text = out.getvalue()
+    assert "nothing processed: the API had no time for any task of this batch; stopping" in text
+    assert "not processed (no time left in the API's requests): 60\n    task000\n" in text
 
 
 def test_backfill_stops_at_a_refused_batch_and_lists_what_was_not_sent() -> None:

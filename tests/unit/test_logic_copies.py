@@ -6,12 +6,16 @@ import time
 
 import pytest
 from devstack.callbacks import market_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.callback_requests import result_urls, serve
 from tests.fakes import Fakes, make_fakes
 
-from kie2s3.errors import BadRequestError, KieRejectedError, NotFoundError, UpstreamError
-from kie2s3.logic.copies import request_bulk_copies, request_copies
+from kie2s3.errors import BadRequestError, KieRejectedError, NotFoundError, RetryableError, UpstreamError
+from kie2s3.logic import copies
+from kie2s3.logic.copies import NOT_PROCESSED, request_bulk_copies, request_copies
 from kie2s3.models import BulkCopyDocument, BulkCopyRequest, CopyRequest, Outcome, StatusDocument
+from kie2s3.retries import BULK_POLICY, KIE_TIMEOUTS, BulkPolicy
 
 TASK = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
 MARKET_RECORD_INFO = "/api/v1/jobs/recordInfo"
@@ -187,23 +191,109 @@ def test_copies_bulk_duplicate_ids_are_asked_once(fakes: Fakes) -> None:
     assert fakes.trips.of("kie") == [f"GET {MARKET_RECORD_INFO}"]
 
 
-def test_copies_bulk_out_of_time_leaves_the_rest_untried_and_retryable(fakes: Fakes) -> None:
+def test_copies_bulk_without_time_for_one_call_at_its_worst_asks_nothing(fakes: Fakes) -> None:
     first, second = "task1", "task2"
     _finished(fakes, first)
     _finished(fakes, second)
+    needed = KIE_TIMEOUTS.worst_case_seconds + BULK_POLICY.reserve_seconds  # 20 s + 5 s
 
-    doc = _bulk(fakes, first, second, deadline=time.monotonic() + 4.0)  # less than BULK_RESERVE_SECONDS left
+    doc = _bulk(fakes, first, second, deadline=time.monotonic() + needed - 1.0)
 
     assert doc.tasks == []
-    assert [(e.task_id, e.retryable) for e in doc.errors] == [(first, True), (second, True)]
-    assert "not attempted" in doc.errors[0].message
+    assert [(e.task_id, e.processed, e.retryable) for e in doc.errors] == [
+        (first, False, True),
+        (second, False, True),
+    ]
+    assert doc.errors[0].message == NOT_PROCESSED
     assert fakes.trips.of("kie") == []
+    assert fakes.ledger.tasks == {}
 
 
 def test_copies_bulk_with_time_left_tries_every_task(fakes: Fakes) -> None:
     _finished(fakes, "task1")
     doc = _bulk(fakes, "task1", deadline=time.monotonic() + 60.0)
     assert [t.task_id for t in doc.tasks] == ["task1"]
+    assert doc.errors == []
+
+
+def test_copies_bulk_slow_record_info_stops_while_the_worst_case_still_fits(fakes: Fakes) -> None:
+    ids = ["task1", "task2", "task3", "task4"]
+    for task_id in ids:
+        _finished(fakes, task_id)
+        fakes.kie.latency[task_id] = 0.1  # a slow kie.ai, well within the client's timeouts
+    fakes.kie.worst_case_seconds = 0.2
+    fakes.with_(bulk=BulkPolicy(reserve_seconds=0.05))
+    deadline = time.monotonic() + 0.3  # room for one call at its worst, and not for a second
+
+    doc = _bulk(fakes, *ids, deadline=deadline)
+
+    assert time.monotonic() <= deadline - 0.05
+    assert [t.task_id for t in doc.tasks] == ["task1"]
+    assert [(e.task_id, e.processed, e.retryable) for e in doc.errors] == [(t, False, True) for t in ids[1:]]
+    assert fakes.trips.of("kie") == [f"GET {MARKET_RECORD_INFO}"]
+
+
+class _Clock:
+    """time.monotonic for logic/copies.py, moved on only by the fake kie.ai's answers."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+_OUTCOMES = st.sampled_from(["finished", "running", "unknown", "rejected", "throttled"])
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(
+    tasks=st.lists(st.tuples(_OUTCOMES, st.floats(0.0, 1.0)), min_size=1, max_size=50),
+    remaining=st.floats(0.0, 60.0),
+)
+def test_copies_bulk_answers_every_id_within_its_time_whatever_kie_ai_takes(
+    tasks: list[tuple[str, float]], remaining: float
+) -> None:
+    """Each record-info call takes up to its worst case (a fraction of it, drawn per task): the
+    answer comes before the deadline less the reserve, with one verdict for every id, and the ids
+    not reached are a suffix of the request, never asked, not processed and retryable."""
+    fakes, clock = make_fakes(), _Clock()
+    worst, reserve = KIE_TIMEOUTS.worst_case_seconds, BULK_POLICY.reserve_seconds
+    fakes.kie.sleep = clock.sleep
+    ids = [f"task{n}" for n in range(len(tasks))]
+    for task_id, (outcome, share) in zip(ids, tasks, strict=True):
+        fakes.kie.latency[task_id] = share * worst
+        if outcome == "finished":
+            _finished(fakes, task_id)
+        elif outcome == "running":
+            _running(fakes, task_id)
+        elif outcome != "unknown":
+            _finished(fakes, task_id)
+            fakes.kie.fail("record_info", error=_FAULTS[outcome])
+    deadline = clock.now + remaining
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(copies, "time", clock)
+        doc = _bulk(fakes, *ids, deadline=deadline)
+
+    asked = len(fakes.trips.of("kie"))
+    assert clock.now <= deadline - reserve or asked == 0
+    verdicts = [t.task_id for t in doc.tasks] + doc.unknown + [e.task_id for e in doc.errors]
+    assert sorted(verdicts) == sorted(ids)
+    unreached = [e for e in doc.errors if not e.processed]
+    assert [e.task_id for e in unreached] == ids[asked:]
+    assert all(e.retryable and e.message == NOT_PROCESSED for e in unreached)
+    assert asked >= (1 if remaining >= worst + reserve else 0)
+    assert not {e.task_id for e in unreached} & {*fakes.ledger.tasks}
+
+
+_FAULTS = {
+    "rejected": KieRejectedError(401, "kie.ai refused the request (code 401)"),
+    "throttled": RetryableError("kie.ai answered code 429"),
+}
 
 
 @pytest.mark.parametrize(

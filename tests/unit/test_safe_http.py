@@ -1,7 +1,9 @@
 """The safe HTTP pool: every address checked, the checked address dialled, TLS kept on the host name."""
 
 import datetime
+import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,23 @@ def test_pool_refused_connection_is_a_urllib3_error(scripted: servers.Start) -> 
     server.close()
     with pytest.raises(urllib3.exceptions.NewConnectionError):
         pool(LOCAL).request("GET", closed)
+
+
+def test_pool_connect_timeout_bounds_the_connect_whatever_the_addresses(fake_dns: servers.FakeDns) -> None:
+    # A listener whose accept queue is full drops every SYN: each dial waits until its timeout.
+    with (
+        socket.create_server(("127.0.0.1", 0), backlog=0) as silent,
+        socket.create_connection(silent.getsockname()),
+    ):
+        fake_dns.answers["localhost"] = ["127.0.0.1"] * 4
+        connect = 0.4
+        slow = SafePoolManager(LOCAL, retries=False, timeout=urllib3.Timeout(connect=connect, read=5))
+        began = time.monotonic()
+        with pytest.raises(urllib3.exceptions.ConnectTimeoutError):
+            slow.request("GET", f"http://localhost:{silent.getsockname()[1]}/x")
+        took = time.monotonic() - began
+    assert connect * 0.9 <= took < connect * 1.5, took  # one connect timeout, not one per address
+    assert fake_dns.lookups == ["localhost"]
 
 
 def test_pool_refuses_unencodable_host() -> None:

@@ -316,20 +316,36 @@ class BusEvent(BaseModel):
 
 
 class BulkCopyError(_Document):
-    """A task of a bulk request that could not be recorded; `retryable`: sending it again may work."""
+    """A task of a bulk request that was not recorded; `retryable`: sending it again may work.
+
+    `processed` false: the request's time ran out before the task was reached; kie.ai was not asked
+    and nothing was recorded for it, and it is always retryable.
+    """
 
     task_id: str
     message: str
     retryable: bool
+    processed: bool = Field(
+        description="false: not reached before the request's time ran out (nothing asked or recorded;"
+        " always retryable: send it again)"
+    )
+
+    @model_validator(mode="after")
+    def _unprocessed_is_retryable(self) -> "BulkCopyError":
+        if not self.processed and not self.retryable:
+            raise ValueError("a task not processed is always retryable")
+        return self
 
 
 class BulkCopyDocument(_Document):
-    """The answer to a bulk `POST /copies`: each task kie2s3 recorded, those record-info did not know."""
+    """The answer to a bulk `POST /copies`: a verdict for every task id of the request, each in one
+    list: recorded (`tasks`), unknown to record-info (`unknown`), or not recorded (`errors`)."""
 
     tasks: list[StatusDocument] = Field(
         description="the status document of each task recorded, in request order"
     )
     unknown: list[str] = Field(description="task ids kie.ai's record-info does not know: nothing recorded")
     errors: list[BulkCopyError] = Field(
-        description="tasks not recorded: kie.ai refused or failed to answer, or no time was left"
+        description="tasks not recorded, in request order: kie.ai refused or failed to answer"
+        " (`processed` true), or the request's time ran out before them (`processed` false)"
     )

@@ -29,6 +29,11 @@ A forward job (logic/forward.py) has budgets of its own, apart from the copy's: 
 delivery (urllib3, retries=False), paced by ForwardPolicy's delays, for FORWARD_MAX_RECEIVE_COUNT =
 30 deliveries (waits for files and attempts share them: 16 to 23 hours), then the forward DLQ.
 
+A call to kie.ai's API (adapters/kie_client.py) is one attempt, bounded by KieTimeouts: its callers
+own the retries (the transfer's, above). A bulk `POST /copies` (logic/copies.py) asks record-info
+for one task after another, within the API function's timeout: it starts a task only while one
+call's worst case and BulkPolicy's reserve are left, and answers the rest as not processed.
+
 Events (logic/outbox.py) put what EventBridge refused again with the same RetryPolicy (attempts and
 backoff) within one invocation; then the stream's mapping delivers the records again, until they
 expire from the stream (template.yaml's EventsStreamMapping).
@@ -89,6 +94,38 @@ class ForwardPolicy:
     timeout_seconds: float = 15.0
 
 
-# The production policies (tests hand in a fast one: the same attempts without the waits).
+@dataclass(frozen=True)
+class KieTimeouts:
+    """How long one call to kie.ai's API may take: at most `worst_case_seconds`.
+
+    One attempt (the pool is built with retries=False); `connect_seconds` bounds the whole connect,
+    shared among every address the host resolves to (adapters/safe_http.py); `read_seconds` bounds
+    each wait for the answer, which kie.ai sends at once (a few KiB of JSON).
+    """
+
+    connect_seconds: float = 5.0
+    read_seconds: float = 15.0
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """What a deadline guarding one call must keep for it: connect plus read."""
+        return self.connect_seconds + self.read_seconds
+
+
+@dataclass(frozen=True)
+class BulkPolicy:
+    """How a bulk `POST /copies` plans against the API function's timeout (29 s, template.yaml).
+
+    A task is started only with its record-info call's worst case (the kie client's KieTimeouts)
+    plus `reserve_seconds` left: the time recording that task (ledger writes, the queue) and
+    answering take after the call. Tasks it cannot start are answered as not processed.
+    """
+
+    reserve_seconds: float = 5.0
+
+
+# The production policies (tests hand in fast ones: the same attempts without the waits).
 TRANSFER_RETRY = RetryPolicy()
 FORWARD_RETRY = ForwardPolicy()
+KIE_TIMEOUTS = KieTimeouts()
+BULK_POLICY = BulkPolicy()

@@ -9,24 +9,38 @@ import urllib3
 
 from kie2s3 import __version__
 from kie2s3.errors import KieRejectedError, NotFoundError, RetryableError
+from kie2s3.retries import KIE_TIMEOUTS, KieTimeouts
 
 USER_AGENT = f"kie2s3/{__version__} (+https://github.com/kie2s3)"
 # kie.ai answers HTTP 200 with the real status in the envelope's `code` (kie-api.md §4.1, §4.3).
 RETRYABLE_CODES = frozenset({429, 455, 500, 502, 503, 504})
-_TIMEOUT = urllib3.Timeout(connect=5.0, read=15.0)
 
 
 class KieClient:
     """Calls kie.ai with the account's API key (fetched lazily, so a cold start costs no secret read).
 
     Raises RetryableError for 429/455/5xx and network faults, PermanentError for 401/402/404/422/505
-    and any other non-200 code; never retries by itself (the caller owns the retry budget).
+    and any other non-200 code; never retries by itself (the caller owns the retry budget). A call
+    takes at most `worst_case_seconds` (kie2s3/retries.py, KieTimeouts) once the key is known.
     """
 
-    def __init__(self, http: urllib3.PoolManager, base_url: str, api_key: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        http: urllib3.PoolManager,
+        base_url: str,
+        api_key: Callable[[], str],
+        timeouts: KieTimeouts = KIE_TIMEOUTS,
+    ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._timeouts = timeouts
+        self._timeout = urllib3.Timeout(connect=timeouts.connect_seconds, read=timeouts.read_seconds)
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest one call may take: its connect and read timeouts."""
+        return self._timeouts.worst_case_seconds
 
     def download_url(self, url: str) -> str:
         """A fresh, 20-minute download link for a kie.ai result URL."""
@@ -61,12 +75,13 @@ class KieClient:
                 f"{self._base_url}{path}",
                 body=json.dumps(body).encode() if body is not None else None,
                 headers=headers,
-                timeout=_TIMEOUT,
+                timeout=self._timeout,
                 redirect=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise RetryableError(f"kie.ai {path} unreachable: {type(exc).__name__}") from exc
-        path = path.split("?", 1)[0]  # messages never carry query strings
+            where = path.split("?", 1)[0]  # messages never carry query strings
+            raise RetryableError(f"kie.ai {where} unreachable: {type(exc).__name__}") from exc
+        path = path.split("?", 1)[0]
         if response.status >= 500 or response.status == 429:
             raise RetryableError(f"kie.ai {path} answered HTTP {response.status}")
         try:

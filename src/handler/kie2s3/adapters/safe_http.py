@@ -8,6 +8,7 @@ addresses; TLS still sends SNI for, and verifies the certificate against, the ho
 
 import socket
 import sys
+import time
 from typing import Any
 
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
@@ -50,17 +51,28 @@ class CheckedHTTPConnection(HTTPConnection):
         return [(family, kind, proto, address) for family, kind, proto, _, address in found]
 
     def _new_conn(self) -> socket.socket:
+        """Dial the checked addresses in turn. The connect timeout bounds the whole connect, however
+        many addresses the name has: each gets an equal share of what is left (one that fails fast
+        leaves its share to the next), so a caller counts one connect timeout per request
+        (kie2s3/retries.py, KieTimeouts)."""
         error: OSError | None = None
-        for family, kind, proto, address in self._resolve():
+        addresses = self._resolve()
+        budget = self.timeout if isinstance(self.timeout, int | float) else None
+        ends = None if budget is None else time.monotonic() + budget
+        for position, (family, kind, proto, address) in enumerate(addresses):
             sock = socket.socket(family, kind, proto)
             try:
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
-                if self.timeout is None or isinstance(self.timeout, int | float):
-                    sock.settimeout(self.timeout)
+                if ends is not None:
+                    sock.settimeout(max(ends - time.monotonic(), 0.001) / (len(addresses) - position))
+                elif self.timeout is None:
+                    sock.settimeout(None)
                 if self.source_address:
                     sock.bind(self.source_address)
                 sock.connect(address)
+                if ends is not None:
+                    sock.settimeout(budget)  # the TLS handshake waits as urllib3's own connections do
             except OSError as exc:
                 sock.close()
                 error = exc

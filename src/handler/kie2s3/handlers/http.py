@@ -211,7 +211,8 @@ def copies(
     """Copy the given URLs of a task, or every final file its family's record-info lists.
 
     In bulk (`taskIds`), each task is recorded through record-info on its own: the answer lists the
-    status document of each task recorded, the ids kie.ai does not know, and the tasks that failed.
+    status document of each task recorded, the ids kie.ai does not know, and the tasks not recorded,
+    those that failed and those the function's time did not reach (not processed, retryable).
     """
     services, deadline = _services_with_deadline()
     if isinstance(request, BulkCopyRequest):

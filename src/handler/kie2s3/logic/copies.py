@@ -24,10 +24,8 @@ from kie2s3.sources import canonical_url
 
 # The family recorded for copies asked for by URL, when the caller names none.
 DIRECT_FAMILY = "direct"
-# A bulk request starts no task with less time than this left before the invocation's deadline: one
-# record-info call and the ledger writes after it take well under a second, and an answer listing
-# the tasks not tried beats the gateway's 503 at 30 s, which says nothing of what was recorded.
-BULK_RESERVE_SECONDS = 5.0
+# A bulk task the request's time did not reach: kie.ai was not asked, nothing was recorded.
+NOT_PROCESSED = "not processed: too little of the request's time was left to ask kie.ai; send it again"
 
 
 @tracer.capture_method(capture_response=False)
@@ -91,9 +89,11 @@ def request_bulk_copies(
     For tasks whose callbacks never arrived. Each task goes the way `request_copies` takes one
     without `urls`: finished ones have their copies planned (queued, or run in inline mode),
     running ones are recorded and copy nothing yet. What one task meets stays with it: a task
-    kie.ai does not know is listed in `unknown`, one it refuses or fails to answer (or that the
-    deadline leaves no time for, less BULK_RESERVE_SECONDS) in `errors`, with whether sending it
-    again may work. Unknown family: BadRequestError, and nothing is asked.
+    kie.ai does not know is listed in `unknown`, one it refuses or fails to answer in `errors`, with
+    whether sending it again may work. Planned against `deadline` (time.monotonic()): a task is
+    started only while one record-info call's worst case and the bulk reserve are left (_time_for_one),
+    so the answer comes within the invocation, the ids not reached in `errors` as not processed and
+    retryable. Unknown family: BadRequestError, and nothing is asked.
     """
     parser = parser_for(request.family, PARSERS)
     if parser is None:
@@ -103,12 +103,12 @@ def request_bulk_copies(
     unknown: list[str] = []
     errors: list[BulkCopyError] = []
     for position, task_id in enumerate(request.task_ids):
-        if deadline is not None and time.monotonic() > deadline - BULK_RESERVE_SECONDS:
-            untried = request.task_ids[position:]
-            logger.warning("bulk copies out of time", untried=len(untried))
+        if not _time_for_one(services, deadline):
+            unreached = request.task_ids[position:]
+            logger.warning("bulk copies out of time", not_processed=len(unreached))
             errors.extend(
-                BulkCopyError(task_id=t, message="not attempted: no time left; send it again", retryable=True)
-                for t in untried
+                BulkCopyError(task_id=t, message=NOT_PROCESSED, retryable=True, processed=False)
+                for t in unreached
             )
             break
         logger.set_correlation_id(task_id)
@@ -118,7 +118,9 @@ def request_bulk_copies(
             unknown.append(task_id)
         except Kie2S3Error as exc:
             logger.warning("bulk copy not recorded", reason=exc.reason, retryable=exc.retryable)
-            errors.append(BulkCopyError(task_id=task_id, message=exc.reason, retryable=exc.retryable))
+            errors.append(
+                BulkCopyError(task_id=task_id, message=exc.reason, retryable=exc.retryable, processed=True)
+            )
     logger.set_correlation_id(None)
     logger.info(
         "bulk copies requested",
@@ -128,6 +130,15 @@ def request_bulk_copies(
         errors=len(errors),
     )
     return BulkCopyDocument(tasks=tasks, unknown=unknown, errors=errors)
+
+
+def _time_for_one(services: Services, deadline: float | None) -> bool:
+    """Whether one more task fits before `deadline`: its record-info call at its worst (the kie
+    client's connect + read timeouts), then recording it and answering (the bulk reserve)."""
+    if deadline is None:
+        return True
+    needed = services.kie.worst_case_seconds + services.bulk.reserve_seconds
+    return deadline - time.monotonic() >= needed
 
 
 def copy_from_record_info(

@@ -132,6 +132,11 @@ class JobQueue(Protocol):
 class KieApi(Protocol):
     """kie.ai's API (adapters/kie_client.py): fresh download links and task records."""
 
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest one call may take (connect + read): what a deadline guarding a call keeps."""
+        ...
+
     def download_url(self, url: str) -> str: ...
 
     def record_info(self, path: str, task_id: str) -> dict[str, Any]: ...

@@ -16,7 +16,7 @@ from kie2s3.logic.ports import (
     Source,
     Webhook,
 )
-from kie2s3.retries import FORWARD_RETRY, TRANSFER_RETRY, ForwardPolicy, RetryPolicy
+from kie2s3.retries import BULK_POLICY, FORWARD_RETRY, TRANSFER_RETRY, BulkPolicy, ForwardPolicy, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 from kie2s3.transfer.pipeline import PipelineShape
@@ -56,5 +56,6 @@ class Services:
     guard: Guard
     bus: EventPublisher  # the ledger's events (the stream's function alone puts any)
     retry: RetryPolicy = TRANSFER_RETRY  # every layer's budget: kie2s3/retries.py
+    bulk: BulkPolicy = BULK_POLICY
     shape: PipelineShape = DEFAULT_SHAPE
     forwarding: Forwarding | None = None  # None: forwarding off (FORWARD_URL empty)
