@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from kie2s3.adapters.idempotency import CopyGuard, CopyRecords
-from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK, TAKEN_DOWN, now_iso
+from kie2s3.adapters.ledger import MAX_FILES_PER_TRANSACTION, OPEN_FILE, OPEN_TASK, TAKEN_DOWN, now_iso
 from kie2s3.adapters.s3_store import RAW_HINT, ascii_metadata, safe_tags
 from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import (
@@ -163,20 +163,25 @@ class FakeLedger(_Faults):
             else:
                 self.open_tasks.discard(task.task_id)
 
-    def add_files(self, items: Sequence[FileItem]) -> bool:
-        if not items:
-            return True
+    def add_files(self, items: Sequence[FileItem]) -> int:
         if len(items) > 50:
             raise ValueError("at most 50 files are created at once")
-        self._request("add_files", "TransactWriteItems")
-        with self._lock:
-            for item in items:
-                if (item.task_id, item.index) in self.files or (item.task_id, item.source) in self.sources:
-                    return False
-            for item in items:
-                self.files[(item.task_id, item.index)] = item
-                self.sources[(item.task_id, item.source)] = item.index
-        return True
+        for start in range(0, len(items), MAX_FILES_PER_TRANSACTION):  # one transaction each
+            self._request("add_files", "TransactWriteItems")
+            chunk = items[start : start + MAX_FILES_PER_TRANSACTION]
+            with self._lock:
+                if self.is_taken_down(chunk[0].task_id):
+                    return start  # the transaction's check of the task's fence fails
+                for item in chunk:
+                    if (item.task_id, item.index) in self.files or (
+                        item.task_id,
+                        item.source,
+                    ) in self.sources:
+                        return start
+                for item in chunk:
+                    self.files[(item.task_id, item.index)] = item
+                    self.sources[(item.task_id, item.source)] = item.index
+        return len(items)
 
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None

@@ -27,7 +27,7 @@ from tests.integration.test_events import _distinct, _of
 from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger, now_iso
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.reconcile import reconcile
-from kie2s3.models import Outcome, TaskItem
+from kie2s3.models import FileItem, Outcome, TaskItem
 
 MIB = 1024**2
 
@@ -227,6 +227,34 @@ def test_takedown_keeps_any_number_of_keys_within_the_item_size_limit(stack: Sta
     found = ledger.get(task_id)
     assert found is not None
     assert found[0].taken_down_keys == keys[:2]
+    assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
+
+
+def test_takedown_fences_file_items_a_plan_writes_after_it(stack: Stack, task_id: str) -> None:
+    """A plan that read the task before the takedown writes its file items after it: DynamoDB
+    refuses them (the write checks the fence), however many; 50 at once fit the transactions."""
+    ledger = Ledger(stack.tasks_table())
+    now = now_iso()
+    ledger.save_task(
+        TaskItem(task_id=task_id, family="market", outcome=Outcome.SUCCESS, created_at=now, updated_at=now)
+    )
+    items = [
+        FileItem(
+            task_id=task_id,
+            index=n,
+            source=f"https://tempfile.aiquickdraw.com/p/{task_id}-{n}.png",
+            kind="image",
+            key=f"kie/{task_id}/{n:02d}.png",
+            updated_at=now,
+        )
+        for n in range(100)
+    ]
+    assert ledger.add_files(items[:50]) == 50
+
+    assert ledger.mark_taken_down(task_id, [i.key for i in items[:50]])
+    assert ledger.add_files(items[50:]) == 0
+    assert ledger.delete_files(task_id) == 100
+    assert ledger.add_files(items[50:]) == 0
     assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
 
 

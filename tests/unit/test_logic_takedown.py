@@ -9,11 +9,12 @@ from tests.fakes import Fakes, make_fakes
 
 from kie2s3.adapters.ledger import TAKEN_DOWN
 from kie2s3.logic.copies import request_copies
+from kie2s3.logic.plan import plan_files
 from kie2s3.logic.receive import receive_callback
 from kie2s3.logic.reconcile import reconcile
 from kie2s3.logic.status import status_document
 from kie2s3.logic.takedown import take_down
-from kie2s3.models import CopyRequest
+from kie2s3.models import CopyRequest, FileItem, SourceFile, TaskItem
 
 TASK = "6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f"
 
@@ -106,3 +107,24 @@ def test_takedown_of_an_unknown_task_changes_nothing() -> None:
     assert (report.known, report.removed, report.ledger_items) == (False, [], 0)
     assert fakes.ledger.tasks == {}
     assert fakes.trips.of("s3") == []
+
+
+def test_takedown_racing_a_plan_leaves_no_file_items() -> None:
+    """A replayed callback's plan reads the task before the takedown's fence, and writes its file
+    items after the takedown removed the task's: that write checks the fence too."""
+    fakes = make_fakes()
+    fakes.ledger.seed_task(TASK)
+    reads = fakes.ledger.get
+
+    def read_then_take_down(task_id: str) -> tuple[TaskItem, list[FileItem]] | None:
+        found = reads(task_id)
+        fakes.ledger.get = reads  # type: ignore[method-assign]  # the plan's read only
+        take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
+        return found
+
+    fakes.ledger.get = read_then_take_down  # type: ignore[method-assign]
+    files = [SourceFile(url=u, kind="image") for u in result_urls(TASK, ".png", ".jpg")]
+
+    assert plan_files(fakes.services, TASK, "market", files) == []
+    assert fakes.ledger.is_taken_down(TASK)
+    assert (fakes.ledger.files, fakes.ledger.sources) == ({}, {})

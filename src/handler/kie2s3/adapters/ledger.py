@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 TASK_SK = "TASK"
 FILE_SK_PREFIX = "FILE#"
 SOURCE_SK_PREFIX = "SOURCE#"
-# DynamoDB TransactWriteItems takes at most 100 items: 50 files, each with its source marker.
+# One delivery plans at most this many files (models.MAX_URLS_PER_REQUEST): add_files takes as many.
 MAX_FILES_PER_WRITE = 50
+# DynamoDB TransactWriteItems takes at most 100 actions: 49 files, each with its source marker, and
+# the check that the task is not taken down.
+MAX_FILES_PER_TRANSACTION = 49
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
 OPEN_INDEX = "open-items"
 OPEN_FILE = "FILE"
@@ -67,14 +70,16 @@ def key_chunks(keys: Sequence[str], budget: int = TAKEDOWN_KEY_BYTES_PER_ITEM) -
     return chunks
 
 
-def not_taken_down(table_name: str, task_id: str) -> dict[str, Any]:
-    """A TransactWriteItems ConditionCheck (low-level client form) that fails once the task is taken
-    down: a write that opens work on a task shares its request with it (no read of its own). A task
-    the ledger does not know passes."""
+def not_taken_down(table_name: str, task_id: str, *, serialized: bool = True) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck that fails once the task is taken down: a write that opens
+    work on a task (a copy's record, its file items) shares its request with it (no read of its own).
+    A task the ledger does not know passes. `serialized`: the low-level client's form of the key,
+    else the Python values a resource's client takes."""
+    key = {"pk": {"S": task_id}, "sk": {"S": TASK_SK}} if serialized else {"pk": task_id, "sk": TASK_SK}
     return {
         "ConditionCheck": {
             "TableName": table_name,
-            "Key": {"pk": {"S": task_id}, "sk": {"S": TASK_SK}},
+            "Key": key,
             "ConditionExpression": "attribute_not_exists(#taken_down_at)",
             "ExpressionAttributeNames": {"#taken_down_at": TAKEN_DOWN_AT},
         }
@@ -196,18 +201,26 @@ class Ledger:
                 ConditionExpression=condition,
             )
 
-    def add_files(self, items: Sequence[FileItem]) -> bool:
-        """Create the files of one task at once, each with its source marker; False when any exists.
+    def add_files(self, items: Sequence[FileItem]) -> int:
+        """Create the files of one task, each with its source marker, unless the task is taken down;
+        how many were created, from the first: fewer than all when one exists or the task was
+        taken down.
 
-        One transaction: either every item and marker is written, or none is (a concurrent delivery
-        claimed one of the indexes or sources first: the caller reads the task again and re-plans).
+        One transaction per MAX_FILES_PER_TRANSACTION files, each checking the task's fence
+        (`not_taken_down`): either every item and marker of it is written, or none is (a concurrent
+        delivery claimed one of the indexes or sources first, or a takedown fenced the task: the
+        caller reads the task again and re-plans).
         """
-        if not items:
-            return True
         if len(items) > MAX_FILES_PER_WRITE:
             raise ValueError(f"at most {MAX_FILES_PER_WRITE} files are created at once")
+        for start in range(0, len(items), MAX_FILES_PER_TRANSACTION):
+            if not self._add_files(items[start : start + MAX_FILES_PER_TRANSACTION]):
+                return start
+        return len(items)
+
+    def _add_files(self, items: Sequence[FileItem]) -> bool:
         table = self._table.name
-        writes: list[dict[str, Any]] = []
+        writes: list[dict[str, Any]] = [not_taken_down(table, items[0].task_id, serialized=False)]
         for item in items:
             record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
             if item.state in _OPEN_FILE_STATES:

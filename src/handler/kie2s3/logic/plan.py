@@ -97,6 +97,7 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     item sends its job (the reconciler re-sends lost ones). A source the policy refuses is
     recorded `failed` with the reason and gets no job.
     """
+    written: set[tuple[int, str]] = set()  # the items this delivery created, in any round
     for attempt in range(_PLAN_ATTEMPTS):
         found = services.ledger.get(task_id)
         task = found[0] if found else _unrecorded(task_id, family)
@@ -105,16 +106,18 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
             return []
         known = {canonical_url(f.source): f for f in (found[1] if found else ())}
         new = _new_items(services, task, known, files)
-        if services.ledger.add_files(new):
+        created = services.ledger.add_files(new)
+        written |= {(item.index, item.source) for item in new[:created]}
+        if created == len(new):
             break
         time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
     else:
         raise RetryableError("files of this task are being recorded concurrently: try again")
-    created = {item.index for item in new}
     jobs: list[CopyJob] = []
     for source, file in by_source(files).items():
         item = known[source]
-        if item.index in created:
+        # Created by this delivery: now, or in an earlier round whose write went through in part.
+        if (item.index, source) in written:
             if item.state == "pending":
                 jobs.append(copy_job(item, task))
         elif (
