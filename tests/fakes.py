@@ -482,9 +482,20 @@ class FakeStore(_Faults):
                 aborted.append(upload.key)
         return aborted
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]:
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]:
         self._request("remove", "ListObjectVersions")
-        keys = [k for k in self.objects if k == prefix or (not exact and k.startswith(prefix))]
+        keys = [
+            k
+            for k in self.objects
+            if (k == prefix or (not exact and k.startswith(prefix))) and (only is None or only(k))
+        ]
         for key in keys:
             self._request("remove", "DeleteObject")
             del self.objects[key]

@@ -249,6 +249,30 @@ def test_reconcile_replay_takes_the_newest_body_it_recognises(fakes: Fakes, star
     assert [j.source for j in fakes.queue.sent] == [new]
 
 
+def test_reconcile_replay_reads_no_other_tasks_file_in_the_callbacks_folder(
+    fakes: Fakes, start: datetime
+) -> None:
+    """Under `{prefix}{family}/{taskId}/…`, task `callbacks`'s files lie in task `market`'s
+    callbacks folder: a replay of `market` reads its own bodies only (a video read whole would
+    exhaust the reconciler's memory)."""
+    _task(fakes, start, Outcome.UNRECOGNISED, task_id="market", family="unknown")
+    fakes.store.put_raw("kie/market/callbacks/99.mp4", b"a video of task callbacks")
+    raw = json.dumps(market_body("market", result_urls("market", ".png"))).encode()
+    own = _archive(fakes, "market", raw, 1)
+    fakes.trips.clear()
+    read: list[str] = []
+    get_raw = fakes.store.get_raw
+
+    def reading(key: str) -> tuple[bytes, str | None]:
+        read.append(key)
+        return get_raw(key)
+
+    fakes.store.get_raw = reading  # type: ignore[method-assign]
+
+    assert reconcile(fakes.services, now=start).replayed == ["market"]
+    assert read == [own]
+
+
 @pytest.mark.parametrize(
     "raw",
     [

@@ -128,3 +128,25 @@ def test_takedown_racing_a_plan_leaves_no_file_items() -> None:
     assert plan_files(fakes.services, TASK, "market", files) == []
     assert fakes.ledger.is_taken_down(TASK)
     assert (fakes.ledger.files, fakes.ledger.sources) == ({}, {})
+
+
+def test_takedown_removes_its_callbacks_never_another_tasks_files() -> None:
+    """With a placeholder before {taskId}, task `callbacks` of family `market` keeps its files in
+    `kie/market/callbacks/`: the folder of task `market`'s raw callbacks. Taking `market` down
+    removes its callback bodies, not the other task's archive."""
+    fakes = make_fakes(inline=True, env={"KEY_TEMPLATE": "{prefix}{family}/{taskId}/{index}{ext}"})
+    other = "callbacks"
+    urls = result_urls(other, ".png")
+    serve(fakes, urls)
+    request = CopyRequest.model_validate({"taskId": other, "family": "market", "urls": urls})
+    assert request_copies(fakes.services, request).state == "copied"
+    kept = set(fakes.store.objects)
+    assert kept == {"kie/market/callbacks/00.png"}
+    receive_callback(fakes.services, signed(market_body("market", [], state="fail")))
+    (raw_key,) = set(fakes.store.objects) - kept
+
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", "market")
+
+    assert report.removed == [raw_key]
+    assert set(fakes.store.objects) == kept
+    assert status_document(fakes.services, other).state == "copied"

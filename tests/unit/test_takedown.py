@@ -34,6 +34,16 @@ def test_remove_deletes_every_version_of_exactly_that_key(stubbed: tuple[S3Store
     assert store.remove(KEY, exact=True) == {KEY: 0}
 
 
+def test_remove_under_a_prefix_deletes_only_the_keys_it_is_told(stubbed: tuple[S3Store, Stubber]) -> None:
+    store, stubber = stubbed
+    _listing(stubber, "kie/t1/")
+    stubber.add_response("delete_object", {}, {"Bucket": BUCKET, "Key": f"{KEY}.other", "VersionId": "v9"})
+    assert store.remove("kie/t1/", exact=False, only=lambda key: key.endswith(".other")) == {
+        f"{KEY}.other": 0
+    }
+    stubber.assert_no_pending_responses()
+
+
 def test_remove_locked_versions_are_hidden_by_a_delete_marker(stubbed: tuple[S3Store, Stubber]) -> None:
     store, stubber = stubbed
     _listing(stubber, KEY)

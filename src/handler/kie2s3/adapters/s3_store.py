@@ -5,6 +5,7 @@ import hashlib
 import io
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
@@ -274,9 +275,17 @@ class S3Store:
             raise _translate(exc, "GetObject") from exc
         return digest.hexdigest()
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]:
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]:
         """Delete every version (and delete marker) of the key `prefix` (`exact`) or of every key
-        under it; for each key found, how many versions Object Lock kept.
+        under it (those `only` accepts, when given); for each key found, how many versions Object
+        Lock kept.
 
         A key with versions kept gets a new delete marker, so it is gone from GET and listings while
         its retention lasts. `bypass_governance` asks S3 to lift governance-mode retention, which
@@ -285,6 +294,8 @@ class S3Store:
         kept: dict[str, int] = {}
         extra: dict[str, Any] = {"BypassGovernanceRetention": True} if bypass_governance else {}
         for key, version in self._versions(prefix, exact):
+            if only is not None and not only(key):
+                continue
             kept.setdefault(key, 0)
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version, **extra)

@@ -1,6 +1,7 @@
 """Planning: the deterministic destination of each file, and dispatching copy jobs."""
 
 import random
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -49,6 +50,21 @@ def raw_callbacks_prefix(prefix: str, task_id: str) -> str:
 def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -> str:
     """Where a callback's raw body is archived: its arrival (ms) first, so keys sort by it."""
     return f"{raw_callbacks_prefix(prefix, task_id)}{received_ms}-{digest[:16]}.json"
+
+
+# The name raw_callback_key gives a body in its task's folder (the digest is hexdigest()'s).
+_RAW_CALLBACK_NAME = re.compile(r"[0-9]+-[0-9a-f]{16}\.json")
+
+
+def is_raw_callback(prefix: str, task_id: str, key: str) -> bool:
+    """Whether a key is one of the task's archived callback bodies, as raw_callback_key names them.
+
+    A listing of raw_callbacks_prefix is not enough: with a placeholder before {taskId} in the
+    KeyTemplate, another task's files can lie in that folder (task `callbacks` of family `market`,
+    under `{prefix}{family}/{taskId}/…`, in task `market`'s), and they are never its callbacks.
+    """
+    folder = raw_callbacks_prefix(prefix, task_id)
+    return key.startswith(folder) and _RAW_CALLBACK_NAME.fullmatch(key[len(folder) :]) is not None
 
 
 # How often planning re-reads the task after a concurrent delivery claimed an index or source first

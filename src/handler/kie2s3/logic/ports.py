@@ -120,7 +120,14 @@ class ObjectStore(Protocol):
         self, prefix: str, initiated_before: datetime, limit: int = 1000
     ) -> list[str]: ...
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]: ...
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]: ...
 
 
 class JobQueue(Protocol):

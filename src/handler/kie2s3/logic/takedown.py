@@ -4,7 +4,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from kie2s3.logic.plan import raw_callbacks_prefix
+from kie2s3.logic.plan import is_raw_callback, raw_callbacks_prefix
 from kie2s3.logic.ports import Guard, Ledger, ObjectStore
 from kie2s3.observability import logger
 
@@ -67,8 +67,13 @@ def take_down(
     report.waited_seconds = _wait_for_copies(guard, task_id, [f.index for f in files], sleep)
     for key in keys:
         _tally(report, store.remove(key, exact=True, bypass_governance=bypass_governance))
-    raw_prefix = raw_callbacks_prefix(object_prefix, task_id)
-    _tally(report, store.remove(raw_prefix, exact=False, bypass_governance=bypass_governance))
+    raw_callbacks = store.remove(
+        raw_callbacks_prefix(object_prefix, task_id),
+        exact=False,
+        bypass_governance=bypass_governance,
+        only=lambda key: is_raw_callback(object_prefix, task_id, key),  # never another task's files
+    )
+    _tally(report, raw_callbacks)
     report.ledger_items = ledger.delete_files(task_id)
     logger.info(
         "task taken down",
