@@ -1,13 +1,14 @@
 """take_down over the in-memory fakes: what it removes, what it keeps, and that nothing brings the task back."""
 
 import time
+from collections.abc import Sequence
 
 import pytest
 from devstack.callbacks import market_body
 from tests.callback_requests import result_urls, serve, signed
 from tests.fakes import Fakes, make_fakes
 
-from kie2s3.adapters.ledger import TAKEN_DOWN
+from kie2s3.adapters.ledger import TAKEN_DOWN, now_iso
 from kie2s3.logic.copies import request_copies
 from kie2s3.logic.plan import plan_files
 from kie2s3.logic.receive import receive_callback
@@ -150,3 +151,36 @@ def test_takedown_removes_its_callbacks_never_another_tasks_files() -> None:
     assert report.removed == [raw_key]
     assert set(fakes.store.objects) == kept
     assert status_document(fakes.services, other).state == "copied"
+
+
+def test_takedown_waits_for_and_removes_a_file_recorded_just_before_its_fence() -> None:
+    """A delivery records a new file and opens its copy between the takedown's first read and its
+    fence: the takedown knows the task's files as they are once fenced, waits for that copy and
+    removes what it stored."""
+    fakes = make_fakes()
+    receive_callback(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png"))))
+    late = f"kie/{TASK}/01.mp4"
+    mark = fakes.ledger.mark_taken_down
+
+    def record_and_open_then_mark(task_id: str, keys: Sequence[str]) -> bool:
+        (url,) = result_urls(TASK, ".mp4")
+        item = FileItem(task_id=TASK, index=1, source=url, kind="video", key=late, updated_at=now_iso())
+        fakes.ledger.seed_file(item)
+        fakes.records.save_inprogress({"task_id": TASK, "index": 1}, 60_000)
+        fakes.ledger.mark_taken_down = mark  # type: ignore[method-assign]  # the race happens once
+        return mark(task_id, keys)
+
+    fakes.ledger.mark_taken_down = record_and_open_then_mark  # type: ignore[method-assign]
+    waited: list[float] = []
+
+    def copy_ends(seconds: float) -> None:  # the copy stores its object and completes its record
+        waited.append(seconds)
+        fakes.store.put_raw(late, b"video bytes")
+        fakes.records.records.clear()
+
+    take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK, sleep=copy_ends)
+
+    assert len(waited) == 1
+    assert fakes.store.objects == {}
+    assert fakes.ledger.files == {}
+    assert late in fakes.ledger.tasks[TASK].taken_down_keys

@@ -1,11 +1,12 @@
 """Takedown: remove a task's archived files, raw callbacks and ledger items, and keep it from coming back."""
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kie2s3.logic.plan import is_raw_callback, raw_callbacks_prefix
 from kie2s3.logic.ports import Guard, Ledger, ObjectStore
+from kie2s3.models import FileItem, TaskItem
 from kie2s3.observability import logger
 
 # How often a takedown looks again whether the copies it waits for have ended.
@@ -49,7 +50,9 @@ def take_down(
 
     In order: the task is marked taken down (the fence: from then on no callback, `POST /copies`,
     reconciler pass or queued job records, plans or opens a copy of it — a copy's opening write
-    checks it), with the keys its files had kept beside it; then the copies opened before the
+    and the write of new file items check it), with the keys its files had kept beside it; then
+    its files are read again (one recorded before the fence, after the first read, is one more
+    key to keep and remove); then the copies opened before the
     fence are waited out (their in-progress idempotency records, each bounded by its lock's expiry,
     a Lambda timeout at most); then every version of those keys and of the raw callbacks is
     removed, and the file items and source markers (every page of them). Under Object Lock in
@@ -60,10 +63,16 @@ def take_down(
     found = ledger.get(task_id)
     if found is None:
         return TakedownReport(task_id=task_id, known=False)
-    task, files = found
-    keys = sorted({f.key for f in files} | set(task.taken_down_keys))
+    keys = _keys(*found)
     report = TakedownReport(task_id=task_id)
     ledger.mark_taken_down(task_id, keys)  # first: nothing opens a copy of the task from here on
+    # Read again behind the fence: a delivery may have recorded a file (and opened its copy) since
+    # the first read; none can from now on.
+    fenced = ledger.get(task_id)
+    files = fenced[1] if fenced else []
+    if fenced and (more := _keys(*fenced)) != keys:
+        keys = sorted(set(keys) | set(more))
+        ledger.mark_taken_down(task_id, keys)
     report.waited_seconds = _wait_for_copies(guard, task_id, [f.index for f in files], sleep)
     for key in keys:
         _tally(report, store.remove(key, exact=True, bypass_governance=bypass_governance))
@@ -83,6 +92,11 @@ def take_down(
         waited_seconds=round(report.waited_seconds, 1),
     )
     return report
+
+
+def _keys(task: TaskItem, files: Sequence[FileItem]) -> list[str]:
+    """The keys a takedown removes: its files' and those an earlier takedown kept."""
+    return sorted({f.key for f in files} | set(task.taken_down_keys))
 
 
 def _wait_for_copies(guard: Guard, task_id: str, indexes: list[int], sleep: Callable[[float], None]) -> float:
