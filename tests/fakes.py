@@ -241,8 +241,10 @@ class FakeLedger(_Faults):
 
     def close_task(self, task_id: str, reason: str) -> None:
         self._request("close_task", "UpdateItem")
-        if (task := self.tasks.get(task_id)) is not None:
-            self.tasks[task_id] = task.model_copy(update={"reason": reason, "updated_at": now_iso()})
+        task = self.tasks.get(task_id)
+        if task is None or task.taken_down_at:
+            return  # the adapter's condition fails, silently
+        self.tasks[task_id] = task.model_copy(update={"reason": reason, "updated_at": now_iso()})
         self.open_tasks.discard(task_id)
 
     def taken_down(self, task_id: str) -> bool:

@@ -258,6 +258,23 @@ def test_takedown_fences_file_items_a_plan_writes_after_it(stack: Stack, task_id
     assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
 
 
+def test_takedown_reason_outlives_a_reconciler_closing_the_task(stack: Stack, task_id: str) -> None:
+    ledger = Ledger(stack.tasks_table())
+    now = now_iso()
+    ledger.save_task(
+        TaskItem(task_id=task_id, family="market", outcome=Outcome.NOT_FINAL, created_at=now, updated_at=now)
+    )
+    assert ledger.mark_taken_down(task_id, [])
+
+    ledger.close_task(task_id, "expired at kie.ai (14-day retention)")  # listed open before the takedown
+    ledger.close_task(f"{task_id}-none", "expired at kie.ai (14-day retention)")
+
+    found = ledger.get(task_id)
+    assert found is not None
+    assert found[0].reason == TAKEN_DOWN
+    assert ledger.get(f"{task_id}-none") is None
+
+
 def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:
     status, report = _take_down(inline_mode, task_id)
     assert status == 1

@@ -335,12 +335,18 @@ class Ledger:
             )
 
     def close_task(self, task_id: str, reason: str) -> None:
-        """Stop following a task that will never finish here (e.g. past kie.ai's retention)."""
-        with _translated("task close"):
+        """Stop following a task that will never finish here (e.g. past kie.ai's retention). A task
+        taken down meanwhile keeps its reason (and one the ledger does not hold is not created)."""
+        with _translated("task close", tolerate_condition=True):
             self._table.update_item(
                 Key={"pk": task_id, "sk": TASK_SK},
                 UpdateExpression="SET #reason = :reason, updated_at = :now REMOVE #open",
-                ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#taken_down_at)",
+                ExpressionAttributeNames={
+                    "#open": "open",
+                    "#reason": "reason",
+                    "#taken_down_at": TAKEN_DOWN_AT,
+                },
                 ExpressionAttributeValues={":reason": reason, ":now": now_iso()},
             )
 
