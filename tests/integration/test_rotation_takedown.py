@@ -275,6 +275,38 @@ def test_takedown_reason_outlives_a_reconciler_closing_the_task(stack: Stack, ta
     assert ledger.get(f"{task_id}-none") is None
 
 
+def test_takedown_again_finds_the_keys_the_version_before_kept_on_the_task_item(
+    stack: Stack, task_id: str
+) -> None:
+    """The version before kept a takedown's keys on the task item itself (`taken_down_keys`); a
+    takedown run again after the upgrade (Object Lock's retention over) still removes them."""
+    key = f"kie/{task_id}/00.png"
+    stack.tasks_table().put_item(
+        Item={
+            "pk": task_id,
+            "sk": "TASK",
+            "task_id": task_id,
+            "family": "market",
+            "outcome": "success",
+            "reason": "taken down: its archived files, callbacks and ledger items were removed",
+            "taken_down_at": now_iso(),
+            "taken_down_keys": [key],
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+    )
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"a version Object Lock kept")
+
+    status, report = _take_down(stack, task_id)
+
+    assert status == 0, report
+    assert f"removed  {key}" in report
+    assert objects_under(stack, f"kie/{task_id}/") == {}
+    found = Ledger(stack.tasks_table()).get(task_id)
+    assert found is not None
+    assert found[0].taken_down_keys == [key]
+
+
 def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:
     status, report = _take_down(inline_mode, task_id)
     assert status == 1

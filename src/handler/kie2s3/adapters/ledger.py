@@ -413,7 +413,9 @@ class Ledger:
         if task is None:
             return None
         files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"].startswith(FILE_SK_PREFIX)]
-        kept = [key for i in items if i["sk"].startswith(TAKEDOWN_SK_PREFIX) for key in i["keys"]]
+        # The version before kept them on the task item itself: read both, until a takedown moves them.
+        kept = [*task.get("taken_down_keys", [])]
+        kept += [key for i in items if i["sk"].startswith(TAKEDOWN_SK_PREFIX) for key in i["keys"]]
         return TaskItem.model_validate({**_plain(task), "taken_down_keys": kept}), files
 
     def _items(self, task_id: str, projection: str | None = None) -> Iterator[dict[str, Any]]:
