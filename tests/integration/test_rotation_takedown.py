@@ -76,6 +76,14 @@ def test_rotation_new_key_is_accepted_though_the_old_one_is_cached(
 # -- takedown ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_callback_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Takedowns here race no callback: they wait for none (tests/unit/test_logic_takedown.py races one)."""
+    from kie2s3.logic import takedown
+
+    monkeypatch.setattr(takedown, "CALLBACK_GRACE_SECONDS", 0.0)
+
+
 def _post_copies(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return send(http_event("POST", "/copies", body=body))
 

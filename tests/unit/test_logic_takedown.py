@@ -1,5 +1,6 @@
 """take_down over the in-memory fakes: what it removes, what it keeps, and that nothing brings the task back."""
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -9,6 +10,7 @@ from tests.callback_requests import result_urls, serve, signed
 from tests.fakes import Fakes, make_fakes
 
 from kie2s3.adapters.ledger import TAKEN_DOWN, now_iso
+from kie2s3.logic import takedown
 from kie2s3.logic.copies import request_copies
 from kie2s3.logic.plan import plan_files
 from kie2s3.logic.receive import receive_callback
@@ -184,3 +186,40 @@ def test_takedown_waits_for_and_removes_a_file_recorded_just_before_its_fence() 
     assert fakes.store.objects == {}
     assert fakes.ledger.files == {}
     assert late in fakes.ledger.tasks[TASK].taken_down_keys
+
+
+def test_takedown_removes_the_body_of_a_callback_that_checked_before_its_fence(
+    fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kie.ai's retry of a callback reads the task before the fence, and archives its body only
+    after (a slow PutObject): the takedown waits out callbacks in flight, then removes the body."""
+    monkeypatch.setattr(takedown, "CALLBACK_GRACE_SECONDS", 30.0)
+    checked, go_on = threading.Event(), threading.Event()
+    check = fakes.ledger.taken_down
+
+    def check_then_stall(task_id: str) -> bool:
+        found = check(task_id)
+        checked.set()
+        go_on.wait(5)
+        return found
+
+    fakes.ledger.taken_down = check_then_stall  # type: ignore[method-assign]
+    retry = threading.Thread(
+        target=receive_callback,
+        args=(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png"), state="fail"))),
+    )
+    retry.start()
+    assert checked.wait(5)
+    slept: list[float] = []
+
+    def callbacks_end(seconds: float) -> None:
+        slept.append(seconds)
+        go_on.set()
+        retry.join(5)
+
+    take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK, sleep=callbacks_end)
+    go_on.set()
+    retry.join(5)
+
+    assert 29 < sum(slept) <= 30
+    assert fakes.store.raw_keys(f"kie/{TASK}/callbacks/") == []
