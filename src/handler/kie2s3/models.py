@@ -19,6 +19,10 @@ MAX_URLS_PER_REQUEST = 50
 # A request may name one file several times (other query strings, other spellings), so its entries
 # are bounded apart from the cap, at ten times it: judging them all stays a few milliseconds.
 MAX_URL_ENTRIES_PER_REQUEST = 10 * MAX_URLS_PER_REQUEST
+# The longest result URL kie2s3 archives from (kie.ai's are a few hundred characters). Longer, its file
+# item (canonical source, up to 12 characters for each of the URL's, and the URL itself) could pass
+# DynamoDB's 400 KB item limit; at this length 49 of them still fit one 4 MB transaction.
+MAX_URL_CHARS = 4096
 
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
@@ -206,7 +210,7 @@ class CopyRequest(_Document):
         None
     )
     urls: Annotated[
-        list[Annotated[str, Field(max_length=4096)]] | None,
+        list[Annotated[str, Field(max_length=MAX_URL_CHARS)]] | None,
         Field(
             min_length=1,
             max_length=MAX_URL_ENTRIES_PER_REQUEST,

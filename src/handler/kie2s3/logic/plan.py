@@ -14,6 +14,7 @@ from kie2s3.keys import key_template
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.services import Services
 from kie2s3.models import (
+    MAX_URL_CHARS,
     MAX_URLS_PER_REQUEST,
     CopyJob,
     FileItem,
@@ -218,6 +219,19 @@ def _netted(services: Services, parsed: ParsedCallback) -> ParsedCallback:
     return parsed.model_copy(update={"files": kept})
 
 
+def _short(parsed: ParsedCallback) -> ParsedCallback:
+    """Drop the files whose URL is longer than MAX_URL_CHARS (as POST /copies refuses them): no file
+    item could hold one, and one such URL must not keep the task's other files from being recorded.
+    The task's reason says how many were dropped (a success left with none: `_netted`)."""
+    short = tuple(f for f in parsed.files if len(f.url) <= MAX_URL_CHARS)
+    if too_long := len(parsed.files) - len(short):
+        metrics.add_metric(name="ResultUrlsTooLong", unit=MetricUnit.Count, value=too_long)
+        logger.warning("result URLs too long: not archived", too_long=too_long, limit=MAX_URL_CHARS)
+        reason = f"{too_long} result URLs longer than {MAX_URL_CHARS} characters were not archived"
+        parsed = parsed.model_copy(update={"files": short, "reason": parsed.reason or reason})
+    return parsed
+
+
 def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> ParsedCallback:
     """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies.
 
@@ -225,7 +239,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
     records how many more there were (never one item per excess URL), and its status says so.
     Returns what was recorded.
     """
-    parsed = _netted(services, parsed)
+    parsed = _netted(services, _short(parsed))
     now = now_iso()
     planned, not_planned = capped(parsed.files)
     if not_planned:
