@@ -159,3 +159,31 @@ def test_parse_overrides(value: str | list[str], expected: dict[str, str]) -> No
 def test_parse_overrides_refuses_what_is_not_key_value() -> None:
     with pytest.raises(UserError, match="'StorageClass' is not Key=Value"):
         preflight.parse_overrides("StorageClass")
+
+
+def readme_parameter_table() -> list[tuple[str, str]]:
+    """README's Parameters table: (parameter, meaning) of each row, in order."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n### Parameters\n", 1)[1].split("\n#", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    return [(row[1].strip().strip("`"), row[3].strip()) for row in rows]
+
+
+def test_readme_parameter_table_lists_every_prompt_in_the_order_asked(template: dict[str, Any]) -> None:
+    # SAM (and make deploy-guided) ask the template's parameters in the template's order.
+    assert [name for name, _ in readme_parameter_table()] == list(template["Parameters"])
+    assert all(meaning for _, meaning in readme_parameter_table())
+
+
+def test_readme_parameter_table_defaults_are_the_templates(template: dict[str, Any]) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n### Parameters\n", 1)[1].split("\n#", 1)[0]
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        name, default = (cell.strip() for cell in line.split("|")[1:3])
+        declared = str(template["Parameters"][name.strip("`")].get("Default", ""))
+        if default == "empty":
+            assert declared == "", name
+        elif default.startswith("`"):
+            assert default.strip("`") == declared, name
