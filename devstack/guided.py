@@ -34,9 +34,11 @@ from devstack.preflight import (
     parameter_problem,
     parse_overrides,
     previous_parameters,
+    quote_override,
     read_config,
     report_preflight,
     stack_name_of,
+    unsavable,
 )
 from devstack.template import REPO_ROOT, load_template
 
@@ -45,6 +47,8 @@ EMPTY_ANSWER: Final = '""'
 
 def _refusal(name: str, spec: Mapping[str, Any], value: str) -> str | None:
     """Why a value cannot be deployed: CloudFormation's constraints, and for ForwardUrl the forwarder's rule."""
+    if (refused := unsavable(value)) is not None:
+        return refused
     if name == "ForwardUrl" and value:
         from kie2s3.settings import forward_target_refusal
 
@@ -117,7 +121,9 @@ def save_answers(
         document = tomllib.load(handle)
     section = document.setdefault(env, {})
     deploy = section.setdefault("deploy", {}).setdefault("parameters", {})
-    deploy["parameter_overrides"] = " ".join(f"{key}={json.dumps(value)}" for key, value in answers.items())
+    deploy["parameter_overrides"] = " ".join(
+        f"{key}={quote_override(value)}" for key, value in answers.items()
+    )
     if stack_name:
         section.setdefault("global", {}).setdefault("parameters", {})["stack_name"] = stack_name
     header = (

@@ -21,7 +21,6 @@ kie2s3.settings.forward_target_refusal: https, never kie2s3's own callback route
 import argparse
 import json
 import re
-import shlex
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -130,21 +129,60 @@ def read_config(path: Path, env: str, *, given: bool = False) -> dict[str, Any]:
     return settings
 
 
+# SAM CLI's own reading of `Key=Value Key2="a b"` (samcli/cli/types.py, CfnParameterOverridesType, 1.170),
+# so that the preflight checks what SAM deploys: a value is a "double-" or 'single-quoted' run in which a
+# backslash escapes the next character, or an unquoted run up to a space; the wrapping quotes are then
+# removed and only \<space>, \" and \' unescaped.
+_OVERRIDE_KEY: Final = r"""([A-Za-z0-9"']+)"""
+_OVERRIDE_VALUE: Final = r"""("(?:\\.|[^"\\]+)*"|'(?:\\.|[^'\\]+)*'|(?:\\.|[^ "\\]+)+)"""
+_OVERRIDE_PATTERNS: Final = (
+    re.compile(rf"(?:ParameterKey={_OVERRIDE_KEY},ParameterValue={_OVERRIDE_VALUE})"),
+    re.compile(rf"(?: ){_OVERRIDE_KEY}={_OVERRIDE_VALUE}"),
+)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    return text.replace("\\ ", " ").replace('\\"', '"').replace("\\'", "'")
+
+
 def parse_overrides(value: str | Sequence[str]) -> dict[str, str]:
-    """`Key=Value Key2="a b" Key3=` (PARAMS, or a config file's parameter_overrides) as a mapping."""
+    """`Key=Value Key2="a b" Key3=` (PARAMS, or a config file's parameter_overrides) as SAM reads it.
+
+    Stricter than SAM in one way: text that is no `Key=Value` is refused, where SAM skips it."""
     items = [value] if isinstance(value, str) else list(value)
-    overrides: dict[str, str] = {}
+    found: dict[str, str] = {}
     for item in items:
-        try:
-            tokens = shlex.split(item)
-        except ValueError as exc:
-            raise UserError(f"parameter overrides {item!r}: {exc}") from exc
-        for token in tokens:
-            key, sep, text = token.partition("=")
-            if not sep or not re.fullmatch(r"[A-Za-z0-9]+", key):
-                raise UserError(f'parameter override {token!r} is not Key=Value (PARAMS="Key=Value Key2=")')
-            overrides[key] = text
-    return overrides
+        if not item.strip():
+            continue
+        normalized = " " + item.strip()
+        for pattern in _OVERRIDE_PATTERNS:
+            if pairs := pattern.findall(normalized):
+                left = pattern.sub("", normalized).strip()
+                break
+        else:
+            pairs, left = [], item.strip()
+        if left:
+            raise UserError(
+                f'parameter overrides: {left!r} is not Key=Value (an empty value is Key="", as SAM reads it)'
+            )
+        found.update(pairs)
+    return {_unquote(key): _unquote(text) for key, text in found.items()}
+
+
+def unsavable(value: str) -> str | None:
+    """Why SAM's parameter_overrides cannot carry `value` unchanged, None when they can."""
+    if "\\" in value or any(ord(char) < 32 for char in value):
+        return "a backslash or a control character cannot be saved in SAM's parameter_overrides"
+    return None
+
+
+def quote_override(value: str) -> str:
+    """A value as parse_overrides (and SAM) read it back unchanged; a backslash cannot be written so."""
+    if (refused := unsavable(value)) is not None:
+        raise UserError(refused)
+    return '"' + value.replace('"', '\\"') + '"'
 
 
 def parameter_problem(name: str, spec: Mapping[str, Any], value: str) -> str | None:

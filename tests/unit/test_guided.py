@@ -11,6 +11,8 @@ import pytest
 from devstack import guided, preflight
 from devstack.cli import UserError
 from devstack.template import REPO_ROOT, load_template
+from hypothesis import given
+from hypothesis import strategies as st
 
 SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 
@@ -147,8 +149,9 @@ def test_guided_answers_are_gitignored() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ('A=1 B="two words" C=', {"A": "1", "B": "two words", "C": ""}),
-        (["A=1", 'B="x y"'], {"A": "1", "B": "x y"}),
+        ('A=1 B="two words" C=""', {"A": "1", "B": "two words", "C": ""}),
+        (["A=1", "B='x y'"], {"A": "1", "B": "x y"}),
+        ("ParameterKey=A,ParameterValue=1", {"A": "1"}),
         ("", {}),
     ],
 )
@@ -156,9 +159,61 @@ def test_parse_overrides(value: str | list[str], expected: dict[str, str]) -> No
     assert preflight.parse_overrides(value) == expected
 
 
-def test_parse_overrides_refuses_what_is_not_key_value() -> None:
-    with pytest.raises(UserError, match="'StorageClass' is not Key=Value"):
-        preflight.parse_overrides("StorageClass")
+@pytest.mark.parametrize("value", ["StorageClass", "A=1 C=", "A=1 =2"])
+def test_parse_overrides_refuses_what_sam_would_skip(value: str) -> None:
+    # SAM drops such text silently, and the deploy then goes out without it.
+    with pytest.raises(UserError, match="is not Key=Value"):
+        preflight.parse_overrides(value)
+
+
+# Each read by the preflight as SAM reads it (SAM 1.170's own parser, run in its venv).
+SAM_READS = [
+    'A=1 B="two words"',
+    "A='single quoted' B=x",
+    'A="say \\"hi\\"" B=\'it\\\'s\'',
+    'A="back\\\\slash" B=a\\ b',
+    "KeyTemplate={prefix}{taskId}/{index}{ext} AllowedSourceHosts=a.example.com,*.b.example.com",
+    'ForwardUrl="https://h.example.com/k?token=a&b=c" KieWebhookHmacSecretId=""',
+    'ParameterKey=A,ParameterValue=1 ParameterKey=B,ParameterValue="x y"',
+    'Name="café 東京"',
+]
+
+
+def sam_reads(values: list[str]) -> list[dict[str, str]]:
+    if not SAM_PYTHON.exists():
+        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
+    script = (
+        "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
+        "print(json.dumps([T().convert((v,), None, None) for v in json.loads(sys.stdin.read())]))"
+    )
+    done = subprocess.run(
+        [str(SAM_PYTHON), "-c", script],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    parsed: list[dict[str, str]] = json.loads(done.stdout)
+    return parsed
+
+
+def test_parse_overrides_reads_as_sam_reads() -> None:
+    assert [preflight.parse_overrides(value) for value in SAM_READS] == sam_reads(SAM_READS)
+
+
+SAVABLE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\\", min_codepoint=32))
+
+
+@given(st.dictionaries(st.from_regex(r"[A-Za-z0-9]{1,12}", fullmatch=True), SAVABLE, max_size=6))
+def test_saved_overrides_read_back_unchanged(answers: dict[str, str]) -> None:
+    saved = " ".join(f"{key}={preflight.quote_override(value)}" for key, value in answers.items())
+    assert preflight.parse_overrides(saved) == answers
+
+
+def test_a_backslash_is_not_saved() -> None:
+    with pytest.raises(UserError, match="backslash"):
+        preflight.quote_override("a\\b")
 
 
 def readme_parameter_table() -> list[tuple[str, str]]:
