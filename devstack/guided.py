@@ -57,9 +57,10 @@ def _refusal(name: str, spec: Mapping[str, Any], value: str) -> str | None:
 
 
 def ask(
-    template: Mapping[str, Any], defaults: Mapping[str, str], read: Callable[[str], str] = input
+    template: Mapping[str, Any], defaults: Mapping[str, str], read: Callable[[str], str] | None = None
 ) -> dict[str, str]:
-    """Every parameter's answer, asked in the template's order with its meaning (`read` is `input`)."""
+    """Every parameter's answer, asked in the template's order with its meaning (`read`: `input`)."""
+    read = read or input
     answers: dict[str, str] = {}
     for name, spec in (template.get("Parameters") or {}).items():
         default = defaults.get(name, str(spec.get("Default", "")))
@@ -140,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="devstack.guided", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_target_options(parser)
+    parser.add_argument("--save-to", default=str(REPO_ROOT / LOCAL_CONFIG_FILE), help="where the answers go")
     args = parser.parse_args(argv)
     shared = Path(args.config_file) if args.config_file else REPO_ROOT / CONFIG_FILE
-    local = REPO_ROOT / LOCAL_CONFIG_FILE
+    local = Path(args.save_to)
     settings = {**read_config(shared, args.config_env, given=True), **read_config(local, args.config_env)}
     stack_name = stack_name_of(args, settings)
     session = aws_session(f"make deploy-guided (stack {stack_name})", region=args.region)

@@ -320,3 +320,38 @@ def test_preflight_command_exits_non_zero(
         "problem: secret pf-nowhere/api (KieApiKeySecretId) does not exist in us-east-1; fix: "
         'aws secretsmanager create-secret --region us-east-1 --name pf-nowhere/api --secret-string "<your kie.ai API key>"'
     ]
+
+
+def test_guided_deploy_preflights_the_answers_it_saves(
+    secrets: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from devstack import guided
+
+    saved = tmp_path / "samconfig.local.toml"
+    # Enter everywhere but the two secrets; the API key's secret is one this region does not hold.
+    answers = {
+        "KieApiKeySecretId": "pf-nowhere/kie-api-key",
+        "KieWebhookHmacSecretId": secrets["KieWebhookHmacSecretId"],
+    }
+    monkeypatch.setattr("builtins.input", lambda prompt: answers.get(prompt.split(" [")[0].strip(), ""))
+    argv = ["--stack-name", "kie2s3-guided", "--save-to", str(saved)]
+    assert run(guided.main, argv) == 1
+    out, err = capsys.readouterr()
+    assert "preflight: stack kie2s3-guided in account 123456789012, region us-east-1" in out
+    [line] = problems(err)
+    assert line.startswith(
+        "problem: secret pf-nowhere/kie-api-key (KieApiKeySecretId) does not exist in us-east-1"
+    )
+    settings = preflight.read_config(saved, "default")
+    assert settings["stack_name"] == "kie2s3-guided"
+    assert (
+        preflight.parse_overrides(settings["parameter_overrides"])["KieApiKeySecretId"]
+        == "pf-nowhere/kie-api-key"
+    )
+
+    answers["KieApiKeySecretId"] = secrets["KieApiKeySecretId"]
+    assert run(guided.main, argv) == 0
+    assert capsys.readouterr().out.rstrip().endswith("preflight: ready to deploy")
