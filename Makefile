@@ -39,7 +39,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        preflight deploy deploy-guided e2e openapi redrive backfill takedown clean up down status logs env callback events
+        preflight deploy deploy-guided e2e openapi call redrive backfill takedown clean up down status logs env callback events
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,9 +89,9 @@ test: lint layer-check audit validate build ## everything: lint, types, template
 demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
 	$(RUN) -m devstack.demo $(if $(FORWARD),--forward)
 
-up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline] [FORWARD=1 | FORWARD_URL=<your handler>]
+up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline] [FORWARD=1 | FORWARD_URL=<your handler>] [AUTH=iam]
 	@$(RUN) -m devstack.up up --port "$(or $(PORT),3000)" --mode "$(or $(MODE),queue)" \
-		$(if $(FORWARD_URL),--forward-url "$(FORWARD_URL)") $(if $(FORWARD),--forward)
+		$(if $(FORWARD_URL),--forward-url "$(FORWARD_URL)") $(if $(FORWARD),--forward) $(if $(AUTH),--auth "$(AUTH)")
 
 down: ## stop the local stack and everything it started (also after a crash)
 	@$(STATE) down
@@ -116,6 +116,12 @@ callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<famil
 
 invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
+
+# ROUTE, not PATH: make passes its variables to the recipe's shell, where PATH is the search path.
+call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]
+	$(if $(ROUTE),,$(error usage: make call ROUTE=/tasks/<id> or ROUTE=/copies BODY='{...}' [STACK_NAME=<deployed stack>]; without STACK_NAME, the local stack))
+	@$(RUN) -m devstack.call "$(ROUTE)" $(if $(METHOD),--method "$(METHOD)") $${BODY:+--body "$$BODY"} \
+		$(if $(STACK_NAME),--stack-name "$(STACK_NAME)")$(if $(REGION_GIVEN), --region "$(REGION)") $(if $(PROFILE),--profile "$(PROFILE)")
 
 redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make redrive STACK_NAME=<deployed stack>))

@@ -20,7 +20,6 @@ task was not recorded (an error, or a batch the API refused), 0 otherwise: unkno
 import argparse
 import collections
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ BATCH_SIZE = MAX_URLS_PER_REQUEST
 ATTEMPTS = 3
 # The API function's timeout (template.yaml): the local run gets the same deadline as a deployed one.
 API_TIMEOUT_SECONDS = 29.0
-# `https://<api-id>.execute-api.<region>.amazonaws.com`: a request is signed for the API's region.
-_API_REGION = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 _LABEL = {"recorded": "queued/recorded", "unknown": "unknown", "error": "error"}
 
 # Sends one bulk body to `POST /copies`; answers the HTTP status and the decoded JSON body.
@@ -160,33 +157,36 @@ def api_url_of(cloudformation: Any, stack_name: str) -> str:
 
 def deployed_sender(session: Any, api_url: str, *, http: Any = None) -> Send:
     """`POST <api_url>/copies`, SigV4-signed (`execute-api`) with the session's credentials."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
     from botocore.exceptions import HTTPClientError
     from botocore.httpsession import URLLib3Session
 
-    url = f"{api_url.rstrip('/')}/copies"
-    found = _API_REGION.search(api_url)
-    region = found.group(1) if found else session.region_name
+    from devstack.call import request
+    from devstack.sigv4 import api_region
+
+    region = api_region(api_url, session.region_name)
     client = http or URLLib3Session(timeout=int(API_TIMEOUT_SECONDS) + 5)
 
     def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         credentials = session.get_credentials()
         if credentials is None:
             raise SystemExit("no AWS credentials found (the default chain: env, profile, SSO, role)")
-        request = AWSRequest(
-            method="POST", url=url, data=json.dumps(body), headers={"Content-Type": "application/json"}
-        )
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
         try:
-            response = client.send(request.prepare())
+            response = request(
+                api_url,
+                "POST",
+                "/copies",
+                body=json.dumps(body).encode(),
+                credentials=credentials,
+                region=region,
+                http=client,
+            )
         except HTTPClientError as exc:
             return 0, {"message": f"no answer: {exc}"}
         try:
-            answer = json.loads(response.content)
+            answer = json.loads(response.body)
         except ValueError:
-            answer = {"message": response.content[:200].decode(errors="replace")}
-        return int(response.status_code), answer if isinstance(answer, dict) else {"message": str(answer)}
+            answer = {"message": response.body[:200].decode(errors="replace")}
+        return response.status, answer if isinstance(answer, dict) else {"message": str(answer)}
 
     return send
 

@@ -6,8 +6,10 @@ lower-cased, repeated ones joined with commas, cookies apart, text bodies as tex
 base64), the answer mapped back (a dict without `statusCode` is 200 JSON), 404 `Not Found` for a
 request no route takes, 413 over the gateway's 10 MB, and 500 `Internal Server Error` when the
 function raises. Routes the template IAM-authorises take unsigned requests here (a signature, if
-any, is not checked): every such answer carries the header `x-kie2s3-local-auth` saying so. One
-request is served at a time, as by one Lambda container.
+any, is not checked), unless the API is given an `authorize` check (`make up AUTH=iam`: SigV4
+against the local stack's own credentials, `devstack.sigv4.check`), which refuses with 403 before
+the function is called; every answer of such a route carries the header `x-kie2s3-local-auth`
+saying which. One request is served at a time, as by one Lambda container.
 """
 
 import base64
@@ -29,10 +31,16 @@ from devstack.template import ACCOUNT_ID, FUNCTION_TYPES
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
 LOCAL_AUTH_HEADER: Final = "x-kie2s3-local-auth"
 LOCAL_AUTH_NOTE: Final = "unsigned request accepted locally; deployed, this route is IAM-authorised (SigV4)"
+LOCAL_IAM_NOTE: Final = (
+    "SigV4 signature checked against the local stack's credentials (IAM policy not emulated)"
+)
 _TEXT_TYPES: Final = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
 
 # Calls the function `name` with an event and answers what the handler returned.
 Invoke = Callable[[dict[str, Any], str], Any]
+# Judges a request to an IAM-authorised route: (method, URL as sent, headers, body) -> None to let it
+# through, else the reason of its 403.
+Authorize = Callable[[str, str, Mapping[str, str], bytes], str | None]
 
 
 @dataclass(frozen=True)
@@ -191,9 +199,11 @@ class LocalHttpApi:
         host: str = "127.0.0.1",
         port: int = 0,
         access_log: TextIO | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.routes = routes
         self.invoke = invoke
+        self.authorize = authorize
         self.access_log = access_log
         self._one_at_a_time = threading.Lock()
         self._log_lock = threading.Lock()
@@ -315,6 +325,13 @@ class _Handler(BaseHTTPRequestHandler):
                 remaining -= len(data)
         return None if size > MAX_PAYLOAD_BYTES else b"".join(parts)
 
+    def _iam_refusal(self, api: LocalHttpApi, route: Route, body: bytes) -> str | None:
+        """Why `api.authorize` refuses this request to an IAM-authorised route (None: let it through)."""
+        if api.authorize is None or route.authorizer != "AWS_IAM":
+            return None
+        url = f"http://{self.headers.get('Host', '')}{self.path}"
+        return api.authorize(self.command, url, dict(self.headers.items()), body)
+
     def _serve(self) -> None:
         api: LocalHttpApi = self.server.api  # type: ignore[attr-defined]
         started = time.monotonic()
@@ -323,6 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         found = api.route(method, split.path)
         extra: list[tuple[str, str]] = []
+        auth = "unsigned (IAM when deployed)" if api.authorize is None else "sigv4"
         if body is None:
             self.close_connection = True
             status, headers, raw = _gateway_error(413, "Request Entity Too Large")
@@ -344,9 +362,16 @@ class _Handler(BaseHTTPRequestHandler):
                 source_ip=self.client_address[0],
                 host=self.headers.get("Host", "localhost").split(":", 1)[0],
             )
-            status, headers, raw = api.call(event, route)
+            refusal = self._iam_refusal(api, route, body)
+            if refusal is not None:
+                status, headers, raw = _gateway_error(403, refusal)
+                auth = f"refused: {refusal}"
+            else:
+                status, headers, raw = api.call(event, route)
             if route.authorizer == "AWS_IAM":
-                extra.append((LOCAL_AUTH_HEADER, LOCAL_AUTH_NOTE))
+                extra.append(
+                    (LOCAL_AUTH_HEADER, LOCAL_AUTH_NOTE if api.authorize is None else LOCAL_IAM_NOTE)
+                )
         self.send_response(status)
         sent = {name.lower() for name, _ in headers}
         for name, value in [*headers, *extra]:
@@ -368,6 +393,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "bytes": len(raw),
                 "ms": round((time.monotonic() - started) * 1000),
-                **({"auth": "unsigned (IAM when deployed)"} if extra else {}),
+                **({"auth": auth} if extra else {}),
             }
         )

@@ -40,6 +40,7 @@ from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
 
 if TYPE_CHECKING:
     from devstack.lambda_runtime import LambdaContext, SqsPoller
+    from devstack.local_api import Authorize
 
 # The processes beside the supervisor: name (its pid's, its log's) -> its command-line flag.
 FUNCTION_PROCESSES: Final = {"worker": "--functions", "events": "--events"}
@@ -49,6 +50,8 @@ STREAM_POLL_SECONDS: Final = 0.25
 # 90-minute visibility timeout: far too long to watch a retry locally).
 RETRY_DELAY_SECONDS: Final = 5
 STARTUP_TIMEOUT_SECONDS: Final = 60.0
+# AUTH=iam: the credentials the local stack issues, as an AWS shared credentials file in its state directory.
+CREDENTIALS_FILE: Final = "aws-credentials"
 _RATE: Final = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
 _UNIT_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -255,7 +258,25 @@ def _started(directory: Path, functions: Mapping[str, "subprocess.Popen[bytes]"]
     return True
 
 
-def supervise(directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False) -> int:
+def iam_check(directory: Path) -> "Authorize":
+    """`make up AUTH=iam`: new credentials (keys, and keys with a session token) written to
+    <directory>/aws-credentials as two profiles, and the API's check of SigV4 signatures against them."""
+    from devstack.sigv4 import check, issue, write_credentials_file
+    from devstack.template import REGION
+
+    keys, session = issue(temporary=False), issue(temporary=True)
+    write_credentials_file(directory / CREDENTIALS_FILE, keys, session)
+    issued = {keys.access_key: keys, session.access_key: session}
+
+    def authorize(method: str, url: str, headers: Mapping[str, str], body: bytes) -> str | None:
+        return check(method=method, url=url, headers=headers, body=body, issued=issued, region=REGION)
+
+    return authorize
+
+
+def supervise(
+    directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False, auth: str = "none"
+) -> int:
     """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
     from devstack.aws import MotoServer
     from devstack.cli import UserError
@@ -270,11 +291,21 @@ def supervise(directory: Path, port: int, mode: str, forward_url: str = "", rece
         "pids": {"supervisor": os.getpid()},
         "ready": False,
         "mode": mode,
+        "auth": auth,
     }
     write_state(directory, state)
     template = load_template()
+    authorize = iam_check(directory) if auth == "iam" else None
+    if authorize is not None:
+        state["credentialsFile"] = str(directory / CREDENTIALS_FILE)
     try:
-        api = LocalHttpApi(template_routes(template), lambda e, f: None, port=port, access_log=sys.stdout)
+        api = LocalHttpApi(
+            template_routes(template),
+            lambda e, f: None,
+            port=port,
+            access_log=sys.stdout,
+            authorize=authorize,
+        )
     except OSError as exc:
         state["error"] = f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): make up PORT=<another port>"
         write_state(directory, state)
@@ -496,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--forward-url", default="", help="ForwardUrl: forward accepted callbacks there")
     parser.add_argument("--forward-receiver", action="store_true", help="forward to a local receiver")
     parser.add_argument("--events", action="store_true", help="run the events function's process")
+    parser.add_argument("--auth", choices=("none", "iam"), default="none", help="iam: check SigV4 signatures")
     args = parser.parse_args(argv)
     directory = Path(args.state_dir)
     if args.functions:
@@ -505,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if read_state(directory) is not None:
         parser.error(f"{directory} already holds a stack's state: use `make up`, which checks it")
     try:
-        return supervise(directory, args.port, args.mode, args.forward_url, args.forward_receiver)
+        return supervise(directory, args.port, args.mode, args.forward_url, args.forward_receiver, args.auth)
     except Exception as exc:  # the whole story goes to the log; `make up` shows the first line
         traceback.print_exc()
         state = read_state(directory)

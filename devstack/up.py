@@ -1,6 +1,6 @@
 """`make up`, `make down`, `make status`, `make logs`, `make env`: a local kie2s3 that keeps running.
 
-    python -m devstack.up up [--port 3000] [--mode queue|inline] [--forward-url URL | --forward] [--state-dir D]
+    python -m devstack.up up [--port 3000] [--mode queue|inline] [--forward-url URL | --forward] [--auth iam] [--state-dir D]
     python -m devstack.up down | status | logs [--follow] [--lines N] | env   [--state-dir D]
 
 `up` starts the stack in the background (`devstack.serve`), waits until it is ready and prints what
@@ -79,7 +79,9 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def up(directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False) -> int:
+def up(
+    directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False, auth: str = "none"
+) -> int:
     """Start the stack in the background and print what is where once it is ready."""
     if forward_url and receiver:
         raise UserError("FORWARD=1 forwards to the local receiver, FORWARD_URL=<url> to yours: give one")
@@ -116,7 +118,15 @@ def up(directory: Path, port: int, mode: str, forward_url: str = "", receiver: b
     with (directory / "stack.log").open("ab") as log:
         forwarding = ["--forward-url", forward_url] if forward_url else []
         process = subprocess.Popen(
-            [*command, "--mode", mode, *forwarding, *(["--forward-receiver"] if receiver else [])],
+            [
+                *command,
+                "--mode",
+                mode,
+                "--auth",
+                auth,
+                *forwarding,
+                *(["--forward-receiver"] if receiver else []),
+            ],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -167,8 +177,7 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             f"kie2s3 is running locally, {state.mode} mode{ready}",
             f"  API          {state.api_url}",
             "                 POST /callbacks/kie     kie.ai's callbacks: HMAC-signed (make callback signs them)",
-            "                 POST /copies            unsigned locally (IAM-authorised, SigV4, when deployed)",
-            "                 GET  /tasks/{taskId}    unsigned locally (IAM-authorised, SigV4, when deployed)",
+            *_iam_lines(state),
             f"  bucket       {state.bucket}   in the AWS emulator (moto) at {state.aws_url}",
             f"  kie.ai       {state.emulator_url}   the emulator (API key {state.kie_api_key})",
             f"  HMAC key     {state.hmac_key}   signs test callbacks (kie.ai's webhookHmacKey)",
@@ -181,6 +190,21 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             "  stop         make down  (moto keeps everything in memory: the archive ends with the stack)",
         ]
     )
+
+
+def _iam_lines(state: StackState) -> list[str]:
+    credentials = state.data.get("credentialsFile")
+    if not credentials:
+        return [
+            "                 POST /copies            unsigned locally (IAM-authorised, SigV4, when deployed)",
+            "                 GET  /tasks/{taskId}    unsigned locally (IAM-authorised, SigV4, when deployed)",
+        ]
+    return [
+        "                 POST /copies            SigV4-signed (AUTH=iam): make call ROUTE=/copies BODY='{...}'",
+        "                 GET  /tasks/{taskId}    SigV4-signed (AUTH=iam): make call ROUTE=/tasks/<id>",
+        f"  credentials  {_display(Path(str(credentials)))}: profiles kie2s3-local (keys) and",
+        "               kie2s3-local-session (keys + session token); others get 403 (IAM policy not emulated)",
+    ]
 
 
 def _forwarding_lines(state: StackState) -> list[str]:
@@ -269,6 +293,8 @@ def env(directory: Path) -> int:
         "KIE_EMULATOR_API_KEY": state.kie_api_key,
         "AWS_EMULATOR_URL": state.aws_url,
         "FORWARD_HMAC_KEY": str(state.data.get("forwardKey", "")),
+        # AUTH=iam: the credentials file of the local stack's profiles (empty otherwise)
+        "LOCAL_AWS_CREDENTIALS_FILE": str(state.data.get("credentialsFile", "")),
     }
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")
@@ -287,6 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--forward-url", default="", help="ForwardUrl: your handler, accepted callbacks go there"
     )
     start.add_argument("--forward", action="store_true", help="forward to a local receiver that prints them")
+    start.add_argument(
+        "--auth",
+        choices=("none", "iam"),
+        default="none",
+        help="iam: POST /copies and GET /tasks take only requests SigV4-signed with the stack's credentials",
+    )
     stop = commands.add_parser("down", help="stop it and remove its state")
     state = commands.add_parser("status", help="what runs where")
     show = commands.add_parser("logs", help="its logs")
@@ -299,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = state_dir(args.state_dir)
     match args.command:
         case "up":
-            return up(directory, args.port, args.mode, args.forward_url, args.forward)
+            return up(directory, args.port, args.mode, args.forward_url, args.forward, args.auth)
         case "down":
             return down(directory)
         case "status":

@@ -544,6 +544,10 @@ class ServedFile:
     content_type: str | None = "application/octet-stream"
     ranged: bool = True  # answers ranges with a strong ETag (pinned), else one plain 200 stream
     etag: str = '"v1"'
+    # An origin whose bytes change on every request: each GET is answered from the file as it is,
+    # then the file is replaced (other bytes, same size, another ETag). `served`: each GET's bytes.
+    unstable: bool = False
+    served: list[bytes] = dataclasses.field(default_factory=list)
 
 
 class FakeStream:
@@ -583,7 +587,8 @@ class FakeStream:
 
 class FakeSource(_Faults):
     """Serves files by URL path (any host, any query: the link's signature), as HttpSource opens
-    them: the first part as a range pinned to the file's ETag when `ranged`, else a whole stream.
+    them: the first part as a range pinned to the file's ETag when `ranged`, else (or when opened
+    without a first part) a whole stream.
 
     `fail("open")` / `fail("fetch_range")` break the next requests, `fail_range(start, ...)` the
     next fetches of one range; `expire_links()` makes every link issued so far answer 403
@@ -636,15 +641,22 @@ class FakeSource(_Faults):
         served = self.files.get(path)
         if served is None:
             raise PermanentError(f"source {canonical_url(url)} answered HTTP 404")
-        return served
+        if not served.unstable:
+            return served
+        with self._lock:
+            answered = dataclasses.replace(served)  # this request's version, before it is replaced
+            served.served.append(served.data)
+            served.data = served.data[1:] + served.data[:1]
+            served.etag = f'"v{len(served.served) + 1}"'
+        return answered
 
     @contextmanager
-    def open(self, url: str, *, max_bytes: int, first_part: int) -> Iterator[FakeStream]:
+    def open(self, url: str, *, max_bytes: int, first_part: int | None) -> Iterator[FakeStream]:
         served = self._get("open", url)
         data, total = served.data, len(served.data)
         if total > max_bytes:
             raise SourceRefusedError(f"source declares {total} bytes, over MAX_FILE_BYTES ({max_bytes})")
-        if served.ranged and total:
+        if served.ranged and total and first_part is not None:
             version = SourceVersion(total, served.etag, served.etag, None)
             yield FakeStream(data[:first_part], total, served.content_type, version)
         else:

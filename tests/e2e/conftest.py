@@ -114,15 +114,10 @@ class Target:
 def _sigv4(
     session: Any, method: str, url: str, body: bytes | None, headers: dict[str, str]
 ) -> dict[str, str]:
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
+    from devstack.sigv4 import api_region, sign
 
-    region = (
-        urllib.parse.urlsplit(url).netloc.split(".")[2] if ".execute-api." in url else session.region_name
-    )
-    request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
-    SigV4Auth(session.get_credentials().get_frozen_credentials(), "execute-api", region).add_auth(request)
-    return dict(request.headers.items())
+    region = api_region(url, session.region_name)
+    return sign(session.get_credentials(), region, method, url, body or b"", headers)
 
 
 def kie_signature(key: str, task_id: str, timestamp: int) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Empty sources and sources that change mid-download: archived whole, from one version, or not at all.
+"""Empty sources and sources that change mid-download: archived whole and from one version.
 
 The HttpSource tests run against scripted loopback origins (fast, no stack); the others go through
 `app.lambda_handler` on the local stack, with the kie.ai emulator's file server.
@@ -18,7 +18,6 @@ from tests.integration.conftest import (
     incomplete_uploads,
     objects_under,
     post_callback,
-    ranges_for,
     serve,
     task_document,
 )
@@ -27,7 +26,6 @@ from tests.servers import answer, scripted
 from kie2s3.adapters.http_source import HttpSource, SourceChangedError, SourceStream, SourceVersion
 from kie2s3.errors import PermanentError, RetryableError
 from kie2s3.handlers import http as http_handler
-from kie2s3.handlers import sqs as sqs_handler
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.services import RetryPolicy
 
@@ -159,6 +157,30 @@ def test_http_source_without_a_usable_validator_reads_the_file_in_one_stream(
     assert [_header(r, "Range") for r in server.requests] == [f"bytes=0-{PART - 1}", None]
 
 
+def test_http_source_plain_open_is_one_get_without_range(scripted: servers.Start) -> None:
+    server = scripted(_ranges(DATA, PINNED))
+    with _source().open(server.url("/f"), max_bytes=MIB, first_part=None) as stream:
+        assert not stream.ranged  # validators or not: one stream, never ranges
+        assert stream.total_size == len(DATA)
+        assert _read_all(stream) == DATA
+    assert [(_header(r, "Range"), _header(r, "If-Range")) for r in server.requests] == [(None, None)]
+
+
+def test_http_source_plain_open_answered_with_a_range_is_refused(scripted: servers.Start) -> None:
+    server = scripted(
+        answer(
+            "206 Partial Content",
+            {"Content-Range": "bytes 0-9/20", "Content-Length": "10", **PINNED},
+            bytes(10),
+        )
+    )
+    with (
+        pytest.raises(RetryableError, match="206"),
+        _source().open(server.url("/f"), max_bytes=MIB, first_part=None),
+    ):
+        pass
+
+
 def test_http_source_without_validators_keeps_an_opening_range_that_holds_the_whole_file(
     scripted: servers.Start,
 ) -> None:
@@ -201,14 +223,6 @@ def quick_inline(inline_mode: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     fast = dataclasses.replace(get_services(), retry=FAST)
     monkeypatch.setattr(http_handler, "get_services", lambda: fast)
     return inline_mode
-
-
-@pytest.fixture
-def quick_queue(queue_mode: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    """Queue mode with quick transfer retries."""
-    fast = dataclasses.replace(get_services(), retry=FAST)
-    monkeypatch.setattr(sqs_handler, "get_services", lambda: fast)
-    return queue_mode
 
 
 def _file_gets(stack: Stack, name: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -261,41 +275,61 @@ def test_copy_source_changing_between_ranges_stores_one_version_exactly(
     assert len(versions) == 2
     doc = task_document(task_id)
     (entry,) = doc["files"]
-    assert entry["state"] == "copied", entry
+    assert (entry["state"], entry["sourceUnstable"]) == ("copied", True), entry
     stored = hashlib.sha256(_stored(stack, entry["key"])).hexdigest()
     assert stored == entry["sha256"] == _tags(stack, entry["key"])["sha256"] == versions[1].sha256_hex()
     assert incomplete_uploads(stack, task_id) == []
 
-    # Every range after an opening request was pinned with If-Range to the version it opened on.
-    gets = _file_gets(stack, source.name)
-    later = [r for r in gets if not (_header(r, "Range") or "").startswith("bytes=0-")]
-    assert later, "no ranged GET was made"
-    pinned = [_header(r, "If-Range") for r in later]
-    assert set(pinned) == {first_etag, _etag(stack, source.name)}
-    assert [_header(r, "If-Range") for r in gets[-ranges_for(size) :]] == [None] + [pinned[-1]] * (
-        ranges_for(size) - 1
-    )
+    # Every range after the opening request was pinned with If-Range to the version it opened on;
+    # once one answered another version, the file came from one plain GET of the version it is now.
+    *ranged, plain = _file_gets(stack, source.name)
+    assert (_header(plain, "Range"), _header(plain, "If-Range")) == (None, None)
+    assert (_header(ranged[0], "Range") or "").startswith("bytes=0-")
+    assert _header(ranged[0], "If-Range") is None
+    assert len(ranged) > 1, "no ranged GET was made"
+    assert {_header(r, "If-Range") for r in ranged[1:]} == {first_etag}
 
 
-def test_copy_source_changing_on_every_request_fails_and_stores_nothing(
-    quick_queue: Stack, task_id: str, monkeypatch: pytest.MonkeyPatch
+def test_copy_source_changing_on_every_request_is_archived_from_one_plain_get(
+    quick_inline: Stack, task_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from devstack.kie_emulator import FileFault
 
-    stack = quick_queue
+    stack = quick_inline
     # An origin that ignores If-Range: the ETag of each range is what gives the change away.
     monkeypatch.setattr(stack.emulator, "honour_if_range", False)
-    ((url, source),) = serve(stack, task_id, [(".mp4", 12 * MIB)]).items()
+    size = 12 * MIB  # three ranges
+    ((url, source),) = serve(stack, task_id, [(".mp4", size)]).items()
+    # Every GET is answered from the file as it is, then the file is replaced: no two requests agree.
     stack.emulator.inject_file_fault(source.name, FileFault.new_version(), times=1000)
     assert post_callback(market_body(task_id, [url]), task_id)[0] == 200
-    stack.poller().drain(timeout=120)  # each delivery fails at once: five deliveries, then the DLQ
 
-    (entry,) = task_document(task_id)["files"]
-    assert entry["state"] == "failed", entry
-    assert "gave up after the last delivery" in entry["error"]
-    assert "changed" in entry["error"]
-    assert objects_under(stack, entry["key"]) == {}
+    doc = task_document(task_id)
+    (entry,) = doc["files"]
+    assert (doc["state"], entry["state"]) == ("copied", "copied"), doc
+    assert entry["sourceUnstable"] is True
+    # The last GET is one plain GET (no Range, no If-Range): what it served is what is archived.
+    gets = _file_gets(stack, source.name)
+    assert (_header(gets[-1], "Range"), _header(gets[-1], "If-Range")) == (None, None)
+    assert all(_header(r, "Range") for r in gets[:-1])  # before it, only the ranged download
+    served = stack.emulator.versions(source.name)[len(gets) - 1]  # each GET made one new version
+    stored = _stored(stack, entry["key"])
+    assert hashlib.sha256(stored).hexdigest() == served.sha256_hex() == entry["sha256"]
+    assert (len(stored), entry["bytes"]) == (size, size)
+    assert _tags(stack, entry["key"])["sha256"] == entry["sha256"]
     assert incomplete_uploads(stack, task_id) == []
+
+
+def test_copy_stable_source_is_not_marked_unstable(inline_mode: Stack, task_id: str) -> None:
+    ((url, source),) = serve(inline_mode, task_id, [(".mp4", 12 * MIB)]).items()
+    assert post_callback(market_body(task_id, [url]), task_id)[0] == 200
+    (entry,) = task_document(task_id)["files"]
+    assert (entry["state"], entry["sourceUnstable"], entry["sha256"]) == (
+        "copied",
+        False,
+        source.sha256_hex(),
+    )
+    assert all(_header(r, "Range") for r in _file_gets(inline_mode, source.name))  # ranges only
 
 
 @pytest.fixture

@@ -124,6 +124,25 @@ def test_copy_multipart_file_is_tagged_after_its_upload_then_recorded() -> None:
     assert _file(fakes, job).state == "copied"
 
 
+def test_copy_from_a_source_changing_on_every_request_is_recorded_as_unstable() -> None:
+    fakes = make_fakes()
+    job = JOB.model_copy(update={"key": "kie/t1/00.bin"})
+    _recorded(fakes, job, random.Random(3).randbytes(11 * MIB))
+    fakes.source.files[PATH].unstable = True
+    result = copy_file(fakes.services, job)
+    plain = fakes.source.files[PATH].served[-1]  # the plain GET's answer, the last request
+    assert result is not None
+    assert (result.sha256, result.source_unstable) == (hashlib.sha256(plain).hexdigest(), True)
+    assert fakes.store.objects[job.key].body == plain
+    item = _file(fakes, job)
+    assert (item.state, item.sha256, item.source_unstable) == ("copied", result.sha256, True)
+    (shown,) = status_document(fakes.services, job.task_id).model_dump(by_alias=True)["files"]
+    assert (shown["state"], shown["sourceUnstable"]) == ("copied", True)
+    # A duplicate answered from the idempotency record keeps saying so.
+    assert copy_file(fakes.services, job) == result
+    assert _file(fakes, job).source_unstable is True
+
+
 def test_copy_duplicate_after_success_downloads_nothing_and_writes_copied_again() -> None:
     fakes = make_fakes()
     _recorded(fakes)

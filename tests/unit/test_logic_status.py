@@ -144,6 +144,7 @@ def test_status_files_are_shown_by_canonical_source_without_the_full_url(fakes: 
             "bytes": 10,
             "sha256": "ab" * 32,
             "contentType": "image/png",
+            "sourceUnstable": False,
         },
         {
             "index": 1,
@@ -152,6 +153,7 @@ def test_status_files_are_shown_by_canonical_source_without_the_full_url(fakes: 
             "bucket": BUCKET,
             "key": f"kie/{TASK}/01.png",
             "error": "gone (HTTP 404)",
+            "sourceUnstable": False,
         },
     ]
     assert "secret" not in str(doc)

@@ -90,6 +90,7 @@ def test_events_of_a_file_copied_gives_its_event_then_its_final_task_event() -> 
         "sha256": f"{1:064x}",
         "contentType": "image/png",
         "error": None,
+        "sourceUnstable": False,
         "dedupeId": events[0].dedupe_id,
     }
     assert [f["index"] for f in task_detail["files"]] == [0, 1]
@@ -396,7 +397,7 @@ def test_stream_handler_reports_only_the_records_whose_events_were_refused(
             "pk": {"S": TASK},
             "sk": {"S": "FILE#00000"},
             **{
-                k: {"N": str(v)} if isinstance(v, int) else {"S": v}
+                k: {"BOOL": v} if isinstance(v, bool) else {"N": str(v)} if isinstance(v, int) else {"S": v}
                 for k, v in files[0].model_dump(exclude_none=True).items()
             },
         },
@@ -425,6 +426,10 @@ def test_one_schema_per_detail_type_each_a_valid_json_schema() -> None:
     ("change", "files"),
     [
         (FileChange(TASK, "pending", _file(0, "copied")), [_file(0, "copied")]),
+        (
+            FileChange(TASK, "pending", _file(0, "copied", source_unstable=True)),
+            [_file(0, "copied", source_unstable=True)],
+        ),
         (FileChange(TASK, "pending", _file(0, "failed", error="422")), [_file(0, "failed", error="422")]),
         (TaskChange(TASK, None, {"task_id": TASK}), []),
     ],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from devstack.template import (
+    DEFAULT_STACK_NAME,
     NO_VALUE,
     REPO_ROOT,
     Resolver,
@@ -170,7 +171,7 @@ def test_environment_defaults_are_the_deployed_configuration(template: dict[str,
     assert env["ALLOW_LOCAL_SOURCES"] == "false"
     assert env["MAX_FILE_BYTES"] == str(5 * 1024**3)
     assert env["WEBHOOK_TOLERANCE_SECONDS"] == "300"
-    assert env["POWERTOOLS_SERVICE_NAME"] == "kie2s3"
+    assert env["POWERTOOLS_SERVICE_NAME"] == DEFAULT_STACK_NAME  # the stack's name (test_stack_metrics.py)
     assert "tempfile.aiquickdraw.com" in env["ALLOWED_SOURCE_HOSTS"].split(",")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from devstack.template import (
+    DEFAULT_STACK_NAME,
     NO_VALUE,
     REPO_ROOT,
     Resolver,
@@ -133,10 +134,10 @@ class _Deployed(Resolver):
             return f"<{logical_id}.{attribute}>"
 
 
-def deployed(combination: str) -> dict[str, dict[str, Any]]:
+def deployed(combination: str, stack_name: str = DEFAULT_STACK_NAME) -> dict[str, dict[str, Any]]:
     """The resources CloudFormation would create with a combination's values, every property resolved."""
     template = transformed(combination)
-    resolver = _Deployed(template, COMBINATIONS[combination], CREATED)
+    resolver = _Deployed(template, COMBINATIONS[combination], CREATED, stack_name=stack_name)
     resources: dict[str, dict[str, Any]] = {}
     for name, resource in template["Resources"].items():
         if "Condition" in resource and not resolver.condition(resource["Condition"]):
@@ -180,11 +181,13 @@ def s3_resources(resources: dict[str, dict[str, Any]]) -> set[str]:
     return arns
 
 
-def environment(combination: str, function: str = "ApiFunction") -> dict[str, str]:
+def environment(
+    combination: str, function: str = "ApiFunction", stack_name: str = DEFAULT_STACK_NAME
+) -> dict[str, str]:
     """The function's environment as deployed: the transformed template's, resolved."""
     template = transformed(combination)
     variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
-    resolver = _Deployed(template, COMBINATIONS[combination], CREATED)
+    resolver = _Deployed(template, COMBINATIONS[combination], CREATED, stack_name=stack_name)
     return {name: str(resolver.resolve(value)) for name, value in variables.items()}
 
 
@@ -437,12 +440,6 @@ def test_dashboard_names_only_metrics_the_code_emits() -> None:
         "CallbacksRejected",
         "CallbacksUnrecognised",
     }
-
-
-def test_dashboard_metrics_carry_the_service_dimension_powertools_adds() -> None:
-    for line in dashboard_metrics(dashboard()):
-        if line[0] == NAMESPACE:
-            assert line[2:] == ["service", "kie2s3"], line
 
 
 def test_dashboard_shows_copy_duration_p50_and_p99() -> None:

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 import pytest
-from devstack.template import Resolver, TemplateError, load_template
+from devstack.template import DEFAULT_STACK_NAME, Resolver, TemplateError, load_template
 from tests.unit.test_template_accounts import (
     CREATED,
     EXISTING,
@@ -138,7 +138,8 @@ def test_forwarding_alarms_watch_the_dead_letters_the_failures_and_the_function(
     assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": "forward-dlq"}]
     failures = resources["ForwardFailuresAlarm"]["Properties"]
     assert (failures["Namespace"], failures["MetricName"]) == ("kie2s3", "ForwardFailures")
-    assert failures["Dimensions"] == [{"Name": "service", "Value": "kie2s3"}]  # as Powertools emits it
+    # As Powertools emits it: service=<stack name> (test_stack_metrics.py).
+    assert failures["Dimensions"] == [{"Name": "service", "Value": DEFAULT_STACK_NAME}]
     assert (
         resources["ForwardFunctionErrorsAlarm"]["Properties"]["Dimensions"][0]["Value"] == "<ForwardFunction>"
     )

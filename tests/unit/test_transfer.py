@@ -4,6 +4,8 @@ import hashlib
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.fakes import FILE_HOST, Fakes, make_fakes
 
 from kie2s3.errors import LinkExpiredError, PermanentError, RetryableError, SourceChangedError
@@ -102,14 +104,65 @@ def test_transfer_failed_part_aborts_the_upload() -> None:
     assert "AbortMultipartUpload" in fakes.trips.of("s3")
 
 
-def test_transfer_source_changed_midway_stops_and_aborts() -> None:
+def test_transfer_source_changed_midway_is_copied_from_one_plain_get() -> None:
+    fakes = make_fakes()
+    data = _bytes(11 * MIB)
+    fakes.source.serve(URL, data)
+    fakes.source.fail_range(5 * MIB, SourceChangedError("source changed since the download began"))
+    result = _transfer(fakes).run(JOB)
+    assert (result.bytes, result.sha256, result.source_unstable) == (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        True,
+    )
+    assert fakes.store.objects[JOB.key].body == data
+    # The ranged upload is aborted, never completed; the plain GET fills a new one.
+    assert fakes.trips.of("s3").count("AbortMultipartUpload") == 1
+    assert fakes.trips.of("s3").count("CompleteMultipartUpload") == 1
+    assert fakes.store.incomplete_uploads == []
+    assert fakes.kie.download_url_calls[URL] == 1  # the same link
+
+
+def test_transfer_source_changing_on_every_request_stores_what_one_plain_get_served() -> None:
+    fakes = make_fakes()
+    size = 11 * MIB + 7
+    served = fakes.source.serve(URL, _bytes(size), unstable=True)
+    result = _transfer(fakes).run(JOB)
+    plain = served.served[-1]  # what the last request, the plain GET, was answered with
+    assert len(set(served.served)) == len(served.served) > 1  # no two requests agreed
+    assert (result.bytes, result.sha256, result.source_unstable) == (
+        size,
+        hashlib.sha256(plain).hexdigest(),
+        True,
+    )
+    assert fakes.store.objects[JOB.key].body == plain
+    assert fakes.store.incomplete_uploads == []
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=True)
+@given(
+    size=st.one_of(st.integers(0, 16 * MIB), st.sampled_from([5 * MIB, 5 * MIB + 1, 10 * MIB + 1])),
+    unstable=st.booleans(),
+)
+def test_transfer_stores_exactly_one_answer_of_the_source_whatever_it_does(size: int, unstable: bool) -> None:
+    fakes = make_fakes()
+    served = fakes.source.serve(URL, _bytes(size), unstable=unstable)
+    original = served.data
+    result = _transfer(fakes).run(JOB)
+    stored = fakes.store.objects[JOB.key].body
+    # A stable source is stored as it is; an unstable one as its last answer, the plain GET's when a
+    # ranged download (a file past one part) saw it change, else the one GET that read it whole.
+    assert stored == (served.served[-1] if unstable else original)
+    assert (result.bytes, result.sha256) == (size, hashlib.sha256(stored).hexdigest())
+    assert result.source_unstable is (unstable and size > DEFAULT_SHAPE.part_bytes)
+    assert fakes.store.incomplete_uploads == []
+
+
+def test_transfer_stable_source_is_not_marked_unstable() -> None:
     fakes = make_fakes()
     fakes.source.serve(URL, _bytes(11 * MIB))
-    fakes.source.fail_range(5 * MIB, SourceChangedError("source changed since the download began"))
-    with pytest.raises(SourceChangedError):
-        _transfer(fakes).run(JOB)
-    assert fakes.store.incomplete_uploads == []
-    assert JOB.key not in fakes.store.objects
+    assert _transfer(fakes).run(JOB).source_unstable is False
+    assert fakes.trips.of("s3").count("AbortMultipartUpload") == 0
 
 
 def test_transfer_expired_link_of_a_range_is_resolved_again() -> None:

@@ -45,7 +45,8 @@ class LinkExpiredError(RetryableError):
 
 
 class SourceChangedError(RetryableError):
-    """A range came from another version of the source than the opening response: start over."""
+    """A range came from another version of the source than the opening response: the transfer
+    copies the file from one plain GET instead (transfer/run.py)."""
 
 
 class BadRequestError(PermanentError):

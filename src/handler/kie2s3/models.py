@@ -130,11 +130,17 @@ class FileItem(BaseModel):
     sha256: str | None = None
     content_type: str | None = None
     error: str | None = None
+    source_unstable: bool = False  # copied from one plain GET: its bytes changed between requests
     updated_at: str
 
 
 class CopyResult(BaseModel):
-    """What a finished copy stored."""
+    """What a finished copy stored.
+
+    `source_unstable`: the source answered another version between the requests of a ranged
+    download, so the bytes are what one plain GET served (transfer/run.py). Records from before
+    the field existed read as False.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -143,6 +149,7 @@ class CopyResult(BaseModel):
     bytes: int
     sha256: str
     content_type: str
+    source_unstable: bool = False
 
 
 class TransferResult(CopyResult):
@@ -259,6 +266,13 @@ class FileStatus(_Document):
     sha256: str | None = None
     content_type: str | None = None
     error: str | None = None
+    source_unstable: bool = Field(
+        default=False,
+        description=(
+            "true when the source served different bytes between requests of one download: the"
+            " archived bytes (and sha256) are what one plain GET served"
+        ),
+    )
     # `GET /tasks` only, for a copied file: a presigned GET of the object, and when it stops working.
     url: str | None = None
     url_expires_at: str | None = None

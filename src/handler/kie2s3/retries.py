@@ -8,7 +8,7 @@ Each layer retries what the layer below it gave up on, so the budgets multiply. 
 2. One byte range of a ranged download (transfer/pipeline.py): RANGE_ATTEMPTS = 3 fetches (a reset,
    a truncated body, a 403 of an expired link, which resolves a fresh link first). The first part
    counts its opening response as the first of them. A range of another version of the source is
-   never fetched again: the whole transfer starts over.
+   never fetched again: the transfer copies the file from one plain GET instead (transfer/run.py).
 3. One transfer (logic/copy.py, RetryPolicy): 4 attempts of the whole transfer (a fresh link, a new
    opening, a new upload), exponential backoff with full jitter (0.5 s doubling to at most 8 s),
    and only while the invocation has time left beyond `reserve_seconds`.
@@ -16,8 +16,9 @@ Each layer retries what the layer below it gave up on, so the budgets multiply. 
    deliveries; the last one records the file `failed`, then the message waits in the DLQ.
 
 Worst case for one copy job whose file fails with a passing fault every time:
-- downloads of the file begun: 4 transfers x 5 deliveries = 20 (a finished copy is never
-  downloaded again: the idempotency record answers every later delivery for 14 days);
+- downloads of the file begun: 4 transfers x 5 deliveries = 20, twice that when each met another
+  version and its plain GET failed too (a finished copy is never downloaded again: the
+  idempotency record answers every later delivery for 14 days);
 - fetches of one byte range: 3 x 4 x 5 = 60;
 - requests of one AWS call, e.g. one UploadPart: 5 x 4 x 5 = 100;
 - download-url calls: 20, one per transfer, plus one per range that met an expired link.

@@ -8,7 +8,7 @@ A download opens with one GET for the first part as a range. Its answer decides 
   RFC 9110 §13.1.5): the opening response's version is pinned. Every later range sends `If-Range`
   with it and must answer 206 with the same total, ETag and Last-Modified; anything else (200, the
   whole file of a newer version; another total or validator; 416) raises SourceChangedError, and
-  the copy starts over from a fresh opening rather than store bytes of two versions.
+  the transfer copies the file from one plain GET (below) rather than store bytes of two versions.
 - 206 without a usable validator, for part of the file: ranges could not be pinned, so that answer
   is dropped unread and the file read from one plain GET (one round trip more, for such sources
   only; a 206 that holds the whole file is read as it is). Asking for the whole file up front would
@@ -16,6 +16,9 @@ A download opens with one GET for the first part as a range. Its answer decides 
 - 200: the whole body as one stream.
 - An empty source: 416 whose Content-Range is `bytes */0` (a range of an empty file cannot be
   satisfied), or a 206 or 200 declaring no bytes. It opens as a stream of 0 bytes.
+
+A download can also open with one plain GET (no Range): the transfer's last resort for a source
+whose versions changed between requests (transfer/run.py). It must answer 200: the whole file.
 """
 
 import re
@@ -115,15 +118,32 @@ class HttpSource:
         except urllib3.exceptions.HTTPError as exc:
             raise RetryableError(f"cannot reach source {canonical_url(url)}: {type(exc).__name__}") from exc
 
+    def _plain_get(self, url: str) -> urllib3.BaseHTTPResponse:
+        """One GET without Range, answered 200 with the whole file (released when it is not)."""
+        response = self._get(url, {})
+        try:
+            _check_status(response, url)
+            if response.status != 200:
+                raise RetryableError(f"source answered a GET without Range with {response.status}")
+        except BaseException:
+            _release(response)
+            raise
+        return response
+
     @contextmanager
-    def open(self, url: str, *, max_bytes: int, first_part: int) -> Iterator[SourceStream]:
-        """Open a download asking for its first `first_part` bytes as a range (see the module's doc).
+    def open(self, url: str, *, max_bytes: int, first_part: int | None) -> Iterator[SourceStream]:
+        """Open a download asking for its first `first_part` bytes as a range (see the module's doc),
+        or, when `first_part` is None, with one plain GET: the whole file as one stream, never ranges
+        (what one answer holds is one version, whatever the origin does between requests).
 
         When the stream has a `version`, the rest can be fetched as ranges pinned to it
         (`fetch_range`); otherwise the stream is the whole file. The response is released whatever
         happens. Redirects are not followed.
         """
-        response = self._get(url, {"Range": f"bytes=0-{first_part - 1}"})
+        if first_part is None:
+            response = self._plain_get(url)
+        else:
+            response = self._get(url, {"Range": f"bytes=0-{first_part - 1}"})
         try:
             if _answers_empty(response):
                 yield SourceStream(response, 0, None, None, max_bytes)  # its body is no file's bytes
@@ -133,10 +153,7 @@ class HttpSource:
             version = _version(response, total) if response.status == 206 else None
             if response.status == 206 and version is None and not whole:
                 _release(response)  # unread: the file comes from one GET that cannot mix versions
-                response = self._get(url, {})
-                _check_status(response, url)
-                if response.status != 200:
-                    raise RetryableError(f"source answered a GET without Range with {response.status}")
+                response = self._plain_get(url)
                 total, _ = _declared(response)
             if total is not None and total > max_bytes:
                 raise SourceRefusedError(f"source declares {total} bytes, over MAX_FILE_BYTES ({max_bytes})")

@@ -218,6 +218,7 @@ class Ledger:
                 "bytes": result.bytes,
                 "sha256": result.sha256,
                 "content_type": result.content_type,
+                "source_unstable": result.source_unstable,
                 "error": None,
             },
             unless_copied=False,

@@ -159,7 +159,9 @@ class SourceStream(Protocol):
 class Source(Protocol):
     """Where source files are downloaded from (adapters/http_source.py)."""
 
-    def open(self, url: str, *, max_bytes: int, first_part: int) -> AbstractContextManager[SourceStream]: ...
+    def open(
+        self, url: str, *, max_bytes: int, first_part: int | None
+    ) -> AbstractContextManager[SourceStream]: ...
 
     def fetch_range(self, url: str, start: int, into: memoryview, version: SourceVersion) -> None: ...
 

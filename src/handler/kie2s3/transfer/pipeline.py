@@ -215,7 +215,8 @@ class Pipeline:
         attempts: int = RANGE_ATTEMPTS,
     ) -> None:
         """Fetch the part's range, again on a passing fault (kie2s3/retries.py): with a fresh link
-        after an expired one; never after a range of another version (the transfer starts over)."""
+        after an expired one; never after a range of another version (the transfer then reads the
+        file from one plain GET)."""
         start = (part.number - 1) * self._shape.part_bytes
         retrying = Retrying(
             stop=stop_after_attempt(attempts),

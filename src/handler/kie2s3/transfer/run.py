@@ -1,4 +1,5 @@
-"""One transfer: a fresh link from kie.ai, the source opened, then one PUT, one stream or ranged parts."""
+"""One transfer: a fresh link from kie.ai, the source opened, then one PUT, one stream or ranged parts
+(and, should the source change version between ranges, one plain GET)."""
 
 import hashlib
 import threading
@@ -6,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kie2s3.adapters.s3_store import part_size_for
-from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
+from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError, SourceChangedError
 from kie2s3.logic.ports import KieApi, ObjectStore, Source, SourceStream
 from kie2s3.media import SNIFF_BYTES, sniff_content_type
 from kie2s3.models import CopyJob, TransferResult
@@ -40,7 +41,8 @@ class Transfer:
     """Copies one file into its create-only object, verified: the bytes only.
 
     It knows nothing of the ledger, idempotency or metrics, and retries nothing but a broken byte
-    range (kie2s3/retries.py): any other fault is raised (RetryableError or PermanentError) for its
+    range (kie2s3/retries.py) and, once, from one plain GET, a ranged download whose source changed
+    version: any other fault is raised (RetryableError or PermanentError) for its
     caller to retry the whole transfer. Memory is the pipeline's buffers, whatever the file size;
     a failed multipart upload is aborted.
     """
@@ -59,12 +61,29 @@ class Transfer:
         multipart upload whose tags are left to the caller (`tagged` is False: its digest is known
         only at the end, and a tag write replaces the whole set). When the key holds the same bytes
         already, that object is the result; different bytes are a PermanentError.
+
+        A source that answers another version between the requests of a ranged download (its file
+        replaced meanwhile, or an origin whose bytes change on every request) is copied again from
+        one plain GET, streamed and hashed as it arrives like any single-stream source: one answer
+        holds one version, so what it held is archived, and the result says `source_unstable`.
+        That GET's own faults are raised like any other.
         """
         links = _Links(self.kie, self.policy, job)
+        try:
+            return self._copy(job, links, ranged=True)
+        except SourceChangedError as exc:  # the ranged upload is aborted: nothing of it is kept
+            logger.warning(
+                "source changed between requests: one plain GET", index=job.index, reason=exc.reason
+            )
+        return self._copy(job, links, ranged=False).model_copy(update={"source_unstable": True})
+
+    def _copy(self, job: CopyJob, links: _Links, *, ranged: bool) -> TransferResult:
+        """One download of the file into its object: opened with a first range (`ranged`), else with
+        one plain GET."""
         preferred = self.shape.part_bytes
         # The opening request asks for a first part big enough for the largest file allowed; once the
         # source has declared the size, the parts are sized for it (S3: 5 MiB-5 GiB, at most 10,000).
-        opening = part_size_for(None, preferred, self.max_file_bytes)
+        opening = part_size_for(None, preferred, self.max_file_bytes) if ranged else None
         with self.source.open(links.get(), max_bytes=self.max_file_bytes, first_part=opening) as stream:
             total = stream.total_size
             part_bytes = part_size_for(total, preferred, self.max_file_bytes)
