@@ -3,7 +3,9 @@ marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes th
 once a task is taken down, the keys its files had (sk "TAKEDOWN#00000", as many as they need)."""
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
+from kie2s3.retries import FENCE_ATTEMPTS, FENCE_PAUSE_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -84,6 +87,30 @@ def not_taken_down(table_name: str, task_id: str, *, serialized: bool = True) ->
             "ExpressionAttributeNames": {"#taken_down_at": TAKEN_DOWN_AT},
         }
     }
+
+
+def fenced(send: Callable[[], Any]) -> Any:
+    """Send a transaction that checks a task's fence (`not_taken_down`), again when DynamoDB cancels
+    it for a conflict: transactions that include the same item cancel each other (TransactionConflict),
+    and every fenced one includes its task's item, so the copies of one task's files, opening
+    together, meet there. FENCE_ATTEMPTS tries with a short random pause between (kie2s3/retries.py);
+    any other failure raises at once."""
+    for attempt in range(1, FENCE_ATTEMPTS):
+        try:
+            return send()
+        except ClientError as exc:
+            if not _conflicted(exc):
+                raise
+        time.sleep(random.uniform(0, FENCE_PAUSE_SECONDS * 2 ** (attempt - 1)))  # noqa: S311  # nosec B311
+    return send()
+
+
+def _conflicted(exc: ClientError) -> bool:
+    """Whether a transaction was cancelled only for meeting another one (no condition failed)."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
 def now_iso() -> str:
@@ -233,7 +260,7 @@ class Ledger:
         with _translated("file write"):
             try:
                 # The resource's own client takes Python values, as the table does (the stubs type it low-level).
-                self._table.meta.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+                fenced(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))  # type: ignore[arg-type]
             except ClientError as exc:
                 reasons = exc.response.get("CancellationReasons") or []
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
