@@ -334,29 +334,39 @@ class _RangeNotSatisfiableError(Exception):
 
 def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     """Return ``(start, end_exclusive)`` for a single byte range, None to serve the whole file."""
+    bounds = _range_bounds(value)
+    if bounds is None:
+        return None
+    first, last = bounds
+    if first is None:
+        assert last is not None  # a range names at least one bound
+        return _suffix_range(last, size)
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        raise _RangeNotSatisfiableError
+    return first, size if last is None else min(size, last + 1)
+
+
+def _range_bounds(value: str | None) -> tuple[int | None, int | None] | None:
+    """The first and last byte positions of a single `bytes=` range (either may be absent, not both);
+    None when there is no Range, or one this server ignores (another unit, several ranges, bad syntax)."""
     if not value:
         return None
     unit, _, spec = value.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
+    first, dash, last = (part.strip() for part in spec.strip().partition("-"))
+    if not dash or not (first or last) or not all(p.isdigit() for p in (first, last) if p):
         return None
-    first, last = first.strip(), last.strip()
-    if (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
-        return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise _RangeNotSatisfiableError
-        return max(0, size - suffix), size
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= size:
+    return (int(first) if first else None), (int(last) if last else None)
+
+
+def _suffix_range(length: int, size: int) -> tuple[int, int]:
+    """`bytes=-N`: the last N bytes (the whole file when it is shorter); none of an empty file."""
+    if length == 0 or size == 0:
         raise _RangeNotSatisfiableError
-    end = size if not last else min(size, int(last) + 1)
-    return start, end
+    return max(0, size - length), size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -392,6 +402,40 @@ def send_callback(
 
 # --------------------------------------------------------------------------------------------------
 # HTTP server
+
+
+class _PacedWriter:
+    """Writes a response body at most at the emulator's bandwidth limit (None: as fast as it goes),
+    counting the bytes served; a write answers False when the emulator stopped while it waited."""
+
+    def __init__(self, wfile: Any, emulator: KieEmulator) -> None:
+        self._wfile = wfile
+        self._emulator = emulator
+        self._bps = emulator.bandwidth_limit_bps
+        self.chunk = DEFAULT_CHUNK if not self._bps else max(1024, min(DEFAULT_CHUNK, self._bps // 20))
+        self.sent = 0
+        self._began = time.monotonic()
+
+    def write(self, data: bytes) -> bool:
+        if self._bps:
+            delay = self._began + self.sent / self._bps - time.monotonic()
+            if delay > 0 and self._emulator._stopping.wait(delay):
+                return False
+        self._wfile.write(data)
+        self.sent += len(data)
+        self._emulator._add_bytes_served(len(data))
+        return True
+
+    def stall(self, piece: bytes, at_byte: int, seconds: float) -> bytes | None:
+        """Write `piece` up to the body's byte `at_byte`, flush and wait `seconds`: the rest of the
+        piece, or None when the emulator stopped meanwhile."""
+        head, rest = piece[: at_byte - self.sent], piece[at_byte - self.sent :]
+        if head and not self.write(head):
+            return None
+        self._wfile.flush()
+        if self._emulator._stopping.wait(seconds):
+            return None
+        return rest
 
 
 class _Server(ThreadingHTTPServer):
@@ -593,60 +637,93 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_link(self, method: str, name: str, query: dict[str, list[str]]) -> None:
         emu = self.emulator
         head_only = method == "HEAD"
-        xml = "application/xml"
         if method == "GET":
             emu._count_file_request(name)
+        served = self._linked_file(name, query, head_only)
+        if served is None:
+            return
+        fault = emu._take_file_fault(name) if method == "GET" else None
+        if fault is not None and self._answer_instead(fault, name, head_only):
+            return
+        common = self._validator_headers(served)
+        try:
+            byte_range = _parse_range(self._range_asked(served), served.file.size)
+        except _RangeNotSatisfiableError:
+            range_header = {"Content-Range": f"bytes */{served.file.size}"}
+            self._send(416, b"", "application/xml", head_only, {**common, **range_header})
+            return
+        content_type = served.file.served_content_type
+        if fault is not None and fault.kind == "wrong_content_type":
+            content_type = fault.content_type
+        start, end = byte_range if byte_range is not None else (0, served.file.size)
+        self._send_file_headers(served, content_type, (start, end) if byte_range else None, common)
+        if not head_only:
+            self._stream(served.file, start, end, fault)
+
+    def _linked_file(self, name: str, query: dict[str, list[str]], head_only: bool) -> _Served | None:
+        """The file a link names when its signature holds and it has not expired; else S3's error
+        (403 or 404, an XML body) is sent and None returned."""
+        emu = self.emulator
         expires = (query.get("expires") or [""])[0]
         sig = (query.get("sig") or [""])[0]
         if not emu._signature_ok(name, expires, sig):
             msg = "The request signature we calculated does not match the signature you provided."
-            self._send(403, _xml_error("SignatureDoesNotMatch", msg), xml, head_only)
-            return
-        if emu.now() > int(expires):
-            self._send(403, _xml_error("AccessDenied", "Request has expired"), xml, head_only)
-            return
-        served = emu._served(name)
-        if served is None:
-            self._send(404, _xml_error("NoSuchKey", "The specified key does not exist."), xml, head_only)
-            return
-        fault = emu._take_file_fault(name) if method == "GET" else None
-        if fault is not None and fault.kind == "new_version":
-            emu._new_version(name)  # this answer still comes from `served`; later ones from the new one
-        if fault is not None and fault.kind == "reset":
+            error = 403, _xml_error("SignatureDoesNotMatch", msg)
+        elif emu.now() > int(expires):
+            error = 403, _xml_error("AccessDenied", "Request has expired")
+        elif (served := emu._served(name)) is None:
+            error = 404, _xml_error("NoSuchKey", "The specified key does not exist.")
+        else:
+            return served
+        self._send(*error, "application/xml", head_only)
+        return None
+
+    def _answer_instead(self, fault: FileFault, name: str, head_only: bool) -> bool:
+        """Apply a fault that comes before the file's headers: True when it answered (a reset, an
+        error status), so the file is not served. A new version is made, and this answer still
+        comes from the old one; later ones from the new one."""
+        if fault.kind == "new_version":
+            self.emulator._new_version(name)
+        if fault.kind == "reset":
             self._reset()
-            return
-        if fault is not None and fault.kind == "http_status":
+            return True
+        if fault.kind == "http_status":
             text = f"{fault.status} {self.responses.get(fault.status, ('Error',))[0]}".encode()
             self._send(fault.status, text, "text/plain; charset=utf-8", head_only)
-            return
-        file = served.file
-        content_type = file.served_content_type
-        if fault is not None and fault.kind == "wrong_content_type":
-            content_type = fault.content_type
+            return True
+        return False
+
+    def _validator_headers(self, served: _Served) -> dict[str, str]:
+        """Accept-Ranges, ETag and Last-Modified, as the emulator's settings have them."""
+        emu = self.emulator
         common = {"ETag": served.etag, "Last-Modified": served.last_modified} if emu.validators else {}
-        if emu.accept_ranges:
-            common = {"Accept-Ranges": "bytes", **common}
-        asked = self.headers.get("Range") if emu.accept_ranges else None
+        return {"Accept-Ranges": "bytes", **common} if emu.accept_ranges else common
+
+    def _range_asked(self, served: _Served) -> str | None:
+        """The Range to honour: none when ranges are off, or when If-Range names another version than
+        the one served (then the whole file comes, with 200)."""
+        emu = self.emulator
+        if not emu.accept_ranges:
+            return None
         if_range = self.headers.get("If-Range") if emu.honour_if_range else None
         if if_range is not None and not (emu.validators and served.if_range_matches(if_range)):
-            asked = None  # another version than the client holds: the whole file, with 200
-        try:
-            byte_range = _parse_range(asked, file.size)
-        except _RangeNotSatisfiableError:
-            self._send(416, b"", xml, head_only, {**common, "Content-Range": f"bytes */{file.size}"})
-            return
-        start, end = byte_range if byte_range is not None else (0, file.size)
+            return None
+        return self.headers.get("Range")
+
+    def _send_file_headers(
+        self, served: _Served, content_type: str, byte_range: tuple[int, int] | None, common: dict[str, str]
+    ) -> None:
+        """200 for the whole file, 206 with Content-Range for `byte_range` (start, end exclusive)."""
+        start, end = byte_range if byte_range is not None else (0, served.file.size)
         self.send_response(206 if byte_range is not None else 200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(end - start))
         if byte_range is not None:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{file.size}")
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{served.file.size}")
         for header, value in common.items():
             self.send_header(header, value)
         self.end_headers()
         self._headers_sent = True
-        if not head_only:
-            self._stream(file, start, end, fault)
 
     def _reset(self) -> None:
         self.close_connection = True
@@ -657,41 +734,25 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _stream(self, file: SyntheticFile, start: int, end: int, fault: FileFault | None) -> None:
-        emu = self.emulator
-        bps = emu.bandwidth_limit_bps
-        chunk = DEFAULT_CHUNK if not bps else max(1024, min(DEFAULT_CHUNK, bps // 20))
+        """The body's bytes, paced to the bandwidth limit; a `truncate` fault closes the connection at
+        its byte, a `stall` one pauses there. The connection closes when the emulator stops."""
+        writer = _PacedWriter(self.wfile, self.emulator)
         cut = fault.at_byte if fault is not None and fault.kind == "truncate" else None
-        stall_at = fault.at_byte if fault is not None and fault.kind == "stall" else None
-        sent = 0
-        began = time.monotonic()
-
-        def write(data: bytes) -> bool:
-            nonlocal sent
-            if bps:
-                delay = began + sent / bps - time.monotonic()
-                if delay > 0 and emu._stopping.wait(delay):
-                    return False
-            self.wfile.write(data)
-            sent += len(data)
-            emu._add_bytes_served(len(data))
-            return True
-
-        for piece in file.iter_bytes(start, end, chunk):
-            if cut is not None and sent + len(piece) >= cut:
-                if cut > sent:
-                    write(piece[: cut - sent])
+        stall = fault if fault is not None and fault.kind == "stall" else None
+        for piece in file.iter_bytes(start, end, writer.chunk):
+            if cut is not None and writer.sent + len(piece) >= cut:
+                if cut > writer.sent:
+                    writer.write(piece[: cut - writer.sent])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            if stall_at is not None and sent + len(piece) > stall_at:
-                head, piece = piece[: stall_at - sent], piece[stall_at - sent :]
-                if head and not write(head):
+            if stall is not None and writer.sent + len(piece) > stall.at_byte:
+                rest = writer.stall(piece, stall.at_byte, stall.seconds)
+                stall = None
+                if rest is None:
                     break
-                self.wfile.flush()
-                stall_at = None
-                if emu._stopping.wait(fault.seconds if fault is not None else 0):
-                    break
-            if not write(piece):
+                piece = rest
+            if not writer.write(piece):
                 break
         else:
             return
