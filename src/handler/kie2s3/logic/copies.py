@@ -1,6 +1,7 @@
 """`POST /copies`: archive named URLs of a task, or everything kie.ai's record-info lists for tasks."""
 
 import time
+from collections.abc import Sequence
 
 from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamError
 from kie2s3.families import PARSERS, UNKNOWN, FamilyParser, parser_for
@@ -49,7 +50,20 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
         if parser is None:
             raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
         return copy_from_record_info(services, _with_record_info(parser), request.task_id, deadline)
-    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
+    files = _named_files(services, request.urls)
+    parsed = ParsedCallback(
+        task_id=request.task_id,
+        family=parser.name if parser else _recorded_family(services, request.task_id),
+        outcome=Outcome.SUCCESS,
+        files=files,
+    )
+    return _record(services, parsed, deadline)
+
+
+def _named_files(services: Services, urls: Sequence[str]) -> tuple[SourceFile, ...]:
+    """The files the URLs name, once each; BadRequestError when they name more distinct files than
+    the cap, or when the source policy refuses any as written (each listed with its reason)."""
+    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(urls))
     _, past = capped(files)
     if past:
         raise BadRequestError(
@@ -64,13 +78,7 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
     )
     if refused:
         raise BadRequestError("the source policy refuses some of these URLs; nothing was recorded", refused)
-    parsed = ParsedCallback(
-        task_id=request.task_id,
-        family=parser.name if parser else _recorded_family(services, request.task_id),
-        outcome=Outcome.SUCCESS,
-        files=files,
-    )
-    return _record(services, parsed, deadline)
+    return files
 
 
 def _recorded_family(services: Services, task_id: str) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import AuthenticationError, BadRequestError
 from kie2s3.families import PARSERS, UNKNOWN, detect, task_id_of
 from kie2s3.families.base import JsonObject
@@ -19,6 +18,7 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import ForwardJob, Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
+from kie2s3.ports import SecretVersions
 from kie2s3.signature import signature_matches, token_matches, verify_signature, verify_token
 
 # A signature is 44 base64 characters and a timestamp 10 digits: anything near this is not kie.ai.
