@@ -41,6 +41,8 @@ from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
 if TYPE_CHECKING:
     from devstack.lambda_runtime import LambdaContext, SqsPoller
     from devstack.local_api import Authorize
+    from devstack.running import StackState
+    from devstack.sandbox import Functions
 
 # The processes beside the supervisor: name (its pid's, its log's) -> its command-line flag.
 FUNCTION_PROCESSES: Final = {"worker": "--functions", "events": "--events"}
@@ -281,8 +283,9 @@ def supervise(
     """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
     from devstack.aws import MotoServer
     from devstack.cli import UserError
-    from devstack.lambda_runtime import invoke
     from devstack.local_api import LocalHttpApi, template_routes
+    from devstack.package import build
+    from devstack.sandbox import Functions
     from devstack.stack import FORWARD_HMAC_KEY, KIE_API_KEY, WEBHOOK_HMAC_KEY, local_stack
     from devstack.template import load_template
 
@@ -313,10 +316,6 @@ def supervise(
         _say(state["error"])
         return 1
 
-    def call(event: dict[str, Any], function: str) -> Any:
-        return invoke(event, function_context(template, function))
-
-    api.invoke = call
     try:
         forward_url, forward_receiver = _forward_target(forward_url, receiver, api.port)
     except UserError as exc:
@@ -325,19 +324,25 @@ def supervise(
         _say(state["error"])
         return 1
     overrides = {"ForwardUrl": forward_url} if forward_url else None
+    package = build()
     with (
         local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory), overrides=overrides) as stack,
-        stack.function(),
+        Functions(template, stack.env, package, output=sys.stdout) as lambdas,
     ):
         state["pids"]["moto"] = stack.moto.pid
         state["parameters"] = stack.aws.parameters
         state["physicalIds"] = stack.aws.physical_ids  # the events process reads the stream's table
+        state["package"] = {"code": str(package.code), "layer": str(package.layer)}
+        state["functionEnv"] = stack.env  # what the functions processes give the functions
         write_state(directory, state)
         if refused := _function_settings_error(stack.env):
             state["error"] = f"the functions refuse their environment: {refused}"
             write_state(directory, state)
             return 1
-        import app  # noqa: F401  # the API function's init, before its first request (as Lambda's)
+        _say(lambdas.isolated.describe())
+        api.invoke = lambda event, function: lambdas[function].invoke(event)
+        # The API function's first environment, before the first request (its init, as Lambda's).
+        lambdas.warm(*{route.function for route in template_routes(template)})
 
         served, tasks = serve_samples(stack.emulator)
         _say(
@@ -401,12 +406,12 @@ def supervise(
 _OWN_DELAYS: Final = frozenset({"ForwardFunction"})
 
 
-def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["SqsPoller"]:
+def _pollers(
+    template: Mapping[str, Any], parameters: Mapping[str, str], sqs: Any, lambdas: "Functions"
+) -> list["SqsPoller"]:
     """A poller for each SQS-triggered function the stack's parameters create (the copy worker first)."""
     from devstack.lambda_runtime import SqsPoller
 
-    state = read_state(directory)
-    parameters = (state.data.get("parameters") if state else None) or {}
     pollers = []
     for function, variable in sqs_functions(template, parameters):
         context = function_context(template, function)
@@ -421,6 +426,7 @@ def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["Sq
                 timeout_seconds=context.timeout_seconds,
                 function_name=context.function_name,
                 memory_limit_in_mb=context.memory_limit_in_mb,
+                invoker=lambdas[function].invoke,
             )
         )
     return pollers
@@ -445,16 +451,39 @@ def _poll(pollers: Sequence["SqsPoller"]) -> None:
             time.sleep(1)
 
 
+def _stack_functions(directory: Path, template: Mapping[str, Any]) -> tuple["StackState", "Functions"]:
+    """The stack's state and its functions, run from the package the supervisor built; SIGTERM stops
+    them (their processes are killed, as Lambda's environments are) before this process ends."""
+    from devstack.package import Package
+    from devstack.sandbox import Functions
+
+    state = read_state(directory)
+    if state is None:
+        raise RuntimeError(f"no state in {directory}: the supervisor starts this process")
+    package = Package(Path(state.data["package"]["code"]), Path(state.data["package"]["layer"]))
+    lambdas = Functions(template, state.data["functionEnv"], package, output=sys.stdout)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    return state, lambdas
+
+
 def run_functions(directory: Path) -> int:
-    """The SQS-triggered functions and the scheduled ones, one invocation at a time, until SIGTERM."""
+    """The SQS-triggered functions and the scheduled ones, until SIGTERM: each poller and schedule
+    invokes its function's package in processes of their own (`devstack.sandbox`)."""
     import boto3
 
-    import app  # noqa: F401  # the container's init
-    from devstack.lambda_runtime import invoke
     from devstack.template import load_template
 
     template = load_template()
-    pollers = _pollers(template, directory, boto3.client("sqs"))
+    state, lambdas = _stack_functions(directory, template)
+    with lambdas:
+        return _serve_functions(directory, template, state, lambdas, boto3.client("sqs"))
+
+
+def _serve_functions(
+    directory: Path, template: Mapping[str, Any], state: "StackState", lambdas: "Functions", sqs: Any
+) -> int:
+    pollers = _pollers(template, state.data.get("parameters") or {}, sqs, lambdas)
+    lambdas.warm(*(function for function, _ in sqs_functions(template, state.data.get("parameters") or {})))
     schedules = [
         (logical_id, period, event, time.monotonic() + period)
         for logical_id, period, event in scheduled_functions(template)
@@ -476,31 +505,40 @@ def run_functions(directory: Path) -> int:
                 schedules[n] = (logical_id, period, event, due + period)
                 context = function_context(template, logical_id)
                 try:
-                    invoke(event, context)
+                    lambdas[logical_id].invoke(event, context)
                     _say(f"{context.function_name}: scheduled run done")
-                except Exception:
-                    traceback.print_exc()  # as Lambda reports a failed invocation; the next one comes anyway
+                except Exception as exc:  # as Lambda reports a failed invocation; the next one comes anyway
+                    _say(f"{context.function_name}: scheduled run failed: {exc}")
     return 0
 
 
 def run_events(directory: Path) -> int:
     """The events function over the ledger's stream, one invocation at a time, until SIGTERM."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    import app  # noqa: F401  # the container's init
-    import kie2s3.handlers.stream  # noqa: F401  # this function's one kind of event: loaded at init
-    from devstack.stack import ledger_stream_poller
     from devstack.template import load_template, stream_mappings
 
     template = load_template()
-    state = read_state(directory)
-    if state is None:
-        raise RuntimeError(f"no state in {directory}: the supervisor starts this process")
+    state, lambdas = _stack_functions(directory, template)
+    function = stream_mappings(template)[0].function
+    with lambdas:
+        lambdas.warm(function)
+        return _serve_stream(directory, template, state, lambdas[function].invoke, boto3)
+
+
+def _serve_stream(
+    directory: Path, template: Mapping[str, Any], state: "StackState", invoker: Any, boto3: Any
+) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from devstack.stack import ledger_stream_poller
+    from devstack.template import stream_mappings
+
     stream = ledger_stream_poller(
         state.physical_ids,
-        lambda service: boto3.client(service),  # type: ignore[call-overload]  # any service, by name
+        lambda service: boto3.client(service),
         template=template,
+        invoker=invoker,
     )
     name = function_context(template, stream_mappings(template)[0].function).function_name
     parent = os.getppid()
