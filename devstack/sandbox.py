@@ -162,6 +162,7 @@ class Cgroup:
         memory, cpu = _own_cgroup("memory"), _own_cgroup("cpu")
         if memory is None or cpu is None:
             raise RuntimeError("no cgroup v1 memory and cpu controllers: see devstack.sandbox.isolation()")
+        _remove_orphans(memory, cpu)
         self.memory, self.cpu = memory / name, cpu / name
         for path in (self.memory, self.cpu):
             path.mkdir()
@@ -191,6 +192,25 @@ class Cgroup:
         for path in (self.memory, self.cpu):
             with contextlib.suppress(OSError):
                 path.rmdir()
+
+
+def _remove_orphans(*parents: Path) -> None:
+    """The cgroups of local stacks that ended without removing theirs (killed): their processes are gone."""
+    for parent in parents:
+        for found in parent.glob("kie2s3-*-*"):
+            if not _alive(int(found.name.split("-")[1])):
+                with contextlib.suppress(OSError):  # not empty: a process of it still runs
+                    found.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _launcher(isolated: Isolation, cgroup: Cgroup | None, package: Package) -> list[str]:
