@@ -1,6 +1,9 @@
 """`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow,
 and the events it put on EventBridge (read from a queue a rule on the bus delivers them to).
 
+The functions run as `make up`'s do: from the runtime-only package (`devstack.package`), each in a
+process of its own under Lambda's limits (`devstack.sandbox`); their logs go to .devstack/demo-function.log.
+
 `make demo FORWARD=1` (`--forward`) also forwards the callback to a local receiver standing in for
 your own handler, which verifies its signature with kie2s3's verifier and prints what it got.
 """

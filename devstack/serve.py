@@ -1,20 +1,21 @@
 """The processes of a `make up` stack (started by `devstack.up`, never by hand).
 
-`python -m devstack.serve --state-dir D` is the supervisor: it starts moto (its own process) and the
-kie.ai emulator, provisions them from template.yaml as every local run does, serves the HTTP API
-over real HTTP (`devstack.local_api`, the API function in this process, like one container) and
-starts the functions processes; it records everything in D/state.json and stops it all on SIGTERM.
+`python -m devstack.serve --state-dir D` is the supervisor: it builds the package (`devstack.package`),
+starts moto (its own process) and the kie.ai emulator, provisions them from template.yaml as every
+local run does, serves the HTTP API over real HTTP (`devstack.local_api`; the API function runs from
+the package in processes of its own under Lambda's limits, `devstack.sandbox`) and starts the
+functions processes; it records everything in D/state.json and stops it all on SIGTERM.
 
-`python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
-functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
-mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
-seconds instead of the queue's 90 minutes), with ForwardUrl set the forward function on the
-forward queue (its own delays kept), and the reconciler on the template's schedule, one
-invocation at a time. `--events` is the events function's process beside it (a function of its
-own, as deployed: it never holds a copy back), reading the ledger's stream as its mapping does
-(`StreamPoller`; the events reach the queue `make events` reads). SIGTERM ends it at once (a copy
-in flight ends as a killed Lambda's would);
-it also stops by itself when the supervisor is gone.
+`python -m devstack.serve --functions --state-dir D` is the functions process, Lambda's side of the
+functions it invokes (each runs from the package, in sandboxed processes of its own): the copy
+worker, polling the copy queue as Lambda's SQS event source mapping does (`SqsPoller`, one message
+per batch, failed messages visible again after a few seconds instead of the queue's 90 minutes),
+with ForwardUrl set the forward function on the forward queue (its own delays kept), and the
+reconciler on the template's schedule, one invocation at a time. `--events` is the events
+function's process beside it (a function of its own, as deployed: it never holds a copy back),
+reading the ledger's stream as its mapping does (`StreamPoller`; the events reach the queue
+`make events` reads). SIGTERM ends it at once, its functions' processes killed (a copy in flight
+ends as a killed Lambda's would); it also stops by itself when the supervisor is gone.
 
 The kie.ai emulator serves every URL of the events/ samples, and its record-info knows the task of
 every Market sample (a Market task's record-info `data` is its callback's `data`).
