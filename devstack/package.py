@@ -80,17 +80,11 @@ def _tree_hash(root: Path) -> str:
 
 
 def _read_only(root: Path) -> None:
-    """No write bit anywhere: a process of the owner (not root) cannot change the package either."""
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
+    """No file of the package is writable, by its owner either (root is kept out by a read-only mount:
+    devstack.sandbox); its directories stay the owner's, so that `rm -rf .devstack` works."""
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
             path.chmod(path.stat().st_mode & ~0o222)
-
-
-def _remove(root: Path) -> None:
-    for path in [root, *root.rglob("*")]:
-        if path.is_dir() and not path.is_symlink():
-            path.chmod(path.stat().st_mode | 0o700)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _built(target: Path, build: Callable[[Path], None]) -> Path:
@@ -104,18 +98,18 @@ def _built(target: Path, build: Callable[[Path], None]) -> Path:
         build(scratch)
         _compile(scratch)
         _read_only(scratch)
-        scratch.chmod(0o555)
+        scratch.chmod(0o755)  # mkdtemp's is 0700
         try:
             scratch.rename(target)
         except OSError:  # another run built it first
-            _remove(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
     except BaseException:
-        _remove(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
         raise
     kind = target.name.rsplit("-", 1)[0]
     for stale in target.parent.glob(f"{kind}-*"):
         if stale != target and time.time() - stale.stat().st_mtime > STALE_SECONDS:
-            _remove(stale)
+            shutil.rmtree(stale, ignore_errors=True)
     return target
 
 

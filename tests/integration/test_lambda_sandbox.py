@@ -243,3 +243,19 @@ def test_package_module_absent_from_the_layer_fails_as_on_lambda(tmp_path: Path,
         assert failed.value.message == "Unable to import module 'app': No module named 'hypothesis'"
     finally:
         function.stop()
+
+
+def test_package_is_built_once_per_content(tmp_path: Path) -> None:
+    code, requirements, cache = tmp_path / "code", tmp_path / "requirements.txt", tmp_path / "cache"
+    code.mkdir()
+    (code / "app.py").write_text("def lambda_handler(event, context):\n    return 1\n")
+    requirements.write_text("six==1.17.0\n")
+    first = build(code=code, requirements=requirements, cache=cache)
+    assert (first.layer / "python" / "six.py").is_file()
+    assert (first.code / "__pycache__").is_dir()  # compiled: the functions cannot write bytecode there
+    assert not (first.code / "app.py").stat().st_mode & 0o222
+    assert build(code=code, requirements=requirements, cache=cache) == first
+    (code / "app.py").write_text("def lambda_handler(event, context):\n    return 2\n")
+    changed = build(code=code, requirements=requirements, cache=cache)
+    assert (changed.layer, changed.code != first.code) == (first.layer, True)
+    assert "return 2" in (changed.code / "app.py").read_text()
