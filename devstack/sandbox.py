@@ -339,6 +339,7 @@ class Container:
         threading.Thread(target=self.api.serve_forever, daemon=True).start()
         self.cgroup = Cgroup(config.memory_mb, config.cpus) if isolated.cgroups else None
         self._rss_exceeded = False
+        self._stopped = False
         command = [interpreter(), "-I", "-S", "-u", str(BOOTSTRAP), "--layer", str(package.layer)]
         self.process = subprocess.Popen(
             [*_launcher(isolated, self.cgroup, package), *command],
@@ -424,6 +425,9 @@ class Container:
 
     def stop(self) -> None:
         """Kill the process (as Lambda ends an environment) and release its Runtime API and cgroups."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.alive:
             self._kill()
         self.process.wait()
@@ -473,7 +477,7 @@ class Function:
         with self._lock:
             if container.alive:
                 self._idle.append(container)
-            else:
+            elif container in self._all:
                 self._all.remove(container)
 
     def invoke(self, event: Any, context: Any = None) -> Any:
