@@ -18,7 +18,7 @@ import pytest
 from devstack.lambda_runtime import SqsPoller, http_event
 from devstack.package import CODE_URI, Package, build
 from devstack.running import REPO_ROOT
-from devstack.sandbox import MB_PER_VCPU, Function, FunctionConfig, FunctionError, isolation
+from devstack.sandbox import MB_PER_VCPU, Function, FunctionConfig, FunctionError, Isolation, isolation
 from devstack.stack import Stack
 
 PROBE = """
@@ -130,6 +130,18 @@ def test_sandbox_memory_size_is_a_hard_limit(probe_package: Package, log: Any) -
         # The environment is gone; the next invocation starts a new one, as Lambda's does.
         assert function.invoke({"do": "allocate", "mb": 16}) == 16 * 1024 * 1024
         assert function.cold_starts == 2
+    finally:
+        function.stop()
+
+
+def test_sandbox_memory_watchdog_kills_where_no_cgroup_is_available(probe_package: Package, log: Any) -> None:
+    config = FunctionConfig("probe-watchdog", "probe.handler", 128, 10.0, {})
+    function = Function(config, probe_package, log, Isolation(cgroups=False, namespace=True))
+    try:
+        assert function.invoke({"do": "allocate", "mb": 16}) == 16 * 1024 * 1024
+        with pytest.raises(FunctionError) as killed:
+            function.invoke({"do": "allocate", "mb": 256})
+        assert killed.value.error_type == "Runtime.OutOfMemory"
     finally:
         function.stop()
 
