@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -526,12 +527,13 @@ class Functions:
             return self._functions[logical_id]
 
     def warm(self, *logical_ids: str) -> None:
-        """Start an environment of each, all at once, and wait for their inits."""
-        threads = [threading.Thread(target=self[f].warm) for f in logical_ids]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        """Start an environment of each, all at once, and wait for their inits; FunctionError when
+        one fails (a module the layer lacks, say)."""
+        if not logical_ids:
+            return
+        with ThreadPoolExecutor(max_workers=len(logical_ids)) as pool:
+            for warmed in [pool.submit(self[f].warm) for f in logical_ids]:
+                warmed.result()
 
     def stop(self) -> None:
         """Stop every environment of every function."""

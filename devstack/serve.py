@@ -342,8 +342,6 @@ def supervise(
             return 1
         _say(lambdas.isolated.describe())
         api.invoke = lambda event, function: lambdas[function].invoke(event)
-        # The API function's first environment, before the first request (its init, as Lambda's).
-        lambdas.warm(*{route.function for route in template_routes(template)})
 
         served, tasks = serve_samples(stack.emulator)
         _say(
@@ -354,6 +352,9 @@ def supervise(
         write_state(directory, state)
         api.start()
         try:
+            # The API function's first environment, while the functions processes start theirs: its
+            # init before the first request (a package that cannot load stops `make up` here).
+            lambdas.warm(*{route.function for route in template_routes(template)})
             if not _started(directory, functions, stop):
                 state["error"] = "the functions did not start: see worker.log and events.log (make logs)"
                 write_state(directory, state)

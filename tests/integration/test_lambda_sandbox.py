@@ -18,8 +18,17 @@ import pytest
 from devstack.lambda_runtime import SqsPoller, http_event
 from devstack.package import CODE_URI, Package, build
 from devstack.running import REPO_ROOT
-from devstack.sandbox import MB_PER_VCPU, Function, FunctionConfig, FunctionError, Isolation, isolation
+from devstack.sandbox import (
+    MB_PER_VCPU,
+    Function,
+    FunctionConfig,
+    FunctionError,
+    Functions,
+    Isolation,
+    isolation,
+)
 from devstack.stack import Stack
+from devstack.template import load_template
 
 PROBE = """
 import os, sys, time
@@ -238,16 +247,24 @@ def test_package_runs_the_handler_on_its_layer(log: Any) -> None:
         function.stop()
 
 
-def test_package_module_absent_from_the_layer_fails_as_on_lambda(tmp_path: Path, log: Any) -> None:
-    # hypothesis is in the development environment (the in-process run imports it), not in the layer.
+@pytest.fixture(scope="module")
+def missing_module_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """src/handler, its app.py importing hypothesis: in the development environment (the in-process
+    run imports it), not in the layer."""
     __import__("hypothesis")
-    code = tmp_path / "handler"
+    code = tmp_path_factory.mktemp("missing") / "handler"
     shutil.copytree(CODE_URI, code, ignore=shutil.ignore_patterns("__pycache__"))
     app = code / "app.py"
     app.write_text(
         app.read_text().replace("from typing import Any\n", "from typing import Any\n\nimport hypothesis\n")
     )
-    function = Function(_app_config(log), build(code=code), log, isolation())
+    return build(code=code)
+
+
+def test_package_module_absent_from_the_layer_fails_as_on_lambda(
+    missing_module_package: Package, log: Any
+) -> None:
+    function = Function(_app_config(log), missing_module_package, log, isolation())
     try:
         with pytest.raises(FunctionError) as failed:
             function.invoke(http_event("GET", "/no-such-route"))
@@ -255,6 +272,16 @@ def test_package_module_absent_from_the_layer_fails_as_on_lambda(tmp_path: Path,
         assert failed.value.message == "Unable to import module 'app': No module named 'hypothesis'"
     finally:
         function.stop()
+
+
+def test_package_that_cannot_load_stops_the_stack_at_start(missing_module_package: Package, log: Any) -> None:
+    # make up and make demo warm their functions first: the error is theirs, not the first request's.
+    with (
+        Functions(load_template(), {}, missing_module_package, log) as functions,
+        pytest.raises(FunctionError) as failed,
+    ):
+        functions.warm("ApiFunction", "EventsFunction")
+    assert failed.value.error_type == "Runtime.ImportModuleError"
 
 
 def test_package_is_built_once_per_content(tmp_path: Path) -> None:
