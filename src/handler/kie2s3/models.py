@@ -252,17 +252,31 @@ class BulkCopyRequest(_Document):
         return data
 
 
-def _copies_form(body: Any) -> str:
-    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, else `task`."""
-    named = isinstance(body, dict) and ("taskIds" in body or "task_ids" in body)
-    return "bulk" if named or isinstance(body, BulkCopyRequest) else "task"
+# What `POST /copies` answers a body that takes neither form (`{}`, `{"urls": [...]}`, a list).
+COPIES_FORMS = "give taskId with urls (or with family), or taskIds with family"
+
+
+def _copies_form(body: Any) -> str | None:
+    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, `task` when it names
+    `taskId`; None (COPIES_FORMS) when it names neither."""
+    if isinstance(body, BulkCopyRequest):
+        return "bulk"
+    if isinstance(body, CopyRequest):
+        return "task"
+    if not isinstance(body, dict):
+        return None
+    if "taskIds" in body or "task_ids" in body:
+        return "bulk"
+    return "task" if "taskId" in body or "task_id" in body else None
 
 
 # The body of `POST /copies`: one task (`taskId`, by URLs or record-info) or many (`taskIds`). The
 # discriminator picks the form from the body, so a bad body is reported against that form alone.
+# The tags name the forms inside pydantic's error locations, never in what a caller is told.
+COPIES_TAGS = frozenset({"task", "bulk"})
 CopiesBody = Annotated[
     Annotated[CopyRequest, Tag("task")] | Annotated[BulkCopyRequest, Tag("bulk")],
-    Discriminator(_copies_form),
+    Discriminator(_copies_form, custom_error_type="copies_form", custom_error_message=COPIES_FORMS),
 ]
 
 

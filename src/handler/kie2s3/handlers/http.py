@@ -3,7 +3,7 @@
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -14,13 +14,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from kie2s3.errors import BadRequestError, Kie2S3Error, PayloadTooLargeError
+from kie2s3.errors import NOT_A_JSON_OBJECT, NOT_JSON, BadRequestError, Kie2S3Error, PayloadTooLargeError
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.copies import request_bulk_copies, request_copies
 from kie2s3.logic.receive import CallbackRequest, receive_callback
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
-from kie2s3.models import TASK_ID_REGEX, BulkCopyDocument, BulkCopyRequest, CopiesBody, StatusDocument
+from kie2s3.models import (
+    COPIES_FORMS,
+    COPIES_TAGS,
+    TASK_ID_REGEX,
+    BulkCopyDocument,
+    BulkCopyRequest,
+    CopiesBody,
+    StatusDocument,
+)
 from kie2s3.observability import logger, metrics
 from kie2s3.settings import CALLBACK_PATH
 
@@ -58,13 +66,24 @@ def _refused(route_key: str | None, status: int, reason: str) -> None:
         metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
 
 
+def _read_as_json(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with its body declared JSON: every body is read as JSON, whatever its content-type
+    (curl's -d says form-urlencoded, no header at all is common), as kie.ai's callbacks always were."""
+    headers = event.get("headers") or {}
+    declared = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if not event.get("body") or str(declared).lower().startswith(content_types.APPLICATION_JSON):
+        return event
+    kept = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return {**event, "headers": {**kept, "content-type": content_types.APPLICATION_JSON}}
+
+
 class _Resolver(APIGatewayHttpResolver):
     """Powertools' resolver, refusing oversized bodies before anything (validation included) reads them."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         size = body_size(event)
         if size <= MAX_BODY_BYTES:
-            return super().resolve(event, context)
+            return super().resolve(_read_as_json(event), context)
         error = PayloadTooLargeError(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
         _refused(event.get("routeKey"), int(error.status), error.reason)
         return {
@@ -98,9 +117,41 @@ def _known_error(exc: Kie2S3Error) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
-    details = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
-    _refused(app.current_event.route_key, 400, "invalid request")
-    return _json(400, ErrorDocument(message="invalid request", details=details))
+    document = in_user_words(exc.errors())
+    _refused(app.current_event.route_key, 400, document.message)
+    return _json(400, document)
+
+
+def in_user_words(errors: Sequence[Mapping[str, Any]]) -> ErrorDocument:
+    """What a request's validation errors mean to its caller: a body that is not JSON or takes no form
+    of the route is said once, as the callback route says it; any other error names the field as the
+    caller wrote it (`taskIds[0]`, `query parameter family`), never the validator's path to it."""
+    for error in errors:
+        if error.get("type") == "json_invalid" or (
+            error.get("loc") == ("body",) and error.get("type") == "missing"
+        ):
+            return ErrorDocument(message=NOT_JSON)
+        if error.get("type") == "copies_form":
+            message = COPIES_FORMS if isinstance(error.get("input"), dict) else NOT_A_JSON_OBJECT
+            return ErrorDocument(message=message)
+    details = [f"{_where(tuple(e.get('loc', ())))}: {_said(str(e.get('msg')))}" for e in errors]
+    return ErrorDocument(message="invalid request", details=details)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "request"
+    place, *path = loc
+    if place != "body":
+        return f"{place} parameter {'.'.join(map(str, path))}"
+    if path and path[0] in COPIES_TAGS:
+        path = path[1:]
+    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+    return name or "body"
+
+
+def _said(message: str) -> str:
+    return message.removeprefix("Value error, ")
 
 
 @app.exception_handler([RecursionError, UnicodeDecodeError])  # type: ignore[untyped-decorator]
@@ -165,7 +216,11 @@ def _answers(ok: int | tuple[int, ...], description: str, *extra: int) -> dict[i
 )
 def callback(
     family: Annotated[
-        str | None, Query(max_length=32, description="family hint for ambiguous shapes")
+        str | None,
+        Query(
+            description="family hint for ambiguous shapes; an unknown one is ignored (the family is"
+            " then detected from the body's shape)"
+        ),
     ] = None,
     token: Annotated[str | None, Query(max_length=256, description="callback token when HMAC is off")] = None,
 ) -> Response[str]:
