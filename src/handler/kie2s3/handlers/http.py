@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
@@ -185,34 +186,69 @@ def _raw_body() -> bytes:
         raise BadRequestError("body is not valid base64") from exc
 
 
-# Deployed, these routes are IAM-authorised at the gateway (SigV4-signed requests).
+# Who may call each route, as openapi.json states it. Deployed, `/copies` and `/tasks` are
+# IAM-authorised at the gateway (SigV4-signed requests; the gateway answers 403 otherwise). A callback
+# carries kie.ai's two webhook headers (HMAC of "<taskId>.<timestamp>") or, with HMAC off, the
+# callback token as `?token=`; the function checks them and answers 401 otherwise.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "sigv4": APIKey(
+        name="Authorization",
+        in_=APIKeyIn.header,
+        description="AWS Signature Version 4 for `execute-api` (the gateway's AWS_IAM authorizer;"
+        " with X-Amz-Date, and X-Amz-Security-Token for temporary credentials)",
+    ),
+    "kieWebhookTimestamp": APIKey(
+        name="X-Webhook-Timestamp",
+        in_=APIKeyIn.header,
+        description="kie.ai's webhook timestamp (Unix seconds), within WEBHOOK_TOLERANCE_SECONDS of now",
+    ),
+    "kieWebhookSignature": APIKey(
+        name="X-Webhook-Signature",
+        in_=APIKeyIn.header,
+        description='kie.ai\'s webhook signature: base64(HMAC-SHA256(key, "<taskId>.<timestamp>"))',
+    ),
+    "callbackToken": APIKey(
+        name="token",
+        in_=APIKeyIn.query,
+        description="the callback token (CALLBACK_TOKEN_SECRET), when the webhook HMAC key is off",
+    ),
+}
 IAM: list[dict[str, list[str]]] = [{"sigv4": []}]
+KIE_SIGNED: list[dict[str, list[str]]] = [
+    {"kieWebhookTimestamp": [], "kieWebhookSignature": []},
+    {"callbackToken": []},
+]
 _ERRORS = {
     400: "Invalid request: the reasons are in `message` and `details`",
+    401: "Signature or token missing, wrong or stale",
+    403: "Refused by the gateway's IAM authorizer: not SigV4-signed, signed wrongly, or by a principal"
+    " not allowed execute-api:Invoke",
+    404: "Unknown task",
     413: "Body larger than 256 KiB",
     502: "kie.ai answered something unusable",
     503: "A passing fault (AWS or kie.ai): retry",
 }
-_EXTRA_ERRORS = {401: "Signature or token missing, wrong or stale", 404: "Unknown task"}
 
 
-def _answers(ok: int | tuple[int, ...], description: str, *extra: int) -> dict[int, OpenAPIResponse]:
-    """The documented answers: the status document on success, the ErrorDocument otherwise."""
+def _answers(ok: int | tuple[int, ...], description: str, *errors: int) -> dict[int, OpenAPIResponse]:
+    """The documented answers: the status document on success, the ErrorDocument for each error."""
 
     def answer(text: str, model: type[BaseModel]) -> OpenAPIResponse:
         return {"description": text, "content": {content_types.APPLICATION_JSON: {"model": model}}}
 
-    errors = {**_ERRORS, **{code: _EXTRA_ERRORS[code] for code in extra}}
     oks = ok if isinstance(ok, tuple) else (ok,)
     return {code: answer(description, StatusDocument) for code in oks} | {
-        code: answer(text, ErrorDocument) for code, text in sorted(errors.items())
+        code: answer(_ERRORS[code], ErrorDocument) for code in sorted(errors)
     }
 
 
 @app.post(
     CALLBACK_PATH,
     summary="kie.ai task callback (any family)",
-    responses=_answers(200, "Accepted or deliberately ignored; the task's status document", 401),
+    responses=_answers(
+        200, "Accepted or deliberately ignored; the task's status document", 400, 401, 413, 503
+    ),
+    security=KIE_SIGNED,
 )
 def callback(
     family: Annotated[
@@ -222,10 +258,10 @@ def callback(
             " then detected from the body's shape)"
         ),
     ] = None,
-    token: Annotated[str | None, Query(max_length=256, description="callback token when HMAC is off")] = None,
 ) -> Response[str]:
     """A kie.ai task callback, authenticated by kie.ai's webhook HMAC headers or the callback token."""
     event = app.current_event
+    token = (event.query_string_parameters or {}).get("token")  # declared by KIE_SIGNED's callbackToken
     query = {k: v for k, v in {"family": family, "token": token}.items() if v is not None}
     services, deadline = _services_with_deadline()
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
@@ -251,7 +287,8 @@ _COPIES_OK: OpenAPIResponse = {
 @app.post(
     "/copies",
     summary="Copy a task's files, or record many tasks through record-info",
-    responses=_answers((202, 200), _COPIES_QUEUED, 404) | {202: _COPIES_OK, 200: _COPIES_OK},
+    responses=_answers((202, 200), _COPIES_QUEUED, 400, 403, 404, 413, 502, 503)
+    | {202: _COPIES_OK, 200: _COPIES_OK},
     security=IAM,
 )
 def copies(
@@ -280,7 +317,8 @@ def copies(
 @app.get(
     "/tasks/<taskId>",
     summary="A task's status document",
-    responses=_answers(200, "The status document", 404),
+    responses=_answers(200, "The status document", 400, 403, 404, 503),
+    security=IAM,
 )
 def get_task(taskId: Annotated[str, Path(pattern=TASK_ID_REGEX)]) -> StatusDocument:
     """The status document of a task; 404 for a task kie2s3 has never seen."""
