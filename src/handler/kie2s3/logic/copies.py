@@ -10,6 +10,7 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.media import kind_of
 from kie2s3.models import (
+    DIRECT_FAMILY,
     MAX_URLS_PER_REQUEST,
     BulkCopyDocument,
     BulkCopyError,
@@ -23,8 +24,6 @@ from kie2s3.models import (
 from kie2s3.observability import logger, tracer
 from kie2s3.sources import canonical_url
 
-# The family recorded for copies asked for by URL, when the caller names none.
-DIRECT_FAMILY = "direct"
 # A bulk task the request's time did not reach: kie.ai was not asked, nothing was recorded.
 NOT_PROCESSED = "not processed: too little of the request's time was left to ask kie.ai; send it again"
 
