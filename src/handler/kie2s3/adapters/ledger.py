@@ -7,8 +7,6 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
@@ -16,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
+from kie2s3.ports import OPEN_FILE, OPEN_TASK, FileChange, TaskChange, now_iso
 from kie2s3.retries import FENCE_ATTEMPTS, FENCE_PAUSE_SECONDS
 
 if TYPE_CHECKING:
@@ -31,8 +30,6 @@ MAX_FILES_PER_WRITE = 50
 MAX_FILES_PER_TRANSACTION = 49
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
 OPEN_INDEX = "open-items"
-OPEN_FILE = "FILE"
-OPEN_TASK = "TASK"
 _OPEN_FILE_STATES = frozenset({"pending", "copying"})
 TAKEDOWN_SK_PREFIX = "TAKEDOWN#"
 # The reason a task taken down gives (its status is `ignored`; design.md, Contract additions 2026-12).
@@ -113,11 +110,6 @@ def _conflicted(exc: ClientError) -> bool:
     return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
-def now_iso() -> str:
-    """The current time as the ledger stores it (UTC, ISO 8601)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 @contextmanager
 def _translated(action: str, *, tolerate_condition: bool = False) -> Iterator[None]:
     """Turn DynamoDB faults into RetryableError; a failed condition passes silently when tolerated."""
@@ -144,26 +136,6 @@ def _update(fields: dict[str, Any], *also_set: str) -> tuple[str, dict[str, str]
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One write to a file item, as the ledger's stream tells it: the file's state before it (None:
-    the item did not exist) and the item after it (None: removed)."""
-
-    task_id: str
-    before: FileState | None
-    after: FileItem | None
-
-
-@dataclass(frozen=True)
-class TaskChange:
-    """One write to a task item, as the ledger's stream tells it: its attributes before and after
-    (None: the item did not exist, or was removed)."""
-
-    task_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 def stream_change(

@@ -5,9 +5,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kie2s3.logic.plan import is_raw_callback, raw_callbacks_prefix
-from kie2s3.logic.ports import Guard, Ledger, ObjectStore
 from kie2s3.models import FileItem, TaskItem
 from kie2s3.observability import logger
+from kie2s3.ports import Guard, Ledger, ObjectStore
 
 # How often a takedown looks again whether the copies it waits for have ended.
 POLL_SECONDS = 2.0
