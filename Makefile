@@ -5,8 +5,12 @@ SHELL := /bin/bash
 
 # Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH.
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null || command -v python3.13 2>/dev/null)
+NO_PYTHON := Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH
+# Without it, `make help` still lists the targets (and says how to get it); every other target stops.
 ifeq ($(strip $(PYTHON)),)
-$(error Python 3.13 not found: install it with pyenv (3.13.0) or put python3.13 on PATH)
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(error $(NO_PYTHON))
+endif
 endif
 PY313_BIN := $(abspath $(dir $(PYTHON)))
 UV_VERSION := 0.13.8
@@ -43,6 +47,7 @@ require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	$(if $(strip $(PYTHON)),,@echo "$(NO_PYTHON); every target but help needs it")
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv

@@ -256,3 +256,21 @@ def test_make_invoke_missing_event_file() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "error: event file events/no-such-event.json not found" in done.stderr.splitlines()[0]
+
+
+def test_make_help_without_python_313_lists_targets_and_says_how_to_get_it(
+    makefile_targets: list[str],
+) -> None:
+    done = make("help", "PYTHON=")
+    assert done.returncode == 0, done.stderr
+    assert re.findall(r"^  (\S+)", done.stdout, flags=re.M) == makefile_targets
+    assert done.stdout.rstrip().splitlines()[-1] == (
+        "Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH;"
+        " every target but help needs it"
+    )
+
+
+def test_make_target_without_python_313_stops_with_how_to_get_it() -> None:
+    assert make_error("lint", "PYTHON=") == (
+        "Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH"
+    )
