@@ -187,10 +187,18 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             "  events       make events [FOLLOW=1]  (what a rule on the bus for source kie2s3 delivers)",
             *_forwarding_lines(state),
             f"  logs         make logs  (in {_display(state.directory)})",
-            '  shell        eval "$(make -s env)"  sets API, BUCKET, KIE_WEBHOOK_HMAC_KEY, KIE_EMULATOR_URL',
+            *_shell_lines(state),
             "  stop         make down  (moto keeps everything in memory: the archive ends with the stack)",
         ]
     )
+
+
+def _shell_lines(state: StackState) -> list[str]:
+    """`make -s env`'s variables, every one of them, three names a line."""
+    names = list(shell_variables(state))
+    rows = [", ".join(names[i : i + 3]) for i in range(0, len(names), 3)]
+    first = '  shell        eval "$(make -s env)"  sets '
+    return [first + rows[0], *(" " * len(first) + row for row in rows[1:])]
 
 
 def _iam_lines(state: StackState) -> list[str]:
@@ -255,10 +263,9 @@ def status(directory: Path) -> int:
     return 0 if not missing else 1
 
 
-def env(directory: Path) -> int:
-    """Shell assignments for the running stack: eval "$(make -s env)"."""
-    state = running_stack(directory)
-    values = {
+def shell_variables(state: StackState) -> dict[str, str]:
+    """What `make -s env` sets: the stack's URLs and keys, by shell variable."""
+    return {
         "API": state.api_url,
         "BUCKET": state.bucket,
         "KIE_WEBHOOK_HMAC_KEY": state.hmac_key,
@@ -269,7 +276,11 @@ def env(directory: Path) -> int:
         # AUTH=iam: the credentials file of the local stack's profiles (empty otherwise)
         "LOCAL_AWS_CREDENTIALS_FILE": str(state.data.get("credentialsFile", "")),
     }
-    for name, value in values.items():
+
+
+def env(directory: Path) -> int:
+    """Shell assignments for the running stack: eval "$(make -s env)"."""
+    for name, value in shell_variables(running_stack(directory)).items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
