@@ -43,7 +43,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
+        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events sam-event
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -123,6 +123,12 @@ callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<famil
 
 invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
+
+# `sam local invoke` itself (Docker): the event made ready for a stack and the env-vars file of its function.
+sam-event: $(VENV)/.synced ## files for sam local invoke: make sam-event EVENT=events/<file>.json [STACK_NAME=<stack> [REGION=]] (default: the running local stack)
+	$(if $(EVENT),,$(error usage: make sam-event EVENT=events/<file>.json [STACK_NAME=<deployed stack> [REGION=<region>]]; without STACK_NAME, the running local stack))
+	$(if $(STACK_NAME),$(call require-aws,make sam-event STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
+	@$(RUN) -m devstack.sam_invoke "$(EVENT)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 # ROUTE, not PATH: make passes its variables to the recipe's shell, where PATH is the search path.
 call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]

@@ -180,17 +180,26 @@ def task_of(event: dict[str, Any], result: Any) -> str | None:
     return None
 
 
-def sqs_function_for(template: dict[str, Any], event: dict[str, Any], env: Mapping[str, str]) -> str:
-    """The function whose queue an SQS sample's records come from (the queue named last in their
-    `eventSourceARN`, as the function routes them): the copy worker's or the forwarder's. A UserError
-    when the stack has no such queue (a forward job while forwarding is off)."""
+def sqs_function_for(
+    template: Mapping[str, Any], event: dict[str, Any], env: Mapping[str, str]
+) -> tuple[str, str]:
+    """The function whose queue an SQS sample's records come from, and the variable naming that queue.
+
+    The function routes a record by the queue named last in its `eventSourceARN`: the one `env`
+    names, or, for a sample written for another stack, the queue of the same logical id (samples
+    name theirs as the local stack does, `<stack>-<logical id in lower case>`). A UserError when the
+    stack has no such queue (a forward job while forwarding is off)."""
     from devstack.serve import sqs_functions
 
     queue = str(event["Records"][0]["eventSourceARN"]).rsplit(":", 1)[-1]
+    variables = (
+        (template.get("Globals") or {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
     routes = sqs_functions(template, {"ForwardUrl": env.get("FORWARD_URL", "")})
     for function, variable in routes:
-        if env.get(variable, "").rsplit("/", 1)[-1] == queue:
-            return function
+        url, logical_id = env.get(variable, ""), str(variables[variable]["Ref"])
+        if url and (url.rsplit("/", 1)[-1] == queue or queue.lower().endswith(f"-{logical_id.lower()}")):
+            return function, variable
     read = ", ".join(env[variable].rsplit("/", 1)[-1] for _, variable in routes if env.get(variable))
     raise UserError(
         f"its records come from queue {queue}; this stack's functions read {read}"
@@ -198,25 +207,32 @@ def sqs_function_for(template: dict[str, Any], event: dict[str, Any], env: Mappi
     )
 
 
-def context_for(event: dict[str, Any], env: Mapping[str, str]) -> "LambdaContext":
-    """A context for the function the template gives this event (`env`: the stack's function
-    environment, which names its queues): its name, timeout and memory."""
+def function_for(template: Mapping[str, Any], event: dict[str, Any], env: Mapping[str, str]) -> str:
+    """The function (logical id) the template gives this event; `env`, the stack's function
+    environment, names its queues."""
     from devstack.local_api import template_routes
-    from devstack.serve import function_context, scheduled_functions
-    from devstack.template import load_template, stream_mappings
+    from devstack.serve import scheduled_functions
+    from devstack.template import stream_mappings
     from kie2s3.events import event_kind
 
-    template = load_template()
     match event_kind(event):
         case "sqs":
-            function = sqs_function_for(template, event, env)
+            return sqs_function_for(template, event, env)[0]
         case "schedule":
-            function = scheduled_functions(template)[0][0]
+            return scheduled_functions(template)[0][0]
         case "dynamodb":
-            function = stream_mappings(template)[0].function
+            return stream_mappings(template)[0].function
         case _:
-            function = template_routes(template)[0].function
-    return function_context(template, function)
+            return template_routes(template)[0].function
+
+
+def context_for(event: dict[str, Any], env: Mapping[str, str]) -> "LambdaContext":
+    """A context for the function the template gives this event: its name, timeout and memory."""
+    from devstack.serve import function_context
+    from devstack.template import load_template
+
+    template = load_template()
+    return function_context(template, function_for(template, event, env))
 
 
 def _status(task_id: str) -> dict[str, Any] | None:

@@ -95,7 +95,7 @@ def test_queue_samples_carry_the_jobs_the_functions_read() -> None:
 )
 def test_queue_samples_go_to_the_function_of_their_queue(name: str, function: str) -> None:
     env = {**LOCAL_QUEUES, "FORWARD_URL": "http://127.0.0.1:3001/forward"}
-    assert sqs_function_for(load_template(), _event(name), env) == function
+    assert sqs_function_for(load_template(), _event(name), env)[0] == function
 
 
 def test_a_forward_job_without_forwarding_says_how_to_turn_it_on() -> None:
