@@ -31,6 +31,8 @@ from devstack.running import (
     REPO_ROOT,
     StackState,
     is_ours,
+    keep_logs,
+    last_logs_dir,
     port_is_free,
     processes_of,
     read_state,
@@ -58,7 +60,7 @@ def _leftovers(state: StackState) -> list[int]:
 
 def _clean(directory: Path, state: StackState | None) -> None:
     """Stop whatever the stack left running (the supervisor first: it stops its children) and remove
-    the state directory."""
+    the state directory, its logs kept for `make logs LAST=1`."""
     if state is not None:
         supervisor = state.pids.get("supervisor")
         if supervisor is not None and is_ours(supervisor, state.stack_id):
@@ -69,6 +71,7 @@ def _clean(directory: Path, state: StackState | None) -> None:
             raise UserError(
                 f"processes {left} of the local stack would not stop: kill them, then make down again"
             )
+    keep_logs(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -101,7 +104,8 @@ def up(
         print(f"cleaning up a local stack that stopped uncleanly (its logs were in {_display(directory)})")
         _clean(directory, state)
     elif directory.exists():
-        shutil.rmtree(directory)  # the logs of a stack that failed to start
+        keep_logs(directory)  # the logs of a stack that failed to start: make logs LAST=1
+        shutil.rmtree(directory)
     if port and not port_is_free(port):
         raise UserError(f"port {port} is in use: make up PORT=<another port> (PORT=0 picks a free one)")
     directory.mkdir(parents=True)
@@ -233,17 +237,20 @@ def down(directory: Path) -> int:
     """Stop everything the stack started and remove its state directory."""
     state = read_state(directory)
     if state is None:
-        existed = directory.exists()
+        kept = keep_logs(directory) if directory.exists() else None
         shutil.rmtree(directory, ignore_errors=True)
         print(
             "no local stack running: nothing to stop"
-            + (" (removed the logs of a failed start)" if existed else "")
+            + (f" (the logs of a failed start are in {_display(kept)}: make logs LAST=1)" if kept else "")
         )
         return 0
     where = state.data.get("apiUrl", "")
     running = len(_leftovers(state))
     _clean(directory, state)
-    print(f"stopped the local stack {where} ({running} processes); removed {_display(directory)}")
+    print(
+        f"stopped the local stack {where} ({running} processes); removed {_display(directory)},"
+        f" its logs kept in {_display(last_logs_dir(directory))} (make logs LAST=1)"
+    )
     return 0
 
 

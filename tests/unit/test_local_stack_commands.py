@@ -4,7 +4,7 @@
 import re
 
 import pytest
-from devstack import up
+from devstack import logs, up
 from devstack.running import StackState
 from tests.local_state import running, supervisor
 
@@ -21,3 +21,19 @@ def test_up_banner_lists_every_variable_make_env_sets(
     [start] = [i for i, line in enumerate(shown.splitlines()) if "make -s env" in line]
     listed = re.findall(r"\b[A-Z][A-Z0-9_]+\b", " ".join(shown.splitlines()[start:]))
     assert set(names) <= set(listed)
+
+
+def test_make_down_keeps_the_stopped_stacks_logs_for_make_logs_last(
+    running: StackState, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (running.directory / "worker.log").write_text(
+        '{"level": "INFO", "message": "file archived", "timestamp": "2026-12-07 10:00:00,000+0000",'
+        ' "function_name": "kie2s3-copy-worker", "key": "kie/t/00.png"}\n'
+    )
+    assert up.main(["--state-dir", str(running.directory), "down"]) == 0
+    assert not running.directory.exists()
+    assert "its logs kept in" in capsys.readouterr().out
+    assert logs.main(["--last", "--state-dir", str(running.directory)]) == 0
+    assert (
+        capsys.readouterr().out == "2026-12-07 10:00:00 copy-worker  INFO    file archived key=kie/t/00.png\n"
+    )
