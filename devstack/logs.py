@@ -126,7 +126,7 @@ def parse_line(text: str, *, function: str | None = None, time_: float | None = 
     """A line as logged; `function` and `time_` as the log's source knows them (deployed), else its own."""
     record = _record(text)
     if record is not None:
-        own = record.get("function_name")
+        own = "api" if record.get("localApi") == "access" else record.get("function_name")
         if function is None and isinstance(own, str):
             function = own.removeprefix(LOCAL_NAME_PREFIX)
         if time_ is None:
@@ -200,6 +200,9 @@ def _readable(line: Line) -> str:
         return f"{when} {line.function or '-':<12} METRIC {values}"
     if "type" in record and "record" in record:  # Lambda's platform record (JSON log format)
         return f"{when} {line.function or '-':<12} {record['type']} {json.dumps(record['record'])}"
+    if record.pop("localApi", None) == "access":  # the local API's access log: the request's fields
+        record.pop("time", None)
+        record["level"] = "ACCESS"
     level = str(record.get("level", "-"))
     message = str(record.get("message", ""))
     fields = {"task": record["correlation_id"]} if record.get("correlation_id") else {}
@@ -210,7 +213,9 @@ def _readable(line: Line) -> str:
     rest = " ".join(
         f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in fields.items()
     )
-    return f"{when} {line.function or '-':<12} {level:<7} {message} {rest}".rstrip()
+    return " ".join(
+        part for part in (f"{when} {line.function or '-':<12} {level:<7}", message, rest) if part
+    ).rstrip()
 
 
 # ---------------------------------------------------------------------------------------------- local

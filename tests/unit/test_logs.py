@@ -84,7 +84,7 @@ def _state(tmp_path: Path) -> Path:
             [
                 "[local stack] 09:00:00 listening",
                 _record("api", "callback accepted", "09:59:00", family="market"),
-                '{"method": "POST", "path": "/callbacks/kie", "status": 200}',
+                '{"localApi": "access", "time": "2026-12-07T09:59:00Z", "method": "POST", "path": "/callbacks/kie", "status": 200}',
             ]
         )
         + "\n"
@@ -142,7 +142,7 @@ def test_local_logs_without_options_are_one_readable_line_a_record_without_the_e
     assert _printed(_state(tmp_path), Selection()) == [
         "[local stack] 09:00:00 listening",
         "2026-12-07 09:59:00 api          INFO    callback accepted family=market",
-        "2026-12-07 09:59:00 -            -        method=POST path=/callbacks/kie status=200",
+        "2026-12-07 09:59:00 api          ACCESS  method=POST path=/callbacks/kie status=200",
         "2026-12-07 09:59:01 copy-worker  INFO    download link resolved",
         "WARNING: a moto warning",
         "2026-12-07 10:01:00 copy-worker  INFO    file archived key=kie/t/00.png",
