@@ -1,5 +1,6 @@
-"""moto's server (`python -m devstack.moto_server -H host -p port`), with one change: how a DynamoDB
-transaction is rolled back.
+"""moto's server (`python -m devstack.moto_server -H host -p port`), with two changes where moto's cost
+grows with everything the server holds rather than with the request: how a DynamoDB transaction is
+rolled back, and how S3 lists object versions.
 
 moto rolls a failed TransactWriteItems back by restoring a deep copy of every table the transaction
 names, taken before it. That copy costs the size of the whole table (its DynamoDB stream included,
@@ -10,6 +11,12 @@ memory. DynamoDB itself keeps no such copy. Here the transaction keeps instead w
 the prior version of each item it writes and the length of each written table's stream; a
 cancelled transaction puts those back (the same outcome as moto's: the items as they were, no
 stream record of the cancelled writes), in the time of a few item copies.
+
+moto's ListObjectVersions deep-copies every version of every key in the bucket, its bytes included,
+before it filters them by prefix (the copies only get `is_latest` set on them): a takedown lists
+the versions of each of a task's keys, and in a long test session the bucket holds gigabytes, so a
+task of 150 files took the server past the machine's memory. Here those copies are views that share
+the stored bytes: the same listing, at the cost of the versions' attributes.
 """
 
 import copy
@@ -21,6 +28,7 @@ from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.s3 import models as s3_models
 from moto.server import main
 
 
@@ -89,6 +97,20 @@ def _transact_write_items_keeping_items(self: DynamoDBBackend, transact_items: l
 
 
 DynamoDBBackend.transact_write_items = _transact_write_items_keeping_items  # type: ignore[method-assign]
+
+
+def _views_of_versions(versions: list[Any], memo: dict[int, Any] | None = None) -> list[Any]:
+    """What list_object_versions (the one deep copy in moto.s3.models) gets for a key's versions: a
+    view of each, sharing its bytes, on which the listing may set `is_latest`."""
+    views = []
+    for version in versions:
+        view = object.__new__(type(version))
+        view.__dict__.update(version.__dict__)
+        views.append(view)
+    return views
+
+
+s3_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": _views_of_versions})  # type: ignore[attr-defined,assignment]
 
 if __name__ == "__main__":
     main(sys.argv[1:])

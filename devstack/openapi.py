@@ -3,30 +3,64 @@
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 def generate() -> str:
     """The OpenAPI document of the routes in kie2s3.handlers.http, as committed in openapi.json."""
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-
     from kie2s3 import __version__
-    from kie2s3.handlers.http import app
+    from kie2s3.handlers.http import SECURITY_SCHEMES, app
+    from kie2s3.settings import CALLBACK_PATH
 
     schema = app.get_openapi_json_schema(
         title="kie2s3",
         version=__version__,
         description="Archive what kie.ai generates into S3: callbacks, copy requests and task status.",
-        security_schemes={
-            "sigv4": APIKey(
-                name="Authorization",
-                in_=APIKeyIn.header,
-                description="AWS Signature Version 4 (the gateway's AWS_IAM authorizer)",
-            )
-        },
+        security_schemes=SECURITY_SCHEMES,
     )
-    return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"
+    document = without_unanswered(json.loads(schema))
+    document["paths"][CALLBACK_PATH]["post"]["requestBody"] = callback_body()
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def callback_body() -> dict[str, Any]:
+    """The callback's body as the function reads it: a JSON object naming its task in one of the
+    fields `task_id_of` reads (TASK_ID_FIELDS), the rest the family's. The route takes the raw body
+    (it archives it byte for byte), so Powertools has no model of it to document."""
+    from kie2s3.families.base import TASK_ID_FIELDS
+    from kie2s3.models import TASK_ID_REGEX
+
+    task_id = {"type": "string", "pattern": TASK_ID_REGEX, "description": "kie.ai task id"}
+    shapes = []
+    for container, name in TASK_ID_FIELDS:
+        named: dict[str, Any] = {"type": "object", "required": [name], "properties": {name: task_id}}
+        shapes.append(
+            named
+            if container is None
+            else {"type": "object", "required": [container], "properties": {container: named}}
+        )
+    return {
+        "description": "A kie.ai task callback, as kie.ai posts it: the task is named by `data.taskId`"
+        " (most families), `data.task_id` (Suno) or a top-level `taskId`/`task_id`, which must agree"
+        " when more than one is given; the rest of the body is the family's (see README, Families)",
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "anyOf": shapes}}},
+    }
+
+
+def without_unanswered(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without what Powertools adds to every validated route and kie2s3 never answers:
+    422 `Validation Error` (a request that fails validation is answered 400 with the ErrorDocument)
+    and the schemas only it refers to."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    schemas = document["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(name, None)
+    return document
 
 
 def main() -> int:

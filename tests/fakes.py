@@ -1,4 +1,4 @@
-"""In-memory fakes of the logic's ports (kie2s3.logic.ports), for unit tests of the use cases.
+"""In-memory fakes of the logic's ports (kie2s3.ports), for unit tests of the use cases.
 
 Each fake keeps the conditions of the adapter it stands for (a `copied` file never downgraded, an
 update of a missing item refused, create-only object writes, ranges pinned to a version), logs
@@ -27,10 +27,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from kie2s3 import ports
 from kie2s3.adapters.idempotency import CopyGuard, CopyRecords
-from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK, TAKEN_DOWN, now_iso
+from kie2s3.adapters.ledger import TAKEN_DOWN
 from kie2s3.adapters.s3_store import RAW_HINT, ascii_metadata, safe_tags
-from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import (
     LinkExpiredError,
     NotFoundError,
@@ -41,9 +41,9 @@ from kie2s3.errors import (
     SourceRefusedError,
     TakenDownError,
 )
-from kie2s3.logic import ports
 from kie2s3.logic.services import Services
 from kie2s3.models import BusEvent, CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
+from kie2s3.ports import OPEN_FILE, OPEN_TASK, SecretVersions, now_iso
 from kie2s3.retries import KIE_TIMEOUTS, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url

@@ -96,3 +96,23 @@ def test_make_down_after_a_crash_stops_every_process(tmp_path: Path) -> None:
     assert stack_processes(state) == []
     assert [port for port in stack_ports(state) if not port_is_free(port)] == []
     assert not state_dir.exists()
+
+
+def test_functions_run_from_the_package_not_the_source_tree(local_target: Target) -> None:
+    package = local_target.local["package"]
+    assert Path(package["code"]).is_relative_to(ROOT / ".devstack" / "package")
+    runtimes = []
+    for pid in stack_processes(local_target.local):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        if any(part.endswith(b"lambda_bootstrap.py") for part in command):
+            runtimes.append((command, Path(f"/proc/{pid}/cwd").resolve()))
+    # The API function, the copy worker and the events function at least: python3.13 -I in the package.
+    assert len(runtimes) >= 3
+    for command, cwd in runtimes:
+        assert b"-I" in command
+        assert b"-S" in command
+        assert Path(command[0].decode()) != Path(sys.executable)  # the base interpreter, not the venv's
+        assert cwd == Path(package["code"])

@@ -161,6 +161,35 @@ def test_callback_unknown_family(capsys: pytest.CaptureFixture[str]) -> None:
     assert "market" in line
 
 
+def test_callback_unknown_family_is_refused_before_looking_for_a_stack(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = one_line(send_callback.main, ["--family", "markte"], capsys)
+    assert line.startswith("error: unknown family 'markte': one of ")
+
+
+@pytest.mark.parametrize("query", ["family=markte", "token=t&family=markte"])
+def test_callback_url_with_an_unknown_family_hint_is_refused_before_sending(
+    capsys: pytest.CaptureFixture[str], query: str
+) -> None:
+    # Nothing listens on port 9: a callback sent would end in a connection error (status 1), not this.
+    argv = ["--family", "market", "--url", f"http://127.0.0.1:9/callbacks/kie?{query}", "--hmac-key", "k"]
+    line = one_line(send_callback.main, argv, capsys)
+    assert line.startswith("error: unknown family hint (?family=) 'markte': one of ")
+    assert "market" in line
+
+
+def test_callback_event_with_an_unknown_family_hint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = json.loads((ROOT / "events/callback-market-success.json").read_text())
+    sample["queryStringParameters"] = {"family": "markte"}
+    event = tmp_path / "callback-typo.json"
+    event.write_text(json.dumps(sample))
+    line = one_line(send_callback.main, ["--event", str(event)], capsys)
+    assert line.startswith("error: unknown family hint (?family=) 'markte': one of ")
+
+
 def test_callback_url_without_hmac_key(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line(send_callback.main, ["--family", "market", "--url", "http://127.0.0.1:9/"], capsys)
     assert line.startswith("error: URL given without HMAC_KEY")

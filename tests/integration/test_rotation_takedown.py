@@ -24,10 +24,11 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_events import _distinct, _of
 
-from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger, now_iso
+from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.reconcile import reconcile
 from kie2s3.models import Outcome, TaskItem
+from kie2s3.ports import now_iso
 
 MIB = 1024**2
 

@@ -196,17 +196,68 @@ class _Document(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+# What `POST /copies` checks beyond the model's types, stated in openapi.json (the JSON Schema of the
+# models) so that a request the schema calls valid is one the API takes. Computed when the schema is,
+# from the registry and the settings' defaults (both import this module, hence the late imports).
+DIRECT_FAMILY = "direct"  # the family recorded for copies asked for by URL when the caller names none
+
+
+def _families(*, record_info: bool) -> list[str]:
+    from kie2s3.families import PARSERS
+
+    return sorted(p.name for p in PARSERS if p.record_info_path or not record_info)
+
+
+def _any_family(schema: dict[str, Any]) -> None:
+    schema["enum"] = [*_families(record_info=False), DIRECT_FAMILY, None]
+
+
+def _record_info_family(schema: dict[str, Any]) -> None:
+    schema["enum"] = _families(record_info=True)
+
+
+def _urls_or_record_info(schema: dict[str, Any]) -> None:
+    """Without `urls`, `family` names a family with a record-info endpoint."""
+    schema["anyOf"] = [
+        {"required": ["urls"], "properties": {"urls": {"type": "array"}}},
+        {"required": ["family"], "properties": {"family": {"enum": _families(record_info=True)}}},
+    ]
+
+
+def _source_url(schema: dict[str, Any]) -> None:
+    """A URL the source policy takes by default: https, a host of DEFAULT_SOURCE_HOSTS (`*.` any
+    subdomain), a plain path (ALLOWED_SOURCE_HOSTS may name other hosts)."""
+    from kie2s3.settings import DEFAULT_SOURCE_HOSTS
+
+    label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    hosts = "|".join(
+        f"(?:{label}\\.)+{re.escape(host[2:])}" if host.startswith("*.") else re.escape(host)
+        for host in DEFAULT_SOURCE_HOSTS
+    )
+    schema["pattern"] = f"^https://(?:{hosts})/[A-Za-z0-9._~%/-]*$"
+
+
 class CopyRequest(_Document):
     """The body of `POST /copies`: copy these URLs, or (without `urls`) what record-info lists."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra=_urls_or_record_info,
+    )
 
     task_id: Annotated[str, Field(pattern=TASK_ID_REGEX, description="kie.ai task id")]
-    family: Annotated[str | None, Field(max_length=32, description="kie.ai family, needed without urls")] = (
-        None
-    )
+    family: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="kie.ai family, needed without urls (one with a record-info endpoint then)",
+            json_schema_extra=_any_family,
+        ),
+    ] = None
     urls: Annotated[
-        list[Annotated[str, Field(max_length=4096)]] | None,
+        list[Annotated[str, Field(max_length=4096, json_schema_extra=_source_url)]] | None,
         Field(
             min_length=1,
             max_length=MAX_URL_ENTRIES_PER_REQUEST,
@@ -241,7 +292,12 @@ class BulkCopyRequest(_Document):
         AfterValidator(_distinct),
     ]
     family: Annotated[
-        str, Field(max_length=32, description="kie.ai family whose record-info knows the tasks")
+        str,
+        Field(
+            max_length=32,
+            description="kie.ai family whose record-info knows the tasks",
+            json_schema_extra=_record_info_family,
+        ),
     ]
 
     @model_validator(mode="before")
@@ -252,17 +308,31 @@ class BulkCopyRequest(_Document):
         return data
 
 
-def _copies_form(body: Any) -> str:
-    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, else `task`."""
-    named = isinstance(body, dict) and ("taskIds" in body or "task_ids" in body)
-    return "bulk" if named or isinstance(body, BulkCopyRequest) else "task"
+# What `POST /copies` answers a body that takes neither form (`{}`, `{"urls": [...]}`, a list).
+COPIES_FORMS = "give taskId with urls (or with family), or taskIds with family"
+
+
+def _copies_form(body: Any) -> str | None:
+    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, `task` when it names
+    `taskId`; None (COPIES_FORMS) when it names neither."""
+    if isinstance(body, BulkCopyRequest):
+        return "bulk"
+    if isinstance(body, CopyRequest):
+        return "task"
+    if not isinstance(body, dict):
+        return None
+    if "taskIds" in body or "task_ids" in body:
+        return "bulk"
+    return "task" if "taskId" in body or "task_id" in body else None
 
 
 # The body of `POST /copies`: one task (`taskId`, by URLs or record-info) or many (`taskIds`). The
 # discriminator picks the form from the body, so a bad body is reported against that form alone.
+# The tags name the forms inside pydantic's error locations, never in what a caller is told.
+COPIES_TAGS = frozenset({"task", "bulk"})
 CopiesBody = Annotated[
     Annotated[CopyRequest, Tag("task")] | Annotated[BulkCopyRequest, Tag("bulk")],
-    Discriminator(_copies_form),
+    Discriminator(_copies_form, custom_error_type="copies_form", custom_error_message=COPIES_FORMS),
 ]
 
 

@@ -5,8 +5,6 @@ once a task is taken down, the keys its files had (sk "TAKEDOWN#00000", as many 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
@@ -14,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
+from kie2s3.ports import OPEN_FILE, OPEN_TASK, FileChange, TaskChange, now_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -25,8 +24,6 @@ SOURCE_SK_PREFIX = "SOURCE#"
 MAX_FILES_PER_WRITE = 50
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
 OPEN_INDEX = "open-items"
-OPEN_FILE = "FILE"
-OPEN_TASK = "TASK"
 _OPEN_FILE_STATES = frozenset({"pending", "copying"})
 TAKEDOWN_SK_PREFIX = "TAKEDOWN#"
 # The reason a task taken down gives (its status is `ignored`; design.md, Contract additions 2026-12).
@@ -81,11 +78,6 @@ def not_taken_down(table_name: str, task_id: str) -> dict[str, Any]:
     }
 
 
-def now_iso() -> str:
-    """The current time as the ledger stores it (UTC, ISO 8601)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 @contextmanager
 def _translated(action: str, *, tolerate_condition: bool = False) -> Iterator[None]:
     """Turn DynamoDB faults into RetryableError; a failed condition passes silently when tolerated."""
@@ -112,26 +104,6 @@ def _update(fields: dict[str, Any], *also_set: str) -> tuple[str, dict[str, str]
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One write to a file item, as the ledger's stream tells it: the file's state before it (None:
-    the item did not exist) and the item after it (None: removed)."""
-
-    task_id: str
-    before: FileState | None
-    after: FileItem | None
-
-
-@dataclass(frozen=True)
-class TaskChange:
-    """One write to a task item, as the ledger's stream tells it: its attributes before and after
-    (None: the item did not exist, or was removed)."""
-
-    task_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 def stream_change(

@@ -21,15 +21,12 @@ from isal import isal_zlib
 
 from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
 from kie2s3.observability import logger
+from kie2s3.ports import MAX_PARTS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-# S3 multipart limits (docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html).
-MIN_PART_BYTES = 5 * 1024**2
-MAX_PART_BYTES = 5 * 1024**3
-MAX_PARTS = 10_000
 _RETRYABLE_S3_CODES = frozenset(
     {"ConditionalRequestConflict", "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
 )
@@ -479,11 +476,3 @@ class MultipartUpload:
             logger.warning(
                 "multipart abort failed; the lifecycle rule will remove it", key=self.key, error=str(exc)
             )
-
-
-def part_size_for(content_length: int | None, preferred: int, max_file_bytes: int) -> int:
-    """A part size ≥ preferred that fits the file (or MAX_FILE_BYTES when unknown) into ≤ 10,000 parts."""
-    size = content_length if content_length is not None else max_file_bytes
-    needed = -(-size // MAX_PARTS)
-    mib = 1024**2
-    return min(MAX_PART_BYTES, max(preferred, MIN_PART_BYTES, -(-needed // mib) * mib))

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import Kie2S3Error, RetryableError
 from kie2s3.keys import key_template
 from kie2s3.logic.copy import copy_file
@@ -22,6 +21,7 @@ from kie2s3.models import (
     TaskItem,
 )
 from kie2s3.observability import logger, metrics
+from kie2s3.ports import now_iso
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
 
@@ -97,33 +97,51 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     item sends its job (the reconciler re-sends lost ones). A source the policy refuses is
     recorded `failed` with the reason and gets no job.
     """
-    for attempt in range(_PLAN_ATTEMPTS):
-        found = services.ledger.get(task_id)
-        task = found[0] if found else _unrecorded(task_id, family)
-        if task.taken_down_at:
-            logger.info("task taken down: nothing planned", taken_down_at=task.taken_down_at)
-            return []
-        known = {canonical_url(f.source): f for f in (found[1] if found else ())}
-        new = _new_items(services, task, known, files)
-        if services.ledger.add_files(new):
-            break
-        time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
-    else:
-        raise RetryableError("files of this task are being recorded concurrently: try again")
-    created = {item.index for item in new}
+    recorded = _record_new_sources(services, task_id, family, files)
+    if recorded is None:
+        return []
+    task, known, created = recorded
     jobs: list[CopyJob] = []
     for source, file in by_source(files).items():
         item = known[source]
         if item.index in created:
             if item.state == "pending":
                 jobs.append(copy_job(item, task))
-        elif (
-            item.state == "failed"
-            and refusal(services.policy, file.url) is None
-            and services.ledger.mark_pending(task_id, item.index, source_url=file.url)
-        ):
-            jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), task))
+        elif (job := _job_again(services, task, item, file.url)) is not None:
+            jobs.append(job)
     return jobs
+
+
+def _record_new_sources(
+    services: Services, task_id: str, family: str, files: Sequence[SourceFile]
+) -> tuple[TaskItem, dict[str, FileItem], set[int]] | None:
+    """Record the sources the ledger lacks, read again and planned again while concurrent deliveries
+    claim indexes or sources first: the task, every item by source, and the indexes created here.
+    None when the task is taken down (nothing is recorded)."""
+    for attempt in range(_PLAN_ATTEMPTS):
+        found = services.ledger.get(task_id)
+        task = found[0] if found else _unrecorded(task_id, family)
+        if task.taken_down_at:
+            logger.info("task taken down: nothing planned", taken_down_at=task.taken_down_at)
+            return None
+        known = {canonical_url(f.source): f for f in (found[1] if found else ())}
+        new = _new_items(services, task, known, files)
+        if services.ledger.add_files(new):
+            return task, known, {item.index for item in new}
+        time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
+    raise RetryableError("files of this task are being recorded concurrently: try again")
+
+
+def _job_again(services: Services, task: TaskItem, item: FileItem, url: str) -> CopyJob | None:
+    """Another job for a known source that `failed`, from the URL given now (when the policy takes it
+    and the item is moved back to pending); None for any other known source."""
+    if (
+        item.state == "failed"
+        and refusal(services.policy, url) is None
+        and services.ledger.mark_pending(task.task_id, item.index, source_url=url)
+    ):
+        return copy_job(item.model_copy(update={"source_url": url}), task)
+    return None
 
 
 def _unrecorded(task_id: str, family: str) -> TaskItem:

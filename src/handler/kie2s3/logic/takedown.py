@@ -5,8 +5,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kie2s3.logic.plan import raw_callbacks_prefix
-from kie2s3.logic.ports import Guard, Ledger, ObjectStore
 from kie2s3.observability import logger
+from kie2s3.ports import Guard, Ledger, ObjectStore
 
 # How often a takedown looks again whether the copies it waits for have ended.
 POLL_SECONDS = 2.0
