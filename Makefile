@@ -5,8 +5,12 @@ SHELL := /bin/bash
 
 # Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH.
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null || command -v python3.13 2>/dev/null)
+NO_PYTHON := Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH
+# Without it, `make help` still lists the targets (and says how to get it); every other target stops.
 ifeq ($(strip $(PYTHON)),)
-$(error Python 3.13 not found: install it with pyenv (3.13.0) or put python3.13 on PATH)
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(error $(NO_PYTHON))
+endif
 endif
 PY313_BIN := $(abspath $(dir $(PYTHON)))
 UV_VERSION := 0.13.8
@@ -49,10 +53,11 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
+        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events sam-event
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	$(if $(strip $(PYTHON)),,@echo "$(NO_PYTHON); every target but help needs it")
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -128,9 +133,9 @@ status: ## what the local stack runs, and where
 	@$(STATE) status
 
 # Locally with the standard library only (like the state commands); a deployed stack's through boto3.
-logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [STACK_NAME=<stack> [REGION=<region>]]
+logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
 	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
-	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
@@ -146,6 +151,12 @@ callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<famil
 
 invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
+
+# `sam local invoke` itself (Docker): the event made ready for a stack and the env-vars file of its function.
+sam-event: $(VENV)/.synced ## files for sam local invoke: make sam-event EVENT=events/<file>.json [STACK_NAME=<stack> [REGION=]] (default: the running local stack)
+	$(if $(EVENT),,$(error usage: make sam-event EVENT=events/<file>.json [STACK_NAME=<deployed stack> [REGION=<region>]]; without STACK_NAME, the running local stack))
+	$(if $(STACK_NAME),$(call require-aws,make sam-event STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
+	@$(RUN) -m devstack.sam_invoke "$(EVENT)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 # ROUTE, not PATH: make passes its variables to the recipe's shell, where PATH is the search path.
 call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]

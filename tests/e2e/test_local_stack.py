@@ -46,8 +46,8 @@ def test_status_env_and_logs_describe_the_running_stack(local_target: Target) ->
     assert f"export API={local_target.api_url}\n" in env.stdout
     assert f"export BUCKET={local_target.bucket}\n" in env.stdout
     assert local_target.task("logged-request").status == 404
-    logs = _run("logs", state_dir=state_dir)
-    assert '"path": "/tasks/logged-request"' in logs.stdout  # the API's access log
+    logs = _run("logs", "--lines", "0", state_dir=state_dir)
+    assert "ACCESS  method=GET path=/tasks/logged-request status=404" in logs.stdout  # the API's access log
     assert "polls the copy queue" in logs.stdout  # the functions process
 
 

@@ -102,10 +102,7 @@ def request_bulk_copies(
     so the answer comes within the invocation, the ids not reached in `errors` as not processed and
     retryable. Unknown family: BadRequestError, and nothing is asked.
     """
-    parser = parser_for(request.family, PARSERS)
-    if parser is None:
-        raise _unknown_family(request.family)
-    parser = _with_record_info(parser)
+    parser = record_info_parser(request.family)
     tasks: list[StatusDocument] = []
     unknown: list[str] = []
     errors: list[BulkCopyError] = []
@@ -168,6 +165,15 @@ def _record(services: Services, parsed: ParsedCallback, deadline: float | None) 
     logger.info("copies requested", family=parsed.family, outcome=parsed.outcome, files=len(parsed.files))
     accept(services, parsed, deadline)
     return status_document(services, parsed.task_id)
+
+
+def record_info_parser(family: str) -> FamilyParser:
+    """The parser of `family`, whose record-info endpoint knows its tasks (the bulk form's and `make
+    backfill`'s check, before anything is asked); BadRequestError for an unknown family or one without."""
+    parser = parser_for(family, PARSERS)
+    if parser is None:
+        raise _unknown_family(family)
+    return _with_record_info(parser)
 
 
 def _unknown_family(family: str) -> BadRequestError:
