@@ -200,45 +200,7 @@ class _Document(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-# What `POST /copies` checks beyond the model's types, stated in openapi.json (the JSON Schema of the
-# models) so that a request the schema calls valid is one the API takes. Computed when the schema is,
-# from the registry and the settings' defaults (both import this module, hence the late imports).
 DIRECT_FAMILY = "direct"  # the family recorded for copies asked for by URL when the caller names none
-
-
-def _families(*, record_info: bool) -> list[str]:
-    from kie2s3.families import PARSERS
-
-    return sorted(p.name for p in PARSERS if p.record_info_path or not record_info)
-
-
-def _any_family(schema: dict[str, Any]) -> None:
-    schema["enum"] = [*_families(record_info=False), DIRECT_FAMILY, None]
-
-
-def _record_info_family(schema: dict[str, Any]) -> None:
-    schema["enum"] = _families(record_info=True)
-
-
-def _urls_or_record_info(schema: dict[str, Any]) -> None:
-    """Without `urls`, `family` names a family with a record-info endpoint."""
-    schema["anyOf"] = [
-        {"required": ["urls"], "properties": {"urls": {"type": "array"}}},
-        {"required": ["family"], "properties": {"family": {"enum": _families(record_info=True)}}},
-    ]
-
-
-def _source_url(schema: dict[str, Any]) -> None:
-    """A URL the source policy takes by default: https, a host of DEFAULT_SOURCE_HOSTS (`*.` any
-    subdomain), a plain path (ALLOWED_SOURCE_HOSTS may name other hosts)."""
-    from kie2s3.settings import DEFAULT_SOURCE_HOSTS
-
-    label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-    hosts = "|".join(
-        f"(?:{label}\\.)+{re.escape(host[2:])}" if host.startswith("*.") else re.escape(host)
-        for host in DEFAULT_SOURCE_HOSTS
-    )
-    schema["pattern"] = f"^https://(?:{hosts})/[A-Za-z0-9._~%/-]*$"
 
 
 class CopyRequest(_Document):
@@ -248,7 +210,6 @@ class CopyRequest(_Document):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
-        json_schema_extra=_urls_or_record_info,
     )
 
     task_id: Annotated[str, Field(pattern=TASK_ID_REGEX, description="kie.ai task id")]
@@ -257,11 +218,10 @@ class CopyRequest(_Document):
         Field(
             max_length=32,
             description="kie.ai family, needed without urls (one with a record-info endpoint then)",
-            json_schema_extra=_any_family,
         ),
     ] = None
     urls: Annotated[
-        list[Annotated[str, Field(max_length=MAX_URL_CHARS, json_schema_extra=_source_url)]] | None,
+        list[Annotated[str, Field(max_length=MAX_URL_CHARS)]] | None,
         Field(
             min_length=1,
             max_length=MAX_URL_ENTRIES_PER_REQUEST,
@@ -300,7 +260,6 @@ class BulkCopyRequest(_Document):
         Field(
             max_length=32,
             description="kie.ai family whose record-info knows the tasks",
-            json_schema_extra=_record_info_family,
         ),
     ]
 
