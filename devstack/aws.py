@@ -82,7 +82,7 @@ def _moto_command(port: int) -> list[str]:
 MOTO_ENVIRONMENT: Final = {
     # moto keeps an object's bytes in memory up to this size and spills the rest to temporary files
     # (by default from 5 MiB, so every part of a multipart upload went to disk and back, and
-    # completing a large upload was disk-bound: README, Benchmarks). S3 itself does no such thing;
+    # completing a large upload was disk-bound: docs/benchmarks.md). S3 itself does no such thing;
     # in memory, moto's timings are steadier and closer to what they stand for.
     "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(8 * 1024**3),
 }
@@ -594,7 +594,7 @@ def provision(
 
 # The rule and queue that stand for a user's subscription to kie2s3's events on the local stack.
 LOCAL_EVENTS_NAME: Final = "kie2s3-local-events"
-# The event pattern of every kie2s3 event (README, Events).
+# The event pattern of every kie2s3 event (docs/events.md).
 KIE2S3_EVENTS_PATTERN: Final = {"source": ["kie2s3"]}
 
 

@@ -13,7 +13,7 @@ buffers and imports do not leak into the copy's figures.
 Both sides are timed warm: the worker copies a 12 MiB file before the measured one (the handler's
 time of that first copy is printed apart), the plain and user children move 12 MiB before their
 timed runs. Copies and the other runs alternate, and figures are medians, because the two cores are
-shared with moto and the emulator (README, Benchmarks: how much single runs vary).
+shared with moto and the emulator (docs/benchmarks.md: how much single runs vary).
 Figures go to bench/results/ (JSON and a PNG chart); targets that are missed print FAIL but exit 0.
 """
 

@@ -285,7 +285,7 @@ COPY_PROFILE: Final = CopyProfile(
 )
 EVENTS_REQUESTS: Final = {"dynamodb Query (ledger)": 1, "eventbridge PutEvents": 1}
 EVENTS_PER_FILE: Final = 2  # File Archived and, for a one-file task, Task Archived
-COPY_SEQUENTIAL: Final = {True: 6, False: 7}  # single part, multipart (README, Benchmarks)
+COPY_SEQUENTIAL: Final = {True: 6, False: 7}  # single part, multipart (docs/benchmarks.md)
 
 
 def memory_of(template: Mapping[str, Any], logical_id: str) -> int:

@@ -2,7 +2,7 @@
 
     python -m devstack.guided [--config-env default] [--stack-name S] [--region R] [--params "K=V ..."]
 
-It asks in the template's order (the order of README's Parameters table), each question preceded by
+It asks in the template's order (the order of the Parameters table in docs/configuration.md), each question preceded by
 the parameter's Description; Enter keeps the value in brackets: PARAMS, else your saved answer, else
 the stack's current value, else the template's default. `""` answers an empty value. A value
 CloudFormation or the functions would refuse is asked again. The answers go to samconfig.local.toml
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in report.unchecked:
         print(f"not checked: {line}")
     print(
-        f"Enter keeps the value in brackets; {EMPTY_ANSWER} answers an empty value. README, Parameters, says more."
+        f"Enter keeps the value in brackets; {EMPTY_ANSWER} answers an empty value. docs/configuration.md, Parameters, says more."
     )
     answers = ask(load_template(), defaults)
     save_answers(shared, local, args.config_env, answers, args.stack_name)

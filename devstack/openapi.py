@@ -84,7 +84,7 @@ def callback_body() -> dict[str, Any]:
     return {
         "description": "A kie.ai task callback, as kie.ai posts it: the task is named by `data.taskId`"
         " (most families), `data.task_id` (Suno) or a top-level `taskId`/`task_id`, which must agree"
-        " when more than one is given; the rest of the body is the family's (see README, Families)",
+        " when more than one is given; the rest of the body is the family's (see docs/families.md)",
         "required": True,
         "content": {"application/json": {"schema": {"type": "object", "anyOf": shapes}}},
     }

@@ -216,7 +216,7 @@ def resolve_parameters(
     for name in sorted(set(overrides) - set(declared)):
         report.problem(
             f"{name} is not a parameter of template.yaml",
-            "remove it from PARAMS or parameter_overrides (README, Parameters, lists them)",
+            "remove it from PARAMS or parameter_overrides (docs/configuration.md, Parameters, lists them)",
         )
     values: dict[str, str] = {}
     for name, spec in declared.items():
@@ -230,7 +230,9 @@ def resolve_parameters(
         if name in _JUDGED_BY_THEIR_CHECK:
             continue
         if (refused := parameter_problem(name, spec, value)) is not None:
-            report.problem(refused, f'deploy with PARAMS="{name}=<a valid value>" (README, Parameters)')
+            report.problem(
+                refused, f'deploy with PARAMS="{name}=<a valid value>" (docs/configuration.md, Parameters)'
+            )
     return values
 
 
@@ -250,7 +252,7 @@ def check_callback_authentication(parameters: Mapping[str, str], report: Report)
     if all(parameters.get(name, "") in OFF for name in ("KieWebhookHmacSecretId", "CallbackTokenSecretId")):
         report.problem(
             "KieWebhookHmacSecretId and CallbackTokenSecretId are both off: every callback would be refused",
-            "name the secret of kie.ai's webhook HMAC key, or of a callback token (README, Deploying)",
+            "name the secret of kie.ai's webhook HMAC key, or of a callback token (README, Deploy)",
         )
 
 
@@ -371,7 +373,7 @@ def _check_object_lock(s3: Any, bucket: str, parameters: Mapping[str, str], repo
             f"bucket {bucket} has versioning {(status or 'off').lower()}; ObjectLockRetentionDays={days} "
             "needs versioning and Object Lock, which kie2s3 never changes on a bucket of yours",
             f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled, "
-            f"then put-object-lock-configuration (README, Object Lock); or ObjectLockRetentionDays=0",
+            f"then put-object-lock-configuration (docs/account.md, Object Lock); or ObjectLockRetentionDays=0",
         )
         return
     try:
@@ -406,7 +408,7 @@ def _check_default_encryption(s3: Any, bucket: str, parameters: Mapping[str, str
         if str(default.get("SSEAlgorithm", "")).startswith("aws:kms") and key and "alias/aws/s3" not in key:
             report.problem(
                 f"bucket {bucket} encrypts with KMS key {key} by default, which the functions may not use",
-                "deploy with KmsKeyArn=<that key's ARN> (README, Your KMS key)",
+                "deploy with KmsKeyArn=<that key's ARN> (docs/account.md, Your KMS key)",
             )
 
 
@@ -460,7 +462,7 @@ def check_forwarding(parameters: Mapping[str, str], report: Report) -> None:
     if (refused := forward_target_refusal(url, allow_local=False)) is not None:
         report.problem(
             f"ForwardUrl: {refused}",
-            "give your own handler's https URL, or leave ForwardUrl empty (README, Forwarding)",
+            "give your own handler's https URL, or leave ForwardUrl empty (docs/forwarding.md)",
         )
     if parameters.get("ForwardHmacSecretId", "") in OFF:
         report.problem(

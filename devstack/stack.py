@@ -19,7 +19,7 @@ type Invoker = Callable[[dict[str, Any], LambdaContext], Any]
 KIE_API_KEY = "local-kie-api-key"
 WEBHOOK_HMAC_KEY = "local-webhook-hmac-key"
 CALLBACK_TOKEN = "local-callback-token"
-# Signs forwarded callbacks (ForwardUrl); a key of its own, as README's Forwarding recommends.
+# Signs forwarded callbacks (ForwardUrl); a key of its own, as docs/forwarding.md recommends.
 FORWARD_HMAC_KEY = "local-forward-hmac-key"
 SECRET_IDS = {
     "KieApiKeySecretId": "kie2s3/kie-api-key",

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests import docs
 from tests.e2e.conftest import ROOT, Target
 
 pytestmark = pytest.mark.e2e
@@ -17,10 +18,7 @@ LIFECYCLE = ("make up", "make down")
 
 def readme_blocks() -> list[str]:
     """The bash blocks of the section, in order."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    return re.findall(r"```bash\n(.*?)```", text[start : end if end > 0 else None], flags=re.S)
+    return re.findall(r"```bash\n(.*?)```", docs.section("README.md", SECTION), flags=re.S)
 
 
 def run_bash(script: str, state_dir: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,7 @@ The local HTTP API serves the template's routes over loopback with the check `ma
 installs (`devstack.serve.iam_check`: credentials issued into a shared credentials file, signatures
 recomputed by botocore), in front of a stand-in function. Requests are made as users make them:
 signed by `make call`'s sender with what botocore resolves from the stack's profiles, by the
-README's Python snippet, and by the README's `curl` lines.
+Python snippet of docs/api.md, and by its `curl` lines.
 """
 
 import json
@@ -25,11 +25,12 @@ from devstack.cli import UserError
 from devstack.local_api import LOCAL_AUTH_HEADER, LOCAL_IAM_NOTE, LocalHttpApi, template_routes
 from devstack.serve import CREDENTIALS_FILE, iam_check
 from devstack.sigv4 import INVALID_TOKEN, KEYS_PROFILE, MISMATCH, SESSION_PROFILE, issue
-from devstack.template import REGION, REPO_ROOT, load_template
+from devstack.template import REGION, load_template
+from tests import docs
 
 TASK = "7c1e0f3ab2d94c55a1e6f0b9d2c4a871"
 COPIES = {"taskId": TASK, "family": "market"}
-API_SECTION = "## API"
+API_SECTION = "## Calling `POST /copies` and `GET /tasks` with your AWS credentials"
 
 
 @pytest.fixture
@@ -124,14 +125,11 @@ def test_the_callback_route_is_not_iam_authorised(api: tuple[LocalHttpApi, list[
     assert len(events) == 1
 
 
-# ---------------------------------------------------------------------------- the README's ways, as written
+# ---------------------------------------------------------------------------- the docs' ways, as written
 
 
 def api_section_blocks(language: str) -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text()
-    start = text.index(API_SECTION)
-    end = text.find("\n## ", start + len(API_SECTION))
-    return re.findall(rf"```{language}\n(.*?)```", text[start:end], flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", docs.section("docs/api.md", API_SECTION), flags=re.S)
 
 
 def profile_values(credentials_file: Path, profile: str) -> dict[str, str]:
@@ -174,7 +172,7 @@ def test_readme_python_snippet_works_as_written(
 
 
 def readme_curl_signing_lines() -> str:
-    """The README's lines that build curl's SigV4 options (SIGV4=..., the session token's if)."""
+    """The docs' lines that build curl's SigV4 options (SIGV4=..., the session token's if)."""
     [_, curl_block, *_] = api_section_blocks("bash")
     lines = [line for line in curl_block.splitlines() if line.startswith(("SIGV4=", "SIGV4+=", "if "))]
     assert len(lines) == 2, curl_block

@@ -171,8 +171,8 @@ def test_provision_env_takes_the_local_stacks_own_settings(local: LocalStack) ->
 # ------------------------------------------------------------------ read back as CloudFormation properties
 # Of these resources, moto's own CloudFormation (create_stack, moto 5.2.5) creates the queues' attributes
 # and the tables' keys, indexes and billing mode, but of the bucket only its encryption algorithm, and
-# no table's SSE, TTL or point-in-time recovery: why the local stack provisions them itself (README,
-# The local stack). These read each resource back in the template's property names.
+# no table's SSE, TTL or point-in-time recovery: why the local stack provisions them itself (docs/local-stack.md,
+# Why the local stack provisions the template itself). These read each resource back in the template's property names.
 
 
 def _scalars_as_text(value: Any) -> Any:

@@ -211,7 +211,7 @@ def test_preflight_bucket_encrypted_with_a_key_the_functions_may_not_use(
     assert status == 1
     assert problems(err) == [
         f"problem: bucket {bucket} encrypts with KMS key {key} by default, which the functions may not use; "
-        "fix: deploy with KmsKeyArn=<that key's ARN> (README, Your KMS key)"
+        "fix: deploy with KmsKeyArn=<that key's ARN> (docs/account.md, Your KMS key)"
     ]
     status, _, err = check(tmp_path, capsys, **secrets, ExistingBucketName=bucket, KmsKeyArn=key)
     assert (status, err) == (0, "")

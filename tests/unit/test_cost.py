@@ -6,6 +6,7 @@ from devstack.cost import COPY_PROFILE, CopyProfile, Invocation, billed, estimat
 from devstack.template import load_template
 from hypothesis import given
 from hypothesis import strategies as st
+from tests import docs
 
 MIB = 1024**2
 
@@ -78,7 +79,7 @@ def test_storage_per_month_is_the_files_bytes_at_the_standard_price() -> None:
 
 @pytest.mark.parametrize(("size", "requests"), [(1 * MIB, 6), (64 * MIB, 33), (1024 * MIB, 417)])
 def test_copy_profile_counts_the_requests_the_bench_counted(size: int, requests: int) -> None:
-    # README, Benchmarks: 6 requests at 1 MiB, 33 at 64 MiB, 417 at 1 GiB.
+    # docs/benchmarks.md: 6 requests at 1 MiB, 33 at 64 MiB, 417 at 1 GiB.
     assert sum(COPY_PROFILE.requests(size).values()) == requests
 
 
@@ -112,8 +113,5 @@ def test_table_puts_kie2s3_beside_upload_fileobj_for_each_size() -> None:
     assert f"**${kie2s3.total:.4f}**" in rows[0]
 
 
-def test_readme_cost_table_is_the_models() -> None:
-    from devstack.template import REPO_ROOT
-
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "\n".join(cost.table()) in readme.split("\n## Cost\n", 1)[1]
+def test_cost_docs_table_is_the_models() -> None:
+    assert "\n".join(cost.table()) in (docs.ROOT / "docs" / "cost.md").read_text()

@@ -1,4 +1,4 @@
-"""What a deploy meets in flight (README, Upgrade): queued jobs and ledger items written by the version
+"""What a deploy meets in flight (docs/upgrade.md): queued jobs and ledger items written by the version
 before, and — after a rollback — by the version after. Both must still parse."""
 
 from typing import Any

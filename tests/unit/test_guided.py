@@ -13,7 +13,9 @@ from devstack.cli import UserError
 from devstack.template import REPO_ROOT, load_template
 from hypothesis import given
 from hypothesis import strategies as st
+from tests import docs
 
+PARAMETERS_PAGE, PARAMETERS_SECTION = "docs/configuration.md", "## Parameters"
 SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 
 
@@ -217,9 +219,8 @@ def test_a_backslash_is_not_saved() -> None:
 
 
 def readme_parameter_table() -> list[tuple[str, str]]:
-    """README's Parameters table: (parameter, meaning) of each row, in order."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("\n### Parameters\n", 1)[1].split("\n#", 1)[0]
+    """The Parameters table of docs/configuration.md: (parameter, meaning) of each row, in order."""
+    section = docs.section(PARAMETERS_PAGE, PARAMETERS_SECTION)
     rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
     return [(row[1].strip().strip("`"), row[3].strip()) for row in rows]
 
@@ -231,8 +232,7 @@ def test_readme_parameter_table_lists_every_prompt_in_the_order_asked(template: 
 
 
 def test_readme_parameter_table_defaults_are_the_templates(template: dict[str, Any]) -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("\n### Parameters\n", 1)[1].split("\n#", 1)[0]
+    section = docs.section(PARAMETERS_PAGE, PARAMETERS_SECTION)
     for line in section.splitlines():
         if not line.startswith("| `"):
             continue

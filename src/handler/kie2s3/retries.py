@@ -88,8 +88,8 @@ class ForwardPolicy:
 
     Waiting for files: 5 s, 10 s, 20 s … 2 min, until the files are settled or `settle_seconds`
     (15 minutes, the issue's promise) have passed since the callback arrived. Backing off after a
-    failed attempt: 30 s doubling to 1 h, until the queue's maxReceiveCount (16 to 23 hours; README,
-    Forwarding), then the dead-letter queue.
+    failed attempt: 30 s doubling to 1 h, until the queue's maxReceiveCount (16 to 23 hours;
+    docs/forwarding.md), then the dead-letter queue.
     """
 
     settle_seconds: float = 15 * 60

@@ -41,7 +41,7 @@ from kie2s3.sources import canonical_url
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 # Bytes asked of one read. urllib3 allocates and copies each chunk before it lands in the part
-# buffer, so fewer, larger reads cost less CPU per GiB (README, Benchmarks); larger still gain
+# buffer, so fewer, larger reads cost less CPU per GiB (docs/benchmarks.md); larger still gain
 # little and leave bigger blocks in each connection thread's malloc arena.
 READ_CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")

@@ -24,7 +24,7 @@ from kie2s3.transfer.pipeline import PipelineShape
 # Parts of 5 MiB (S3's minimum) in at most 6 reusable buffers: 30 MiB whatever the file size, so a
 # 1 GiB copy's worker stays under its 128 MiB target. Five connections beat a source that throttles
 # each one; five UploadPart calls at once keep S3 fed when the source is fast (design.md, Limits:
-# ~75 MB/s per Lambda). `make bench` measures both; the figures are in README's Benchmarks.
+# ~75 MB/s per Lambda). `make bench` measures both; the figures are in docs/benchmarks.md.
 DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=5)
 
 
