@@ -23,6 +23,7 @@ from devstack.template import (
     function_environment,
     load_template,
 )
+from tests import docs
 from tests.unit.test_template import PHYSICAL_IDS, SAM_PYTHON, packaged_template
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -425,6 +426,11 @@ def test_emitted_metrics_are_found() -> None:
         "CopyFailures",
         "CallbacksAccepted",
     } <= emitted_metrics()
+
+
+def test_every_metric_the_code_emits_is_listed_in_the_architecture_docs() -> None:
+    listed = docs.section("docs/architecture.md", "## Logs, traces and metrics")
+    assert sorted(name for name in emitted_metrics() if f"`{name}`" not in listed) == []
 
 
 def test_dashboard_names_only_metrics_the_code_emits() -> None:
