@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devstack.aws_calls import ENV_VARIABLE as RECORDING
 from devstack.callbacks import callback_event, serve_result_files
 from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import function_environment, invoke, task_status_event
@@ -157,6 +158,8 @@ def start_worker(stack: Stack, *args: str, env: Mapping[str, str] | None = None)
     """A copy worker in its own process (one Lambda container) with exactly the function's env
     (`env`: another function environment, the stack's by default)."""
     env = {**(env or stack.env), "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+    if RECORDING in os.environ:  # the IAM check's recording of AWS calls (devstack.aws_calls): its too
+        env[RECORDING] = os.environ[RECORDING]
     return subprocess.Popen(
         [sys.executable, "-m", "devstack.worker", *args],
         env=env,
