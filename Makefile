@@ -16,22 +16,30 @@ UV := $(TOOLS)/uv/bin/uv
 SAM := $(TOOLS)/sam/bin/sam
 VENV := .venv
 BIN := $(VENV)/bin
-REGION ?= us-east-1
-# REGION given on make's command line or in the environment; commands on a deployed stack use the AWS
-# configuration's region otherwise (us-east-1 is only the default of validate and build).
-REGION_GIVEN := $(filter command line environment,$(origin REGION))
+# Every command that reaches AWS uses the region and credentials your AWS configuration resolves
+# (profile, SSO, environment); REGION=<region> (on the command line or in the environment) overrides.
+# No default here: validate and build reach no AWS, and lint for REGION or us-east-1.
+REGION ?=
+REGION_GIVEN := $(strip $(REGION))
+LINT_REGION := $(or $(REGION_GIVEN),us-east-1)
+ifneq ($(REGION_GIVEN),)
+# The one override, for every AWS client a recipe starts (SAM, boto3, the AWS CLI).
+export AWS_REGION := $(REGION_GIVEN)
+export AWS_DEFAULT_REGION := $(REGION_GIVEN)
+endif
 # sam build (without Docker) looks for python3.13 on PATH; SAM gets its own venv (it pins its own boto3).
-SAM_ENV := PATH="$(PY313_BIN):$$PATH" AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0
+SAM_ENV := PATH="$(PY313_BIN):$$PATH" SAM_CLI_TELEMETRY=0
 # The handler's code sits at the root of the Lambda package (/var/task); locally that is src/handler.
 RUN := PYTHONPATH="src/handler:." $(BIN)/python
 # The local stack's state commands need the standard library only: they work even without .venv.
 STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 # Expands to nothing when AWS credentials (and a region) can be found, else stops make with the one line
 # devstack/cli.py prints, naming what is missing: $(call require-aws,<what needs them>[,<more options>]).
-require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
+# With REGION given, the AWS configuration need not name one.
+require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
+        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,10 +72,10 @@ audit: $(VENV)/.synced ## pip-audit of every pin in uv.lock (AUDIT_STRICT=1: una
 	$(BIN)/bandit -c pyproject.toml -r src -q
 
 validate: $(VENV)/.synced $(SAM) ## sam validate --lint (cfn-lint) on template.yaml
-	$(SAM_ENV) $(SAM) validate --lint --region $(REGION)
+	$(SAM_ENV) $(SAM) validate --lint --region $(LINT_REGION)
 
 build: $(VENV)/.synced $(SAM) ## sam build: the function code and the dependencies layer (arm64)
-	$(SAM_ENV) $(SAM) build --region $(REGION)
+	$(SAM_ENV) $(SAM) build --region $(LINT_REGION)
 
 unit: $(VENV)/.synced ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit
@@ -128,7 +136,7 @@ call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: m
 
 redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make redrive STACK_NAME=<deployed stack>))
-	$(call require-aws,make redrive,$(if $(REGION_GIVEN),--no-region))
+	$(call require-aws,make redrive)
 	@$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
 backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
@@ -138,7 +146,7 @@ backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make ba
 
 takedown: $(VENV)/.synced ## remove a task's archived files, callbacks and ledger items: make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]
 	$(if $(and $(TASK),$(STACK_NAME)),,$(error usage: make takedown TASK=<task id> STACK_NAME=<deployed stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]))
-	$(call require-aws,make takedown,$(if $(REGION_GIVEN),--no-region))
+	$(call require-aws,make takedown)
 	@$(RUN) -m devstack.takedown --task "$(TASK)" --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")$(if $(BYPASS_GOVERNANCE), --bypass-governance)
 
 bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 and a user's upload_fileobj (1 MiB-1 GiB), round trips per file, memory, ranges, init, a burst
@@ -153,19 +161,34 @@ e2e: $(VENV)/.synced ## HTTP+S3 tests: on a local stack of their own, or a deplo
 	KIE2S3_E2E_STACK_NAME="$(STACK_NAME)" KIE2S3_E2E_TASK_ID="$(KIE_TASK_ID)" KIE2S3_E2E_FAMILY="$(or $(KIE_FAMILY),market)" \
 		$(BIN)/pytest tests/e2e
 
-# The checks come first: a deployment without credentials fails before the build, not after it.
+# Deploying: samconfig.toml (committed: stack name, capabilities, no region or account) has an
+# environment per stack, CONFIG_ENV (default, prod, ...); make deploy-guided saves your answers over it
+# to samconfig.local.toml (gitignored), which deploy and preflight read while it exists. The checks come
+# first: no credentials, or a problem the preflight finds, stops before the build.
 # PARAMS="Key=Value ..." goes to sam deploy --parameter-overrides as one argument, from the recipe's
 # environment (make exports a variable given on its command line), so quotes in it (Key="") reach SAM.
+CONFIG_ENV ?= default
+DEPLOY_CONFIG := $(if $(wildcard samconfig.local.toml),samconfig.local.toml,samconfig.toml)
+# Where a deploy goes, the same for the preflight and SAM: without REGION, SAM resolves the region
+# itself, from the same AWS configuration the preflight reads.
+DEPLOY_TARGET = --config-env "$(CONFIG_ENV)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)")$(if $(REGION_GIVEN), --region "$(REGION_GIVEN)")
 SAM_OVERRIDES := $${PARAMS:+--parameter-overrides "$$PARAMS"}
-deploy: $(VENV)/.synced $(SAM) ## deploy with the settings saved by deploy-guided (samconfig.toml): make deploy [PARAMS="Key=Value ..."]
-	$(call require-aws,make deploy,--samconfig --no-region)
-	$(MAKE) --no-print-directory build
-	$(SAM_ENV) $(SAM) deploy $(SAM_OVERRIDES)
+PREFLIGHT_PARAMS := $${PARAMS:+--params "$$PARAMS"}
+preflight: $(VENV)/.synced ## check what a deploy needs, in the account and region it goes to: make preflight [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS=]
+	$(call require-aws,make preflight)
+	@$(RUN) -m devstack.preflight --config-file "$(DEPLOY_CONFIG)" $(DEPLOY_TARGET) $(PREFLIGHT_PARAMS)
 
-deploy-guided: $(VENV)/.synced $(SAM) ## first deployment: asks for the stack name, region and parameters [PARAMS="Key=Value ..."]
-	$(call require-aws,make deploy-guided,--no-region)
+deploy: $(VENV)/.synced $(SAM) ## preflight, build, deploy (samconfig.local.toml's answers, else samconfig.toml's): make deploy [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS="Key=Value ..."]
+	$(call require-aws,make deploy)
+	$(MAKE) --no-print-directory preflight
 	$(MAKE) --no-print-directory build
-	$(SAM_ENV) $(SAM) deploy --guided $(SAM_OVERRIDES)
+	$(SAM_ENV) $(SAM) deploy --config-file "$(DEPLOY_CONFIG)" $(DEPLOY_TARGET) $(SAM_OVERRIDES)
+
+deploy-guided: $(VENV)/.synced $(SAM) ## asks each parameter with its meaning, saves samconfig.local.toml, preflight, build, deploy [CONFIG_ENV=] [STACK_NAME=] [REGION=] [PARAMS=]
+	$(call require-aws,make deploy-guided)
+	$(RUN) -m devstack.guided $(DEPLOY_TARGET) $(PREFLIGHT_PARAMS)
+	$(MAKE) --no-print-directory build
+	$(SAM_ENV) $(SAM) deploy --config-file samconfig.local.toml $(DEPLOY_TARGET)
 
 delete: $(VENV)/.synced $(SAM) ## delete a deployed stack (sam delete asks first), then name what it kept: make delete STACK_NAME=<stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make delete STACK_NAME=<deployed stack> [REGION=<region>]))

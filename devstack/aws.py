@@ -534,6 +534,7 @@ def provision(
     stack_name: str = DEFAULT_STACK_NAME,
     parameter_overrides: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> LocalStack:
     """Create the template's buckets, tables and queues (and the given secrets) in the emulator.
 
@@ -544,7 +545,9 @@ def provision(
     names are `<stack_name>-<logical id in lower case>` unless the template names it. A property the
     local stack does not provision and does not list as ignorable raises `TemplateError` before
     anything is created. `secrets` maps a secret id (the value of a template parameter such as
-    KieApiKeySecretId) to its value. Never reaches real AWS: every client uses `endpoint_url`.
+    KieApiKeySecretId) to its value. `environment` sets variables over the template's: what only a
+    local run may set, such as COPY_MODE and ALLOW_LOCAL_SOURCES, which the template fixes for every
+    deployed stack. Never reaches real AWS: every client uses `endpoint_url`.
     """
     resources: dict[str, Any] = dict(template.get("Resources") or {})
     resolver = Resolver(template, parameter_overrides, stack_name=stack_name)
@@ -586,7 +589,7 @@ def provision(
         recording.note_stack(endpoint_url, resolver.parameters, physical_ids)
     return LocalStack(
         physical_ids=physical_ids,
-        env={**env, **aws_environment(endpoint_url)},
+        env={**env, **(environment or {}), **aws_environment(endpoint_url)},
         parameters=dict(resolver.parameters),
     )
 

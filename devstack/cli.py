@@ -72,12 +72,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "--for", dest="purpose", default="this command", help="what needs them (for the message)"
     )
     aws.add_argument("--no-region", action="store_true", help="a region is not needed")
-    aws.add_argument("--samconfig", action="store_true", help="samconfig.toml (from deploy-guided) is needed")
     args = parser.parse_args(argv)
-    if args.samconfig and not os.path.exists("samconfig.toml"):
-        raise UserError(
-            f"{args.purpose} reads samconfig.toml, which is missing: run make deploy-guided first"
-        )
     aws_session(args.purpose, need_region=not args.no_region)
     return 0
 

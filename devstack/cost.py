@@ -95,7 +95,8 @@ ROUND_TRIP_SECONDS: Final = 0.02
 LOG_BYTES_PER_INVOCATION: Final = 2_000
 """Logs ingested per invocation: a few Powertools JSON lines, the EMF metrics and Lambda's platform lines."""
 TRANSACT_ITEMS: Final = 2
-"""Items in the callback's TransactWriteItems for a one-file task: the task's and the file's."""
+"""Items in each TransactWriteItems: the callback's for a one-file task (the task's and the file's), and
+a copy's opening write (its idempotency record, and the check that its task is not taken down)."""
 COPY_PART_BYTES: Final = 5 * MIB
 """The copy's part size (kie2s3.logic.services.DEFAULT_SHAPE); a file of at most one part is one PutObject."""
 SIZES: Final = (2 * MB, 20 * MB, 200 * MB)
@@ -259,7 +260,7 @@ CALLBACK_REQUESTS: Final = {
 }
 COPY_PROFILE: Final = CopyProfile(
     single={
-        "dynamodb PutItem (idempotency)": 1,
+        "dynamodb TransactWriteItems (idempotency, ledger)": 1,  # its record, fenced on its task
         "kie.ai download-url": 1,
         "source GET": 1,
         "s3 PutObject": 1,
@@ -267,7 +268,7 @@ COPY_PROFILE: Final = CopyProfile(
         "dynamodb UpdateItem (ledger)": 1,
     },
     multipart_fixed={
-        "dynamodb PutItem (idempotency)": 1,
+        "dynamodb TransactWriteItems (idempotency, ledger)": 1,  # its record, fenced on its task
         "kie.ai download-url": 1,
         "s3 CreateMultipartUpload": 1,
         "s3 CompleteMultipartUpload": 1,

@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one event through `app.lambda_handler`; print the response (and the final state in queue mode)."""
     parser = Parser(prog="devstack.invoke", description=__doc__)
     parser.add_argument("event", help="an events/ file, e.g. events/callback-market-success.json")
-    parser.add_argument("--mode", choices=("inline", "queue"), default="inline", help="CopyMode for this run")
+    parser.add_argument("--mode", choices=("inline", "queue"), default="inline", help="copy mode (COPY_MODE)")
     parser.add_argument("--no-resign", action="store_true", help="keep the event's own signature headers")
     parser.add_argument("--state-dir", help="the local stack's state directory (default .devstack/up)")
     parser.add_argument("--wait", type=float, default=WAIT_SECONDS, help="seconds to wait for the queue")

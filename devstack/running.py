@@ -98,7 +98,7 @@ class StackState:
 
     @property
     def mode(self) -> str:
-        """The CopyMode the stack runs with."""
+        """The copy mode (COPY_MODE) the stack runs with."""
         return str(self.data["mode"])
 
     @property

@@ -112,6 +112,13 @@ class Stack:
         return function_environment(self.env)
 
 
+def local_environment(copy_mode: str) -> dict[str, str]:
+    """What a local stack sets over the template's environment, which fixes both for every deployed
+    stack (queue mode, local sources refused): its copy mode, and downloads from the kie.ai emulator
+    (http on loopback)."""
+    return {"COPY_MODE": copy_mode, "ALLOW_LOCAL_SOURCES": "true"}
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -125,9 +132,7 @@ def local_stack(
         moto = stack.enter_context(moto or MotoServer())
         kie = stack.enter_context(emulator or KieEmulator(api_key=KIE_API_KEY))
         parameters = {
-            "CopyMode": copy_mode,
             "KieApiBaseUrl": kie.base_url,
-            "AllowLocalSources": "true",
             **SECRET_IDS,
             **(overrides or {}),
         }
@@ -142,6 +147,7 @@ def local_stack(
             load_template(),
             parameter_overrides=parameters,
             secrets={k: v for k, v in secrets.items() if k},
+            environment=local_environment(copy_mode),
         )
         events_queue_url = observe_events(moto.endpoint_url, aws.env["EVENT_BUS_NAME"])
         yield Stack(moto=moto, emulator=kie, aws=aws, events_queue_url=events_queue_url)

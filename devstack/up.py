@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start the local stack")
     start.add_argument("--port", type=int, default=DEFAULT_PORT, help="the API's port (0: any free one)")
-    start.add_argument("--mode", choices=("queue", "inline"), default="queue", help="CopyMode")
+    start.add_argument("--mode", choices=("queue", "inline"), default="queue", help="COPY_MODE")
     start.add_argument(
         "--forward-url", default="", help="ForwardUrl: your handler, accepted callbacks go there"
     )

@@ -85,7 +85,7 @@ def outbox(queue_mode: Stack) -> Outbox:
 
 @pytest.fixture
 def inline_mode(stack: Stack) -> Iterator[Stack]:
-    """The same stack with CopyMode=inline: the callback copies inside the request."""
+    """The same stack with COPY_MODE=inline: the callback copies inside the request."""
     with function_environment({**stack.env, "COPY_MODE": "inline"}):
         yield stack
 

@@ -14,7 +14,7 @@ from devstack.aws import provision
 from devstack.callbacks import market_body
 from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import function_environment
-from devstack.stack import CALLBACK_TOKEN, Stack
+from devstack.stack import CALLBACK_TOKEN, Stack, local_environment
 from devstack.template import load_template
 from tests.integration.conftest import post_callback, serve, task_document, without_links
 
@@ -141,7 +141,8 @@ def existing_bucket(stack: Stack) -> Iterator[tuple[Stack, str]]:
         stack.moto.endpoint_url,
         load_template(),
         stack_name=stack_name,
-        parameter_overrides={**stack.aws.parameters, "ExistingBucketName": bucket, "CopyMode": "inline"},
+        parameter_overrides={**stack.aws.parameters, "ExistingBucketName": bucket},
+        environment=local_environment("inline"),
     )
     assert "ArchiveBucket" not in local.physical_ids
     assert local.env["BUCKET_NAME"] == bucket
@@ -230,7 +231,8 @@ def locked_stack(stack: Stack) -> Iterator[tuple[Stack, str]]:
         stack.moto.endpoint_url,
         load_template(),
         stack_name=f"lock-{uuid.uuid4().hex[:8]}",
-        parameter_overrides={**stack.aws.parameters, "ObjectLockRetentionDays": "1", "CopyMode": "inline"},
+        parameter_overrides={**stack.aws.parameters, "ObjectLockRetentionDays": "1"},
+        environment=local_environment("inline"),
     )
     with function_environment(local.env):
         yield stack, local.env["BUCKET_NAME"]

@@ -179,14 +179,6 @@ def test_backfill_to_a_stack_without_aws_credentials(
     assert "needs AWS credentials: none found" in one_line(backfill.main, argv, capsys)
 
 
-def test_deploy_without_samconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    line = one_line(cli._main, ["aws", "--for", "make deploy", "--samconfig", "--no-region"], capsys)
-    assert line == "error: make deploy reads samconfig.toml, which is missing: run make deploy-guided first"
-
-
 # ---------------------------------------------------------------------------------------------- make
 
 
@@ -244,7 +236,7 @@ def test_make_redrive_without_aws_credentials(monkeypatch: pytest.MonkeyPatch) -
 def test_make_deploy_without_aws_credentials_stops_before_building() -> None:
     message = make_error("deploy")
     assert message.startswith(
-        ("error: make deploy needs AWS credentials", "error: make deploy reads samconfig.toml")
+        ("error: make deploy needs AWS credentials", "error: make deploy needs an AWS region")
     )
 
 

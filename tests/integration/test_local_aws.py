@@ -11,7 +11,8 @@ from devstack.aws import LocalStack, MotoServer, aws_environment, provision
 from devstack.template import Resolver, TemplateError, load_template
 from tests.unit.test_template import sam_transform
 
-OVERRIDES = {"CopyMode": "inline", "AllowLocalSources": "true", "KieApiBaseUrl": "http://127.0.0.1:9"}
+OVERRIDES = {"KieApiBaseUrl": "http://127.0.0.1:9", "ObjectPrefix": "archive/"}
+LOCAL_ENVIRONMENT = {"COPY_MODE": "inline", "ALLOW_LOCAL_SOURCES": "true"}
 SECRETS = {"kie2s3/kie-api-key": "local-api-key", "kie2s3/webhook-hmac-key": "local-hmac-key"}
 
 
@@ -28,7 +29,13 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def local(moto: MotoServer, template: dict[str, Any]) -> LocalStack:
-    return provision(moto.endpoint_url, template, parameter_overrides=OVERRIDES, secrets=SECRETS)
+    return provision(
+        moto.endpoint_url,
+        template,
+        parameter_overrides=OVERRIDES,
+        secrets=SECRETS,
+        environment=LOCAL_ENVIRONMENT,
+    )
 
 
 def client(moto: MotoServer, service: str) -> Any:
@@ -149,11 +156,16 @@ def test_provision_env_points_at_the_created_resources(moto: MotoServer, local: 
 
 
 def test_provision_env_applies_the_overrides(local: LocalStack) -> None:
+    assert local.env["KIE_API_BASE_URL"] == "http://127.0.0.1:9"
+    assert local.env["OBJECT_PREFIX"] == "archive/"
+    assert local.parameters["ObjectPrefix"] == "archive/"
+    assert local.parameters["LogLevel"] == "INFO"
+
+
+def test_provision_env_takes_the_local_stacks_own_settings(local: LocalStack) -> None:
+    # The template fixes both for a deployed stack; only a local run sets them, over the template's.
     assert local.env["COPY_MODE"] == "inline"
     assert local.env["ALLOW_LOCAL_SOURCES"] == "true"
-    assert local.env["KIE_API_BASE_URL"] == "http://127.0.0.1:9"
-    assert local.parameters["CopyMode"] == "inline"
-    assert local.parameters["ObjectPrefix"] == "kie/"
 
 
 # ------------------------------------------------------------------ read back as CloudFormation properties

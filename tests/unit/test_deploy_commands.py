@@ -1,14 +1,18 @@
-"""The deploy commands work as the README writes them: PARAMS reach `sam deploy`, REGION reaches redrive.
+"""The deploy commands work as the README writes them: PARAMS reach `sam deploy`, the region reaches
+SAM only when one is given (SAM then resolves it as the preflight does), REGION reaches redrive.
 
-The make targets run with `-n` (nothing is deployed; `require-aws=` skips the credential check) and
-the `sam deploy` line make prints is then run by bash against a stand-in `sam` that parses its
-`--parameter-overrides` with the SAM CLI's own parser: what SAM would deploy with.
+`make deploy` and `make deploy-guided` run for real with stand-ins: `sam` is a script that parses its
+`--parameter-overrides` with the SAM CLI's own parser and records them, its other arguments and the
+region variables it sees; the project's python (RUN, which runs the preflight and the guided questions)
+records its arguments. `require-aws=` skips the credential check. Nothing reaches AWS.
 """
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from devstack import cli, redrive
@@ -16,16 +20,25 @@ from devstack.cli import UserError
 from devstack.template import REPO_ROOT
 
 SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
-STUB = """#!{python}
-import json, sys
+SAM_STUB = """#!{python}
+import json, os, sys
 from samcli.cli.types import CfnParameterOverridesType
 
 args = sys.argv[1:]
 at = args.index("--parameter-overrides") if "--parameter-overrides" in args else len(args)
 overrides = CfnParameterOverridesType().convert(tuple(args[at + 1 :]), None, None)
-print(json.dumps({{"command": args[:at], "overrides": overrides}}))
+region = {{name: os.environ.get(name) for name in ("AWS_REGION", "AWS_DEFAULT_REGION")}}
+with open(os.environ["STAND_IN_LOG"], "a") as log:
+    log.write(json.dumps({{"sam": args[:at], "overrides": overrides, "env": region}}) + "\\n")
+"""
+RUN_STUB = """#!{python}
+import json, os, sys
+with open(os.environ["STAND_IN_LOG"], "a") as log:
+    log.write(json.dumps({{"run": sys.argv[1:]}}) + "\\n")
 """
 TOKEN_MODE = "KieWebhookHmacSecretId=none CallbackTokenSecretId=kie2s3/callback-token"
+# The process's own AWS configuration is the test's to set: none of it leaks in from the machine.
+AWS_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE", "REGION", "PARAMS")
 
 
 def make_dry_run(*args: str) -> list[str]:
@@ -33,7 +46,7 @@ def make_dry_run(*args: str) -> list[str]:
     done = subprocess.run(
         ["make", "-n", "--no-print-directory", "-o", ".venv/.synced", "require-aws=", *args],
         cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k not in ("PARAMS", "REGION")},
+        env={k: v for k, v in os.environ.items() if k not in AWS_VARIABLES},
         capture_output=True,
         text=True,
         timeout=120,
@@ -44,47 +57,150 @@ def make_dry_run(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sam_stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not SAM_PYTHON.exists():
         pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
-    stub = tmp_path_factory.mktemp("sam") / "sam"
-    stub.write_text(STUB.format(python=SAM_PYTHON))
-    stub.chmod(0o755)
-    return stub
+    directory = tmp_path_factory.mktemp("stand-ins")
+    stubs = {"sam": SAM_STUB.format(python=SAM_PYTHON), "run": RUN_STUB.format(python=sys.executable)}
+    for name, text in stubs.items():
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o755)
+    return {name: directory / name for name in stubs}
 
 
-def sam_deploy(target: str, stub: Path, params: str | None) -> dict[str, object]:
-    """What `sam deploy` receives from `make <target> [PARAMS=...]`: its arguments and overrides."""
-    given = [f"PARAMS={params}"] if params is not None else []
-    [line] = [line for line in make_dry_run(target, f"SAM={stub}", *given) if f"{stub} deploy" in line]
-    # make exports a variable given on its command line to its recipes' environment.
-    env = {**os.environ, **({"PARAMS": params} if params is not None else {})}
+def make_deploy(
+    target: str, stand_ins: dict[str, Path], tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """What `make <target> [args]` ran, in order: each `sam` call and each project-python call."""
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
     done = subprocess.run(
-        ["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60, check=True
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            ".venv/.synced",
+            "require-aws=",
+            f"SAM={stand_ins['sam']}",
+            f"RUN={stand_ins['run']}",
+            "DEPLOY_CONFIG=samconfig.toml",
+            target,
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in AWS_VARIABLES},
+            "AWS_CONFIG_FILE": os.devnull,
+            "STAND_IN_LOG": str(log),
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    parsed: dict[str, object] = json.loads(done.stdout)
-    return parsed
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("target", ["deploy", "deploy-guided"])
-def test_deploy_passes_params_as_parameter_overrides(target: str, sam_stub: Path) -> None:
-    got = sam_deploy(target, sam_stub, TOKEN_MODE)
+def sam_deploy(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    [deploy] = [call for call in calls if call.get("sam", [""])[0] == "deploy"]
+    return deploy
+
+
+def python_runs(calls: list[dict[str, Any]]) -> list[list[str]]:
+    return [call["run"] for call in calls if "run" in call]
+
+
+def test_deploy_passes_params_as_parameter_overrides(stand_ins: dict[str, Path], tmp_path: Path) -> None:
+    got = sam_deploy(make_deploy("deploy", stand_ins, tmp_path, f"PARAMS={TOKEN_MODE}"))
     assert got["overrides"] == {
         "KieWebhookHmacSecretId": "none",
         "CallbackTokenSecretId": "kie2s3/callback-token",
     }
-    assert got["command"] == (["deploy", "--guided"] if target == "deploy-guided" else ["deploy"])
+    assert got["sam"] == ["deploy", "--config-file", "samconfig.toml", "--config-env", "default"]
 
 
-def test_deploy_params_may_give_an_empty_value(sam_stub: Path) -> None:
-    got = sam_deploy("deploy", sam_stub, 'KieWebhookHmacSecretId="" StorageClass=GLACIER_IR')
+def test_deploy_params_may_give_an_empty_value(stand_ins: dict[str, Path], tmp_path: Path) -> None:
+    got = sam_deploy(
+        make_deploy("deploy", stand_ins, tmp_path, 'PARAMS=KieWebhookHmacSecretId="" StorageClass=GLACIER_IR')
+    )
     assert got["overrides"] == {"KieWebhookHmacSecretId": "", "StorageClass": "GLACIER_IR"}
 
 
-def test_deploy_without_params_sends_no_overrides(sam_stub: Path) -> None:
-    # samconfig.toml's saved values then apply (SAM replaces them when overrides are given).
-    got = sam_deploy("deploy", sam_stub, None)
-    assert got == {"command": ["deploy"], "overrides": {}}
+def test_deploy_without_params_sends_no_overrides(stand_ins: dict[str, Path], tmp_path: Path) -> None:
+    # The config file's saved values then apply (SAM replaces them when overrides are given).
+    assert sam_deploy(make_deploy("deploy", stand_ins, tmp_path))["overrides"] == {}
+
+
+def test_deploy_runs_the_preflight_on_the_same_target_before_building(
+    stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    calls = make_deploy(
+        "deploy",
+        stand_ins,
+        tmp_path,
+        "CONFIG_ENV=prod",
+        "STACK_NAME=kie2s3-eu",
+        "REGION=eu-west-1",
+        f"PARAMS={TOKEN_MODE}",
+    )
+    target = ["--config-env", "prod", "--stack-name", "kie2s3-eu", "--region", "eu-west-1"]
+    assert python_runs(calls) == [
+        ["-m", "devstack.preflight", "--config-file", "samconfig.toml", *target, "--params", TOKEN_MODE]
+    ]
+    assert [call.get("sam", ["-"])[0] for call in calls] == ["-", "build", "deploy"]
+    assert sam_deploy(calls)["sam"] == ["deploy", "--config-file", "samconfig.toml", *target]
+
+
+def test_deploy_guided_asks_then_deploys_the_saved_answers(
+    stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    calls = make_deploy("deploy-guided", stand_ins, tmp_path, f"PARAMS={TOKEN_MODE}")
+    # PARAMS are the questions' defaults; the answers (preflighted) are in samconfig.local.toml.
+    assert python_runs(calls) == [
+        ["-m", "devstack.guided", "--config-env", "default", "--params", TOKEN_MODE]
+    ]
+    assert sam_deploy(calls) == {
+        "sam": ["deploy", "--config-file", "samconfig.local.toml", "--config-env", "default"],
+        "overrides": {},
+        "env": {"AWS_REGION": None, "AWS_DEFAULT_REGION": None},
+    }
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-guided"])
+def test_deploy_passes_the_region_given_to_sam(
+    target: str, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    calls = make_deploy(
+        target, stand_ins, tmp_path, "REGION=eu-west-1", env={"AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    got = sam_deploy(calls)
+    assert got["sam"][-2:] == ["--region", "eu-west-1"]
+    assert got["env"] == {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert all(run[-2:] == ["--region", "eu-west-1"] for run in python_runs(calls))
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-guided"])
+def test_deploy_without_region_leaves_it_to_the_aws_configuration(
+    target: str, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    # Issue 22: AWS_DEFAULT_REGION=eu-west-1 deployed to us-east-1, the Makefile's own default.
+    calls = make_deploy(target, stand_ins, tmp_path, env={"AWS_DEFAULT_REGION": "eu-west-1"})
+    got = sam_deploy(calls)
+    assert "--region" not in got["sam"]
+    assert got["env"] == {"AWS_REGION": None, "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert all("--region" not in run for run in python_runs(calls))
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-guided"])
+def test_deploy_without_any_region_passes_none(
+    target: str, stand_ins: dict[str, Path], tmp_path: Path
+) -> None:
+    # SAM's own resolution applies (the credential check has already asked for a region).
+    got = sam_deploy(make_deploy(target, stand_ins, tmp_path))
+    assert "--region" not in got["sam"]
+    assert got["env"] == {"AWS_REGION": None, "AWS_DEFAULT_REGION": None}
 
 
 def test_redrive_passes_the_region_given() -> None:

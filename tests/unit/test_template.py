@@ -176,16 +176,24 @@ def test_environment_defaults_are_the_deployed_configuration(template: dict[str,
 
 
 def test_function_environment_applies_overrides(template: dict[str, Any]) -> None:
-    overrides = {"CopyMode": "inline", "AllowLocalSources": "true", "KieApiBaseUrl": "http://127.0.0.1:9"}
+    overrides = {"LogLevel": "DEBUG", "KieApiBaseUrl": "http://127.0.0.1:9"}
     env = function_environment(template, overrides, PHYSICAL_IDS, "CopyWorkerFunction")
-    assert env["COPY_MODE"] == "inline"
-    assert env["ALLOW_LOCAL_SOURCES"] == "true"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert env["KIE_API_BASE_URL"] == "http://127.0.0.1:9"
 
 
+@pytest.mark.parametrize("parameter", ["CopyMode", "AllowLocalSources"])
+def test_local_only_settings_are_no_template_parameter(template: dict[str, Any], parameter: str) -> None:
+    # No deployed stack can allow http or loopback sources, or copy inside the request.
+    assert parameter not in template["Parameters"]
+    for name in functions(template):
+        env = function_environment(template, {}, PHYSICAL_IDS, name)
+        assert (env["COPY_MODE"], env["ALLOW_LOCAL_SOURCES"]) == ("queue", "false"), name
+
+
 def test_function_environment_rejects_a_value_outside_allowed_values(template: dict[str, Any]) -> None:
-    with pytest.raises(TemplateError, match="CopyMode"):
-        function_environment(template, {"CopyMode": "sometimes"}, PHYSICAL_IDS)
+    with pytest.raises(TemplateError, match="LogLevel"):
+        function_environment(template, {"LogLevel": "LOUD"}, PHYSICAL_IDS)
 
 
 def test_function_environment_rejects_an_unknown_parameter(template: dict[str, Any]) -> None:
