@@ -164,6 +164,26 @@ class CallRecorder:
             start(thread)
 
         threading.Thread.start = started_by_invocation  # type: ignore[method-assign,assignment]
+        self._hook_parameters()
+
+    def _hook_parameters(self) -> None:
+        """Powertools Parameters keeps a secret per process, and the tests run every function in one:
+        a read its cache answers is recorded as the GetSecretValue the function's own container makes."""
+        from aws_lambda_powertools.utilities.parameters.base import BaseProvider
+
+        get = BaseProvider.get
+        recorder = self
+
+        def recorded_get(provider: BaseProvider, name: str, *args: Any, **kwargs: Any) -> Any:
+            client = getattr(provider, "client", None) or getattr(provider, "_client", None)
+            service = getattr(
+                getattr(getattr(client, "meta", None), "service_model", None), "signing_name", ""
+            )
+            if service == "secretsmanager":
+                recorder.note(service, "GetSecretValue", {"SecretId": name})
+            return get(provider, name, *args, **kwargs)
+
+        BaseProvider.get = recorded_get  # type: ignore[method-assign,assignment]
 
     def attach(self, client: Any) -> None:
         """Record the requests of one client."""
@@ -171,6 +191,8 @@ class CallRecorder:
         client.meta.events.register("after-call", self._after_call)
 
     def _before_parameter_build(self, params: Mapping[str, Any], model: Any, context: Any, **_: Any) -> None:
+        if _acting() is None:
+            return  # a request of the tests' own, or of an operator's tool
         service = model.service_model.signing_name
         summary = _summary(service, model.name, params)
         if context.get("is_presign_request"):

@@ -39,6 +39,10 @@ S3_TAGGING: Final = (
 S3_HEAD: Final = (
     "S3 API Reference, HeadObject and GetObject, Permissions (s3:GetObject; s3:ListBucket for a 404)"
 )
+S3_PRESIGNED: Final = (
+    "S3 User Guide, ShareObjectPreSignedURL (a presigned URL acts with its signer's permissions) and "
+    "UsingKMSEncryption (reading an SSE-KMS object needs kms:Decrypt)"
+)
 S3_VERSIONS: Final = "S3 User Guide, using-with-s3-policy-actions (a version's GET/DELETE: *Version actions)"
 DYNAMODB_TRANSACTIONS: Final = (
     "DynamoDB Developer Guide, transaction-apis-iam (each item's own action: Put -> PutItem, "
@@ -194,9 +198,52 @@ MANAGED_POLICIES: Final[dict[str, dict[str, Any]]] = {
     },
 }
 
+# Variables the local stack sets over a literal of the template's that change no AWS call: the
+# environment stays one a deployed stack has. Any other literal overridden (COPY_MODE=inline: copies
+# inside the API's requests) makes a local-only configuration, whose calls are neither checked nor
+# count as a grant's use: no deployed function makes them.
+HARMLESS_LOCAL_VARIABLES: Final = {
+    "ALLOW_LOCAL_SOURCES": "lets the copy download from the kie.ai emulator (http on loopback); the same AWS calls",
+}
+
 # Grants no recorded call uses, each with why it stays: (function, statement, action) -> reason.
-# A statement is its Sid, or the managed policy's name.
-UNUSED_GRANTS: Final[dict[tuple[str, str, str], str]] = {}
+# A statement is its Sid, or the managed policy's name; function "*" is every function.
+_NO_KMS_TEST: Final = "no test runs it with KmsKeyArn set"
+UNUSED_GRANTS: Final[dict[tuple[str, str, str], str]] = {
+    ("*", "AWSLambdaBasicExecutionRole", "logs:CreateLogGroup"): (
+        "AWS managed policy: Lambda creates a log group only when it is missing, and the template "
+        "creates each function's (LoggingConfig names it)"
+    ),
+    (
+        "*",
+        "AWSLambdaSQSQueueExecutionRole",
+        "logs:CreateLogGroup",
+    ): "AWS managed policy: as AWSLambdaBasicExecutionRole's",
+    **{
+        ("*", "AWSXrayWriteOnlyAccess", f"xray:{action}"): (
+            "AWS managed policy: Lambda samples the traces (Tracing: Active), the function's SDK asks for no rule"
+        )
+        for action in ("GetSamplingRules", "GetSamplingTargets", "GetSamplingStatisticSummaries")
+    },
+    ("CopyWorkerFunction", "ArchiveBucketList", "s3:ListBucket"): (
+        "a fault path: HeadObject of a key a create-only PUT found taken, the object removed meanwhile, "
+        "must answer 404 (S3 answers 403 without s3:ListBucket; S3 API Reference, HeadObject)"
+    ),
+    ("EventsFunction", "SendFailedBatches", "sqs:SendMessage"): (
+        "Lambda's on-failure destination of the stream mapping: only records that expire from the "
+        "stream (24 hours) are sent, which no test waits for"
+    ),
+    (
+        "ForwardFunction",
+        "ArchiveKey",
+        "kms:Decrypt",
+    ): f"reads SSE-KMS callback bodies and signs links to SSE-KMS files; {_NO_KMS_TEST}",
+    (
+        "ReconcilerFunction",
+        "ArchiveKey",
+        "kms:Decrypt",
+    ): f"reads SSE-KMS callback bodies to replay them; {_NO_KMS_TEST}",
+}
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -377,9 +424,13 @@ def _resources(kind: str, params: Mapping[str, Any], log_groups: Mapping[str, st
 
 
 def requests_of(
-    call: Mapping[str, Any], log_groups: Mapping[str, str] | None = None
+    call: Mapping[str, Any], log_groups: Mapping[str, str] | None = None, kms_key: str = ""
 ) -> list[tuple[Request, str]]:
-    """The authorisations AWS makes for one recorded call, each with the source of the rule."""
+    """The authorisations AWS makes for one recorded call, each with the source of the rule.
+
+    `kms_key`: the stack's KmsKeyArn, with which every archived object is encrypted: a presigned GET
+    of one (whose use is authorised as its signer) needs kms:Decrypt on it.
+    """
     service, operation, params = call["service"], call["operation"], call["params"]
     rule = OPERATIONS.get((service, operation))
     if rule is None:
@@ -392,6 +443,8 @@ def requests_of(
         for resource in _resources(kind, params, log_groups or {})
     ]
     found += _extras(service, operation, params)
+    if kms_key and params.get("Presigned") and operation == "GetObject":
+        found.append((Request("kms:Decrypt", kms_key), S3_PRESIGNED))
     return [
         (Request(d, r.resource), f"{SAR} (dependent action of {r.action})")
         for r, _ in found
@@ -583,8 +636,29 @@ def _environment_references() -> dict[str, tuple[str, bool]]:
     return {
         name: (value["Ref"], value["Ref"] in declared)
         for name, value in variables.items()
-        if isinstance(value, dict) and isinstance(value.get("Ref"), str) and not value["Ref"].startswith("AWS::")
+        if isinstance(value, dict)
+        and isinstance(value.get("Ref"), str)
+        and not value["Ref"].startswith("AWS::")
     }
+
+
+def local_only(env: Mapping[str, str]) -> list[str]:
+    """The template's literal environment values this environment overrides with a value no deployed
+    stack has (`VARIABLE=value`): empty for an environment a deployment could give."""
+    return [
+        f"{name}={env[name]}"
+        for name, value in _literal_variables().items()
+        if name in env and env[name] != value and name not in HARMLESS_LOCAL_VARIABLES
+    ]
+
+
+@cache
+def _literal_variables() -> dict[str, str]:
+    """The Globals' environment variables the template gives a literal value (`COPY_MODE: queue`)."""
+    from devstack.template import load_template
+
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in variables.items() if not isinstance(value, dict)}
 
 
 def stack_values(recording: Recording, config: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -621,6 +695,7 @@ class Report:
     denied: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     used: set[Grant] = field(default_factory=set)
+    local_only: int = 0  # calls made with an environment no deployed stack has (not judged)
 
 
 def grants(role: Role) -> Iterator[Grant]:
@@ -644,12 +719,19 @@ def check(
     grants the calls used."""
     report = Report()
     by_config: dict[str, dict[str, Role]] = {}
+    by_config_parameters: dict[str, dict[str, str]] = {}
     for call in recording.calls:
         config = call["config"]
-        if "AWS_ENDPOINT_URL" not in recording.configs[config]:
+        env = recording.configs[config]
+        if "AWS_ENDPOINT_URL" not in env:
             continue  # a stubbed client (botocore's Stubber): no request left the process
+        if local_only(env):
+            report.local_only += 1
+            continue
         if config not in by_config:
-            by_config[config] = roles(transformed, *stack_values(recording, config))
+            parameters, physical_ids = stack_values(recording, config)
+            by_config[config] = roles(transformed, parameters, physical_ids)
+            by_config_parameters[config] = parameters
         role = by_config[config].get(call["function"])
         if role is None:
             _add(
@@ -657,13 +739,16 @@ def check(
                 f"{call['function']} {call['service']}:{call['operation']}: no such function with its stack's parameters",
             )
             continue
-        for request, _ in requests_of(call, {role.function: role.log_group}):
+        kms_key = by_config_parameters[config].get("KmsKeyArn", "")
+        for request, _ in requests_of(call, {role.function: role.log_group}, kms_key):
             _judge(report, role, call, request)
-    for parameters, physical_ids in combinations:
-        for role in roles(transformed, parameters, physical_ids).values():
+    for values, ids in combinations:
+        for role in roles(transformed, values, ids).values():
             for grant in grants(role):
                 function, statement, action, source = grant
-                if grant in report.used or (function, statement, action) in unused_allowed:
+                if grant in report.used or {(function, statement, action), ("*", statement, action)} & set(
+                    unused_allowed
+                ):
                     continue
                 _add(
                     report.unused,

@@ -219,6 +219,7 @@ class SqsPoller:
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive one batch and process it; returns how many messages it held."""
         visibility = {} if self.visibility_timeout is None else {"VisibilityTimeout": self.visibility_timeout}
+        aws_calls.note_lambda(self._function(), "sqs", "GetQueueAttributes", {"QueueUrl": self.queue_url})
         with self._as_lambda():
             answer = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -263,12 +264,16 @@ class SqsPoller:
         return len(messages)
 
     def _as_lambda(self) -> Any:
-        """Receiving and deleting are Lambda's, with the queue's function's role (devstack.aws_calls);
+        """Receiving and deleting are Lambda's, with the queue's function's role (devstack.aws_calls),
+        as is reading the queue's attributes (its documented permissions: the stand-in reads none);
         making a failed message visible sooner is the stand-in's own shortcut, not recorded."""
+        return aws_calls.acting_as(self._function(), "lambda")
+
+    def _function(self) -> str | None:
+        """The template's function of this queue (when AWS calls are recorded)."""
         if not aws_calls.recorder():
-            return aws_calls.acting_as(None)
-        queue_event = {"Records": [{"eventSource": "aws:sqs", "eventSourceARN": self.queue_arn}]}
-        return aws_calls.acting_as(deployed_function(queue_event), "lambda")
+            return None
+        return deployed_function({"Records": [{"eventSource": "aws:sqs", "eventSourceARN": self.queue_arn}]})
 
     def outstanding(self) -> int:
         """Messages the queue still holds: visible, in flight (received, not yet deleted) or delayed."""

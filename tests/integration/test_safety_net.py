@@ -14,13 +14,13 @@ from tests.integration.conftest import (
     objects_under,
     post_callback,
     printed,
+    reconcile,
     task_document,
 )
 
 from kie2s3.families import PARSERS
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic import receive
-from kie2s3.logic.reconcile import reconcile
 
 T = "https://tempfile.aiquickdraw.com"
 

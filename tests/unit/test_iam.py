@@ -5,7 +5,19 @@ from typing import Any
 
 import pytest
 from devstack.aws_calls import deployed_function
-from devstack.iam import MANAGED_POLICIES, OPERATIONS, SAR, Request, evaluate, reference_action, requests_of
+from devstack.iam import (
+    MANAGED_POLICIES,
+    OPERATIONS,
+    SAR,
+    Recording,
+    Request,
+    check,
+    evaluate,
+    local_only,
+    reference_action,
+    requests_of,
+    stack_values,
+)
 from devstack.lambda_runtime import http_event, sqs_event
 from devstack.template import TemplateError
 from tests.unit.test_template import sam_transform
@@ -268,3 +280,77 @@ def test_events_reach_the_function_the_template_routes_them_to() -> None:
     )
     assert deployed_function({"Records": [{"eventSource": "aws:dynamodb"}]}, env) == "EventsFunction"
     assert deployed_function({"kie2s3": "reconcile"}, env) == "ReconcilerFunction"
+
+
+# ------------------------------------------------------------------ the check on a recording
+
+
+def _role_template(actions: list[str]) -> dict[str, Any]:
+    """A transformed template of one function whose role allows `actions` under kie/ of bucket b."""
+    statement = {"Sid": "Archive", "Effect": "Allow", "Action": actions, "Resource": "arn:aws:s3:::b/kie/*"}
+    return {
+        "Resources": {
+            "F": {"Type": "AWS::Lambda::Function", "Properties": {"Role": {"Fn::GetAtt": ["FRole", "Arn"]}}},
+            "FRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}]
+                },
+            },
+        }
+    }
+
+
+def _recording(*keys: str, env: dict[str, str] | None = None) -> Recording:
+    config = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TASKS_TABLE": "t", **(env or {})}
+    return Recording(
+        stacks=[{"endpoint": "http://127.0.0.1:1", "parameters": {}, "physical_ids": {"TasksTable": "t"}}],
+        configs={"c": config},
+        calls=[
+            {
+                "config": "c",
+                "function": "F",
+                "origin": "code",
+                "service": "s3",
+                "operation": "PutObject",
+                "params": {"Bucket": "b", "Key": key},
+            }
+            for key in keys
+        ],
+    )
+
+
+def test_the_check_names_a_call_its_role_refuses_in_one_line() -> None:
+    report = check(_recording("kie/t1/00.png", "other/00.png"), _role_template(["s3:PutObject"]), [({}, {})])
+    assert report.denied == [
+        "F s3:PutObject needs s3:PutObject on arn:aws:s3:::b/other/00.png: not allowed by its role"
+    ]
+    assert report.unused == []
+
+
+def test_the_check_names_a_grant_no_call_used_unless_listed() -> None:
+    template = _role_template(["s3:PutObject", "s3:GetObject"])
+    report = check(_recording("kie/t1/00.png"), template, [({}, {})])
+    assert report.unused == [
+        "F Archive s3:GetObject on arn:aws:s3:::b/kie/*: granted, no recorded call used it"
+    ]
+    listed = {("F", "Archive", "s3:GetObject"): "a fault path"}
+    assert check(_recording("kie/t1/00.png"), template, [({}, {})], listed).unused == []
+
+
+def test_calls_of_an_environment_no_deployment_has_are_not_judged() -> None:
+    assert local_only({"COPY_MODE": "inline", "ALLOW_LOCAL_SOURCES": "true"}) == ["COPY_MODE=inline"]
+    assert local_only({"COPY_MODE": "queue", "ALLOW_LOCAL_SOURCES": "true"}) == []
+    report = check(
+        _recording("other/00.png", env={"COPY_MODE": "inline"}), _role_template(["s3:PutObject"]), []
+    )
+    assert (report.denied, report.local_only) == ([], 1)
+
+
+def test_a_variation_of_the_environment_is_the_stack_deployed_with_it() -> None:
+    recording = _recording(
+        "kie/t1/00.png", env={"KMS_KEY_ARN": KEY, "FORWARD_QUEUE_URL": "http://h/1/fwd-gone"}
+    )
+    parameters, physical_ids = stack_values(recording, "c")
+    assert parameters["KmsKeyArn"] == KEY
+    assert physical_ids["ForwardQueue"] == "http://h/1/fwd-gone"
