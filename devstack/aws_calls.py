@@ -85,6 +85,7 @@ class CallRecorder:
         self._seen: set[str] = set()
         self._pending: list[str] = []
         self._installed = False
+        self._context_key = f"kie2s3_call_{id(self)}"  # a request's parameters, until its answer
 
     # -- what is recorded
 
@@ -198,10 +199,10 @@ class CallRecorder:
         if context.get("is_presign_request"):
             self.note(service, model.name, {**summary, "Presigned": True})
         else:
-            context["kie2s3_call"] = summary
+            context[self._context_key] = summary
 
     def _after_call(self, parsed: Mapping[str, Any], model: Any, context: Any, **_: Any) -> None:
-        summary = context.pop("kie2s3_call", None)
+        summary = context.pop(self._context_key, None)
         if summary is None:
             return
         if parsed.get("ServerSideEncryption") == "aws:kms" and parsed.get("SSEKMSKeyId"):
