@@ -5,15 +5,29 @@ SHELL := /bin/bash
 
 # Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH.
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null || command -v python3.13 2>/dev/null)
+NO_PYTHON := Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH
+# Without it, `make help` still lists the targets (and says how to get it); every other target stops.
 ifeq ($(strip $(PYTHON)),)
-$(error Python 3.13 not found: install it with pyenv (3.13.0) or put python3.13 on PATH)
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(error $(NO_PYTHON))
+endif
 endif
 PY313_BIN := $(abspath $(dir $(PYTHON)))
 UV_VERSION := 0.13.8
 SAM_VERSION := 1.170.0
+# The template's rule sets, each in a venv of its own like the SAM CLI (their pins stay
+# out of uv.lock): cfn-lint with AWS's serverless rules, and checkov.
+CFN_LINT_VERSION := 1.58.0
+CFN_LINT_SERVERLESS_VERSION := 0.3.6
+CHECKOV_VERSION := 3.3.30
+# The complexity gate counts as radon does (xenon's count; xenon itself grades by letter, B <= 10 < C <= 20).
+RADON_VERSION := 6.0.1
 TOOLS := .tools
 UV := $(TOOLS)/uv/bin/uv
 SAM := $(TOOLS)/sam/bin/sam
+CFN_LINT := $(TOOLS)/cfn-lint/bin/cfn-lint
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+RADON := $(TOOLS)/radon/bin/radon
 VENV := .venv
 BIN := $(VENV)/bin
 # Every command that reaches AWS uses the region and credentials your AWS configuration resolves
@@ -39,10 +53,11 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events
+        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events sam-event
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	$(if $(strip $(PYTHON)),,@echo "$(NO_PYTHON); every target but help needs it")
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -52,6 +67,18 @@ $(SAM):
 	$(PYTHON) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==$(SAM_VERSION)"
 
+$(CFN_LINT):
+	$(PYTHON) -m venv $(TOOLS)/cfn-lint
+	$(TOOLS)/cfn-lint/bin/pip install --quiet "cfn-lint==$(CFN_LINT_VERSION)" "cfn-lint-serverless==$(CFN_LINT_SERVERLESS_VERSION)"
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
+
+$(RADON):
+	$(PYTHON) -m venv $(TOOLS)/radon
+	$(TOOLS)/radon/bin/pip install --quiet "radon==$(RADON_VERSION)"
+
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	UV_PYTHON="$(PYTHON)" $(UV) sync --frozen
 	touch $@
@@ -59,10 +86,16 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 dev: $(VENV)/.synced $(SAM) ## install everything (project venv from uv.lock, SAM CLI in its own venv)
 
 # Each target installs what it uses: the SAM CLI only for validate, build and deploy.
-lint: $(VENV)/.synced ## ruff (lint + format check) and mypy (strict on src/)
+# Findings on the template are fixed, or suppressed in the resource's Metadata with a one-line reason.
+# Complexity, as radon counts: no function in src/ above 12, none in devstack/ above 15 (the layering is a
+# unit test: tests/unit/test_layering.py).
+lint: $(VENV)/.synced $(CFN_LINT) $(CHECKOV) $(RADON) ## ruff, mypy (strict on src/), complexity (radon), the template's rule sets (cfn-lint with serverless rules, checkov)
 	$(BIN)/ruff check src devstack tests
 	$(BIN)/ruff format --check src devstack tests
 	$(BIN)/mypy
+	$(RADON) cc --json src devstack | $(BIN)/python -m devstack.complexity src=12 devstack=15 --known devstack/complexity_known.txt
+	$(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 layer-check: $(VENV)/.synced ## the layer's requirements.txt is exactly the lock's runtime dependencies
 	diff -u layers/requirements.txt <($(UV) export --frozen --no-dev --no-hashes --no-header --no-emit-project --format requirements-txt)
@@ -109,9 +142,9 @@ status: ## what the local stack runs, and where
 	@$(STATE) status
 
 # Locally with the standard library only (like the state commands); a deployed stack's through boto3.
-logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [STACK_NAME=<stack> [REGION=<region>]]
+logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
 	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
-	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
@@ -127,6 +160,12 @@ callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<famil
 
 invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
+
+# `sam local invoke` itself (Docker): the event made ready for a stack and the env-vars file of its function.
+sam-event: $(VENV)/.synced ## files for sam local invoke: make sam-event EVENT=events/<file>.json [STACK_NAME=<stack> [REGION=]] (default: the running local stack)
+	$(if $(EVENT),,$(error usage: make sam-event EVENT=events/<file>.json [STACK_NAME=<deployed stack> [REGION=<region>]]; without STACK_NAME, the running local stack))
+	$(if $(STACK_NAME),$(call require-aws,make sam-event STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
+	@$(RUN) -m devstack.sam_invoke "$(EVENT)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 # ROUTE, not PATH: make passes its variables to the recipe's shell, where PATH is the search path.
 call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]

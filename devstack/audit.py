@@ -21,8 +21,9 @@ def export_requirements(uv: str, into: Path) -> None:
     )
 
 
-def audit(requirements: Path, report: Path) -> int:
-    """pip-audit against PyPI's advisory data, pins and hashes taken as they are (no resolution, no pip)."""
+def audit(requirements: Path, report: Path) -> tuple[int, str]:
+    """pip-audit against PyPI's advisory data, pins and hashes taken as they are (no resolution, no pip);
+    its exit status and what it said on stderr (its own verdict, which `summarise` replaces)."""
     command = [
         sys.executable,
         "-m",
@@ -33,7 +34,8 @@ def audit(requirements: Path, report: Path) -> int:
         "--disable-pip",
     ]
     command += ["--progress-spinner", "off", "--format", "json", "--output", str(report)]
-    return subprocess.run(command, check=False).returncode
+    done = subprocess.run(command, check=False, stderr=subprocess.PIPE, text=True)
+    return done.returncode, done.stderr
 
 
 def summarise(report: Path, *, strict: bool) -> int:
@@ -45,6 +47,14 @@ def summarise(report: Path, *, strict: bool) -> int:
         ids = ", ".join(v["id"] for v in dep["vulns"])
         print(f"VULNERABLE {dep['name']} {dep['version']}: {ids}")
     audited = len(dependencies) - len(skipped)
+    if dependencies and not audited:
+        print(
+            f"pip-audit audited NOTHING: the vulnerability database (PyPI's /pypi/<name>/<version>/json) "
+            f"answered for none of the {len(dependencies)} locked packages, e.g. {skipped[0]['skip_reason']!r};"
+            " no vulnerability was looked for. Run make audit again where PyPI is reachable.",
+            file=sys.stderr,
+        )
+        return 1 if strict else 0
     print(
         f"pip-audit: {audited} of {len(dependencies)} locked packages audited, {len(vulnerable)} vulnerable"
     )
@@ -67,11 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kie2s3-audit-") as tmp:
         requirements, report = Path(tmp, "requirements.txt"), Path(tmp, "audit.json")
         export_requirements(args.uv, requirements)
-        code = audit(requirements, report)
+        code, said = audit(requirements, report)
         if not report.exists():
-            print("pip-audit produced no report", file=sys.stderr)
+            print(unreachable(said), file=sys.stderr)
             return code or 1
         return summarise(report, strict=args.strict) or code
+
+
+def unreachable(said: str) -> str:
+    """What to say when pip-audit wrote no report: it stopped before auditing anything (most often, the
+    vulnerability database could not be reached), with the last thing it said."""
+    last = [line.strip() for line in said.splitlines() if line.strip()][-2:] or ["no message"]
+    return (
+        "pip-audit audited NOTHING (the vulnerability database was unreachable, or it stopped early): "
+        + " ".join(last)
+    )
 
 
 if __name__ == "__main__":

@@ -6,18 +6,21 @@ the family whose record-info knows them:
 
     make backfill FAMILY=market TASKS=lost-tasks.txt STACK_NAME=kie2s3
 
-With STACK_NAME, the stack's `ApiUrl` output is read through CloudFormation and each batch is a
-SigV4-signed request (service `execute-api`, the default credential chain). Without it, a local
-stack runs in-process (moto and the kie.ai emulator, copies inline), which knows only what is
-seeded into its emulator: a dry run of the path, every id reported unknown.
+FAMILY is checked first, as the API checks it (a family with a record-info endpoint), before any
+stack is asked. With STACK_NAME, the stack's `ApiUrl` output is read through CloudFormation and
+each batch is a SigV4-signed request (service `execute-api`, the default credential chain).
+Without it, the running local stack (`make up`) when there is one, as `make invoke` uses it: its
+ledger, bucket, queue and kie.ai emulator. Else a throwaway local stack runs in-process (moto and
+the kie.ai emulator, copies inline), which knows only what is seeded into its emulator: a dry run
+of the path, every id reported unknown.
 
 Batches hold 50 ids (the route's cap); a task the API lists as a retryable error is sent again in
 a later batch, up to three tries. A task the API had no time to reach (`processed` false) was not
 tried: it is sent again without counting a try, as long as each batch gets something done. For
 each batch, and in total, it prints what was queued or recorded (task id -> state), what
-record-info did not know, what failed and what was never processed. Exit status 1 when a task was
-not recorded (an error, not processed, or a batch the API refused), 0 otherwise: unknown ids are
-an answer.
+record-info did not know, what failed and what was never processed. Exit status 1 when any task was
+not recorded (unknown to record-info, an error, not processed, or in a batch the API refused), 0
+when every one was.
 """
 
 import argparse
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from devstack.cli import Parser, UserError, run
+from devstack.running import StackState, running_stack_or_none, state_dir
 from kie2s3.models import MAX_URLS_PER_REQUEST, TASK_ID_PATTERN
 
 # One `POST /copies` bulk body: as many task ids as the route takes.
@@ -55,8 +60,8 @@ class Summary:
 
     @property
     def complete(self) -> bool:
-        """Every task was recorded or is unknown to record-info."""
-        return not self.errors and not self.unsent and not self.not_processed
+        """Every task was recorded."""
+        return not self.unknown and not self.errors and not self.unsent and not self.not_processed
 
 
 def read_task_ids(lines: Iterable[str]) -> list[str]:
@@ -212,50 +217,85 @@ def deployed_sender(session: Any, api_url: str, *, http: Any = None) -> Send:
     return send
 
 
+def check_family(family: str) -> None:
+    """A UserError unless `family` is one the API's bulk form takes (known, with a record-info endpoint)."""
+    from kie2s3.errors import BadRequestError
+    from kie2s3.logic.copies import record_info_parser
+
+    try:
+        record_info_parser(family)
+    except BadRequestError as exc:
+        raise UserError(f"FAMILY={family}: {exc.reason}") from None
+
+
+def _task_ids(path: Path) -> list[str]:
+    try:
+        return read_task_ids(path.read_text().splitlines())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"TASKS={path}: {exc}") from None
+
+
+def _to_deployed(stack_name: str, family: str, task_ids: list[str]) -> Summary:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from devstack.cli import aws_session
+
+    session = aws_session(f"make backfill STACK_NAME={stack_name}")
+    try:
+        api_url = api_url_of(session.client("cloudformation"), stack_name)
+    except (BotoCoreError, ClientError, KeyError) as exc:
+        raise UserError(f"cannot read the ApiUrl output of stack {stack_name!r}: {exc!r}", status=1) from exc
+    print(f"{len(task_ids)} task(s) of family {family} to {api_url} (stack {stack_name})")
+    return backfill(deployed_sender(session, api_url), family, task_ids)
+
+
+def _to_running(stack: StackState, family: str, task_ids: list[str]) -> Summary:
+    from devstack.lambda_runtime import function_environment
+
+    print(
+        f"{len(task_ids)} task(s) of family {family} to the running local stack ({stack.api_url},"
+        f" {stack.mode} mode): its ledger, bucket, queue and kie.ai emulator"
+    )
+    # The function's INFO logs would bury the report: warnings and errors only (make logs has them all).
+    with function_environment({**stack.env, "POWERTOOLS_LOG_LEVEL": "WARNING"}):
+        return backfill(local_sender(), family, task_ids)
+
+
+def _to_throwaway(family: str, task_ids: list[str]) -> Summary:
+    from devstack.stack import local_stack
+
+    print(
+        "no STACK_NAME and no local stack running: a throwaway local stack, in-process (moto and the"
+        " kie.ai emulator, copies inline); its emulator knows only the tasks seeded into it, so expect"
+        " every id to be unknown"
+    )
+    with local_stack(copy_mode="inline", overrides={"LogLevel": "WARNING"}) as stack, stack.function():
+        return backfill(local_sender(), family, task_ids)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Backfill the tasks of a file through a deployed stack (--stack-name) or a local one."""
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack.backfill",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = Parser(
+        prog="devstack.backfill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--family", required=True, help="the family whose record-info knows the tasks")
     parser.add_argument("--tasks", required=True, type=Path, help="a file of task ids, one a line")
-    parser.add_argument("--stack-name", help="a deployed stack; without it, a local stack in-process")
+    parser.add_argument("--stack-name", help="a deployed stack; without it, the local stack")
+    parser.add_argument("--state-dir", help="the local stack's state directory (default .devstack/up)")
     args = parser.parse_args(argv)
-    try:
-        task_ids = read_task_ids(args.tasks.read_text().splitlines())
-    except (OSError, ValueError) as exc:
-        parser.error(f"{args.tasks}: {exc}")
+    check_family(args.family)
+    task_ids = _task_ids(args.tasks)
     if not task_ids:
         print(f"{args.tasks} names no task ids: nothing to do")
         return 0
     if args.stack_name:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from devstack.cli import aws_session
-
-        session = aws_session(f"make backfill STACK_NAME={args.stack_name}")
-        try:
-            api_url = api_url_of(session.client("cloudformation"), args.stack_name)
-        except (BotoCoreError, ClientError, KeyError) as exc:
-            parser.exit(1, f"cannot read the ApiUrl output of stack {args.stack_name!r}: {exc!r}\n")
-        print(f"{len(task_ids)} task(s) of family {args.family} to {api_url} (stack {args.stack_name})")
-        summary = backfill(deployed_sender(session, api_url), args.family, task_ids)
+        summary = _to_deployed(args.stack_name, args.family, task_ids)
+    elif (stack := running_stack_or_none(state_dir(args.state_dir))) is not None:
+        summary = _to_running(stack, args.family, task_ids)
     else:
-        print(
-            "no STACK_NAME: a local stack, in-process (moto and the kie.ai emulator, copies inline);"
-            " its emulator knows only the tasks seeded into it, so expect every id to be unknown"
-        )
-        from devstack.stack import local_stack
-
-        # The function's INFO logs would bury the report: warnings and errors only.
-        with local_stack(copy_mode="inline", overrides={"LogLevel": "WARNING"}) as stack, stack.function():
-            summary = backfill(local_sender(), args.family, task_ids)
+        summary = _to_throwaway(args.family, task_ids)
     return 0 if summary.complete else 1
 
 
 if __name__ == "__main__":
-    from devstack.cli import run
-
     sys.exit(run(main))

@@ -94,9 +94,13 @@ ROUND_TRIP_SECONDS: Final = 0.02
 """The modelled time of one sequential request to an AWS service or kie.ai from Lambda."""
 LOG_BYTES_PER_INVOCATION: Final = 2_000
 """Logs ingested per invocation: a few Powertools JSON lines, the EMF metrics and Lambda's platform lines."""
-TRANSACT_ITEMS: Final = 2
-"""Items in each TransactWriteItems: the callback's for a one-file task (the task's and the file's), and
-a copy's opening write (its idempotency record, and the check that its task is not taken down)."""
+TRANSACT_ITEMS: Final = {
+    "dynamodb TransactWriteItems (ledger)": 3,
+    "dynamodb TransactWriteItems (idempotency, ledger)": 2,
+}
+"""Items in each TransactWriteItems: the callback's for a one-file task (the file's item, its source
+marker and the check that its task is not taken down), and a copy's opening write (its idempotency
+record, and the same check)."""
 COPY_PART_BYTES: Final = 5 * MIB
 """The copy's part size (kie2s3.logic.services.DEFAULT_SHAPE); a file of at most one part is one PutObject."""
 SIZES: Final = (2 * MB, 20 * MB, 200 * MB)
@@ -108,7 +112,7 @@ _DYNAMODB_UNITS: Final = {
     "PutItem": ("dynamodb_write_unit", 1),
     "UpdateItem": ("dynamodb_write_unit", 1),
     "DeleteItem": ("dynamodb_write_unit", 1),
-    "TransactWriteItems": ("dynamodb_write_unit", 2 * TRANSACT_ITEMS),
+    "TransactWriteItems": ("dynamodb_write_unit", 2),  # per item (TRANSACT_ITEMS)
     "GetItem": ("dynamodb_read_unit", 1),
     "Query": ("dynamodb_read_unit", 1),
 }
@@ -139,7 +143,8 @@ def billed(label: str) -> tuple[str, int] | None:
         case "dynamodb":
             if operation not in _DYNAMODB_UNITS:
                 raise ValueError(f"no capacity units known for DynamoDB {operation}")
-            return _DYNAMODB_UNITS[operation]
+            unit, units = _DYNAMODB_UNITS[operation]
+            return unit, units * TRANSACT_ITEMS.get(label, 1)
         case "sqs":
             return "sqs_request", 1
         case "secrets-manager":

@@ -1,6 +1,9 @@
 """`make demo`: a signed Market callback with an image and a video, archived through the queue-mode flow,
 and the events it put on EventBridge (read from a queue a rule on the bus delivers them to).
 
+The functions run as `make up`'s do: from the runtime-only package (`devstack.package`), each in a
+process of its own under Lambda's limits (`devstack.sandbox`); their logs go to .devstack/demo-function.log.
+
 `make demo FORWARD=1` (`--forward`) also forwards the callback to a local receiver standing in for
 your own handler, which verifies its signature with kie2s3's verifier and prints what it got.
 """
@@ -18,12 +21,17 @@ from typing import TextIO
 
 from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.forward_receiver import ForwardReceiver
-from devstack.lambda_runtime import invoke, task_status_event
+from devstack.lambda_runtime import task_status_event
+from devstack.package import build
+from devstack.sandbox import Function, Functions
 from devstack.stack import FORWARD_HMAC_KEY, WEBHOOK_HMAC_KEY, Stack, local_stack
+from devstack.template import load_template
 from devstack.watch_events import describe
 
 TASK_ID = "demo" + time.strftime("%Y%m%d%H%M%S")
 LOG_PATH = Path(".devstack") / "demo-function.log"
+# The template's functions the demo invokes, each run from the package (devstack.sandbox).
+API, WORKER, EVENTS, FORWARDER = "ApiFunction", "CopyWorkerFunction", "EventsFunction", "ForwardFunction"
 FILES = [
     (f"https://tempfile.aiquickdraw.com/p/{TASK_ID}_0.png", 512 * 1024),
     (f"https://tempfile.aiquickdraw.com/p/{TASK_ID}_1.mp4", 24 * 1024**2),
@@ -34,9 +42,10 @@ def _say(text: str = "") -> None:
     print(text, file=sys.__stdout__, flush=True)
 
 
-def _forwarded(stack: Stack, receiver: ForwardReceiver) -> bool:
+def _forwarded(stack: Stack, receiver: ForwardReceiver, forwarder: Function) -> bool:
     """Run the forward function until its queue is empty; print what the receiver got."""
-    poller = stack.forward_poller(retry_delay=None)  # the function's own delays, as on Lambda
+    # The function's own delays, as on Lambda.
+    poller = stack.forward_poller(retry_delay=None, invoker=forwarder.invoke)
     poller.drain(timeout=120)
     _say()
     for got in receiver.received:
@@ -52,15 +61,15 @@ def _forwarded(stack: Stack, receiver: ForwardReceiver) -> bool:
     return len(receiver.received) == 1 and receiver.received[0].verified
 
 
-def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> int:
+def _run(stack: Stack, lambdas: Functions, log: TextIO, receiver: ForwardReceiver | None = None) -> int:
     served = {}
     for n, (url, size) in enumerate(FILES):
         served.update(serve_result_files(stack.emulator, [url], size=size, seed=n + 7))
     _say(f"kie.ai emulator: {stack.emulator.base_url}   AWS emulator (moto): {stack.moto.endpoint_url}")
     _say(f"task {TASK_ID}: Market callback with {len(served)} files, signed with the webhook HMAC key")
-    with stack.function(), contextlib.redirect_stdout(log):
+    with contextlib.redirect_stdout(log):
         started = time.monotonic()
-        answer = invoke(
+        answer = lambdas[API].invoke(
             callback_event(market_body(TASK_ID, list(served)), task_id=TASK_ID, hmac_key=WEBHOOK_HMAC_KEY)
         )
         ack_ms = (time.monotonic() - started) * 1000
@@ -69,13 +78,14 @@ def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> 
         )
         if answer["statusCode"] != 200:
             return 1
-        poller = stack.poller()
+        poller = stack.poller(invoker=lambdas[WORKER].invoke)
         poller.drain(timeout=300)
         _say(f"copy worker: {poller.invoked} SQS invocation(s)")
-        stream = stack.stream_poller(starting_position=None)  # the template's: the whole (new) ledger
+        # The template's starting position: the whole (new) ledger.
+        stream = stack.stream_poller(starting_position=None, invoker=lambdas[EVENTS].invoke)
         stream.drain()
         _say(f"events function: {stream.invoked} invocation(s) over the ledger's stream")
-        status = invoke(task_status_event(TASK_ID))
+        status = lambdas[API].invoke(task_status_event(TASK_ID))
         events = stack.take_events()
     document = json.loads(status["body"])
     s3 = stack.client("s3")
@@ -100,8 +110,8 @@ def _run(stack: Stack, log: TextIO, receiver: ForwardReceiver | None = None) -> 
     _say(f"GET /tasks/{TASK_ID} -> {status['statusCode']}")
     _say(json.dumps(document, indent=2))
     if receiver is not None:
-        with stack.function(), contextlib.redirect_stdout(log):
-            ok = _forwarded(stack, receiver) and ok
+        with contextlib.redirect_stdout(log):
+            ok = _forwarded(stack, receiver, lambdas[FORWARDER]) and ok
     _say(f"\nfunction logs and metrics: {LOG_PATH}")
     return 0 if ok else 1
 
@@ -124,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             log = running.enter_context(LOG_PATH.open("w"))
             running.enter_context(contextlib.redirect_stdout(log))
             stack = running.enter_context(local_stack(copy_mode="queue", overrides=overrides))
-            return _run(stack, log, receiver)
+            lambdas = running.enter_context(Functions(load_template(), stack.env, build(), output=log))
+            # Each function's first environment, all at once (the API's, the copy worker's, ...).
+            lambdas.warm(API, WORKER, EVENTS, *([FORWARDER] if receiver else []))
+            return _run(stack, lambdas, log, receiver)
     except KeyboardInterrupt:
         _say("interrupted: local stack stopped")
         return 130

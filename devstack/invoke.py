@@ -5,25 +5,38 @@ running (`make up`), against it: the same ledger, bucket and queue, so `events/g
 the task an earlier callback recorded, and in queue mode the stack's copy worker runs the jobs.
 Without one, against a throwaway stack started for this event and gone after it. Callback samples
 are re-signed with the local HMAC key (their stored signatures are placeholders) and every URL in
-them is served by the kie.ai emulator. The response is printed on stdout, its JSON body as JSON;
+them is served by the kie.ai emulator; so are the URLs of `POST /copies` samples, whose Market
+tasks record-info is made to know. A queue sample runs as the function of its queue (the copy
+worker, or the forwarder when forwarding is on). The response is printed on stdout, its JSON body as JSON;
 then, when the copy ran in the queue, the task's final status document. A DynamoDB stream sample
 (`events/dynamodb-*.json`) runs as the events function: on a throwaway stack the events it put on
 EventBridge are printed too (with `make up`, `make events` shows them). The function's logs go to
-stderr.
+stderr. An event the function does not take, or not whole, is one line before anything starts; so is
+a function error, as Lambda reports it.
 """
 
 import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from devstack.callbacks import RemoteEmulator, callback_body, load_event, resign, serve_result_files, urls_in
+from devstack.callbacks import (
+    RemoteEmulator,
+    callback_body,
+    load_event,
+    market_body,
+    resign,
+    serve_result_files,
+    urls_in,
+)
 from devstack.cli import Parser, UserError, run
 from devstack.running import StackState, running_stack_or_none, state_dir
 
 if TYPE_CHECKING:
+    from devstack.kie_emulator import KieEmulator
     from devstack.lambda_runtime import LambdaContext
 
 FINAL_STATES = frozenset({"copied", "failed", "ignored"})
@@ -31,14 +44,45 @@ IN_FLIGHT = frozenset({"pending", "copying"})
 WAIT_SECONDS = 120.0
 
 
-def prepare(
-    event: dict[str, Any], name: str, serve: Callable[[Iterable[str]], object], hmac_key: str | None
-) -> dict[str, Any]:
-    """A callback event ready to send: its URLs served by the emulator, signed afresh (unless hmac_key is None)."""
-    if not str(event.get("rawPath", "")).startswith("/callbacks/"):
+class Emulator(Protocol):
+    """What a sample needs of the kie.ai emulator: its result files served, its tasks known to record-info."""
+
+    def serve(self, urls: Iterable[str]) -> object:
+        """Serve a synthetic file under each URL."""
+        ...
+
+    def add_task(self, family: str, task_id: str, data: Mapping[str, Any]) -> None:
+        """Register what the family's record-info answers for the task."""
+        ...
+
+
+@dataclass(frozen=True)
+class InProcessEmulator:
+    """The throwaway stack's emulator, in this process."""
+
+    emulator: "KieEmulator"
+
+    def serve(self, urls: Iterable[str]) -> object:
+        """Serve a synthetic file under each URL."""
+        return serve_result_files(self.emulator, urls)
+
+    def add_task(self, family: str, task_id: str, data: Mapping[str, Any]) -> None:
+        """Register what the family's record-info answers for the task."""
+        self.emulator.add_task(family, task_id, dict(data))
+
+
+def prepare(event: dict[str, Any], name: str, emulator: Emulator, hmac_key: str | None) -> dict[str, Any]:
+    """An event ready to send: a callback's URLs served by the emulator and the callback signed afresh
+    (unless hmac_key is None); a `POST /copies` sample's URLs served, or its Market tasks made known to
+    record-info (finished, one image each)."""
+    path = str(event.get("rawPath", ""))
+    if path == "/copies":
+        _stage_copies(_json_body(event), emulator)
+        return event
+    if not path.startswith("/callbacks/"):
         return event
     body = callback_body(event, name)
-    serve(urls_in(body))
+    emulator.serve(urls_in(body))
     if hmac_key is None:
         return event
     from kie2s3.errors import BadRequestError
@@ -48,6 +92,71 @@ def prepare(
         return resign(event, task_id_of(body), hmac_key)
     except BadRequestError:
         return event  # no one task id to sign: the handler itself answers 400
+
+
+def _json_body(event: Mapping[str, Any]) -> Any:
+    with contextlib.suppress(ValueError, TypeError):
+        return json.loads(event.get("body") or "")
+    return None  # the handler answers 400
+
+
+def _stage_copies(body: Any, emulator: Emulator) -> None:
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("urls"), list):
+        emulator.serve(u for u in body["urls"] if isinstance(u, str))
+        return
+    if body.get("family") != "market":
+        return  # record-info of another family answers "unknown" for the sample's tasks
+    named = body.get("taskIds")
+    task_ids: list[Any] = named if isinstance(named, list) else [body.get("taskId")]
+    for task_id in (t for t in task_ids if isinstance(t, str)):
+        urls = [f"https://tempfile.aiquickdraw.com/p/{task_id}_0.png"]
+        emulator.serve(urls)
+        emulator.add_task("market", task_id, market_body(task_id, urls)["data"])
+
+
+_KIND_NAMES: Final = {
+    "http": "API Gateway HTTP API (2.0) request",
+    "sqs": "SQS batch",
+    "dynamodb": "DynamoDB stream batch",
+}
+
+
+def check_event(event: dict[str, Any], name: str) -> str:
+    """The event's kind, once it is one the function takes and whole, as Lambda would deliver it (by
+    Powertools' models of those events); else a UserError naming what is wrong, before any stack starts."""
+    from kie2s3.events import event_kind
+
+    kind = event_kind(event)
+    if kind == "unknown":
+        raise UserError(
+            f"{name} is no event the function takes: an {_KIND_NAMES['http']}, an {_KIND_NAMES['sqs']},"
+            f" a {_KIND_NAMES['dynamodb']} or the reconcile schedule's input, as in events/"
+        )
+    model = _event_models().get(kind)
+    if model is not None:
+        from pydantic import ValidationError
+
+        try:
+            model.model_validate(event)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the event"
+            raise UserError(
+                f"{name} is not a whole {_KIND_NAMES[kind]}: {where}: {first['msg']} (see events/ for one)"
+            ) from None
+    return kind
+
+
+def _event_models() -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.parser.models import (
+        APIGatewayProxyEventV2Model,
+        DynamoDBStreamModel,
+        SqsModel,
+    )
+
+    return {"http": APIGatewayProxyEventV2Model, "sqs": SqsModel, "dynamodb": DynamoDBStreamModel}
 
 
 def readable(result: Any) -> Any:
@@ -71,24 +180,59 @@ def task_of(event: dict[str, Any], result: Any) -> str | None:
     return None
 
 
-def context_for(event: dict[str, Any]) -> "LambdaContext":
-    """A context for the function the template gives this kind of event: its name, timeout and memory."""
+def sqs_function_for(
+    template: Mapping[str, Any], event: dict[str, Any], env: Mapping[str, str]
+) -> tuple[str, str]:
+    """The function whose queue an SQS sample's records come from, and the variable naming that queue.
+
+    The function routes a record by the queue named last in its `eventSourceARN`: the one `env`
+    names, or, for a sample written for another stack, the queue of the same logical id (samples
+    name theirs as the local stack does, `<stack>-<logical id in lower case>`). A UserError when the
+    stack has no such queue (a forward job while forwarding is off)."""
+    from devstack.serve import sqs_functions
+
+    queue = str(event["Records"][0]["eventSourceARN"]).rsplit(":", 1)[-1]
+    variables = (
+        (template.get("Globals") or {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    routes = sqs_functions(template, {"ForwardUrl": env.get("FORWARD_URL", "")})
+    for function, variable in routes:
+        url, logical_id = env.get(variable, ""), str(variables[variable]["Ref"])
+        if url and (url.rsplit("/", 1)[-1] == queue or queue.lower().endswith(f"-{logical_id.lower()}")):
+            return function, variable
+    read = ", ".join(env[variable].rsplit("/", 1)[-1] for _, variable in routes if env.get(variable))
+    raise UserError(
+        f"its records come from queue {queue}; this stack's functions read {read}"
+        " (a forward job needs forwarding on: make up FORWARD=1)"
+    )
+
+
+def function_for(template: Mapping[str, Any], event: dict[str, Any], env: Mapping[str, str]) -> str:
+    """The function (logical id) the template gives this event; `env`, the stack's function
+    environment, names its queues."""
     from devstack.local_api import template_routes
-    from devstack.serve import function_context, scheduled_functions, sqs_function
-    from devstack.template import load_template, stream_mappings
+    from devstack.serve import scheduled_functions
+    from devstack.template import stream_mappings
     from kie2s3.events import event_kind
 
-    template = load_template()
     match event_kind(event):
         case "sqs":
-            function = sqs_function(template)
+            return sqs_function_for(template, event, env)[0]
         case "schedule":
-            function = scheduled_functions(template)[0][0]
+            return scheduled_functions(template)[0][0]
         case "dynamodb":
-            function = stream_mappings(template)[0].function
+            return stream_mappings(template)[0].function
         case _:
-            function = template_routes(template)[0].function
-    return function_context(template, function)
+            return template_routes(template)[0].function
+
+
+def context_for(event: dict[str, Any], env: Mapping[str, str]) -> "LambdaContext":
+    """A context for the function the template gives this event: its name, timeout and memory."""
+    from devstack.serve import function_context
+    from devstack.template import load_template
+
+    template = load_template()
+    return function_context(template, function_for(template, event, env))
 
 
 def _status(task_id: str) -> dict[str, Any] | None:
@@ -110,13 +254,25 @@ def wait_for_final(task_id: str, timeout: float = WAIT_SECONDS) -> dict[str, Any
         time.sleep(0.25)
 
 
+def run_function(event: dict[str, Any], context: "LambdaContext") -> Any:
+    """The function's answer to the event; a function error is one line, as Lambda reports it (its type
+    and message; the function's logs, on stderr, have the rest)."""
+    from devstack.lambda_runtime import invoke
+
+    try:
+        return invoke(event, context)
+    except Exception as exc:  # what Lambda answers as an Unhandled function error
+        raise UserError(f"the function failed: {type(exc).__name__}: {exc}", status=1) from None
+
+
 def _on_running_stack(stack: StackState, event: dict[str, Any], name: str, args: Any) -> tuple[Any, Any]:
-    from devstack.lambda_runtime import function_environment, invoke
+    from devstack.lambda_runtime import function_environment
 
     emulator = RemoteEmulator(stack.emulator_url, stack.kie_api_key)
-    event = prepare(event, name, emulator.serve, None if args.no_resign else stack.hmac_key)
+    event = prepare(event, name, emulator, None if args.no_resign else stack.hmac_key)
+    context = context_for(event, stack.env)
     with function_environment({**stack.env, "COPY_MODE": args.mode}):
-        result = invoke(event, context_for(event))
+        result = run_function(event, context)
         task_id = task_of(event, result)
         queued = args.mode == "queue" or "Records" in event
         final = wait_for_final(task_id, args.wait) if queued and task_id else None
@@ -124,14 +280,14 @@ def _on_running_stack(stack: StackState, event: dict[str, Any], name: str, args:
 
 
 def _on_throwaway_stack(event: dict[str, Any], name: str, args: Any) -> tuple[Any, Any]:
-    from devstack.lambda_runtime import invoke
     from devstack.stack import WEBHOOK_HMAC_KEY, local_stack
 
     with local_stack(copy_mode=args.mode) as stack:
-        serve = lambda urls: serve_result_files(stack.emulator, urls)  # noqa: E731
-        event = prepare(event, name, serve, None if args.no_resign else WEBHOOK_HMAC_KEY)
+        emulator = InProcessEmulator(stack.emulator)
+        event = prepare(event, name, emulator, None if args.no_resign else WEBHOOK_HMAC_KEY)
+        context = context_for(event, stack.env)
         with stack.function():
-            result = invoke(event, context_for(event))
+            result = run_function(event, context)
             task_id = task_of(event, result)
             if args.mode == "queue":
                 stack.poller().drain()
@@ -155,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     event = load_event(args.event)
     if str(event.get("rawPath", "")).startswith("/callbacks/"):
         callback_body(event, args.event)  # a body that is not JSON says so before any stack starts
+    check_event(event, args.event)
     stack = running_stack_or_none(state_dir(args.state_dir))
     with contextlib.redirect_stdout(sys.stderr):  # the function's logs; stdout carries the answer
         if stack is not None:

@@ -6,357 +6,49 @@ import argparse
 import base64
 import collections
 import contextlib
-import email.utils
 import hashlib
 import hmac
 import json
 import secrets
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
 from types import FrameType
-from typing import Any, Final, Literal, Self, cast, get_args
+from typing import Any, Final, Self
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from devstack.kie_api import _NOT_FOUND, DOWNLOAD_URL_PATH, RECORD_INFO_PATHS, ApiRoutes
+from devstack.kie_faults import (
+    FAULT_KINDS,
+    FaultInjection,
+    FileFault,
+    _EnvelopeFault,
+    _PendingFileFault,
+    _SlowAnswer,
+)
+from devstack.kie_files import BLOCK_SIZE, FileLinks, SyntheticFile, _Served
+from devstack.kie_http import ENVELOPE_MESSAGES
 
-BLOCK_SIZE: Final = 1 << 20
-"""Bytes of a SyntheticFile are generated in independent blocks of this size."""
-DEFAULT_CHUNK: Final = 256 << 10
+__all__ = [
+    "BLOCK_SIZE",
+    "DOWNLOAD_URL_PATH",
+    "ENVELOPE_MESSAGES",
+    "RECORD_INFO_PATHS",
+    "FileFault",
+    "KieEmulator",
+    "SyntheticFile",
+    "main",
+    "send_callback",
+    "sign",
+]
+
 REQUEST_LOG_LIMIT: Final = 1000
-
-RECORD_INFO_PATHS: Final[dict[str, str]] = {
-    "market": "/api/v1/jobs/recordInfo",
-    "veo": "/api/v1/veo/record-info",
-    "veo4k": "/api/v1/veo/record-info",
-    "suno": "/api/v1/generate/record-info",
-    "suno_wav": "/api/v1/wav/record-info",
-    "suno_mp4": "/api/v1/mp4/record-info",
-    "suno_midi": "/api/v1/midi/record-info",
-    "suno_voice": "/api/v1/voice/record-info",
-    "suno_vocal_separation": "/api/v1/vocal-removal/record-info",
-    "suno_cover": "/api/v1/suno/cover/record-info",
-    "gpt4o": "/api/v1/gpt4o-image/record-info",
-    "flux_kontext": "/api/v1/flux/kontext/record-info",
-    "runway": "/api/v1/runway/record-detail",
-    "runway_aleph": "/api/v1/aleph/record-info",
-    "luma": "/api/v1/modify/record-info",
-    "midjourney": "/api/v1/mj/record-info",
-}
-"""Record-info endpoint per API family (kie-api.md §5)."""
-
-DOWNLOAD_URL_PATH: Final = "/api/v1/common/download-url"
-
-ENVELOPE_MESSAGES: Final[dict[int, str]] = {
-    200: "success",
-    401: "You do not have access permissions",
-    402: "Insufficient credits",
-    404: "Not found",
-    422: "Invalid URL (External file URLs are not supported)",
-    429: "Rate limited",
-    455: "Service unavailable",
-    500: "Server error",
-    505: "The feature is disabled",
-}
-"""kie.ai's envelope messages per code, as used for injected download-url and record-info codes."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Synthetic files
-
-
-def _png_prefix() -> bytes:
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 64, 64, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
-def _riff_size(size: int) -> bytes:
-    return struct.pack("<I", max(0, min(size - 8, 0xFFFFFFFF)))
-
-
-def _magic_prefix(content_type: str, size: int) -> bytes:
-    ctype = content_type.split(";", 1)[0].strip().lower()
-    if ctype == "image/png":
-        return _png_prefix()
-    if ctype in ("image/jpeg", "image/jpg"):
-        return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    if ctype == "video/mp4":
-        return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
-    if ctype in ("audio/mpeg", "audio/mp3"):
-        return b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64"
-    if ctype in ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"):
-        fmt = struct.pack("<IHHIIHH", 16, 1, 2, 44100, 44100 * 4, 4, 16)
-        data_len = struct.pack("<I", max(0, min(size - 44, 0xFFFFFFFF)))
-        return b"RIFF" + _riff_size(size) + b"WAVEfmt " + fmt + b"data" + data_len
-    if ctype == "image/webp":
-        return b"RIFF" + _riff_size(size) + b"WEBPVP8 "
-    return b""
-
-
-_ZEROS: Final = memoryview(bytes(BLOCK_SIZE))
-"""The plaintext of every keystream block (shared: a fresh 1 MiB of zeros costs more than the cipher)."""
-
-
-class _Keystream:
-    """Pseudo-random bytes of any block, fast: the AES-128-CTR keystream of a key derived from the seed.
-
-    About 5 GB/s with AES-NI (SHAKE-128 managed 0.3 GB/s), so the emulator, which shares the machine's
-    cores with moto and the copy under test, costs the copy almost nothing, as a remote origin would.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self._key = hashlib.sha256(seed.to_bytes(32, "big", signed=True)).digest()[:16]
-
-    def block(self, index: int, length: int) -> bytes:
-        """The `length` bytes of block `index`: the keystream from counter index x BLOCK_SIZE / 16."""
-        counter = (index * (BLOCK_SIZE // 16)).to_bytes(16, "big")
-        encryptor = Cipher(algorithms.AES(self._key), modes.CTR(counter)).encryptor()
-        return encryptor.update(_ZEROS[:length])
-
-
-def _seed_from_name(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-
-
-class SyntheticFile:
-    """A file whose bytes are generated deterministically, block by block, and never held whole.
-
-    The first bytes are a real magic prefix for ``content_type`` (so content sniffing works); the rest
-    is pseudo-random data produced in independent ``BLOCK_SIZE`` blocks, so any byte range can be
-    produced without generating the bytes before it.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        size: int,
-        content_type: str,
-        seed: int | None = None,
-        served_content_type: str | None = None,
-    ) -> None:
-        if not name or name.startswith("/") or "?" in name or "#" in name:
-            raise ValueError(f"invalid file name {name!r}")
-        if size < 0:
-            raise ValueError("size must be >= 0")
-        self.name = name
-        self.size = size
-        self.content_type = content_type
-        self.seed = _seed_from_name(name) if seed is None else seed
-        self._served_content_type = served_content_type
-        self._prefix = _magic_prefix(content_type, size)[:size]
-        self._sha256: str | None = None
-        self._sha_lock = threading.Lock()
-        self._cached_block: tuple[int, bytes] | None = None
-        self._keystream = _Keystream(self.seed)
-
-    def __repr__(self) -> str:
-        return f"SyntheticFile({self.name!r}, size={self.size}, content_type={self.content_type!r})"
-
-    @property
-    def served_content_type(self) -> str:
-        """The Content-Type header the emulator sends for this file (defaults to ``content_type``)."""
-        return self._served_content_type or self.content_type
-
-    @property
-    def prefix(self) -> bytes:
-        """The magic prefix the file starts with (possibly truncated to ``size``)."""
-        return self._prefix
-
-    def _make_block(self, index: int) -> bytes:
-        start = index * BLOCK_SIZE
-        length = min(BLOCK_SIZE, self.size - start)
-        if length <= 0:
-            return b""
-        data = self._keystream.block(index, length)
-        if index == 0 and self._prefix:
-            data = self._prefix + data[len(self._prefix) :]
-        return data
-
-    def _block(self, index: int) -> bytes:
-        cached = self._cached_block
-        if cached is not None and cached[0] == index:
-            return cached[1]
-        data = self._make_block(index)
-        self._cached_block = (index, data)
-        return data
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Return up to ``length`` bytes starting at ``offset`` (fewer at the end of the file)."""
-        if offset < 0 or length < 0:
-            raise ValueError("offset and length must be >= 0")
-        end = min(self.size, offset + length)
-        parts: list[bytes] = []
-        pos = offset
-        while pos < end:
-            index, within = divmod(pos, BLOCK_SIZE)
-            take = min(BLOCK_SIZE - within, end - pos)
-            parts.append(self._block(index)[within : within + take])
-            pos += take
-        return b"".join(parts)
-
-    def iter_bytes(
-        self, start: int = 0, end: int | None = None, chunk: int = DEFAULT_CHUNK
-    ) -> Iterator[bytes]:
-        """Yield the bytes ``[start, end)`` in pieces of at most ``chunk`` bytes."""
-        stop = self.size if end is None else min(end, self.size)
-        if start < 0 or chunk <= 0:
-            raise ValueError("start must be >= 0 and chunk > 0")
-        pos = start
-        while pos < stop:
-            index, within = divmod(pos, BLOCK_SIZE)
-            block = self._make_block(index)
-            block_stop = min(len(block), stop - index * BLOCK_SIZE)
-            while within < block_stop:
-                take = min(chunk, block_stop - within)
-                yield block[within : within + take]
-                within += take
-            pos = index * BLOCK_SIZE + block_stop
-            del block
-
-    def sha256_hex(self) -> str:
-        """SHA-256 of the whole file, computed by streaming once and cached."""
-        with self._sha_lock:
-            if self._sha256 is None:
-                digest = hashlib.sha256()
-                for index in range((self.size + BLOCK_SIZE - 1) // BLOCK_SIZE):
-                    digest.update(self._make_block(index))
-                self._sha256 = digest.hexdigest()
-            return self._sha256
-
-
-# --------------------------------------------------------------------------------------------------
-# Faults
-
-FaultKind = Literal["http_status", "truncate", "stall", "reset", "wrong_content_type", "new_version"]
-FAULT_KINDS: Final = frozenset(get_args(FaultKind))
-
-
-@dataclass(frozen=True, slots=True)
-class FileFault:
-    """A fault applied to one GET of a download link (byte offsets are relative to the response body)."""
-
-    kind: FaultKind
-    status: int = 0
-    at_byte: int = 0
-    seconds: float = 0.0
-    content_type: str = ""
-
-    @classmethod
-    def http_status(cls, status: int) -> FileFault:
-        """Answer ``status`` with a short error body instead of the file."""
-        return cls("http_status", status=status)
-
-    @classmethod
-    def truncate(cls, at_byte: int) -> FileFault:
-        """Send the full Content-Length header, then close the connection after ``at_byte`` body bytes."""
-        return cls("truncate", at_byte=at_byte)
-
-    @classmethod
-    def stall(cls, after_byte: int, seconds: float) -> FileFault:
-        """Stop sending for ``seconds`` after ``after_byte`` body bytes, then carry on."""
-        return cls("stall", at_byte=after_byte, seconds=seconds)
-
-    @classmethod
-    def reset(cls) -> FileFault:
-        """Close the socket (TCP RST) without any response."""
-        return cls("reset")
-
-    @classmethod
-    def wrong_content_type(cls, content_type: str) -> FileFault:
-        """Serve the file with this Content-Type header."""
-        return cls("wrong_content_type", content_type=content_type)
-
-    @classmethod
-    def new_version(cls) -> FileFault:
-        """Answer this GET from the file as it is, then overwrite the file with a new version (other
-        bytes of the same size and type, another ETag, a later Last-Modified), as when the origin's
-        file is replaced between two requests of one download."""
-        return cls("new_version")
-
-
-@dataclass(slots=True)
-class _EnvelopeFault:
-    code: int
-    remaining: int
-    key: str | None
-
-
-@dataclass(slots=True)
-class _SlowAnswer:
-    seconds: float
-    remaining: int
-    key: str | None
-
-
-@dataclass(slots=True)
-class _PendingFileFault:
-    fault: FileFault
-    remaining: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Served:
-    file: SyntheticFile
-    modified_at: float
-    etag: str
-
-    @classmethod
-    def of(cls, file: SyntheticFile, modified_at: float) -> _Served:
-        etag_src = f"{file.name}\0{file.size}\0{file.seed}\0{file.content_type}".encode()
-        etag = '"' + hashlib.md5(etag_src, usedforsecurity=False).hexdigest() + '"'
-        return cls(file=file, modified_at=float(int(modified_at)), etag=etag)
-
-    @property
-    def last_modified(self) -> str:
-        return email.utils.formatdate(self.modified_at, usegmt=True)
-
-    def if_range_matches(self, value: str) -> bool:
-        """RFC 9110 §13.1.5: an entity tag matches by strong comparison (a weak one never does),
-        a date only when it is exactly the Last-Modified."""
-        value = value.strip()
-        if value.startswith(("W/", '"')):
-            return not value.startswith("W/") and value == self.etag
-        return value == self.last_modified
-
-
-class _RangeNotSatisfiableError(Exception):
-    pass
-
-
-def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """Return ``(start, end_exclusive)`` for a single byte range, None to serve the whole file."""
-    if not value:
-        return None
-    unit, _, spec = value.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    first, last = first.strip(), last.strip()
-    if (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
-        return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise _RangeNotSatisfiableError
-        return max(0, size - suffix), size
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        raise _RangeNotSatisfiableError
-    end = size if not last else min(size, int(last) + 1)
-    return start, end
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,109 +110,8 @@ class _Server(ThreadingHTTPServer):
             self.emulator._untrack(request)
 
 
-def _xml_error(code: str, message: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    ).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "kie-emulator/1.0"
-    sys_version = ""
-
-    @property
-    def emulator(self) -> KieEmulator:
-        return cast(_Server, self.server).emulator
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.emulator.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    # -- plumbing ---------------------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            while True:
-                size_line = self.rfile.readline(1024)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        head_only: bool = False,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self._headers_sent = True
-        if body and not head_only:
-            self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: object, head_only: bool = False) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        self._send(status, body, "application/json; charset=utf-8", head_only)
-
-    def _envelope(self, code: int, msg: str | None = None, data: object = None) -> None:
-        self._send_json(200, {"code": code, "msg": msg or ENVELOPE_MESSAGES.get(code, "error"), "data": data})
-
-    def _authorized(self) -> bool:
-        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), self.emulator.api_key.encode()
-        )
-
-    def _dispatch(self, method: str) -> None:
-        self._headers_sent = False
-        split = urllib.parse.urlsplit(self.path)
-        path = split.path
-        self.emulator._log_request(method, path, dict(self.headers.items()))
-        try:
-            body = self._read_body()
-            self._route(method, path, urllib.parse.parse_qs(split.query), body)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            self.close_connection = True
-        except Exception:
-            self.close_connection = True
-            if self._headers_sent:
-                return
-            with contextlib.suppress(OSError):
-                self._envelope(500, "Server error")
+class _Handler(ApiRoutes, FileLinks):
+    """Routes each request: kie.ai's API, the file links, the admin API."""
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
         emu = self.emulator
@@ -542,186 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- kie.ai API -------------------------------------------------------------------------------
 
-    def _download_url(self, body: bytes) -> None:
-        emu = self.emulator
-        url: str | None = None
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and isinstance(payload.get("url"), str):
-            url = payload["url"]
-        emu._count_download_url(url or "")
-        injected = emu._take_envelope_fault(emu._download_url_faults, url)
-        if injected is not None:
-            self._envelope(injected)
-        elif not self._authorized():
-            self._envelope(401)
-        elif payload is None:
-            self._envelope(422, "Request body must be JSON")
-        elif url is None or not url:
-            self._envelope(422, "url is required")
-        else:
-            link = emu._link_for_result_url(url)
-            if link is None:
-                self._envelope(422)
-            else:
-                self._envelope(200, "success", link)
 
-    def _record_info(self, path: str, query: dict[str, list[str]]) -> None:
-        emu = self.emulator
-        task_id = (query.get("taskId") or [""])[0]
-        emu._count_record_info(task_id)
-        if (seconds := emu._take_slow_answer(task_id)) and emu._stopping.wait(seconds):
-            return
-        injected = emu._take_envelope_fault(emu._record_info_faults, task_id)
-        if injected is not None:
-            self._envelope(injected)
-        elif not self._authorized():
-            self._envelope(401)
-        elif not task_id:
-            self._envelope(422, "taskId is required")
-        else:
-            data = emu._task(path, task_id)
-            if data is None:
-                self._envelope(422, "recordInfo is null")
-            else:
-                self._envelope(200, "success", data)
-
-    # -- file links -------------------------------------------------------------------------------
-
-    def _serve_link(self, method: str, name: str, query: dict[str, list[str]]) -> None:
-        emu = self.emulator
-        head_only = method == "HEAD"
-        xml = "application/xml"
-        if method == "GET":
-            emu._count_file_request(name)
-        expires = (query.get("expires") or [""])[0]
-        sig = (query.get("sig") or [""])[0]
-        if not emu._signature_ok(name, expires, sig):
-            msg = "The request signature we calculated does not match the signature you provided."
-            self._send(403, _xml_error("SignatureDoesNotMatch", msg), xml, head_only)
-            return
-        if emu.now() > int(expires):
-            self._send(403, _xml_error("AccessDenied", "Request has expired"), xml, head_only)
-            return
-        served = emu._served(name)
-        if served is None:
-            self._send(404, _xml_error("NoSuchKey", "The specified key does not exist."), xml, head_only)
-            return
-        fault = emu._take_file_fault(name) if method == "GET" else None
-        if fault is not None and fault.kind == "new_version":
-            emu._new_version(name)  # this answer still comes from `served`; later ones from the new one
-        if fault is not None and fault.kind == "reset":
-            self._reset()
-            return
-        if fault is not None and fault.kind == "http_status":
-            text = f"{fault.status} {self.responses.get(fault.status, ('Error',))[0]}".encode()
-            self._send(fault.status, text, "text/plain; charset=utf-8", head_only)
-            return
-        file = served.file
-        content_type = file.served_content_type
-        if fault is not None and fault.kind == "wrong_content_type":
-            content_type = fault.content_type
-        common = {"ETag": served.etag, "Last-Modified": served.last_modified} if emu.validators else {}
-        if emu.accept_ranges:
-            common = {"Accept-Ranges": "bytes", **common}
-        asked = self.headers.get("Range") if emu.accept_ranges else None
-        if_range = self.headers.get("If-Range") if emu.honour_if_range else None
-        if if_range is not None and not (emu.validators and served.if_range_matches(if_range)):
-            asked = None  # another version than the client holds: the whole file, with 200
-        try:
-            byte_range = _parse_range(asked, file.size)
-        except _RangeNotSatisfiableError:
-            self._send(416, b"", xml, head_only, {**common, "Content-Range": f"bytes */{file.size}"})
-            return
-        start, end = byte_range if byte_range is not None else (0, file.size)
-        self.send_response(206 if byte_range is not None else 200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(end - start))
-        if byte_range is not None:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{file.size}")
-        for header, value in common.items():
-            self.send_header(header, value)
-        self.end_headers()
-        self._headers_sent = True
-        if not head_only:
-            self._stream(file, start, end, fault)
-
-    def _reset(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()  # the descriptor closes (with RST) once the handler's files close
-        except OSError:
-            pass
-
-    def _stream(self, file: SyntheticFile, start: int, end: int, fault: FileFault | None) -> None:
-        emu = self.emulator
-        bps = emu.bandwidth_limit_bps
-        chunk = DEFAULT_CHUNK if not bps else max(1024, min(DEFAULT_CHUNK, bps // 20))
-        cut = fault.at_byte if fault is not None and fault.kind == "truncate" else None
-        stall_at = fault.at_byte if fault is not None and fault.kind == "stall" else None
-        sent = 0
-        began = time.monotonic()
-
-        def write(data: bytes) -> bool:
-            nonlocal sent
-            if bps:
-                delay = began + sent / bps - time.monotonic()
-                if delay > 0 and emu._stopping.wait(delay):
-                    return False
-            self.wfile.write(data)
-            sent += len(data)
-            emu._add_bytes_served(len(data))
-            return True
-
-        for piece in file.iter_bytes(start, end, chunk):
-            if cut is not None and sent + len(piece) >= cut:
-                if cut > sent:
-                    write(piece[: cut - sent])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            if stall_at is not None and sent + len(piece) > stall_at:
-                head, piece = piece[: stall_at - sent], piece[stall_at - sent :]
-                if head and not write(head):
-                    break
-                self.wfile.flush()
-                stall_at = None
-                if emu._stopping.wait(fault.seconds if fault is not None else 0):
-                    break
-            if not write(piece):
-                break
-        else:
-            return
-        self.close_connection = True  # stopped while streaming
-
-    # -- admin API (for the emulator run as a separate process) -----------------------------------
-
-    def _admin(self, method: str, path: str, body: bytes) -> None:
-        emu = self.emulator
-        if not self._authorized():
-            self._send_json(401, {"code": 401, "msg": ENVELOPE_MESSAGES[401], "data": None})
-            return
-        try:
-            payload = json.loads(body) if body else {}
-            if not isinstance(payload, dict):
-                raise TypeError("body must be a JSON object")
-            result = emu._admin_call(method, path, payload)
-        except (ValueError, TypeError, KeyError) as exc:
-            self._send_json(400, {"code": 400, "msg": f"{type(exc).__name__}: {exc}", "data": None})
-            return
-        if result is _NOT_FOUND:
-            self._send_json(404, {"code": 404, "msg": f"No endpoint {method} {path}", "data": None})
-        else:
-            self._send_json(200, {"code": 200, "msg": "success", "data": result})
-
-
-_NOT_FOUND: Final = object()
-
-
-class KieEmulator:
+class KieEmulator(FaultInjection):
     """A kie.ai emulator on loopback: download-url, record-info, signed expiring file links, faults.
 
     Use it as a context manager (or ``start()`` / ``stop()``). The socket is bound on construction, so
@@ -903,37 +316,6 @@ class KieEmulator:
             f"?expires={expires}&sig={self._signature(name, str(expires))}"
         )
 
-    # -- faults -----------------------------------------------------------------------------------
-
-    def inject_download_url(self, code: int, times: int = 1, url: str | None = None) -> None:
-        """Answer the next ``times`` download-url calls (for ``url``, or any) with envelope ``code``."""
-        with self._lock:
-            self._download_url_faults.append(_EnvelopeFault(code, times, url))
-
-    def inject_record_info(self, code: int, times: int = 1, task_id: str | None = None) -> None:
-        """Answer the next ``times`` record-info calls (for ``task_id``, or any) with envelope ``code``."""
-        with self._lock:
-            self._record_info_faults.append(_EnvelopeFault(code, times, task_id))
-
-    def delay_record_info(self, seconds: float, times: int = 1, task_id: str | None = None) -> None:
-        """Answer the next ``times`` record-info calls (for ``task_id``, or any) ``seconds`` late,
-        the headers included, as a slow kie.ai does (an injected envelope code still applies after)."""
-        with self._lock:
-            self._record_info_delays.append(_SlowAnswer(seconds, times, task_id))
-
-    def inject_file_fault(self, name: str, fault: FileFault, times: int = 1) -> None:
-        """Apply ``fault`` to the next ``times`` GETs of the download link of file ``name``."""
-        with self._lock:
-            self._file_faults.setdefault(name, []).append(_PendingFileFault(fault, times))
-
-    def clear_faults(self) -> None:
-        """Drop every pending injected fault."""
-        with self._lock:
-            self._download_url_faults.clear()
-            self._record_info_faults.clear()
-            self._record_info_delays.clear()
-            self._file_faults.clear()
-
     # -- internals used by the handler ------------------------------------------------------------
 
     def _track(self, sock: socket.socket, thread: threading.Thread) -> None:
@@ -965,37 +347,6 @@ class KieEmulator:
     def _add_bytes_served(self, count: int) -> None:
         with self._lock:
             self.bytes_served += count
-
-    def _take_envelope_fault(self, faults: list[_EnvelopeFault], key: str | None) -> int | None:
-        with self._lock:
-            for fault in faults:
-                if fault.key is None or fault.key == key:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        faults.remove(fault)
-                    return fault.code
-        return None
-
-    def _take_slow_answer(self, key: str) -> float:
-        with self._lock:
-            for delay in self._record_info_delays:
-                if delay.key is None or delay.key == key:
-                    delay.remaining -= 1
-                    if delay.remaining <= 0:
-                        self._record_info_delays.remove(delay)
-                    return delay.seconds
-        return 0.0
-
-    def _take_file_fault(self, name: str) -> FileFault | None:
-        with self._lock:
-            pending = self._file_faults.get(name)
-            if not pending:
-                return None
-            first = pending[0]
-            first.remaining -= 1
-            if first.remaining <= 0:
-                pending.pop(0)
-            return first.fault
 
     def _signature(self, name: str, expires: str) -> str:
         return hmac.new(self._link_key, f"{name}\n{expires}".encode(), hashlib.sha256).hexdigest()

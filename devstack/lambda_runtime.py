@@ -214,6 +214,9 @@ class SqsPoller:
     visibility_timeout: int | None = None
     invoked: int = 0
     on_batch: Callable[[dict[str, Any]], None] | None = None
+    # Runs the function (event, context) -> result: the package in a process of its own
+    # (devstack.sandbox), or None for `app.lambda_handler` in this process.
+    invoker: Callable[[dict[str, Any], LambdaContext], Any] | None = None
     invocation_seconds: list[float] = field(default_factory=list)  # each handler call, as Lambda's Duration
 
     def poll_once(self, wait_seconds: int = 1) -> int:
@@ -243,7 +246,7 @@ class SqsPoller:
             )
             started = time.perf_counter()
             try:
-                response = invoke(event, context)
+                response = (self.invoker or invoke)(event, context)
             finally:
                 self.invocation_seconds.append(time.perf_counter() - started)
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
@@ -324,6 +327,7 @@ class StreamPoller:
     on_failure: Callable[[dict[str, Any]], None] | None = None
     context: Callable[[], LambdaContext] = LambdaContext
     function: str | None = None  # the template's function of the mapping, whose role reads the stream
+    invoker: Callable[[dict[str, Any], LambdaContext], Any] | None = None  # as SqsPoller's
     invoked: int = 0
     given_up: int = 0  # batches sent to on_failure
     # Each shard's checkpoint, as the real mapping keeps one: read next AT or AFTER a sequence number
@@ -413,7 +417,7 @@ class StreamPoller:
         event = {"Records": [self._lambda_record(record) for record in records]}
         self.invoked += 1
         try:
-            response = invoke(event, self.context())
+            response = (self.invoker or invoke)(event, self.context())
         except Exception:  # as on Lambda: logged, and the whole batch again (split in two when bisecting)
             traceback.print_exc()
             if self.bisect_on_error and len(records) > 1:

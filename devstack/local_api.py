@@ -4,8 +4,8 @@ What API Gateway's HTTP API does in front of `app.lambda_handler`, as far as a l
 template's routes (method and path, `{param}` segments), payload format 2.0 events (headers
 lower-cased, repeated ones joined with commas, cookies apart, text bodies as text and others in
 base64), the answer mapped back (a dict without `statusCode` is 200 JSON), 404 `Not Found` for a
-request no route takes, 413 over the gateway's 10 MB, and 500 `Internal Server Error` when the
-function raises. Routes the template IAM-authorises take unsigned requests here (a signature, if
+request no route takes (whatever its method: TRACE as much as GET on an unknown path), 413 over
+the gateway's 10 MB, and 500 `Internal Server Error` when the function raises. Routes the template IAM-authorises take unsigned requests here (a signature, if
 any, is not checked), unless the API is given an `authorize` check (`make up AUTH=iam`: SigV4
 against the local stack's own credentials, `devstack.sigv4.check`), which refuses with 403 before
 the function is called; every answer of such a route carries the header `x-kie2s3-local-auth`
@@ -294,6 +294,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, PROPFIND, ...) takes no route: the gateway's 404, where
+        # http.server would answer 501 for a method it has no do_<METHOD> for.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         """The body, or None when it is larger than the gateway takes (read all the same, so that

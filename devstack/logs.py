@@ -1,14 +1,15 @@
 """`make logs`: the functions' logs, of the local stack or of a deployed one, with the same options.
 
-    python -m devstack.logs [--function NAME] [--since 10m] [--follow] [--json] [--lines N] [--state-dir D]
+    python -m devstack.logs [--function NAME] [--since 10m] [--follow] [--json] [--lines N] [--last] [--state-dir D]
     python -m devstack.logs --stack-name STACK [--region R] [--function NAME] [--since 10m] [--follow] [--json]
 
 A function is named as in the template without `Function`, in kebab case: `api`, `copy-worker`,
 `events`, `reconciler`, `forward`. `--since` takes `30s`, `10m`, `2h`, `1d` or an ISO 8601 time.
 `--json` prints the functions' structured records only, one JSON document a line (for jq); without
-it, records are printed as `time function level message key=value …`. Locally, with none of
-`--function`, `--since` and `--json`, each log file's last lines are printed as they are (the
-stack's, the functions', the events function's and the AWS emulator's). A deployed stack's log
+it, a record is one line, `time function level message key=value …` (the fields the code logged,
+the task as `task=`, an exception's type and last line), and the local stack's own lines are
+printed as they are, every log's lines merged in time order, the AWS emulator's access lines (its
+pollers') left out. `--last` reads the last stack's logs, which `make down` keeps. A deployed stack's log
 groups are found from its resources (each function's `LoggingConfig`), read with CloudWatch Logs'
 FilterLogEvents (default: the last 10 minutes).
 
@@ -18,6 +19,7 @@ template are loaded for a deployed stack only.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
@@ -32,7 +34,9 @@ from devstack.cli import Parser, UserError, run
 
 LOCAL_LOGS: Final = ("stack", "worker", "events", "moto")
 """The local stack's log files (devstack.up): the supervisor with the API, the functions processes, moto."""
-FUNCTION_LOGS: Final = ("stack", "worker", "events")
+# moto's access log: one line per request, most of them the pollers' (SQS ReceiveMessage, DynamoDB
+# GetRecords, every second or so); what else moto says (a traceback, a warning) is kept.
+_EMULATOR_ACCESS: Final = re.compile(r'^\S+ - - \[[^]]*\] "[A-Z]+ \S+ HTTP/[\d.]+" \d{3} ')
 LOCAL_NAME_PREFIX: Final = "kie2s3-"
 """Locally a function's name is kie2s3-<its name> (devstack.serve.function_context)."""
 DEPLOYED_DEFAULT_SINCE: Final = "10m"
@@ -40,9 +44,23 @@ FOLLOW_SECONDS: Final = 2.0
 _SPAN: Final = re.compile(r"(\d+)\s*([smhd])")
 _SPAN_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LOCAL_STACK_LINE: Final = re.compile(r"\[local stack\] (\d\d):(\d\d):(\d\d) ")
+_ACCESS_TIME: Final = re.compile(r"^\S+ - - \[(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d)\] ")
 _SHOWN_FIRST: Final = ("timestamp", "level", "message", "function_name", "location", "service")
+# Powertools' own fields, the same on every record of an invocation: the readable line leaves them out
+# (JSON=1 has them); the correlation id is the task's id, shown as `task=`.
 _NOT_SHOWN: Final = frozenset(
-    {"cold_start", "function_arn", "function_memory_size", "function_request_id", "xray_trace_id"}
+    {
+        "cold_start",
+        "function_arn",
+        "function_memory_size",
+        "function_request_id",
+        "xray_trace_id",
+        "sampling_rate",
+        "correlation_id",
+        "exception",
+        "exception_name",
+        "stack_trace",
+    }
 )
 
 
@@ -108,7 +126,7 @@ def parse_line(text: str, *, function: str | None = None, time_: float | None = 
     """A line as logged; `function` and `time_` as the log's source knows them (deployed), else its own."""
     record = _record(text)
     if record is not None:
-        own = record.get("function_name")
+        own = "api" if record.get("localApi") == "access" else record.get("function_name")
         if function is None and isinstance(own, str):
             function = own.removeprefix(LOCAL_NAME_PREFIX)
         if time_ is None:
@@ -117,6 +135,12 @@ def parse_line(text: str, *, function: str | None = None, time_: float | None = 
 
 
 def _local_clock_time(text: str, day: datetime.date) -> float | None:
+    """The local time a plain line starts with: the stack's `[local stack] HH:MM:SS`, or an access
+    line's `[07/Dec/2026 10:00:30]` (the AWS emulator's)."""
+    access = _ACCESS_TIME.search(text)
+    if access:
+        with contextlib.suppress(ValueError):
+            return datetime.datetime.strptime(access.group(1), "%d/%b/%Y %H:%M:%S").timestamp()
     found = _LOCAL_STACK_LINE.match(text)
     if not found:
         return None
@@ -176,14 +200,22 @@ def _readable(line: Line) -> str:
         return f"{when} {line.function or '-':<12} METRIC {values}"
     if "type" in record and "record" in record:  # Lambda's platform record (JSON log format)
         return f"{when} {line.function or '-':<12} {record['type']} {json.dumps(record['record'])}"
+    if record.pop("localApi", None) == "access":  # the local API's access log: the request's fields
+        record.pop("time", None)
+        record["level"] = "ACCESS"
     level = str(record.get("level", "-"))
     message = str(record.get("message", ""))
+    fields = {"task": record["correlation_id"]} if record.get("correlation_id") else {}
+    fields.update((k, v) for k, v in record.items() if k not in _SHOWN_FIRST and k not in _NOT_SHOWN)
+    if record.get("exception_name"):  # the exception's type and last line; JSON=1 has the traceback
+        last = str(record.get("exception") or "").strip().splitlines()[-1:] or [""]
+        fields["exception"] = f"{record['exception_name']}: {last[0]}".rstrip(": ")
     rest = " ".join(
-        f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
-        for key, value in record.items()
-        if key not in _SHOWN_FIRST and key not in _NOT_SHOWN
+        f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in fields.items()
     )
-    return f"{when} {line.function or '-':<12} {level:<7} {message} {rest}".rstrip()
+    return " ".join(
+        part for part in (f"{when} {line.function or '-':<12} {level:<7}", message, rest) if part
+    ).rstrip()
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -196,27 +228,24 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _tails(files: Sequence[Path], lines: int, out: TextIO) -> dict[Path, int]:
-    """Each file's last lines as they are, under its name (no option given); the offsets read."""
-    offsets = {}
-    for path in files:
-        text = path.read_text(errors="replace")
-        print(f"==> {_display(path)} <==", file=out)
-        tail = text.splitlines()[-lines:] if lines > 0 else text.splitlines()
-        print("\n".join(tail), file=out)
-        offsets[path] = len(text.encode())
-    return offsets
+def shown(path: Path, texts: Iterable[str], day: datetime.date) -> list[Line]:
+    """A local log's lines worth reading, timed (`local_lines`): the AWS emulator's access lines (the
+    pollers') left out once they have timed the lines after them."""
+    lines = local_lines(texts, day)
+    if path.stem != "moto":
+        return lines
+    return [line for line in lines if not _EMULATOR_ACCESS.match(line.text)]
 
 
 def _selected(files: Sequence[Path], selection: Selection, lines: int, out: TextIO) -> dict[Path, int]:
-    """The functions' lines the selection keeps, in time order (the last `lines` without --since)."""
+    """The lines the selection keeps, of every file, in time order (the last `lines` without --since)."""
     offsets: dict[Path, int] = {}
     kept: list[Line] = []
     today = datetime.date.today()
     for path in files:
         text = path.read_text(errors="replace")
         offsets[path] = len(text.encode())
-        kept.extend(line for line in local_lines(text.splitlines(), today) if selection.keeps(line))
+        kept.extend(line for line in shown(path, text.splitlines(), today) if selection.keeps(line))
     kept.sort(key=lambda line: line.time if line.time is not None else 0.0)  # stable: a file's order stays
     if selection.since is None and lines > 0:
         kept = kept[-lines:]
@@ -238,15 +267,15 @@ def _read(path: Path) -> list[str]:
 
 
 def local_logs(
-    directory: Path, selection: Selection, lines: int, follow: bool, out: TextIO = sys.stdout
+    directory: Path, selection: Selection, lines: int, follow: bool, out: TextIO | None = None
 ) -> int:
-    """Print the local stack's logs; with follow, go on printing what is appended until Ctrl-C."""
-    plain = selection == Selection()
-    names = LOCAL_LOGS if plain else FUNCTION_LOGS
-    files = [directory / f"{name}.log" for name in names if (directory / f"{name}.log").exists()]
+    """Print the local stack's logs, one readable line per record; with follow, go on printing what
+    is appended until Ctrl-C."""
+    out = out or sys.stdout
+    files = [directory / f"{name}.log" for name in LOCAL_LOGS if (directory / f"{name}.log").exists()]
     if not files:
         raise UserError("no local stack running, and no logs left from one: make up starts one", status=1)
-    offsets = _tails(files, lines, out) if plain else _selected(files, selection, lines, out)
+    offsets = _selected(files, selection, lines, out)
     while follow:
         time.sleep(0.5)
         for path in files:
@@ -255,12 +284,12 @@ def local_logs(
                     f.seek(offsets[path])
                     new = f.read()
             except FileNotFoundError:
-                return 0  # make down removed it
+                return 0  # make down moved it
             complete = new[: new.rfind(b"\n") + 1]  # a line still being written waits for its end
             offsets[path] += len(complete)
-            for line in local_lines(complete.decode(errors="replace").splitlines(), datetime.date.today()):
-                if plain or selection.keeps(line):
-                    print(selection.render(line) if not plain else line.text, file=out, flush=True)
+            for line in shown(path, complete.decode(errors="replace").splitlines(), datetime.date.today()):
+                if selection.keeps(line):
+                    print(selection.render(line), file=out, flush=True)
     return 0
 
 
@@ -365,7 +394,7 @@ def _deployed(args: Any, selection: Selection) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The local stack's logs, or a deployed stack's."""
-    from devstack.running import state_dir
+    from devstack.running import last_logs_dir, state_dir
 
     parser = Parser(prog="devstack.logs", description=__doc__)
     parser.add_argument(
@@ -375,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="the structured records only, one JSON a line")
     parser.add_argument("--lines", type=int, default=100, help="locally: how many lines (0: all)")
+    parser.add_argument(
+        "--last", action="store_true", help="the logs of the last local stack (kept by make down)"
+    )
     parser.add_argument("--stack-name", help="a deployed stack's logs instead of the local stack's")
     parser.add_argument("--region", help="the deployed stack's region (default: the AWS configuration's)")
     parser.add_argument(
@@ -384,8 +416,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     since = parse_since(args.since, time.time()) if args.since else None
     selection = Selection(args.function, since, args.json)
     if args.stack_name:
+        if args.last:
+            raise UserError("LAST=1 is the last local stack's logs: leave it out with STACK_NAME")
         return _deployed(args, selection)
-    return local_logs(state_dir(args.state_dir), selection, args.lines, args.follow)
+    directory = state_dir(args.state_dir)
+    if args.last:
+        return local_logs(last_logs_dir(directory), selection, args.lines, follow=False)
+    return local_logs(directory, selection, args.lines, args.follow)
 
 
 if __name__ == "__main__":

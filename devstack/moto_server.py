@@ -1,30 +1,116 @@
-"""moto's server (`python -m devstack.moto_server -H host -p port`), with one change for the ledger's stream.
+"""moto's server (`python -m devstack.moto_server -H host -p port`), with two changes where moto's cost
+grows with everything the server holds rather than with the request: how a DynamoDB transaction is
+rolled back, and how S3 lists object versions.
 
-moto rolls a failed TransactWriteItems back by restoring a deep copy of each table it names, taken
-before the transaction, and a table's copy holds its whole DynamoDB stream. The ledger's stream
-grows with every write and is never trimmed locally (DynamoDB keeps 24 hours), so every transaction
-grew slower with it: with 3,000 records, ~490 ms instead of ~26 ms. A stream record never changes
-once written, so the copy shares the records and copies only the list of them: the rollback is
-the same, in the time of a list copy.
+moto rolls a failed TransactWriteItems back by restoring a deep copy of every table the transaction
+names, taken before it. That copy costs the size of the whole table (its DynamoDB stream included,
+which is never trimmed locally) on every transaction, cancelled or not: kie2s3's copies open with a
+transaction that names the tasks ledger (a check that their task is not taken down), so a long test
+session copied the ledger once per file, and a burst of copies took the server past the machine's
+memory. DynamoDB itself keeps no such copy. Here the transaction keeps instead what it can change:
+the prior version of each item it writes and the length of each written table's stream; a
+cancelled transaction puts those back (the same outcome as moto's: the items as they were, no
+stream record of the cancelled writes), in the time of a few item copies.
+
+moto's ListObjectVersions deep-copies every version of every key in the bucket, its bytes included,
+before it filters them by prefix (the copies only get `is_latest` set on them): a takedown lists
+the versions of each of a task's keys, and in a long test session the bucket holds gigabytes, so a
+task of 150 files took the server past the machine's memory. Here those copies are views that share
+the stored bytes: the same listing, at the cost of the versions' attributes.
 """
 
 import copy
 import sys
+import types
 from typing import Any
 
-from moto.dynamodb.models.table import StreamShard
+from moto.dynamodb import models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.s3 import models as s3_models
 from moto.server import main
 
 
-def _copy_sharing_records(self: StreamShard, memo: dict[int, Any]) -> StreamShard:
-    clone = copy.copy(self)
-    memo[id(self)] = clone
-    clone.table = copy.deepcopy(self.table, memo)  # the table being copied: its copy, from the memo
-    clone.items = list(self.items)
-    return clone
+def _deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """copy.deepcopy, except that a table is its own "copy": transact_write_items' backup of a whole
+    table (the only deep copy of a table in that module) is replaced by the backup of its items below."""
+    return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
-StreamShard.__deepcopy__ = _copy_sharing_records  # type: ignore[attr-defined]
+# The module's own name `copy` (moto calls copy.deepcopy through it), with deepcopy replaced.
+models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": _deepcopy_but_tables})  # type: ignore[attr-defined,assignment]
+
+
+Saved = tuple[Table, DynamoType, DynamoType | None, Any]
+
+
+def _written(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[Saved]:
+    """Each item a transaction may write, with its version before the transaction (None: absent)."""
+    saved: list[Saved] = []
+    for entry in transact_items:
+        kind, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName", ""))
+        if table is None or kind == "ConditionCheck":
+            continue
+        key = op.get("Item") if kind == "Put" else op.get("Key")
+        if not key or table.hash_key_attr not in key:
+            continue  # moto refuses it before writing anything
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+        before = table.get_item(hash_key, range_key) if (range_key or not table.has_range_key) else None
+        saved.append((table, hash_key, range_key, copy.deepcopy(before)))
+    return saved
+
+
+def _put_back(saved: list[Saved], streams: dict[int, tuple[Table, int]]) -> None:
+    for table, hash_key, range_key, before in reversed(saved):
+        if range_key is not None:
+            if before is None:
+                table.items[hash_key].pop(range_key, None)
+            else:
+                table.items[hash_key][range_key] = before
+        elif before is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = before
+    for table, length in streams.values():
+        if table.stream_shard is not None:
+            del table.stream_shard.items[length:]
+
+
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items_keeping_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    saved = _written(self, transact_items)
+    streams = {
+        id(table): (table, len(table.stream_shard.items))
+        for table, *_ in saved
+        if table.stream_shard is not None
+    }
+    try:
+        _transact_write_items(self, transact_items)
+    except Exception:
+        _put_back(saved, streams)
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items_keeping_items  # type: ignore[method-assign]
+
+
+def _views_of_versions(versions: list[Any], memo: dict[int, Any] | None = None) -> list[Any]:
+    """What list_object_versions (the one deep copy in moto.s3.models) gets for a key's versions: a
+    view of each, sharing its bytes, on which the listing may set `is_latest`."""
+    views = []
+    for version in versions:
+        view = object.__new__(type(version))
+        view.__dict__.update(version.__dict__)
+        views.append(view)
+    return views
+
+
+s3_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": _views_of_versions})  # type: ignore[attr-defined,assignment]
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -3,7 +3,7 @@
 Standard library only: `make down`, `make status`, `make logs` and `make env` read it without the
 project's environment. The state directory is `.devstack/up/` unless `KIE2S3_STATE_DIR` (or a
 command's `--state-dir`) names another; it holds `state.json`, the logs and nothing else, and
-`make down` removes it. Every process a stack starts carries its id in the environment variable
+`make down` removes it, keeping the logs in `<state dir>.last/` for `make logs LAST=1`. Every process a stack starts carries its id in the environment variable
 `KIE2S3_DEVSTACK_ID`, so that `make down` finds them all, also after a crash, and never a
 process that merely reuses a recorded pid.
 """
@@ -11,6 +11,7 @@ process that merely reuses a recorded pid.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -32,6 +33,26 @@ def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The state directory: the one given, else $KIE2S3_STATE_DIR, else .devstack/up/ in the repository."""
     chosen = explicit or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
     return Path(chosen).resolve()
+
+
+def last_logs_dir(directory: Path) -> Path:
+    """Where `make down` keeps the logs of the stack it stopped (`make logs LAST=1`): beside the state
+    directory, `<state dir>.last` (.devstack/up.last)."""
+    return directory.with_name(f"{directory.name}.last")
+
+
+def keep_logs(directory: Path) -> Path | None:
+    """Move the state directory's logs to `last_logs_dir` (replacing the stack before's); where they went,
+    or None when there were none."""
+    logs = sorted(directory.glob("*.log"))
+    if not logs:
+        return None
+    last = last_logs_dir(directory)
+    shutil.rmtree(last, ignore_errors=True)
+    last.mkdir(parents=True)
+    for path in logs:
+        path.replace(last / path.name)
+    return last
 
 
 @dataclass(frozen=True)

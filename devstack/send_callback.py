@@ -59,12 +59,26 @@ def _parsed(body: dict[str, Any], hint: str | None) -> tuple[str | None, int]:
     return parser.name, len(parsed.files) if parsed.outcome is Outcome.SUCCESS else 0
 
 
+def known_family(family: str, what: str = "family") -> str:
+    """The family, when a parser of that name exists; else a UserError naming the families."""
+    families = _families()
+    if family not in families:
+        raise UserError(f"unknown {what} {family!r}: one of {', '.join(sorted(families))}")
+    return family
+
+
+def refuse_unknown_hints(url: str | None, query: dict[str, str]) -> None:
+    """UserError for a `family=` hint, in the callback URL or the sample's query, that no parser knows:
+    kie2s3 would accept the callback and detect its family from the body, warning of the hint."""
+    given = urllib.parse.parse_qs(urllib.parse.urlsplit(url or "").query).get("family", [])
+    for hint in [*given, *([query["family"]] if "family" in query else [])]:
+        known_family(hint, "family hint (?family=)")
+
+
 def sample_for(family: str) -> Path:
     """The family's sample: a success with files if there is one (`callback-<family>-success.json`
     first, then the shortest name), else any sample of it."""
-    families = _families()
-    if family not in families:
-        raise UserError(f"unknown family {family!r}: one of {', '.join(sorted(families))}")
+    known_family(family)
     dashed = family.replace("_", "-")
     ranked = []
     for path in sorted(EVENTS_DIR.glob("callback-*.json")):
@@ -190,11 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(
             "URL given without HMAC_KEY: make callback ... URL=<callback URL> HMAC_KEY=<webhook HMAC key>"
         )
-    stack = None if args.url else running_stack(state_dir(args.state_dir))
     name = args.event or str(sample_for(args.family))
     event = load_event(name)
     body = callback_body(event, name)
     query = dict(event.get("queryStringParameters") or {})
+    refuse_unknown_hints(args.url, query)
+    stack = None if args.url else running_stack(state_dir(args.state_dir))
     family, _ = _parsed(body, query.get("family"))
     from kie2s3.errors import BadRequestError
     from kie2s3.families import task_id_of

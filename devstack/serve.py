@@ -1,20 +1,21 @@
 """The processes of a `make up` stack (started by `devstack.up`, never by hand).
 
-`python -m devstack.serve --state-dir D` is the supervisor: it starts moto (its own process) and the
-kie.ai emulator, provisions them from template.yaml as every local run does, serves the HTTP API
-over real HTTP (`devstack.local_api`, the API function in this process, like one container) and
-starts the functions processes; it records everything in D/state.json and stops it all on SIGTERM.
+`python -m devstack.serve --state-dir D` is the supervisor: it builds the package (`devstack.package`),
+starts moto (its own process) and the kie.ai emulator, provisions them from template.yaml as every
+local run does, serves the HTTP API over real HTTP (`devstack.local_api`; the API function runs from
+the package in processes of its own under Lambda's limits, `devstack.sandbox`) and starts the
+functions processes; it records everything in D/state.json and stops it all on SIGTERM.
 
-`python -m devstack.serve --functions --state-dir D` is the functions process, with exactly the
-functions' environment: the copy worker, polling the copy queue as Lambda's SQS event source
-mapping does (`SqsPoller`, one message per batch, failed messages visible again after a few
-seconds instead of the queue's 90 minutes), with ForwardUrl set the forward function on the
-forward queue (its own delays kept), and the reconciler on the template's schedule, one
-invocation at a time. `--events` is the events function's process beside it (a function of its
-own, as deployed: it never holds a copy back), reading the ledger's stream as its mapping does
-(`StreamPoller`; the events reach the queue `make events` reads). SIGTERM ends it at once (a copy
-in flight ends as a killed Lambda's would);
-it also stops by itself when the supervisor is gone.
+`python -m devstack.serve --functions --state-dir D` is the functions process, Lambda's side of the
+functions it invokes (each runs from the package, in sandboxed processes of its own): the copy
+worker, polling the copy queue as Lambda's SQS event source mapping does (`SqsPoller`, one message
+per batch, failed messages visible again after a few seconds instead of the queue's 90 minutes),
+with ForwardUrl set the forward function on the forward queue (its own delays kept), and the
+reconciler on the template's schedule, one invocation at a time. `--events` is the events
+function's process beside it (a function of its own, as deployed: it never holds a copy back),
+reading the ledger's stream as its mapping does (`StreamPoller`; the events reach the queue
+`make events` reads). SIGTERM ends it at once, its functions' processes killed (a copy in flight
+ends as a killed Lambda's would); it also stops by itself when the supervisor is gone.
 
 The kie.ai emulator serves every URL of the events/ samples, and its record-info knows the task of
 every Market sample (a Market task's record-info `data` is its callback's `data`).
@@ -41,6 +42,8 @@ from devstack.running import MARKER_ENV, REPO_ROOT, read_state, write_state
 if TYPE_CHECKING:
     from devstack.lambda_runtime import LambdaContext, SqsPoller
     from devstack.local_api import Authorize
+    from devstack.running import StackState
+    from devstack.sandbox import Functions
 
 # The processes beside the supervisor: name (its pid's, its log's) -> its command-line flag.
 FUNCTION_PROCESSES: Final = {"worker": "--functions", "events": "--events"}
@@ -281,8 +284,9 @@ def supervise(
     """Start the stack, record it, serve until SIGTERM (or until moto ends), then stop everything."""
     from devstack.aws import MotoServer
     from devstack.cli import UserError
-    from devstack.lambda_runtime import invoke
     from devstack.local_api import LocalHttpApi, template_routes
+    from devstack.package import build
+    from devstack.sandbox import Functions
     from devstack.stack import FORWARD_HMAC_KEY, KIE_API_KEY, WEBHOOK_HMAC_KEY, local_stack
     from devstack.template import load_template
 
@@ -313,10 +317,6 @@ def supervise(
         _say(state["error"])
         return 1
 
-    def call(event: dict[str, Any], function: str) -> Any:
-        return invoke(event, function_context(template, function))
-
-    api.invoke = call
     try:
         forward_url, forward_receiver = _forward_target(forward_url, receiver, api.port)
     except UserError as exc:
@@ -325,19 +325,23 @@ def supervise(
         _say(state["error"])
         return 1
     overrides = {"ForwardUrl": forward_url} if forward_url else None
+    package = build()
     with (
         local_stack(copy_mode=mode, moto=MotoServer(log_dir=directory), overrides=overrides) as stack,
-        stack.function(),
+        Functions(template, stack.env, package, output=sys.stdout) as lambdas,
     ):
         state["pids"]["moto"] = stack.moto.pid
         state["parameters"] = stack.aws.parameters
         state["physicalIds"] = stack.aws.physical_ids  # the events process reads the stream's table
+        state["package"] = {"code": str(package.code), "layer": str(package.layer)}
+        state["functionEnv"] = stack.env  # what the functions processes give the functions
         write_state(directory, state)
         if refused := _function_settings_error(stack.env):
             state["error"] = f"the functions refuse their environment: {refused}"
             write_state(directory, state)
             return 1
-        import app  # noqa: F401  # the API function's init, before its first request (as Lambda's)
+        _say(lambdas.isolated.describe())
+        api.invoke = lambda event, function: lambdas[function].invoke(event)
 
         served, tasks = serve_samples(stack.emulator)
         _say(
@@ -348,6 +352,9 @@ def supervise(
         write_state(directory, state)
         api.start()
         try:
+            # The API function's first environment, while the functions processes start theirs: its
+            # init before the first request (a package that cannot load stops `make up` here).
+            lambdas.warm(*{route.function for route in template_routes(template)})
             if not _started(directory, functions, stop):
                 state["error"] = "the functions did not start: see worker.log and events.log (make logs)"
                 write_state(directory, state)
@@ -401,12 +408,12 @@ def supervise(
 _OWN_DELAYS: Final = frozenset({"ForwardFunction"})
 
 
-def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["SqsPoller"]:
+def _pollers(
+    template: Mapping[str, Any], parameters: Mapping[str, str], sqs: Any, lambdas: "Functions"
+) -> list["SqsPoller"]:
     """A poller for each SQS-triggered function the stack's parameters create (the copy worker first)."""
     from devstack.lambda_runtime import SqsPoller
 
-    state = read_state(directory)
-    parameters = (state.data.get("parameters") if state else None) or {}
     pollers = []
     for function, variable in sqs_functions(template, parameters):
         context = function_context(template, function)
@@ -421,6 +428,7 @@ def _pollers(template: Mapping[str, Any], directory: Path, sqs: Any) -> list["Sq
                 timeout_seconds=context.timeout_seconds,
                 function_name=context.function_name,
                 memory_limit_in_mb=context.memory_limit_in_mb,
+                invoker=lambdas[function].invoke,
             )
         )
     return pollers
@@ -445,16 +453,39 @@ def _poll(pollers: Sequence["SqsPoller"]) -> None:
             time.sleep(1)
 
 
+def _stack_functions(directory: Path, template: Mapping[str, Any]) -> tuple["StackState", "Functions"]:
+    """The stack's state and its functions, run from the package the supervisor built; SIGTERM stops
+    them (their processes are killed, as Lambda's environments are) before this process ends."""
+    from devstack.package import Package
+    from devstack.sandbox import Functions
+
+    state = read_state(directory)
+    if state is None:
+        raise RuntimeError(f"no state in {directory}: the supervisor starts this process")
+    package = Package(Path(state.data["package"]["code"]), Path(state.data["package"]["layer"]))
+    lambdas = Functions(template, state.data["functionEnv"], package, output=sys.stdout)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    return state, lambdas
+
+
 def run_functions(directory: Path) -> int:
-    """The SQS-triggered functions and the scheduled ones, one invocation at a time, until SIGTERM."""
+    """The SQS-triggered functions and the scheduled ones, until SIGTERM: each poller and schedule
+    invokes its function's package in processes of their own (`devstack.sandbox`)."""
     import boto3
 
-    import app  # noqa: F401  # the container's init
-    from devstack.lambda_runtime import invoke
     from devstack.template import load_template
 
     template = load_template()
-    pollers = _pollers(template, directory, boto3.client("sqs"))
+    state, lambdas = _stack_functions(directory, template)
+    with lambdas:
+        return _serve_functions(directory, template, state, lambdas, boto3.client("sqs"))
+
+
+def _serve_functions(
+    directory: Path, template: Mapping[str, Any], state: "StackState", lambdas: "Functions", sqs: Any
+) -> int:
+    pollers = _pollers(template, state.data.get("parameters") or {}, sqs, lambdas)
+    lambdas.warm(*(function for function, _ in sqs_functions(template, state.data.get("parameters") or {})))
     schedules = [
         (logical_id, period, event, time.monotonic() + period)
         for logical_id, period, event in scheduled_functions(template)
@@ -476,31 +507,40 @@ def run_functions(directory: Path) -> int:
                 schedules[n] = (logical_id, period, event, due + period)
                 context = function_context(template, logical_id)
                 try:
-                    invoke(event, context)
+                    lambdas[logical_id].invoke(event, context)
                     _say(f"{context.function_name}: scheduled run done")
-                except Exception:
-                    traceback.print_exc()  # as Lambda reports a failed invocation; the next one comes anyway
+                except Exception as exc:  # as Lambda reports a failed invocation; the next one comes anyway
+                    _say(f"{context.function_name}: scheduled run failed: {exc}")
     return 0
 
 
 def run_events(directory: Path) -> int:
     """The events function over the ledger's stream, one invocation at a time, until SIGTERM."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    import app  # noqa: F401  # the container's init
-    import kie2s3.handlers.stream  # noqa: F401  # this function's one kind of event: loaded at init
-    from devstack.stack import ledger_stream_poller
     from devstack.template import load_template, stream_mappings
 
     template = load_template()
-    state = read_state(directory)
-    if state is None:
-        raise RuntimeError(f"no state in {directory}: the supervisor starts this process")
+    state, lambdas = _stack_functions(directory, template)
+    function = stream_mappings(template)[0].function
+    with lambdas:
+        lambdas.warm(function)
+        return _serve_stream(directory, template, state, lambdas[function].invoke, boto3)
+
+
+def _serve_stream(
+    directory: Path, template: Mapping[str, Any], state: "StackState", invoker: Any, boto3: Any
+) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from devstack.stack import ledger_stream_poller
+    from devstack.template import stream_mappings
+
     stream = ledger_stream_poller(
         state.physical_ids,
-        lambda service: boto3.client(service),  # type: ignore[call-overload]  # any service, by name
+        lambda service: boto3.client(service),
         template=template,
+        invoker=invoker,
     )
     name = function_context(template, stream_mappings(template)[0].function).function_name
     parent = os.getppid()

@@ -11,9 +11,11 @@ import boto3
 from devstack import aws_calls
 from devstack.aws import LocalStack, MotoServer, observe_events, provision
 from devstack.kie_emulator import KieEmulator
-from devstack.lambda_runtime import SqsPoller, StreamPoller, function_environment
+from devstack.lambda_runtime import LambdaContext, SqsPoller, StreamPoller, function_environment
 from devstack.template import load_template, stream_mappings
 
+# Runs a function with (event, context): the package's process (devstack.sandbox), None: in-process.
+type Invoker = Callable[[dict[str, Any], LambdaContext], Any]
 # Local-only credentials: the emulator checks the API key, the function reads both from Secrets Manager.
 KIE_API_KEY = "local-kie-api-key"
 WEBHOOK_HMAC_KEY = "local-webhook-hmac-key"
@@ -70,38 +72,49 @@ class Stack:
         """The archive bucket."""
         return self.env["BUCKET_NAME"]
 
-    def poller(self, *, retry_delay: int = 0) -> SqsPoller:
+    def poller(self, *, retry_delay: int = 0, invoker: Invoker | None = None) -> SqsPoller:
         """Plays Lambda's SQS event source mapping for the copy queue, as its only consumer.
 
         A failed batch is received again at once: with no other worker copying beside this one, no
         lock is left to wait for, and the job's five deliveries (then the DLQ) take no time.
         """
-        return self._poller("COPY_QUEUE_URL", retry_delay, "kie2s3-copy-worker")
+        return self._poller("COPY_QUEUE_URL", retry_delay, "kie2s3-copy-worker", invoker)
 
-    def forward_poller(self, *, retry_delay: int | None = 0) -> SqsPoller:
+    def forward_poller(self, *, retry_delay: int | None = 0, invoker: Invoker | None = None) -> SqsPoller:
         """Plays Lambda's SQS event source mapping for the forward queue (ForwardFunction's).
 
         A job that waits or failed is received again at once (`retry_delay` 0), whatever delay the
         function asked for: the tests move the forwarder's clock instead of waiting. None leaves
         the function's own delays, as Lambda does.
         """
-        return self._poller("FORWARD_QUEUE_URL", retry_delay, "kie2s3-forward")
+        return self._poller("FORWARD_QUEUE_URL", retry_delay, "kie2s3-forward", invoker)
 
-    def _poller(self, variable: str, retry_delay: int | None, function_name: str) -> SqsPoller:
+    def _poller(
+        self, variable: str, retry_delay: int | None, function_name: str, invoker: Invoker | None
+    ) -> SqsPoller:
         sqs = self.client("sqs")
         url = self.env[variable]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return SqsPoller(
-            sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=retry_delay, function_name=function_name
+            sqs=sqs,
+            queue_url=url,
+            queue_arn=arn,
+            retry_delay=retry_delay,
+            function_name=function_name,
+            invoker=invoker,
         )
 
-    def stream_poller(self, *, starting_position: str | None = "LATEST") -> StreamPoller:
+    def stream_poller(
+        self, *, starting_position: str | None = "LATEST", invoker: Invoker | None = None
+    ) -> StreamPoller:
         """Plays Lambda's mapping of the ledger's stream to the events function (template.yaml).
 
         From LATEST by default: it handles what is written from its first poll on (a test's own
         writes, not those of the tests before it); None takes the template's starting position.
         """
-        return ledger_stream_poller(self.aws.physical_ids, self.client, starting_position=starting_position)
+        return ledger_stream_poller(
+            self.aws.physical_ids, self.client, starting_position=starting_position, invoker=invoker
+        )
 
     def take_events(self) -> list[dict[str, Any]]:
         """Every event the local subscription received since the last call (read and deleted), in order."""
@@ -159,6 +172,7 @@ def ledger_stream_poller(
     *,
     starting_position: str | None = None,
     template: Mapping[str, Any] | None = None,
+    invoker: Invoker | None = None,
 ) -> StreamPoller:
     """A poller playing the template's mapping of the ledger's stream (its batch size, retries,
     bisection and on-failure queue), invoking its function with that function's context."""
@@ -186,6 +200,7 @@ def ledger_stream_poller(
         on_failure=on_failure,
         context=lambda: function_context(template, mapping.function),
         function=mapping.function,
+        invoker=invoker,
     )
 
 

@@ -3,7 +3,8 @@
 Marks the task taken down first (from then on no callback, `POST /copies`, reconciler pass or queued
 copy job stores anything of it), waits for the copies opened before that to end (a Lambda timeout
 at most; it says how long it waited), then deletes every version of the task's archived files (the
-keys its ledger items hold, whatever the KeyTemplate) and of its raw callbacks
+keys its ledger items hold, whatever the KeyTemplate), then, once the callbacks received before the
+mark have ended (30 s after it: an S3 write cannot be fenced), of its raw callbacks
 (`<ObjectPrefix><taskId>/callbacks/`), then its file items. The task's own item stays, marked taken
 down, with the keys its files had: one run leaves nothing behind but what Object Lock keeps.
 
@@ -63,7 +64,7 @@ def takedown(
         return 1
     print(f"task {task_id} taken down in s3://{bucket}", file=out)
     if report.waited_seconds >= 1:
-        print(f"  waited {report.waited_seconds:.0f} s for copies under way to end", file=out)
+        print(f"  waited {report.waited_seconds:.0f} s for copies and callbacks under way to end", file=out)
     for key in report.removed:
         print(f"  removed  {key}", file=out)
     for key, versions in report.locked.items():

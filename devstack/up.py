@@ -31,6 +31,8 @@ from devstack.running import (
     REPO_ROOT,
     StackState,
     is_ours,
+    keep_logs,
+    last_logs_dir,
     port_is_free,
     processes_of,
     read_state,
@@ -58,7 +60,7 @@ def _leftovers(state: StackState) -> list[int]:
 
 def _clean(directory: Path, state: StackState | None) -> None:
     """Stop whatever the stack left running (the supervisor first: it stops its children) and remove
-    the state directory."""
+    the state directory, its logs kept for `make logs LAST=1`."""
     if state is not None:
         supervisor = state.pids.get("supervisor")
         if supervisor is not None and is_ours(supervisor, state.stack_id):
@@ -69,6 +71,7 @@ def _clean(directory: Path, state: StackState | None) -> None:
             raise UserError(
                 f"processes {left} of the local stack would not stop: kill them, then make down again"
             )
+    keep_logs(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -101,7 +104,8 @@ def up(
         print(f"cleaning up a local stack that stopped uncleanly (its logs were in {_display(directory)})")
         _clean(directory, state)
     elif directory.exists():
-        shutil.rmtree(directory)  # the logs of a stack that failed to start
+        keep_logs(directory)  # the logs of a stack that failed to start: make logs LAST=1
+        shutil.rmtree(directory)
     if port and not port_is_free(port):
         raise UserError(f"port {port} is in use: make up PORT=<another port> (PORT=0 picks a free one)")
     directory.mkdir(parents=True)
@@ -187,10 +191,18 @@ def banner(state: StackState, seconds: float | None = None) -> str:
             "  events       make events [FOLLOW=1]  (what a rule on the bus for source kie2s3 delivers)",
             *_forwarding_lines(state),
             f"  logs         make logs  (in {_display(state.directory)})",
-            '  shell        eval "$(make -s env)"  sets API, BUCKET, KIE_WEBHOOK_HMAC_KEY, KIE_EMULATOR_URL',
+            *_shell_lines(state),
             "  stop         make down  (moto keeps everything in memory: the archive ends with the stack)",
         ]
     )
+
+
+def _shell_lines(state: StackState) -> list[str]:
+    """`make -s env`'s variables, every one of them, three names a line."""
+    names = list(shell_variables(state))
+    rows = [", ".join(names[i : i + 3]) for i in range(0, len(names), 3)]
+    first = '  shell        eval "$(make -s env)"  sets '
+    return [first + rows[0], *(" " * len(first) + row for row in rows[1:])]
 
 
 def _iam_lines(state: StackState) -> list[str]:
@@ -225,17 +237,20 @@ def down(directory: Path) -> int:
     """Stop everything the stack started and remove its state directory."""
     state = read_state(directory)
     if state is None:
-        existed = directory.exists()
+        kept = keep_logs(directory) if directory.exists() else None
         shutil.rmtree(directory, ignore_errors=True)
         print(
             "no local stack running: nothing to stop"
-            + (" (removed the logs of a failed start)" if existed else "")
+            + (f" (the logs of a failed start are in {_display(kept)}: make logs LAST=1)" if kept else "")
         )
         return 0
     where = state.data.get("apiUrl", "")
     running = len(_leftovers(state))
     _clean(directory, state)
-    print(f"stopped the local stack {where} ({running} processes); removed {_display(directory)}")
+    print(
+        f"stopped the local stack {where} ({running} processes); removed {_display(directory)},"
+        f" its logs kept in {_display(last_logs_dir(directory))} (make logs LAST=1)"
+    )
     return 0
 
 
@@ -255,10 +270,9 @@ def status(directory: Path) -> int:
     return 0 if not missing else 1
 
 
-def env(directory: Path) -> int:
-    """Shell assignments for the running stack: eval "$(make -s env)"."""
-    state = running_stack(directory)
-    values = {
+def shell_variables(state: StackState) -> dict[str, str]:
+    """What `make -s env` sets: the stack's URLs and keys, by shell variable."""
+    return {
         "API": state.api_url,
         "BUCKET": state.bucket,
         "KIE_WEBHOOK_HMAC_KEY": state.hmac_key,
@@ -269,7 +283,11 @@ def env(directory: Path) -> int:
         # AUTH=iam: the credentials file of the local stack's profiles (empty otherwise)
         "LOCAL_AWS_CREDENTIALS_FILE": str(state.data.get("credentialsFile", "")),
     }
-    for name, value in values.items():
+
+
+def env(directory: Path) -> int:
+    """Shell assignments for the running stack: eval "$(make -s env)"."""
+    for name, value in shell_variables(running_stack(directory)).items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 

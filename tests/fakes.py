@@ -1,4 +1,4 @@
-"""In-memory fakes of the logic's ports (kie2s3.logic.ports), for unit tests of the use cases.
+"""In-memory fakes of the logic's ports (kie2s3.ports), for unit tests of the use cases.
 
 Each fake keeps the conditions of the adapter it stands for (a `copied` file never downgraded, an
 update of a missing item refused, create-only object writes, ranges pinned to a version), logs
@@ -27,10 +27,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from kie2s3 import ports
 from kie2s3.adapters.idempotency import CopyGuard, CopyRecords
-from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK, TAKEN_DOWN, now_iso
+from kie2s3.adapters.ledger import MAX_FILES_PER_TRANSACTION, TAKEN_DOWN
 from kie2s3.adapters.s3_store import RAW_HINT, ascii_metadata, safe_tags
-from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import (
     LinkExpiredError,
     NotFoundError,
@@ -41,9 +41,9 @@ from kie2s3.errors import (
     SourceRefusedError,
     TakenDownError,
 )
-from kie2s3.logic import ports
 from kie2s3.logic.services import Services
 from kie2s3.models import BusEvent, CopyJob, CopyResult, FileItem, FileState, Outcome, SourceVersion, TaskItem
+from kie2s3.ports import OPEN_FILE, OPEN_TASK, SecretVersions, now_iso
 from kie2s3.retries import KIE_TIMEOUTS, RetryPolicy
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
@@ -163,20 +163,25 @@ class FakeLedger(_Faults):
             else:
                 self.open_tasks.discard(task.task_id)
 
-    def add_files(self, items: Sequence[FileItem]) -> bool:
-        if not items:
-            return True
+    def add_files(self, items: Sequence[FileItem]) -> int:
         if len(items) > 50:
             raise ValueError("at most 50 files are created at once")
-        self._request("add_files", "TransactWriteItems")
-        with self._lock:
-            for item in items:
-                if (item.task_id, item.index) in self.files or (item.task_id, item.source) in self.sources:
-                    return False
-            for item in items:
-                self.files[(item.task_id, item.index)] = item
-                self.sources[(item.task_id, item.source)] = item.index
-        return True
+        for start in range(0, len(items), MAX_FILES_PER_TRANSACTION):  # one transaction each
+            self._request("add_files", "TransactWriteItems")
+            chunk = items[start : start + MAX_FILES_PER_TRANSACTION]
+            with self._lock:
+                if self.is_taken_down(chunk[0].task_id):
+                    return start  # the transaction's check of the task's fence fails
+                for item in chunk:
+                    if (item.task_id, item.index) in self.files or (
+                        item.task_id,
+                        item.source,
+                    ) in self.sources:
+                        return start
+                for item in chunk:
+                    self.files[(item.task_id, item.index)] = item
+                    self.sources[(item.task_id, item.source)] = item.index
+        return len(items)
 
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
@@ -236,8 +241,10 @@ class FakeLedger(_Faults):
 
     def close_task(self, task_id: str, reason: str) -> None:
         self._request("close_task", "UpdateItem")
-        if (task := self.tasks.get(task_id)) is not None:
-            self.tasks[task_id] = task.model_copy(update={"reason": reason, "updated_at": now_iso()})
+        task = self.tasks.get(task_id)
+        if task is None or task.taken_down_at:
+            return  # the adapter's condition fails, silently
+        self.tasks[task_id] = task.model_copy(update={"reason": reason, "updated_at": now_iso()})
         self.open_tasks.discard(task_id)
 
     def taken_down(self, task_id: str) -> bool:
@@ -477,9 +484,20 @@ class FakeStore(_Faults):
                 aborted.append(upload.key)
         return aborted
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]:
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]:
         self._request("remove", "ListObjectVersions")
-        keys = [k for k in self.objects if k == prefix or (not exact and k.startswith(prefix))]
+        keys = [
+            k
+            for k in self.objects
+            if (k == prefix or (not exact and k.startswith(prefix))) and (only is None or only(k))
+        ]
         for key in keys:
             self._request("remove", "DeleteObject")
             del self.objects[key]

@@ -12,6 +12,7 @@ test also needs KIE_WEBHOOK_HMAC_KEY (skipped without it). Tasks the tests creat
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -235,12 +236,19 @@ def stack_ports(state: Mapping[str, Any]) -> list[int]:
 
 @pytest.fixture(scope="session")
 def local_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A local stack of the session's own (`make up`'s entry point); stopped at the end, and then no
-    process of it may be left and every port it used must be free."""
+    """A local stack of the session's own (`make up`'s entry point)."""
+    with own_local_stack(tmp_path_factory.mktemp("stack") / "state") as state:
+        yield state
+
+
+@contextlib.contextmanager
+def own_local_stack(state_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
+    """A local stack in `state_dir` on free ports (`make up`'s entry point, with `options` such as
+    `--auth iam`); stopped at the end, and then no process of it may be left and every port it used
+    must be free."""
     from devstack.running import port_is_free
 
-    state_dir = tmp_path_factory.mktemp("stack") / "state"
-    started = _run("up", "--port", "0", state_dir=state_dir)
+    started = _run("up", "--port", "0", *options, state_dir=state_dir)
     assert started.returncode == 0, started.stdout + started.stderr
     state = json.loads((state_dir / "state.json").read_text())
     state["stateDir"] = str(state_dir)

@@ -46,8 +46,8 @@ def test_status_env_and_logs_describe_the_running_stack(local_target: Target) ->
     assert f"export API={local_target.api_url}\n" in env.stdout
     assert f"export BUCKET={local_target.bucket}\n" in env.stdout
     assert local_target.task("logged-request").status == 404
-    logs = _run("logs", state_dir=state_dir)
-    assert '"path": "/tasks/logged-request"' in logs.stdout  # the API's access log
+    logs = _run("logs", "--lines", "0", state_dir=state_dir)
+    assert "ACCESS  method=GET path=/tasks/logged-request status=404" in logs.stdout  # the API's access log
     assert "polls the copy queue" in logs.stdout  # the functions process
 
 
@@ -96,3 +96,23 @@ def test_make_down_after_a_crash_stops_every_process(tmp_path: Path) -> None:
     assert stack_processes(state) == []
     assert [port for port in stack_ports(state) if not port_is_free(port)] == []
     assert not state_dir.exists()
+
+
+def test_functions_run_from_the_package_not_the_source_tree(local_target: Target) -> None:
+    package = local_target.local["package"]
+    assert Path(package["code"]).is_relative_to(ROOT / ".devstack" / "package")
+    runtimes = []
+    for pid in stack_processes(local_target.local):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        if any(part.endswith(b"lambda_bootstrap.py") for part in command):
+            runtimes.append((command, Path(f"/proc/{pid}/cwd").resolve()))
+    # The API function, the copy worker and the events function at least: python3.13 -I in the package.
+    assert len(runtimes) >= 3
+    for command, cwd in runtimes:
+        assert b"-I" in command
+        assert b"-S" in command
+        assert Path(command[0].decode()) != Path(sys.executable)  # the base interpreter, not the venv's
+        assert cwd == Path(package["code"])

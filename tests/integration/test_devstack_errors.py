@@ -4,6 +4,7 @@ The commands' entry points run in-process (as `python -m devstack.<command>` run
 targets' own checks run through make.
 """
 
+import json
 import os
 import re
 import socket
@@ -76,6 +77,60 @@ def test_invoke_callback_body_not_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert line.startswith(f"error: {event}: its body is not JSON (")
 
 
+@pytest.mark.parametrize(
+    ("event", "said"),
+    [
+        ({"foo": 1}, "is no event the function takes: an API Gateway HTTP API (2.0) request, an SQS batch,"),
+        ({"Records": [{"eventSource": "aws:s3"}]}, "is no event the function takes"),
+        ({"version": "2.0", "rawPath": "/copies"}, "is no event the function takes"),
+        (
+            {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+            "is not a whole SQS batch: Records.0.messageId: Field required (see events/ for one)",
+        ),
+        (
+            {"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT"}]},
+            "is not a whole DynamoDB stream batch: Records.0.",
+        ),
+    ],
+    ids=["unknown", "s3", "http-without-context", "sqs-without-message-id", "stream-without-record"],
+)
+def test_invoke_unsupported_or_malformed_event_is_one_line(
+    event: dict[str, object], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    line = one_line(invoke.main, [str(path)], capsys)
+    assert line.startswith(f"error: {path} {said}")
+
+
+def last_line(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str], status: int) -> str:
+    """Run a command that says what it starts, then fails: its last line on stderr, no traceback."""
+    assert cli.run(main, argv) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: ")
+    return line
+
+
+def test_invoke_forward_job_without_forwarding_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    line = last_line(invoke.main, ["events/sqs-forward-job.json"], capsys, status=2)
+    assert line.endswith("(a forward job needs forwarding on: make up FORWARD=1)")
+
+
+def test_invoke_function_error_is_one_line_as_lambda_reports_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from devstack import lambda_runtime
+
+    def failing(event: object, context: object = None) -> object:
+        raise RuntimeError("the ledger is gone")
+
+    monkeypatch.setattr(lambda_runtime, "invoke", failing)
+    line = last_line(invoke.main, ["events/get-task.json"], capsys, status=1)
+    assert line == "error: the function failed: RuntimeError: the ledger is gone"
+
+
 def test_invoke_without_an_event(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line(invoke.main, [""], capsys)
     assert line == "error: no event: make invoke EVENT=events/<file>.json (the samples are in events/)"
@@ -104,6 +159,35 @@ def test_callback_unknown_family(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line(send_callback.main, argv, capsys)
     assert line.startswith("error: unknown family 'dalle': one of ")
     assert "market" in line
+
+
+def test_callback_unknown_family_is_refused_before_looking_for_a_stack(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = one_line(send_callback.main, ["--family", "markte"], capsys)
+    assert line.startswith("error: unknown family 'markte': one of ")
+
+
+@pytest.mark.parametrize("query", ["family=markte", "token=t&family=markte"])
+def test_callback_url_with_an_unknown_family_hint_is_refused_before_sending(
+    capsys: pytest.CaptureFixture[str], query: str
+) -> None:
+    # Nothing listens on port 9: a callback sent would end in a connection error (status 1), not this.
+    argv = ["--family", "market", "--url", f"http://127.0.0.1:9/callbacks/kie?{query}", "--hmac-key", "k"]
+    line = one_line(send_callback.main, argv, capsys)
+    assert line.startswith("error: unknown family hint (?family=) 'markte': one of ")
+    assert "market" in line
+
+
+def test_callback_event_with_an_unknown_family_hint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = json.loads((ROOT / "events/callback-market-success.json").read_text())
+    sample["queryStringParameters"] = {"family": "markte"}
+    event = tmp_path / "callback-typo.json"
+    event.write_text(json.dumps(sample))
+    line = one_line(send_callback.main, ["--event", str(event)], capsys)
+    assert line.startswith("error: unknown family hint (?family=) 'markte': one of ")
 
 
 def test_callback_url_without_hmac_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,3 +340,21 @@ def test_make_invoke_missing_event_file() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "error: event file events/no-such-event.json not found" in done.stderr.splitlines()[0]
+
+
+def test_make_help_without_python_313_lists_targets_and_says_how_to_get_it(
+    makefile_targets: list[str],
+) -> None:
+    done = make("help", "PYTHON=")
+    assert done.returncode == 0, done.stderr
+    assert re.findall(r"^  (\S+)", done.stdout, flags=re.M) == makefile_targets
+    assert done.stdout.rstrip().splitlines()[-1] == (
+        "Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH;"
+        " every target but help needs it"
+    )
+
+
+def test_make_target_without_python_313_stops_with_how_to_get_it() -> None:
+    assert make_error("lint", "PYTHON=") == (
+        "Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH"
+    )

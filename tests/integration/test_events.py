@@ -14,9 +14,10 @@ from devstack.lambda_runtime import LambdaContext, function_environment, invoke
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack
 from tests.integration.conftest import Outbox, post_callback, send, serve, task_document, without_links
 
-from kie2s3.adapters.ledger import Ledger, now_iso
+from kie2s3.adapters.ledger import Ledger
 from kie2s3.families import task_id_of
 from kie2s3.models import CopyResult, FileItem, Outcome, TaskItem
+from kie2s3.ports import now_iso
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = {

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from devstack.callbacks import market_body
@@ -232,3 +233,22 @@ def test_copies_refusal_is_logged_and_counted_once(
     [logged] = [d for d in documents if d.get("message") == "request refused"]
     assert (logged["status"], logged["reason"]) == (400, "invalid request")
     assert (counted(documents, "CallbacksRejected"), counted(documents, "RequestsRefused")) == (0, 1)
+
+
+@pytest.mark.parametrize("char", ["a", "é"], ids=["ascii", "non-ascii"])
+def test_callback_result_url_too_long_for_a_ledger_item_is_not_a_5xx(
+    queue_mode: Stack, task_id: str, char: str
+) -> None:
+    """One result URL as long as the body limit allows: its file item (canonical source and full
+    URL) would pass DynamoDB's 400 KB item size. The callback is answered, the rest archived."""
+    short = f"https://tempfile.aiquickdraw.com/p/{task_id}.png"
+
+    def body(chars: int) -> dict[str, Any]:
+        return market_body(task_id, [short, f"https://tempfile.aiquickdraw.com/p/{char * chars}.png"])
+
+    per_char = len(json.dumps(body(1001))) - len(json.dumps(body(1000)))  # as the body's JSON writes it
+    fits = (MAX_BODY_BYTES - len(json.dumps(body(0))) - 1024) // per_char
+    status, doc = post_callback(body(fits), task_id)
+    assert status == 200, doc
+    assert [f["source"] for f in doc["files"]] == [short]
+    assert doc["reason"] == "1 result URLs longer than 4096 characters were not archived"

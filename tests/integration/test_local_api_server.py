@@ -67,3 +67,23 @@ def test_no_route_is_the_gateways_404(api: tuple[LocalHttpApi, list[dict[str, An
 def test_a_function_that_raises_is_the_gateways_500(api: tuple[LocalHttpApi, list[dict[str, Any]]]) -> None:
     server, _ = api
     assert fetch(f"{server.url}/tasks/boom")[0::2] == (500, b'{"message": "Internal Server Error"}')
+
+
+@pytest.mark.parametrize(
+    "method", ["TRACE", "CONNECT", "PROPFIND", "DELETE", "PUT", "PATCH", "OPTIONS", "BREW"]
+)
+def test_an_undeclared_method_is_the_gateways_404(
+    api: tuple[LocalHttpApi, list[dict[str, Any]]], method: str
+) -> None:
+    # API Gateway's HTTP API answers a method no route declares 404 Not Found, as an unknown path;
+    # http.server's own answer would be 501 Not Implemented.
+    server, events = api
+    for path in ("/tasks/t1", "/callbacks/kie", "/nowhere"):
+        request = urllib.request.Request(f"{server.url}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, body = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+        assert (status, json.loads(body)) == (404, {"message": "Not Found"}), (method, path)
+    assert events == []

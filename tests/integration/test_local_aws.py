@@ -387,3 +387,34 @@ def test_failed_transaction_leaves_the_stream_as_it_was(moto: MotoServer, local:
     records = streams.get_records(ShardIterator=start["ShardIterator"])["Records"]
     keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in records]
     assert [k for k in keys if k.startswith("rollback-")] == ["rollback-a", "rollback-c"]
+
+
+def test_failed_transaction_puts_back_what_it_overwrote_across_tables(
+    moto: MotoServer, local: LocalStack
+) -> None:
+    # devstack.moto_server keeps the prior version of each item a transaction writes, not a copy of
+    # each table it names: a cancelled one must still leave every item as it was, in every table.
+    dynamodb = client(moto, "dynamodb")
+    tasks, records = local.env["TASKS_TABLE"], local.env["IDEMPOTENCY_TABLE"]
+    task = {"pk": {"S": "overwrite-a"}, "sk": {"S": "TASK"}}
+    dynamodb.put_item(TableName=tasks, Item={**task, "family": {"S": "before"}})
+    dynamodb.put_item(TableName=records, Item={"id": {"S": "overwrite-r"}, "status": {"S": "COMPLETED"}})
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": tasks, "Item": {**task, "family": {"S": "after"}}}},
+                {"Put": {"TableName": records, "Item": {"id": {"S": "overwrite-r"}, "status": {"S": "X"}}}},
+                {"Put": {"TableName": records, "Item": {"id": {"S": "overwrite-new"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": tasks,
+                        "Key": {"pk": {"S": "overwrite-absent"}, "sk": {"S": "TASK"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert dynamodb.get_item(TableName=tasks, Key=task)["Item"]["family"] == {"S": "before"}
+    kept = dynamodb.get_item(TableName=records, Key={"id": {"S": "overwrite-r"}})["Item"]
+    assert kept["status"] == {"S": "COMPLETED"}
+    assert "Item" not in dynamodb.get_item(TableName=records, Key={"id": {"S": "overwrite-new"}})

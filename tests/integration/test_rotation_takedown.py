@@ -25,9 +25,10 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_events import _distinct, _of
 
-from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger, now_iso
+from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger
 from kie2s3.handlers.wiring import get_services
-from kie2s3.models import Outcome, TaskItem
+from kie2s3.models import FileItem, Outcome, TaskItem
+from kie2s3.ports import now_iso
 
 MIB = 1024**2
 
@@ -74,6 +75,14 @@ def test_rotation_new_key_is_accepted_though_the_old_one_is_cached(
 
 
 # -- takedown ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_callback_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Takedowns here race no callback: they wait for none (tests/unit/test_logic_takedown.py races one)."""
+    from kie2s3.logic import takedown
+
+    monkeypatch.setattr(takedown, "CALLBACK_GRACE_SECONDS", 0.0)
 
 
 def _post_copies(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -228,6 +237,83 @@ def test_takedown_keeps_any_number_of_keys_within_the_item_size_limit(stack: Sta
     assert found is not None
     assert found[0].taken_down_keys == keys[:2]
     assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
+
+
+def test_takedown_fences_file_items_a_plan_writes_after_it(stack: Stack, task_id: str) -> None:
+    """A plan that read the task before the takedown writes its file items after it: DynamoDB
+    refuses them (the write checks the fence), however many; 50 at once fit the transactions."""
+    ledger = Ledger(stack.tasks_table())
+    now = now_iso()
+    ledger.save_task(
+        TaskItem(task_id=task_id, family="market", outcome=Outcome.SUCCESS, created_at=now, updated_at=now)
+    )
+    items = [
+        FileItem(
+            task_id=task_id,
+            index=n,
+            source=f"https://tempfile.aiquickdraw.com/p/{task_id}-{n}.png",
+            kind="image",
+            key=f"kie/{task_id}/{n:02d}.png",
+            updated_at=now,
+        )
+        for n in range(100)
+    ]
+    assert ledger.add_files(items[:50]) == 50
+
+    assert ledger.mark_taken_down(task_id, [i.key for i in items[:50]])
+    assert ledger.add_files(items[50:]) == 0
+    assert ledger.delete_files(task_id) == 100
+    assert ledger.add_files(items[50:]) == 0
+    assert _ledger_items(stack, task_id) == ["TAKEDOWN#00000", "TASK"]
+
+
+def test_takedown_reason_outlives_a_reconciler_closing_the_task(stack: Stack, task_id: str) -> None:
+    ledger = Ledger(stack.tasks_table())
+    now = now_iso()
+    ledger.save_task(
+        TaskItem(task_id=task_id, family="market", outcome=Outcome.NOT_FINAL, created_at=now, updated_at=now)
+    )
+    assert ledger.mark_taken_down(task_id, [])
+
+    ledger.close_task(task_id, "expired at kie.ai (14-day retention)")  # listed open before the takedown
+    ledger.close_task(f"{task_id}-none", "expired at kie.ai (14-day retention)")
+
+    found = ledger.get(task_id)
+    assert found is not None
+    assert found[0].reason == TAKEN_DOWN
+    assert ledger.get(f"{task_id}-none") is None
+
+
+def test_takedown_again_finds_the_keys_the_version_before_kept_on_the_task_item(
+    stack: Stack, task_id: str
+) -> None:
+    """The version before kept a takedown's keys on the task item itself (`taken_down_keys`); a
+    takedown run again after the upgrade (Object Lock's retention over) still removes them."""
+    key = f"kie/{task_id}/00.png"
+    stack.tasks_table().put_item(
+        Item={
+            "pk": task_id,
+            "sk": "TASK",
+            "task_id": task_id,
+            "family": "market",
+            "outcome": "success",
+            "reason": "taken down: its archived files, callbacks and ledger items were removed",
+            "taken_down_at": now_iso(),
+            "taken_down_keys": [key],
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+    )
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"a version Object Lock kept")
+
+    status, report = _take_down(stack, task_id)
+
+    assert status == 0, report
+    assert f"removed  {key}" in report
+    assert objects_under(stack, f"kie/{task_id}/") == {}
+    found = Ledger(stack.tasks_table()).get(task_id)
+    assert found is not None
+    assert found[0].taken_down_keys == [key]
 
 
 def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:

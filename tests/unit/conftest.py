@@ -7,6 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from kie2s3.adapters.s3_store import S3Store
+from kie2s3.logic import takedown
 
 STUBBED_BUCKET = "archive-bucket"
 
@@ -18,3 +19,9 @@ def stubbed() -> Iterator[tuple[S3Store, Stubber]]:
     with Stubber(client) as stubber:
         yield S3Store(client, STUBBED_BUCKET), stubber
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture(autouse=True)
+def no_callback_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Takedowns wait for no callbacks in flight (a test that races one sets the grace itself)."""
+    monkeypatch.setattr(takedown, "CALLBACK_GRACE_SECONDS", 0.0)

@@ -2,12 +2,14 @@
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from devstack import backfill as backfill_module
 from devstack.backfill import (
     BATCH_SIZE,
     api_url_of,
@@ -16,6 +18,11 @@ from devstack.backfill import (
     main,
     read_task_ids,
 )
+from devstack.cli import run
+from devstack.running import StackState
+from tests.local_state import running, supervisor
+
+__all__ = ["running", "supervisor"]  # the fixtures
 
 FAMILY = "market"
 
@@ -225,7 +232,51 @@ def test_deployed_sender_signs_with_sigv4_for_execute_api() -> None:
 def test_main_refuses_a_task_file_with_a_bad_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tasks = tmp_path / "tasks.txt"
     tasks.write_text("good1\nbad/id\n")
-    with pytest.raises(SystemExit) as exit_:
-        main(["--family", FAMILY, "--tasks", str(tasks)])
-    assert exit_.value.code == 2
-    assert "line 2: 'bad/id' is not a kie.ai task id" in capsys.readouterr().err
+    assert run(main, ["--family", FAMILY, "--tasks", str(tasks)]) == 2
+    assert capsys.readouterr().err == f"error: TASKS={tasks}: line 2: 'bad/id' is not a kie.ai task id\n"
+
+
+def test_backfill_with_ids_record_info_does_not_know_is_not_complete() -> None:
+    summary = backfill(FakeApi({"a2": "unknown"}), FAMILY, ["a1", "a2"], out=io.StringIO())
+    assert summary.recorded == {"a1": "pending"}
+    assert summary.unknown == ["a2"]
+    assert not summary.complete
+
+
+@pytest.mark.parametrize(
+    ("family", "said"),
+    [
+        ("dalle", "error: FAMILY=dalle: unknown family 'dalle'; expected one of: "),
+        ("unknown", "error: FAMILY=unknown: family 'unknown' has no record-info endpoint: give `urls`"),
+    ],
+)
+def test_main_checks_the_family_before_anything_else(
+    family: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No task file and no stack: the family is judged first, as the API judges it.
+    assert run(main, ["--family", family, "--tasks", str(tmp_path / "missing.txt")]) == 2
+    assert capsys.readouterr().err.startswith(said)
+
+
+def test_main_backfills_through_the_running_local_stack(
+    running: StackState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("a1\na2\n")
+    seen: list[dict[str, str]] = []
+    api = FakeApi({"a2": "unknown"})
+
+    def sender() -> Any:
+        def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            seen.append(dict(os.environ))
+            return api(body)
+
+        return send
+
+    monkeypatch.setattr(backfill_module, "local_sender", sender)
+    monkeypatch.setattr(backfill_module, "_to_throwaway", lambda *_: pytest.fail("a throwaway stack started"))
+    argv = ["--family", FAMILY, "--tasks", str(tasks), "--state-dir", str(running.directory)]
+    assert run(main, argv) == 1  # a2 was not recorded
+    assert [body["taskIds"] for body in api.bodies] == [["a1", "a2"]]
+    assert seen[0]["TASKS_TABLE"] == running.env["TASKS_TABLE"]  # the stack's ledger
+    assert "to the running local stack (http://127.0.0.1:3000, queue mode)" in capsys.readouterr().out

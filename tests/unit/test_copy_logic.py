@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from tests.fakes import FAST_RETRY, FILE_HOST, Fakes, make_fakes
 
-from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import CopyInProgressError, PermanentError, RetryableError
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.status import status_document
 from kie2s3.logic.takedown import take_down
 from kie2s3.models import CopyJob, FileItem, FileState
 from kie2s3.observability import metrics
+from kie2s3.ports import now_iso
 from kie2s3.transfer import object_tags
 
 MIB = 1024**2

@@ -21,7 +21,9 @@ def test_price_of_units_is_its_list_price_pro_rata() -> None:
         ("s3 PutObjectTagging", ("s3_put", 1)),
         ("s3 GetObject", ("s3_get", 1)),
         ("dynamodb PutItem (idempotency)", ("dynamodb_write_unit", 1)),
-        ("dynamodb TransactWriteItems (ledger)", ("dynamodb_write_unit", 4)),
+        # The file's item, its source marker, the check of its task's fence: 2 units each.
+        ("dynamodb TransactWriteItems (ledger)", ("dynamodb_write_unit", 6)),
+        ("dynamodb TransactWriteItems (idempotency, ledger)", ("dynamodb_write_unit", 4)),
         ("dynamodb Query (ledger)", ("dynamodb_read_unit", 1)),
         ("sqs SendMessageBatch", ("sqs_request", 1)),
         ("secrets-manager GetSecretValue", ("secrets_call", 1)),

@@ -154,7 +154,7 @@ def test_plan_index_claimed_by_a_racing_delivery_is_planned_again_after_it(
     add_files = fakes.ledger.add_files
     rounds: list[list[int]] = []
 
-    def racing(items: Sequence[FileItem]) -> bool:
+    def racing(items: Sequence[FileItem]) -> int:
         if not rounds:  # a concurrent delivery creates index 0 between our read and our write
             fakes.ledger.seed_file(_item(0, theirs))
         rounds.append([i.index for i in items])
@@ -176,7 +176,7 @@ def test_plan_source_claimed_by_a_racing_delivery_gets_no_job_here(
     fakes.ledger.seed_task(TASK)
     add_files = fakes.ledger.add_files
 
-    def racing(items: Sequence[FileItem]) -> bool:
+    def racing(items: Sequence[FileItem]) -> int:
         if (TASK, 0) not in fakes.ledger.files:  # the same source, recorded by the other delivery
             fakes.ledger.seed_file(_item(0, url))
         return add_files(items)
@@ -187,10 +187,36 @@ def test_plan_source_claimed_by_a_racing_delivery_gets_no_job_here(
     assert _ledger_files(fakes) == [(0, url, "pending")]
 
 
+def test_plan_sends_the_jobs_of_files_an_earlier_round_wrote_in_part(
+    fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 files take two transactions (each checks the task's fence): when a racing delivery claims
+    an index of the second, the first's 49 files are this delivery's, and still get their jobs."""
+    ours = [f"https://tempfile.aiquickdraw.com/p/{TASK}-{n}.png" for n in range(50)]
+    theirs = f"https://tempfile.aiquickdraw.com/p/{TASK}-theirs.png"
+    fakes.ledger.seed_task(TASK)
+    add_files = fakes.ledger.add_files
+
+    def racing(items: Sequence[FileItem]) -> int:
+        if (TASK, 49) not in fakes.ledger.files:
+            fakes.ledger.seed_file(_item(49, theirs))
+        return add_files(items)
+
+    monkeypatch.setattr(fakes.ledger, "add_files", racing)
+
+    jobs = plan_files(fakes.services, TASK, "market", _files(*ours))
+
+    assert sorted((j.index, j.source) for j in jobs) == [
+        *((n, ours[n]) for n in range(49)),
+        (50, ours[49]),
+    ]
+    assert len(_items(fakes)) == 51
+
+
 def test_plan_gives_up_retryably_when_every_round_is_raced(
     fakes: Fakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fakes.ledger, "add_files", lambda items: False)
+    monkeypatch.setattr(fakes.ledger, "add_files", lambda items: 0)
     with pytest.raises(RetryableError, match="concurrently"):
         plan_files(fakes.services, TASK, "market", _files(*result_urls(TASK, ".png")))
     assert fakes.trips.of("ledger") == ["Query"] * 10

@@ -23,13 +23,12 @@ from tests.callback_requests import (
 )
 from tests.fakes import SETTINGS_ENV, Fakes, make_fakes
 
-from kie2s3.adapters.ledger import OPEN_TASK
-from kie2s3.adapters.secrets import SecretVersions
 from kie2s3.errors import AuthenticationError, BadRequestError
 from kie2s3.families import task_id_of
 from kie2s3.families.base import TASK_ID_FIELDS
 from kie2s3.logic.receive import MAX_AUTH_HEADER_CHARS, receive_callback
 from kie2s3.models import MAX_URLS_PER_REQUEST, Outcome
+from kie2s3.ports import OPEN_TASK, SecretVersions
 from kie2s3.sources import canonical_url
 
 TASK = "7c1e0f3ab2d94c55a1e6f0b9d2c4a871"

@@ -4,15 +4,19 @@ unrecognised callbacks replayed, stale multipart uploads aborted."""
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from devstack.callbacks import market_body
 from tests.callback_requests import result_urls, sample, serve
 from tests.fakes import Fakes, make_fakes
 
+from kie2s3.adapters.ledger import OPEN_TASK, TAKEN_DOWN
 from kie2s3.families import task_id_of
 from kie2s3.logic.plan import raw_callback_key
 from kie2s3.logic.reconcile import reconcile
+from kie2s3.logic.status import status_document
+from kie2s3.logic.takedown import take_down
 from kie2s3.models import FileItem, FileState, Outcome, TaskItem
 
 TASK = "0f9e8d7c6b5a4e3d2c1b0a9f8e7d6c5b"
@@ -209,6 +213,29 @@ def test_reconcile_task_of_a_family_without_record_info_is_closed(fakes: Fakes, 
     assert TASK not in fakes.ledger.open_tasks
 
 
+def test_reconcile_closing_a_task_taken_down_meanwhile_keeps_its_takedown(
+    fakes: Fakes, start: datetime
+) -> None:
+    """The pass lists a task still open, then a takedown fences it before the pass closes it as
+    expired: the task keeps reading `taken down`."""
+    _task(fakes, start, Outcome.NOT_FINAL, age=timedelta(days=15))
+    listed = fakes.ledger.open_items
+
+    def list_then_take_down(kind: str, updated_before: str, limit: int = 100) -> list[dict[str, Any]]:
+        found = listed(kind, updated_before, limit)
+        if kind == OPEN_TASK:
+            take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
+        return found
+
+    fakes.ledger.open_items = list_then_take_down  # type: ignore[method-assign]
+
+    reconcile(fakes.services, now=start)
+
+    task = fakes.ledger.tasks[TASK]
+    assert (task.reason, task.taken_down_at is not None) == (TAKEN_DOWN, True)
+    assert status_document(fakes.services, TASK).reason == TAKEN_DOWN
+
+
 # -- replay of unrecognised callbacks --------------------------------------------------------------------
 
 
@@ -247,6 +274,30 @@ def test_reconcile_replay_takes_the_newest_body_it_recognises(fakes: Fakes, star
 
     assert reconcile(fakes.services, now=start).replayed == [TASK]
     assert [j.source for j in fakes.queue.sent] == [new]
+
+
+def test_reconcile_replay_reads_no_other_tasks_file_in_the_callbacks_folder(
+    fakes: Fakes, start: datetime
+) -> None:
+    """Under `{prefix}{family}/{taskId}/…`, task `callbacks`'s files lie in task `market`'s
+    callbacks folder: a replay of `market` reads its own bodies only (a video read whole would
+    exhaust the reconciler's memory)."""
+    _task(fakes, start, Outcome.UNRECOGNISED, task_id="market", family="unknown")
+    fakes.store.put_raw("kie/market/callbacks/99.mp4", b"a video of task callbacks")
+    raw = json.dumps(market_body("market", result_urls("market", ".png"))).encode()
+    own = _archive(fakes, "market", raw, 1)
+    fakes.trips.clear()
+    read: list[str] = []
+    get_raw = fakes.store.get_raw
+
+    def reading(key: str) -> tuple[bytes, str | None]:
+        read.append(key)
+        return get_raw(key)
+
+    fakes.store.get_raw = reading  # type: ignore[method-assign]
+
+    assert reconcile(fakes.services, now=start).replayed == ["market"]
+    assert read == [own]
 
 
 @pytest.mark.parametrize(

@@ -78,12 +78,13 @@ def test_selection_renders_a_record_readably_or_as_one_json_line() -> None:
 
 
 def _state(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "stack.log").write_text(
         "\n".join(
             [
                 "[local stack] 09:00:00 listening",
                 _record("api", "callback accepted", "09:59:00", family="market"),
-                '{"method": "POST", "path": "/callbacks/kie", "status": 200}',
+                '{"localApi": "access", "time": "2026-12-07T09:59:00Z", "method": "POST", "path": "/callbacks/kie", "status": 200}',
             ]
         )
         + "\n"
@@ -98,7 +99,16 @@ def _state(tmp_path: Path) -> Path:
         )
         + "\n"
     )
-    (tmp_path / "moto.log").write_text("127.0.0.1 - - POST / 200\n")
+    (tmp_path / "moto.log").write_text(
+        "\n".join(
+            [
+                '127.0.0.1 - - [07/Dec/2026 10:00:30] "POST / HTTP/1.1" 200 -',
+                '127.0.0.1 - - [07/Dec/2026 10:00:31] "GET /kie2s3-local-archivebucket/k HTTP/1.1" 404 -',
+                "WARNING: a moto warning",
+            ]
+        )
+        + "\n"
+    )
     return tmp_path
 
 
@@ -126,10 +136,53 @@ def test_local_logs_as_json_are_the_records_only(tmp_path: Path) -> None:
     ]
 
 
-def test_local_logs_without_options_print_each_files_last_lines(tmp_path: Path) -> None:
-    printed = _printed(_state(tmp_path), Selection(), lines=1)
-    assert printed[0] == f"==> {tmp_path / 'stack.log'} <=="
-    assert printed[-2:] == [f"==> {tmp_path / 'moto.log'} <==", "127.0.0.1 - - POST / 200"]
+def test_local_logs_without_options_are_one_readable_line_a_record_without_the_emulators_polling(
+    tmp_path: Path,
+) -> None:
+    assert _printed(_state(tmp_path), Selection()) == [
+        "[local stack] 09:00:00 listening",
+        "2026-12-07 09:59:00 api          INFO    callback accepted family=market",
+        "2026-12-07 09:59:00 api          ACCESS  method=POST path=/callbacks/kie status=200",
+        "2026-12-07 09:59:01 copy-worker  INFO    download link resolved",
+        "WARNING: a moto warning",
+        "2026-12-07 10:01:00 copy-worker  INFO    file archived key=kie/t/00.png",
+        "2026-12-07 10:02:00 reconciler   INFO    reconciled",
+    ]
+
+
+def test_readable_line_shows_the_task_and_the_exception_not_powertools_own_fields() -> None:
+    record = _record(
+        "copy-worker",
+        "copy failed",
+        "10:00:00",
+        correlation_id="t1",
+        cold_start=True,
+        sampling_rate=0.1,
+        xray_trace_id="1-abc",
+        reason="kie.ai answered 500",
+        exception_name="UpstreamError",
+        exception='Traceback (most recent call last):\n  File "x", line 1\nUpstreamError: kie.ai answered 500',
+    )
+    assert Selection().render(logs.parse_line(record)) == (
+        "2026-12-07 10:00:00 copy-worker  INFO    copy failed task=t1 reason=kie.ai answered 500"
+        " exception=UpstreamError: UpstreamError: kie.ai answered 500"
+    )
+
+
+def test_the_last_stacks_logs_survive_make_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from devstack import up
+
+    directory = _state(tmp_path / "up")
+    assert up.down(directory) == 0  # a stack that failed to start: its logs, no state
+    assert not directory.exists()
+    assert "make logs LAST=1" in capsys.readouterr().out
+    assert logs.main(["--last", "--state-dir", str(directory), "--function", "reconciler"]) == 0
+    assert capsys.readouterr().out == "2026-12-07 10:02:00 reconciler   INFO    reconciled\n"
+
+
+def test_make_logs_last_passes_last() -> None:
+    [line] = [line for line in make_dry_run("logs", "LAST=1") if "devstack.logs" in line]
+    assert line.endswith('-m devstack.logs --lines "100" --last')
 
 
 def test_local_logs_of_a_function_that_logged_nothing_say_which_did(

@@ -14,11 +14,12 @@ from botocore.stub import Stubber
 from devstack.lambda_runtime import LambdaContext
 from tests.fakes import FakeBus
 
-from kie2s3.adapters.event_bus import MAX_PUT_BYTES, TOO_LARGE, EventBus, batches, entry_size
-from kie2s3.adapters.ledger import FileChange, TaskChange, stream_change
+from kie2s3.adapters.event_bus import EventBus
+from kie2s3.adapters.ledger import stream_change
 from kie2s3.errors import RetryableError
 from kie2s3.logic.outbox import FILE_EVENTS, TASK_EVENTS, events_of, publish
 from kie2s3.models import BusEvent, FileItem, FileState, Outcome, TaskItem
+from kie2s3.ports import MAX_PUT_BYTES, TOO_LARGE, FileChange, TaskChange, batches, entry_size
 from kie2s3.retries import RetryPolicy
 
 TASK = "task0123"

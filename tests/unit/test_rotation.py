@@ -11,9 +11,10 @@ import pytest
 from botocore.stub import Stubber
 from tests.environment import MINIMAL_ENV
 
-from kie2s3.adapters.secrets import SecretVersions, VersionsProvider
+from kie2s3.adapters.secrets import VersionsProvider
 from kie2s3.errors import AuthenticationError, ConfigurationError
 from kie2s3.logic.receive import accepted_values
+from kie2s3.ports import SecretVersions
 from kie2s3.settings import Settings
 from kie2s3.signature import signature_matches, verify_signature, verify_token
 

@@ -8,8 +8,9 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from kie2s3.adapters.s3_store import MAX_PARTS, MIN_PART_BYTES, S3Store, part_size_for
+from kie2s3.adapters.s3_store import S3Store
 from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
+from kie2s3.ports import MAX_PARTS, MIN_PART_BYTES, part_size_for
 
 BUCKET = "archive-bucket"
 KEY = "kie/t1/00.mp4"

@@ -59,6 +59,11 @@ class BadRequestError(PermanentError):
     status = HTTPStatus.BAD_REQUEST
 
 
+# What every route answers a body it cannot read, whichever layer reads it.
+NOT_JSON = "body is not JSON"
+NOT_A_JSON_OBJECT = "body is not a JSON object"
+
+
 class AuthenticationError(PermanentError):
     """A callback's signature or token is missing, wrong or stale."""
 

@@ -19,6 +19,10 @@ MAX_URLS_PER_REQUEST = 50
 # A request may name one file several times (other query strings, other spellings), so its entries
 # are bounded apart from the cap, at ten times it: judging them all stays a few milliseconds.
 MAX_URL_ENTRIES_PER_REQUEST = 10 * MAX_URLS_PER_REQUEST
+# The longest result URL kie2s3 archives from (kie.ai's are a few hundred characters). Longer, its file
+# item (canonical source, up to 12 characters for each of the URL's, and the URL itself) could pass
+# DynamoDB's 400 KB item limit; at this length 49 of them still fit one 4 MB transaction.
+MAX_URL_CHARS = 4096
 
 FileState = Literal["pending", "copying", "copied", "failed"]
 TaskState = Literal["pending", "copying", "copied", "failed", "ignored"]
@@ -196,17 +200,28 @@ class _Document(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+DIRECT_FAMILY = "direct"  # the family recorded for copies asked for by URL when the caller names none
+
+
 class CopyRequest(_Document):
     """The body of `POST /copies`: copy these URLs, or (without `urls`) what record-info lists."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
 
     task_id: Annotated[str, Field(pattern=TASK_ID_REGEX, description="kie.ai task id")]
-    family: Annotated[str | None, Field(max_length=32, description="kie.ai family, needed without urls")] = (
-        None
-    )
+    family: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="kie.ai family, needed without urls (one with a record-info endpoint then)",
+        ),
+    ] = None
     urls: Annotated[
-        list[Annotated[str, Field(max_length=4096)]] | None,
+        list[Annotated[str, Field(max_length=MAX_URL_CHARS)]] | None,
         Field(
             min_length=1,
             max_length=MAX_URL_ENTRIES_PER_REQUEST,
@@ -241,7 +256,11 @@ class BulkCopyRequest(_Document):
         AfterValidator(_distinct),
     ]
     family: Annotated[
-        str, Field(max_length=32, description="kie.ai family whose record-info knows the tasks")
+        str,
+        Field(
+            max_length=32,
+            description="kie.ai family whose record-info knows the tasks",
+        ),
     ]
 
     @model_validator(mode="before")
@@ -252,17 +271,31 @@ class BulkCopyRequest(_Document):
         return data
 
 
-def _copies_form(body: Any) -> str:
-    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, else `task`."""
-    named = isinstance(body, dict) and ("taskIds" in body or "task_ids" in body)
-    return "bulk" if named or isinstance(body, BulkCopyRequest) else "task"
+# What `POST /copies` answers a body that takes neither form (`{}`, `{"urls": [...]}`, a list).
+COPIES_FORMS = "give taskId with urls (or with family), or taskIds with family"
+
+
+def _copies_form(body: Any) -> str | None:
+    """Which form a `POST /copies` body takes: `bulk` when it names `taskIds`, `task` when it names
+    `taskId`; None (COPIES_FORMS) when it names neither."""
+    if isinstance(body, BulkCopyRequest):
+        return "bulk"
+    if isinstance(body, CopyRequest):
+        return "task"
+    if not isinstance(body, dict):
+        return None
+    if "taskIds" in body or "task_ids" in body:
+        return "bulk"
+    return "task" if "taskId" in body or "task_id" in body else None
 
 
 # The body of `POST /copies`: one task (`taskId`, by URLs or record-info) or many (`taskIds`). The
 # discriminator picks the form from the body, so a bad body is reported against that form alone.
+# The tags name the forms inside pydantic's error locations, never in what a caller is told.
+COPIES_TAGS = frozenset({"task", "bulk"})
 CopiesBody = Annotated[
     Annotated[CopyRequest, Tag("task")] | Annotated[BulkCopyRequest, Tag("bulk")],
-    Discriminator(_copies_form),
+    Discriminator(_copies_form, custom_error_type="copies_form", custom_error_message=COPIES_FORMS),
 ]
 
 

@@ -3,8 +3,11 @@
 Each layer retries what the layer below it gave up on, so the budgets multiply. Innermost first:
 
 1. One request to AWS (adapters/clients.py): botocore's standard mode, AWS_ATTEMPTS = 5 attempts of
-   each S3, DynamoDB, SQS or Secrets Manager call (throttling, 5xx, connection faults). Nothing
-   else retries a single request: urllib3 (kie.ai, the source) is built with retries=False.
+   each S3, DynamoDB, SQS or Secrets Manager call (throttling, 5xx, connection faults). A fenced
+   transaction (adapters/ledger.py `fenced`: a copy's opening write, a task's new file items) that
+   DynamoDB cancels for meeting another one on its task's item is sent again: FENCE_ATTEMPTS = 5,
+   after random pauses of up to 50 ms doubling (at most 0.75 s in all). Nothing else retries a
+   single request: urllib3 (kie.ai, the source) is built with retries=False.
 2. One byte range of a ranged download (transfer/pipeline.py): RANGE_ATTEMPTS = 3 fetches (a reset,
    a truncated body, a 403 of an expired link, which resolves a fresh link first). The first part
    counts its opening response as the first of them. A range of another version of the source is
@@ -46,6 +49,10 @@ from tenacity.wait import wait_base
 
 # botocore's attempts of one AWS request, first included (standard retry mode).
 AWS_ATTEMPTS = 5
+# Sends of a fenced transaction cancelled by a conflict on its task's item, first included, and the
+# first pause's bound (doubling).
+FENCE_ATTEMPTS = 5
+FENCE_PAUSE_SECONDS = 0.05
 # Fetches of one byte range within one transfer, first included.
 RANGE_ATTEMPTS = 3
 # Deliveries of one copy job before the DLQ: template.yaml's CopyQueue maxReceiveCount (a test keeps

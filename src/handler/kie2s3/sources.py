@@ -44,6 +44,18 @@ def _ascii(text: str) -> str:
     return quote(text, safe=_PRINTABLE)
 
 
+def _authority(url: str) -> str:
+    """The URL's authority (what stands between `scheme://` and the first / ? or #, as RFC 3986
+    reads it; urllib3 also ends it at a backslash, which the caller refuses); SourceRefusedError when
+    the URL has no plain `scheme://`."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not _SCHEME.fullmatch(scheme):
+        named = _SCHEME.match(url)
+        scheme = named[0] if named and url[named.end() : named.end() + 1] == ":" else "(none)"
+        raise SourceRefusedError(f"source scheme {scheme!r} is not allowed (expected scheme://host/path)")
+    return re.split(r"[/?#]", rest, maxsplit=1)[0]
+
+
 def parse_source(url: str) -> Url:
     """urllib3's parse of a URL whose authority no two parsers could read differently.
 
@@ -53,13 +65,7 @@ def parse_source(url: str) -> Url:
     """
     if _CONTROL.search(url):
         raise SourceRefusedError("source URL has control characters")
-    scheme, separator, rest = url.partition("://")
-    if not separator or not _SCHEME.fullmatch(scheme):
-        named = _SCHEME.match(url)
-        scheme = named[0] if named and url[named.end() : named.end() + 1] == ":" else "(none)"
-        raise SourceRefusedError(f"source scheme {scheme!r} is not allowed (expected scheme://host/path)")
-    # RFC 3986 ends the authority at the first / ? or # (urllib3 also at a backslash: refused below).
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    authority = _authority(url)
     if "@" in authority:
         raise SourceRefusedError("source URL carries credentials")
     strict = _AUTHORITY.fullmatch(authority)

@@ -1,45 +1,17 @@
 """EventBridge: events put on the configured bus, in requests within PutEvents' limits."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import EVENT_SOURCE, BusEvent
+from kie2s3.ports import MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES, TOO_LARGE, entry_size
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
-    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
-
-# PutEvents takes at most 10 entries in one request, and at most 256 KiB of them: an entry counts
-# its Source, DetailType and Detail in UTF-8 bytes (and 14 for a Time, each Resources ARN's bytes,
-# neither of which kie2s3 sends). docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
-MAX_ENTRIES_PER_PUT = 10
-MAX_PUT_BYTES = 256 * 1024
-# The error code given to an event larger than any request may carry (it is never sent).
-TOO_LARGE = "EntryTooLarge"
-
-
-def entry_size(event: BusEvent) -> int:
-    """The bytes an event counts towards PutEvents' 256 KiB."""
-    return len(EVENT_SOURCE.encode()) + len(event.detail_type.encode()) + len(event.detail.encode())
-
-
-def batches(events: Sequence[BusEvent]) -> Iterator[list[BusEvent]]:
-    """The events in their order, grouped into requests PutEvents accepts (an event too large for
-    any request comes alone)."""
-    batch: list[BusEvent] = []
-    size = 0
-    for event in events:
-        bytes_ = entry_size(event)
-        if batch and (len(batch) == MAX_ENTRIES_PER_PUT or size + bytes_ > MAX_PUT_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(event)
-        size += bytes_
-    if batch:
-        yield batch
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef, PutEventsResultEntryTypeDef
 
 
 class EventBus:
@@ -72,15 +44,20 @@ class EventBus:
         ]
         if not entries:
             return results
+        # The answer's entries are in the request's order, one each: an EventId, or an ErrorCode.
+        for n, entry in zip(sent, self._put_events(entries), strict=True):
+            if "EventId" not in entry:
+                results[n] = entry.get("ErrorCode") or "Unknown"
+        return results
+
+    def _put_events(
+        self, entries: "list[PutEventsRequestEntryTypeDef]"
+    ) -> "list[PutEventsResultEntryTypeDef]":
+        """One PutEvents request's answer entries; RetryableError when the request itself failed."""
         try:
-            answer = self._client.put_events(Entries=entries)
+            return self._client.put_events(Entries=entries).get("Entries", [])
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             raise RetryableError(f"EventBridge PutEvents failed: {code}") from exc
         except BotoCoreError as exc:
             raise RetryableError(f"EventBridge PutEvents failed: {type(exc).__name__}") from exc
-        # The answer's entries are in the request's order, one each: an EventId, or an ErrorCode.
-        for n, entry in zip(sent, answer.get("Entries", []), strict=True):
-            if "EventId" not in entry:
-                results[n] = entry.get("ErrorCode") or "Unknown"
-        return results

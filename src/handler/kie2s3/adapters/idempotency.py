@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kie2s3.adapters.ledger import not_taken_down
+from kie2s3.adapters.ledger import fenced, not_taken_down
 from kie2s3.errors import RetryableError, TakenDownError
 from kie2s3.models import CopyJob, Guarded, TransferResult
 
@@ -87,8 +87,10 @@ class _FencedClient:
         if task_id is None:
             return self._client.put_item(**put)
         try:
-            return self._client.transact_write_items(
-                TransactItems=[{"Put": put}, not_taken_down(self._tasks_table, task_id)]  # type: ignore[list-item,typeddict-item]
+            return fenced(
+                lambda: self._client.transact_write_items(
+                    TransactItems=[{"Put": put}, not_taken_down(self._tasks_table, task_id)]  # type: ignore[list-item,typeddict-item]
+                )
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":

@@ -87,7 +87,8 @@ class KieClient:
         try:
             envelope = json.loads(response.data)
             code = int(envelope["code"])
-        except (ValueError, KeyError, TypeError) as exc:
+        # OverflowError: a code of 1e400 (no int is infinite); RecursionError: nesting deeper than json reads.
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise RetryableError(
                 f"kie.ai {path} answered HTTP {response.status} without an envelope"
             ) from exc

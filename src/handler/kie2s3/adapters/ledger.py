@@ -3,10 +3,10 @@ marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes th
 once a task is taken down, the keys its files had (sk "TAKEDOWN#00000", as many as they need)."""
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
@@ -14,6 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
+from kie2s3.ports import OPEN_FILE, OPEN_TASK, FileChange, TaskChange, now_iso
+from kie2s3.retries import FENCE_ATTEMPTS, FENCE_PAUSE_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -21,12 +23,13 @@ if TYPE_CHECKING:
 TASK_SK = "TASK"
 FILE_SK_PREFIX = "FILE#"
 SOURCE_SK_PREFIX = "SOURCE#"
-# DynamoDB TransactWriteItems takes at most 100 items: 50 files, each with its source marker.
+# One delivery plans at most this many files (models.MAX_URLS_PER_REQUEST): add_files takes as many.
 MAX_FILES_PER_WRITE = 50
+# DynamoDB TransactWriteItems takes at most 100 actions: 49 files, each with its source marker, and
+# the check that the task is not taken down.
+MAX_FILES_PER_TRANSACTION = 49
 # The sparse `open-items` index (template.yaml): an item carries `open` only while unfinished.
 OPEN_INDEX = "open-items"
-OPEN_FILE = "FILE"
-OPEN_TASK = "TASK"
 _OPEN_FILE_STATES = frozenset({"pending", "copying"})
 TAKEDOWN_SK_PREFIX = "TAKEDOWN#"
 # The reason a task taken down gives (its status is `ignored`; design.md, Contract additions 2026-12).
@@ -67,23 +70,44 @@ def key_chunks(keys: Sequence[str], budget: int = TAKEDOWN_KEY_BYTES_PER_ITEM) -
     return chunks
 
 
-def not_taken_down(table_name: str, task_id: str) -> dict[str, Any]:
-    """A TransactWriteItems ConditionCheck (low-level client form) that fails once the task is taken
-    down: a write that opens work on a task shares its request with it (no read of its own). A task
-    the ledger does not know passes."""
+def not_taken_down(table_name: str, task_id: str, *, serialized: bool = True) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck that fails once the task is taken down: a write that opens
+    work on a task (a copy's record, its file items) shares its request with it (no read of its own).
+    A task the ledger does not know passes. `serialized`: the low-level client's form of the key,
+    else the Python values a resource's client takes."""
+    key = {"pk": {"S": task_id}, "sk": {"S": TASK_SK}} if serialized else {"pk": task_id, "sk": TASK_SK}
     return {
         "ConditionCheck": {
             "TableName": table_name,
-            "Key": {"pk": {"S": task_id}, "sk": {"S": TASK_SK}},
+            "Key": key,
             "ConditionExpression": "attribute_not_exists(#taken_down_at)",
             "ExpressionAttributeNames": {"#taken_down_at": TAKEN_DOWN_AT},
         }
     }
 
 
-def now_iso() -> str:
-    """The current time as the ledger stores it (UTC, ISO 8601)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def fenced(send: Callable[[], Any]) -> Any:
+    """Send a transaction that checks a task's fence (`not_taken_down`), again when DynamoDB cancels
+    it for a conflict: transactions that include the same item cancel each other (TransactionConflict),
+    and every fenced one includes its task's item, so the copies of one task's files, opening
+    together, meet there. FENCE_ATTEMPTS tries with a short random pause between (kie2s3/retries.py);
+    any other failure raises at once."""
+    for attempt in range(1, FENCE_ATTEMPTS):
+        try:
+            return send()
+        except ClientError as exc:
+            if not _conflicted(exc):
+                raise
+        time.sleep(random.uniform(0, FENCE_PAUSE_SECONDS * 2 ** (attempt - 1)))  # noqa: S311  # nosec B311
+    return send()
+
+
+def _conflicted(exc: ClientError) -> bool:
+    """Whether a transaction was cancelled only for meeting another one (no condition failed)."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
 @contextmanager
@@ -112,26 +136,6 @@ def _update(fields: dict[str, Any], *also_set: str) -> tuple[str, dict[str, str]
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk")}
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One write to a file item, as the ledger's stream tells it: the file's state before it (None:
-    the item did not exist) and the item after it (None: removed)."""
-
-    task_id: str
-    before: FileState | None
-    after: FileItem | None
-
-
-@dataclass(frozen=True)
-class TaskChange:
-    """One write to a task item, as the ledger's stream tells it: its attributes before and after
-    (None: the item did not exist, or was removed)."""
-
-    task_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 def stream_change(
@@ -196,18 +200,26 @@ class Ledger:
                 ConditionExpression=condition,
             )
 
-    def add_files(self, items: Sequence[FileItem]) -> bool:
-        """Create the files of one task at once, each with its source marker; False when any exists.
+    def add_files(self, items: Sequence[FileItem]) -> int:
+        """Create the files of one task, each with its source marker, unless the task is taken down;
+        how many were created, from the first: fewer than all when one exists or the task was
+        taken down.
 
-        One transaction: either every item and marker is written, or none is (a concurrent delivery
-        claimed one of the indexes or sources first: the caller reads the task again and re-plans).
+        One transaction per MAX_FILES_PER_TRANSACTION files, each checking the task's fence
+        (`not_taken_down`): either every item and marker of it is written, or none is (a concurrent
+        delivery claimed one of the indexes or sources first, or a takedown fenced the task: the
+        caller reads the task again and re-plans).
         """
-        if not items:
-            return True
         if len(items) > MAX_FILES_PER_WRITE:
             raise ValueError(f"at most {MAX_FILES_PER_WRITE} files are created at once")
+        for start in range(0, len(items), MAX_FILES_PER_TRANSACTION):
+            if not self._add_files(items[start : start + MAX_FILES_PER_TRANSACTION]):
+                return start
+        return len(items)
+
+    def _add_files(self, items: Sequence[FileItem]) -> bool:
         table = self._table.name
-        writes: list[dict[str, Any]] = []
+        writes: list[dict[str, Any]] = [not_taken_down(table, items[0].task_id, serialized=False)]
         for item in items:
             record = {"pk": item.task_id, "sk": file_sk(item.index), **item.model_dump(exclude_none=True)}
             if item.state in _OPEN_FILE_STATES:
@@ -220,7 +232,7 @@ class Ledger:
         with _translated("file write"):
             try:
                 # The resource's own client takes Python values, as the table does (the stubs type it low-level).
-                self._table.meta.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+                fenced(lambda: self._table.meta.client.transact_write_items(TransactItems=writes))  # type: ignore[arg-type]
             except ClientError as exc:
                 reasons = exc.response.get("CancellationReasons") or []
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
@@ -322,12 +334,18 @@ class Ledger:
             )
 
     def close_task(self, task_id: str, reason: str) -> None:
-        """Stop following a task that will never finish here (e.g. past kie.ai's retention)."""
-        with _translated("task close"):
+        """Stop following a task that will never finish here (e.g. past kie.ai's retention). A task
+        taken down meanwhile keeps its reason (and one the ledger does not hold is not created)."""
+        with _translated("task close", tolerate_condition=True):
             self._table.update_item(
                 Key={"pk": task_id, "sk": TASK_SK},
                 UpdateExpression="SET #reason = :reason, updated_at = :now REMOVE #open",
-                ExpressionAttributeNames={"#open": "open", "#reason": "reason"},
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#taken_down_at)",
+                ExpressionAttributeNames={
+                    "#open": "open",
+                    "#reason": "reason",
+                    "#taken_down_at": TAKEN_DOWN_AT,
+                },
                 ExpressionAttributeValues={":reason": reason, ":now": now_iso()},
             )
 
@@ -394,7 +412,9 @@ class Ledger:
         if task is None:
             return None
         files = [FileItem.model_validate(_plain(i)) for i in items if i["sk"].startswith(FILE_SK_PREFIX)]
-        kept = [key for i in items if i["sk"].startswith(TAKEDOWN_SK_PREFIX) for key in i["keys"]]
+        # The version before kept them on the task item itself: read both, until a takedown moves them.
+        kept = [*task.get("taken_down_keys", [])]
+        kept += [key for i in items if i["sk"].startswith(TAKEDOWN_SK_PREFIX) for key in i["keys"]]
         return TaskItem.model_validate({**_plain(task), "taken_down_keys": kept}), files
 
     def _items(self, task_id: str, projection: str | None = None) -> Iterator[dict[str, Any]]:

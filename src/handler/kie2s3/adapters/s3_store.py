@@ -5,6 +5,7 @@ import hashlib
 import io
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
@@ -21,15 +22,12 @@ from isal import isal_zlib
 
 from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError
 from kie2s3.observability import logger
+from kie2s3.ports import MAX_PARTS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-# S3 multipart limits (docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html).
-MIN_PART_BYTES = 5 * 1024**2
-MAX_PART_BYTES = 5 * 1024**3
-MAX_PARTS = 10_000
 _RETRYABLE_S3_CODES = frozenset(
     {"ConditionalRequestConflict", "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
 )
@@ -274,9 +272,17 @@ class S3Store:
             raise _translate(exc, "GetObject") from exc
         return digest.hexdigest()
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]:
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]:
         """Delete every version (and delete marker) of the key `prefix` (`exact`) or of every key
-        under it; for each key found, how many versions Object Lock kept.
+        under it (those `only` accepts, when given); for each key found, how many versions Object
+        Lock kept.
 
         A key with versions kept gets a new delete marker, so it is gone from GET and listings while
         its retention lasts. `bypass_governance` asks S3 to lift governance-mode retention, which
@@ -285,6 +291,8 @@ class S3Store:
         kept: dict[str, int] = {}
         extra: dict[str, Any] = {"BypassGovernanceRetention": True} if bypass_governance else {}
         for key, version in self._versions(prefix, exact):
+            if only is not None and not only(key):
+                continue
             kept.setdefault(key, 0)
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version, **extra)
@@ -479,11 +487,3 @@ class MultipartUpload:
             logger.warning(
                 "multipart abort failed; the lifecycle rule will remove it", key=self.key, error=str(exc)
             )
-
-
-def part_size_for(content_length: int | None, preferred: int, max_file_bytes: int) -> int:
-    """A part size ≥ preferred that fits the file (or MAX_FILE_BYTES when unknown) into ≤ 10,000 parts."""
-    size = content_length if content_length is not None else max_file_bytes
-    needed = -(-size // MAX_PARTS)
-    mib = 1024**2
-    return min(MAX_PART_BYTES, max(preferred, MIN_PART_BYTES, -(-needed // mib) * mib))

@@ -1,7 +1,6 @@
 """Secrets by id through Powertools Parameters, cached per container; values are never logged."""
 
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from kie2s3.adapters import clients
 from kie2s3.errors import ConfigurationError
+from kie2s3.ports import SecretVersions
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -44,20 +44,6 @@ def get_secret(secret_id: str) -> str:
     if not _text(value):
         raise ConfigurationError(f"secret {secret_id!r} is empty")
     return _text(value)
-
-
-@dataclass(frozen=True)
-class SecretVersions:
-    """A secret's AWSCURRENT value and, once it has been rotated, its AWSPREVIOUS one.
-
-    `rotated_at` is when the current version was created (its CreatedDate, Unix seconds): the start
-    of the rotation window. `fetched_at` is when these were read from Secrets Manager.
-    """
-
-    current: str
-    previous: str | None
-    rotated_at: float
-    fetched_at: float
 
 
 class VersionsProvider(BaseProvider):

@@ -137,20 +137,28 @@ class MarketParser:
         if record.state in ("waiting", "queuing", "generating"):
             return parsed(Outcome.NOT_FINAL, f"waiting for kie.ai to finish ({record.state})")
         if record.state != "success":
-            reason = record.failMsg or message or f"state {record.state!r}"
-            if record.failCode:
-                reason = f"{reason} (failCode {record.failCode})"
-            return parsed(Outcome.FAILED, reason)
-        result = record.resultJson
-        known = _MarketResult.model_validate(result) if isinstance(result, dict) else _MarketResult()
-        urls = [*known.resultUrls, *(u for t in known.data for u in (t.audio_url, t.image_url) if u)]
-        if urls:
-            return parsed(Outcome.SUCCESS, files=tuple(_files(urls, "parser")))
-        if known.resultObject is not None:
-            return parsed(Outcome.NO_FILES, "result has no files: text result")
-        if found := list(net_urls(result)):
-            return parsed(Outcome.SUCCESS, files=tuple(_files(found, "net")))
-        return parsed(Outcome.UNRECOGNISED, "Market result names no file URL; raw body archived for replay")
+            return parsed(Outcome.FAILED, _failure_reason(record, message))
+        return parsed(*_result(record.resultJson))
+
+
+def _failure_reason(record: _MarketRecordInfo, message: str | None) -> str:
+    """Why a task failed: its failMsg, else the envelope's message, else its state; with its failCode."""
+    reason = record.failMsg or message or f"state {record.state!r}"
+    return f"{reason} (failCode {record.failCode})" if record.failCode else reason
+
+
+def _result(result: Any) -> tuple[Outcome, str | None, tuple[SourceFile, ...]]:
+    """What a finished task's parsed resultJson holds: its files (the known fields first, else any URL
+    the net finds), no files by design (a text result), or nothing recognised."""
+    known = _MarketResult.model_validate(result) if isinstance(result, dict) else _MarketResult()
+    urls = [*known.resultUrls, *(u for t in known.data for u in (t.audio_url, t.image_url) if u)]
+    if urls:
+        return Outcome.SUCCESS, None, tuple(_files(urls, "parser"))
+    if known.resultObject is not None:
+        return Outcome.NO_FILES, "result has no files: text result", ()
+    if found := list(net_urls(result)):
+        return Outcome.SUCCESS, None, tuple(_files(found, "net"))
+    return Outcome.UNRECOGNISED, "Market result names no file URL; raw body archived for replay", ()
 
 
 def _files(urls: list[str], found_by: str) -> Iterator[SourceFile]:

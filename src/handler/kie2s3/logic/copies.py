@@ -1,6 +1,7 @@
 """`POST /copies`: archive named URLs of a task, or everything kie.ai's record-info lists for tasks."""
 
 import time
+from collections.abc import Sequence
 
 from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamError
 from kie2s3.families import PARSERS, UNKNOWN, FamilyParser, parser_for
@@ -9,6 +10,7 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.media import kind_of
 from kie2s3.models import (
+    DIRECT_FAMILY,
     MAX_URLS_PER_REQUEST,
     BulkCopyDocument,
     BulkCopyError,
@@ -22,8 +24,6 @@ from kie2s3.models import (
 from kie2s3.observability import logger, tracer
 from kie2s3.sources import canonical_url
 
-# The family recorded for copies asked for by URL, when the caller names none.
-DIRECT_FAMILY = "direct"
 # A bulk task the request's time did not reach: kie.ai was not asked, nothing was recorded.
 NOT_PROCESSED = "not processed: too little of the request's time was left to ask kie.ai; send it again"
 
@@ -49,7 +49,20 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
         if parser is None:
             raise BadRequestError("give `urls`, or the `family` whose record-info lists the task's files")
         return copy_from_record_info(services, _with_record_info(parser), request.task_id, deadline)
-    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(request.urls))
+    files = _named_files(services, request.urls)
+    parsed = ParsedCallback(
+        task_id=request.task_id,
+        family=parser.name if parser else _recorded_family(services, request.task_id),
+        outcome=Outcome.SUCCESS,
+        files=files,
+    )
+    return _record(services, parsed, deadline)
+
+
+def _named_files(services: Services, urls: Sequence[str]) -> tuple[SourceFile, ...]:
+    """The files the URLs name, once each; BadRequestError when they name more distinct files than
+    the cap, or when the source policy refuses any as written (each listed with its reason)."""
+    files = tuple(SourceFile(url=u, kind=kind_of(u)) for u in dict.fromkeys(urls))
     _, past = capped(files)
     if past:
         raise BadRequestError(
@@ -64,13 +77,7 @@ def request_copies(services: Services, request: CopyRequest, deadline: float | N
     )
     if refused:
         raise BadRequestError("the source policy refuses some of these URLs; nothing was recorded", refused)
-    parsed = ParsedCallback(
-        task_id=request.task_id,
-        family=parser.name if parser else _recorded_family(services, request.task_id),
-        outcome=Outcome.SUCCESS,
-        files=files,
-    )
-    return _record(services, parsed, deadline)
+    return files
 
 
 def _recorded_family(services: Services, task_id: str) -> str:
@@ -95,10 +102,7 @@ def request_bulk_copies(
     so the answer comes within the invocation, the ids not reached in `errors` as not processed and
     retryable. Unknown family: BadRequestError, and nothing is asked.
     """
-    parser = parser_for(request.family, PARSERS)
-    if parser is None:
-        raise _unknown_family(request.family)
-    parser = _with_record_info(parser)
+    parser = record_info_parser(request.family)
     tasks: list[StatusDocument] = []
     unknown: list[str] = []
     errors: list[BulkCopyError] = []
@@ -161,6 +165,15 @@ def _record(services: Services, parsed: ParsedCallback, deadline: float | None) 
     logger.info("copies requested", family=parsed.family, outcome=parsed.outcome, files=len(parsed.files))
     accept(services, parsed, deadline)
     return status_document(services, parsed.task_id)
+
+
+def record_info_parser(family: str) -> FamilyParser:
+    """The parser of `family`, whose record-info endpoint knows its tasks (the bulk form's and `make
+    backfill`'s check, before anything is asked); BadRequestError for an unknown family or one without."""
+    parser = parser_for(family, PARSERS)
+    if parser is None:
+        raise _unknown_family(family)
+    return _with_record_info(parser)
 
 
 def _unknown_family(family: str) -> BadRequestError:

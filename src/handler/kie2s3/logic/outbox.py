@@ -14,13 +14,12 @@ from typing import Any, Final
 from aws_lambda_powertools.metrics import MetricUnit
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 
-from kie2s3.adapters.event_bus import MAX_PUT_BYTES, TOO_LARGE, batches, entry_size
-from kie2s3.adapters.ledger import FileChange, TaskChange
 from kie2s3.errors import RetryableError
 from kie2s3.logic.services import Services
 from kie2s3.logic.status import document, file_status
 from kie2s3.models import BusEvent, FileItem, Outcome, StatusDocument, TaskItem
 from kie2s3.observability import logger, metrics
+from kie2s3.ports import MAX_PUT_BYTES, TOO_LARGE, FileChange, TaskChange, batches, entry_size
 
 # The detail-type of each final state (design.md, Contract additions): files and tasks that are
 # still pending or copying have none.
@@ -164,23 +163,42 @@ def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent
     return the ids of the records whose events EventBridge did not take (they are to be delivered
     again). Refused events are put again with the retry policy's backoff before they count.
     """
+    unique, owners = _deduplicated(collected)
+    # Files before tasks, where EventBridge keeps the order (it does not promise to).
+    ordered = sorted(unique.values(), key=lambda e: e.detail_type in TASK_EVENTS.values())
+    failed: dict[str, str] = {}
+    for batch in batches(ordered):
+        failed |= _put(services, batch)
+    dropped = _drop_too_large(failed)
+    _count(unique, failed, dropped)
+    return {record_id for dedupe_id in failed for record_id in owners[dedupe_id]}
+
+
+def _deduplicated(
+    collected: Sequence[tuple[str, Sequence[BusEvent]]],
+) -> tuple[dict[str, BusEvent], dict[str, set[str]]]:
+    """Each dedupeId's event (the first seen), and the ids of the records that produced it."""
     owners: dict[str, set[str]] = {}
     unique: dict[str, BusEvent] = {}
     for record_id, events in collected:
         for event in events:
             unique.setdefault(event.dedupe_id, event)
             owners.setdefault(event.dedupe_id, set()).add(record_id)
-    # Files before tasks, where EventBridge keeps the order (it does not promise to).
-    ordered = sorted(unique.values(), key=lambda e: e.detail_type in TASK_EVENTS.values())
-    failed: dict[str, str] = {}
-    for batch in batches(ordered):
-        failed |= _put(services, batch)
-    # One too large for any request is not reported failed: delivered again, it would be as large,
-    # and hold up its shard until its record expires. `_event` trims every event to fit.
+    return unique, owners
+
+
+def _drop_too_large(failed: dict[str, str]) -> list[str]:
+    """Take the events too large for any request out of `failed` (logged): delivered again, one would
+    be as large, and hold up its shard until its record expires. `_event` trims every event to fit."""
     dropped = [d for d, error in failed.items() if error == TOO_LARGE]
     for dedupe_id in dropped:
         logger.error("event too large for any request: not published", dedupe_id=dedupe_id)
         del failed[dedupe_id]
+    return dropped
+
+
+def _count(unique: dict[str, BusEvent], failed: dict[str, str], dropped: list[str]) -> None:
+    """The metrics and logs of one publish: events trimmed, published, and failed (with their errors)."""
     if trimmed := [e.dedupe_id for e in unique.values() if e.trimmed]:
         metrics.add_metric(name="EventsTrimmed", unit=MetricUnit.Count, value=len(trimmed))
         logger.warning("events trimmed to fit PutEvents", dedupe_ids=trimmed)
@@ -190,7 +208,6 @@ def publish(services: Services, collected: Sequence[tuple[str, Sequence[BusEvent
         metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=len(failed))
         for dedupe_id, error in failed.items():
             logger.error("event not published", dedupe_id=dedupe_id, error=error)
-    return {record_id for dedupe_id in failed for record_id in owners[dedupe_id]}
 
 
 def _put(services: Services, batch: list[BusEvent]) -> dict[str, str]:

@@ -1,18 +1,19 @@
 """Planning: the deterministic destination of each file, and dispatching copy jobs."""
 
 import random
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kie2s3.adapters.ledger import now_iso
 from kie2s3.errors import Kie2S3Error, RetryableError
 from kie2s3.keys import key_template
 from kie2s3.logic.copy import copy_file
 from kie2s3.logic.services import Services
 from kie2s3.models import (
+    MAX_URL_CHARS,
     MAX_URLS_PER_REQUEST,
     CopyJob,
     FileItem,
@@ -22,6 +23,7 @@ from kie2s3.models import (
     TaskItem,
 )
 from kie2s3.observability import logger, metrics
+from kie2s3.ports import now_iso
 from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy, canonical_url
 
@@ -49,6 +51,21 @@ def raw_callbacks_prefix(prefix: str, task_id: str) -> str:
 def raw_callback_key(prefix: str, task_id: str, received_ms: int, digest: str) -> str:
     """Where a callback's raw body is archived: its arrival (ms) first, so keys sort by it."""
     return f"{raw_callbacks_prefix(prefix, task_id)}{received_ms}-{digest[:16]}.json"
+
+
+# The name raw_callback_key gives a body in its task's folder (the digest is hexdigest()'s).
+_RAW_CALLBACK_NAME = re.compile(r"[0-9]+-[0-9a-f]{16}\.json")
+
+
+def is_raw_callback(prefix: str, task_id: str, key: str) -> bool:
+    """Whether a key is one of the task's archived callback bodies, as raw_callback_key names them.
+
+    A listing of raw_callbacks_prefix is not enough: with a placeholder before {taskId} in the
+    KeyTemplate, another task's files can lie in that folder (task `callbacks` of family `market`,
+    under `{prefix}{family}/{taskId}/…`, in task `market`'s), and they are never its callbacks.
+    """
+    folder = raw_callbacks_prefix(prefix, task_id)
+    return key.startswith(folder) and _RAW_CALLBACK_NAME.fullmatch(key[len(folder) :]) is not None
 
 
 # How often planning re-reads the task after a concurrent delivery claimed an index or source first
@@ -97,33 +114,59 @@ def plan_files(services: Services, task_id: str, family: str, files: Sequence[So
     item sends its job (the reconciler re-sends lost ones). A source the policy refuses is
     recorded `failed` with the reason and gets no job.
     """
-    for attempt in range(_PLAN_ATTEMPTS):
-        found = services.ledger.get(task_id)
-        task = found[0] if found else _unrecorded(task_id, family)
-        if task.taken_down_at:
-            logger.info("task taken down: nothing planned", taken_down_at=task.taken_down_at)
-            return []
-        known = {canonical_url(f.source): f for f in (found[1] if found else ())}
-        new = _new_items(services, task, known, files)
-        if services.ledger.add_files(new):
-            break
-        time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
-    else:
-        raise RetryableError("files of this task are being recorded concurrently: try again")
-    created = {item.index for item in new}
+    recorded = _record_new_sources(services, task_id, family, files)
+    if recorded is None:
+        return []
+    task, known, created = recorded
     jobs: list[CopyJob] = []
     for source, file in by_source(files).items():
         item = known[source]
         if item.index in created:
             if item.state == "pending":
                 jobs.append(copy_job(item, task))
-        elif (
-            item.state == "failed"
-            and refusal(services.policy, file.url) is None
-            and services.ledger.mark_pending(task_id, item.index, source_url=file.url)
-        ):
-            jobs.append(copy_job(item.model_copy(update={"source_url": file.url}), task))
+        elif (job := _job_again(services, task, item, file.url)) is not None:
+            jobs.append(job)
     return jobs
+
+
+def _record_new_sources(
+    services: Services, task_id: str, family: str, files: Sequence[SourceFile]
+) -> tuple[TaskItem, dict[str, FileItem], set[int]] | None:
+    """Record the sources the ledger lacks, read again and planned again while concurrent deliveries
+    claim indexes or sources first: the task, every item by source, and the indexes created here
+    (in any round: one whose write went through in part, add_files' doc, created some). None when
+    the task is taken down (nothing more is recorded)."""
+    created: set[tuple[int, str]] = set()  # (index, canonical source) of the items created here
+    for attempt in range(_PLAN_ATTEMPTS):
+        found = services.ledger.get(task_id)
+        task = found[0] if found else _unrecorded(task_id, family)
+        if task.taken_down_at:
+            logger.info("task taken down: nothing planned", taken_down_at=task.taken_down_at)
+            return None
+        known = {canonical_url(f.source): f for f in (found[1] if found else ())}
+        new = _new_items(services, task, known, files)
+        written = services.ledger.add_files(new)
+        created |= {(item.index, item.source) for item in new[:written]}
+        if written == len(new):
+            return (
+                task,
+                known,
+                {item.index for item in known.values() if (item.index, item.source) in created},
+            )
+        time.sleep(random.uniform(0, _PLAN_PAUSE_SECONDS * (attempt + 1)))  # noqa: S311  # nosec B311
+    raise RetryableError("files of this task are being recorded concurrently: try again")
+
+
+def _job_again(services: Services, task: TaskItem, item: FileItem, url: str) -> CopyJob | None:
+    """Another job for a known source that `failed`, from the URL given now (when the policy takes it
+    and the item is moved back to pending); None for any other known source."""
+    if (
+        item.state == "failed"
+        and refusal(services.policy, url) is None
+        and services.ledger.mark_pending(task.task_id, item.index, source_url=url)
+    ):
+        return copy_job(item.model_copy(update={"source_url": url}), task)
+    return None
 
 
 def _unrecorded(task_id: str, family: str) -> TaskItem:
@@ -199,6 +242,19 @@ def _netted(services: Services, parsed: ParsedCallback) -> ParsedCallback:
     return parsed.model_copy(update={"files": kept})
 
 
+def _short(parsed: ParsedCallback) -> ParsedCallback:
+    """Drop the files whose URL is longer than MAX_URL_CHARS (as POST /copies refuses them): no file
+    item could hold one, and one such URL must not keep the task's other files from being recorded.
+    The task's reason says how many were dropped (a success left with none: `_netted`)."""
+    short = tuple(f for f in parsed.files if len(f.url) <= MAX_URL_CHARS)
+    if too_long := len(parsed.files) - len(short):
+        metrics.add_metric(name="ResultUrlsTooLong", unit=MetricUnit.Count, value=too_long)
+        logger.warning("result URLs too long: not archived", too_long=too_long, limit=MAX_URL_CHARS)
+        reason = f"{too_long} result URLs longer than {MAX_URL_CHARS} characters were not archived"
+        parsed = parsed.model_copy(update={"files": short, "reason": parsed.reason or reason})
+    return parsed
+
+
 def accept(services: Services, parsed: ParsedCallback, deadline: float | None = None) -> ParsedCallback:
     """Record what kie.ai says of a task and, when it succeeded, plan and dispatch its copies.
 
@@ -206,7 +262,7 @@ def accept(services: Services, parsed: ParsedCallback, deadline: float | None = 
     records how many more there were (never one item per excess URL), and its status says so.
     Returns what was recorded.
     """
-    parsed = _netted(services, parsed)
+    parsed = _netted(services, _short(parsed))
     now = now_iso()
     planned, not_planned = capped(parsed.files)
     if not_planned:

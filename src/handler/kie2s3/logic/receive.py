@@ -9,9 +9,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from kie2s3.adapters.secrets import SecretVersions
-from kie2s3.errors import AuthenticationError, BadRequestError
-from kie2s3.families import PARSERS, UNKNOWN, detect, task_id_of
+from kie2s3.errors import NOT_A_JSON_OBJECT, NOT_JSON, AuthenticationError, BadRequestError
+from kie2s3.families import PARSERS, UNKNOWN, detect, parser_for, task_id_of
 from kie2s3.families.base import JsonObject
 from kie2s3.logic.forward import enqueue_forward, forwardable
 from kie2s3.logic.plan import accept, raw_callback_key
@@ -19,6 +18,7 @@ from kie2s3.logic.services import Services
 from kie2s3.logic.status import status_document
 from kie2s3.models import ForwardJob, Outcome, ParsedCallback, StatusDocument
 from kie2s3.observability import logger, metrics, tracer
+from kie2s3.ports import SecretVersions
 from kie2s3.signature import signature_matches, token_matches, verify_signature, verify_token
 
 # A signature is 44 base64 characters and a timestamp 10 digits: anything near this is not kie.ai.
@@ -45,9 +45,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; nesting too deep
-        raise BadRequestError("body is not JSON") from exc
+        raise BadRequestError(NOT_JSON) from exc
     if not isinstance(body, dict):
-        raise BadRequestError("body is not a JSON object")
+        raise BadRequestError(NOT_A_JSON_OBJECT)
     return body
 
 
@@ -126,10 +126,10 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     recorded `unrecognised` and answered 200, so that it can be replayed once a parser exists.
     """
     body = json_object(request.body)
-    hint = request.query.get("family")
     task_id = task_id_of(body)  # the id authenticated here is the id parsed, recorded and keyed
     logger.set_correlation_id(task_id)
     authenticate(services, request, task_id)  # a refusal is logged and counted by the HTTP layer
+    hint = family_hint(request.query.get("family"))
     if services.ledger.taken_down(task_id):  # make takedown: not even the body is kept again
         logger.info("callback for a task taken down: nothing kept")
         return status_document(services, task_id, under_way=False)
@@ -146,6 +146,21 @@ def receive_callback(services: Services, request: CallbackRequest) -> StatusDocu
     recorded = accept(services, parsed, request.deadline)
     _forward(services, body, request, raw_key, recorded)
     return status_document(services, task_id, under_way=False)
+
+
+def family_hint(given: str | None) -> str | None:
+    """The `?family=` hint when a parser of that name exists. Any other hint (a typo in the callback
+    URL) is dropped with a warning and the `FamilyHintsUnknown` metric: the callback is still
+    accepted, its family detected from the body's shape, and the hint is not archived with it."""
+    if not given or parser_for(given, PARSERS) is not None:
+        return given or None
+    logger.warning(
+        "unknown family hint: the family is detected from the body's shape",
+        hint=given[:64],
+        families=sorted(p.name for p in PARSERS),
+    )
+    metrics.add_metric(name="FamilyHintsUnknown", unit=MetricUnit.Count, value=1)
+    return None
 
 
 def _forward(

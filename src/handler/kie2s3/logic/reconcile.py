@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from kie2s3.adapters.ledger import OPEN_FILE, OPEN_TASK
 from kie2s3.errors import BadRequestError, Kie2S3Error
 from kie2s3.families import PARSERS, parser_for, task_id_of
-from kie2s3.logic.plan import accept, copy_job, dispatch, raw_callbacks_prefix
+from kie2s3.logic.plan import accept, copy_job, dispatch, is_raw_callback, raw_callbacks_prefix
 from kie2s3.logic.receive import json_object, parse_callback
 from kie2s3.logic.services import Services
 from kie2s3.models import CopyJob, FileItem, Outcome, TaskItem
 from kie2s3.observability import logger, metrics, tracer
+from kie2s3.ports import OPEN_FILE, OPEN_TASK
 
 # kie.ai deletes generated files after 14 days (kie-api.md §4.5): nothing older is chased.
 KIE_RETENTION = timedelta(days=14)
@@ -153,6 +153,8 @@ def _replay(services: Services, task: TaskItem, report: ReconcileReport, deadlin
     prefix = raw_callbacks_prefix(services.settings.object_prefix, task.task_id)
     try:
         for key in services.store.raw_keys(prefix):
+            if not is_raw_callback(services.settings.object_prefix, task.task_id, key):
+                continue  # another task's file (is_raw_callback): never read, however large
             raw, hint = services.store.get_raw(key)
             try:
                 body = json_object(raw)

@@ -4,8 +4,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kie2s3.adapters.secrets import SecretVersions
-from kie2s3.logic.ports import (
+from kie2s3.ports import (
     EventPublisher,
     ForwardJobs,
     Guard,
@@ -13,6 +12,7 @@ from kie2s3.logic.ports import (
     KieApi,
     Ledger,
     ObjectStore,
+    SecretVersions,
     Source,
     Webhook,
 )

@@ -20,9 +20,9 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from kie2s3.errors import LinkExpiredError, RetryableError, SourceChangedError
-from kie2s3.logic.ports import Source, SourceStream, Upload
 from kie2s3.models import SourceVersion
 from kie2s3.observability import logger
+from kie2s3.ports import Source, SourceStream, Upload
 from kie2s3.retries import RANGE_ATTEMPTS
 
 # A long copy logs its progress at most this often.

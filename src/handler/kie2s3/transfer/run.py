@@ -6,12 +6,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kie2s3.adapters.s3_store import part_size_for
 from kie2s3.errors import ObjectExistsError, PermanentError, RetryableError, SourceChangedError
-from kie2s3.logic.ports import KieApi, ObjectStore, Source, SourceStream
 from kie2s3.media import SNIFF_BYTES, sniff_content_type
 from kie2s3.models import CopyJob, TransferResult
 from kie2s3.observability import logger
+from kie2s3.ports import KieApi, ObjectStore, Source, SourceStream, part_size_for
 from kie2s3.sources import SourcePolicy, canonical_url
 from kie2s3.transfer.objects import object_metadata, object_tags
 from kie2s3.transfer.pipeline import Pipeline, PipelineShape

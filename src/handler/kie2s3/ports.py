@@ -1,14 +1,18 @@
-"""What the use cases need of each adapter: small Protocols the adapters and the tests' fakes satisfy."""
+"""What the use cases need of each adapter: small Protocols the adapters and the tests' fakes satisfy,
+with the service limits and values that come with them. logic/ and transfer/ use them; adapters/
+implement them; this module imports nothing of either (a test keeps it so)."""
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kie2s3.models import (
+    EVENT_SOURCE,
     BusEvent,
     CopyJob,
     CopyResult,
@@ -20,6 +24,37 @@ from kie2s3.models import (
     TaskItem,
     TransferResult,
 )
+
+# ---------------------------------------------------------------- the ledger
+
+# What `Ledger.open_items` lists: unfinished files (pending, copying), or tasks still running at kie.ai.
+OPEN_FILE = "FILE"
+OPEN_TASK = "TASK"
+
+
+def now_iso() -> str:
+    """The current time as the ledger stores it (UTC, ISO 8601)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One write to a file item, as the ledger's stream tells it: the file's state before it (None:
+    the item did not exist) and the item after it (None: removed)."""
+
+    task_id: str
+    before: FileState | None
+    after: FileItem | None
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """One write to a task item, as the ledger's stream tells it: its attributes before and after
+    (None: the item did not exist, or was removed)."""
+
+    task_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
 
 
 class Ledger(Protocol):
@@ -35,7 +70,7 @@ class Ledger(Protocol):
 
     def save_task(self, task: TaskItem) -> None: ...
 
-    def add_files(self, items: Sequence[FileItem]) -> bool: ...
+    def add_files(self, items: Sequence[FileItem]) -> int: ...
 
     def mark_pending(
         self, task_id: str, index: int, *, error: str | None = None, source_url: str | None = None
@@ -58,6 +93,23 @@ class Ledger(Protocol):
     def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool: ...
 
     def delete_files(self, task_id: str) -> int: ...
+
+
+# ---------------------------------------------------------------- the archive bucket
+
+# S3 multipart limits: parts of 5 MiB to 5 GiB (the last may be smaller), at most 10,000 of them.
+# docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
+MIN_PART_BYTES = 5 * 1024**2
+MAX_PART_BYTES = 5 * 1024**3
+MAX_PARTS = 10_000
+
+
+def part_size_for(content_length: int | None, preferred: int, max_file_bytes: int) -> int:
+    """A part size ≥ preferred that fits the file (or MAX_FILE_BYTES when unknown) into ≤ 10,000 parts."""
+    size = content_length if content_length is not None else max_file_bytes
+    needed = -(-size // MAX_PARTS)
+    mib = 1024**2
+    return min(MAX_PART_BYTES, max(preferred, MIN_PART_BYTES, -(-needed // mib) * mib))
 
 
 class Upload(Protocol):
@@ -120,7 +172,14 @@ class ObjectStore(Protocol):
         self, prefix: str, initiated_before: datetime, limit: int = 1000
     ) -> list[str]: ...
 
-    def remove(self, prefix: str, *, exact: bool, bypass_governance: bool = False) -> dict[str, int]: ...
+    def remove(
+        self,
+        prefix: str,
+        *,
+        exact: bool,
+        bypass_governance: bool = False,
+        only: Callable[[str], bool] | None = None,
+    ) -> dict[str, int]: ...
 
 
 class JobQueue(Protocol):
@@ -203,8 +262,58 @@ class Webhook(Protocol):
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float) -> int: ...
 
 
+# ---------------------------------------------------------------- the event bus
+
+# PutEvents takes at most 10 entries in one request, and at most 256 KiB of them: an entry counts
+# its Source, DetailType and Detail in UTF-8 bytes (and 14 for a Time, each Resources ARN's bytes,
+# neither of which kie2s3 sends). docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
+MAX_ENTRIES_PER_PUT = 10
+MAX_PUT_BYTES = 256 * 1024
+# The error code given to an event larger than any request may carry (it is never sent).
+TOO_LARGE = "EntryTooLarge"
+
+
+def entry_size(event: BusEvent) -> int:
+    """The bytes an event counts towards PutEvents' 256 KiB."""
+    return len(EVENT_SOURCE.encode()) + len(event.detail_type.encode()) + len(event.detail.encode())
+
+
+def batches(events: Sequence[BusEvent]) -> Iterator[list[BusEvent]]:
+    """The events in their order, grouped into requests PutEvents accepts (an event too large for
+    any request comes alone)."""
+    batch: list[BusEvent] = []
+    size = 0
+    for event in events:
+        bytes_ = entry_size(event)
+        if batch and (len(batch) == MAX_ENTRIES_PER_PUT or size + bytes_ > MAX_PUT_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(event)
+        size += bytes_
+    if batch:
+        yield batch
+
+
 class EventPublisher(Protocol):
     """The EventBridge bus (adapters/event_bus.py): per event of one request, None when taken, else
     its error code; RetryableError when the request itself failed."""
 
     def put(self, events: Sequence[BusEvent]) -> list[str | None]: ...
+
+
+# ---------------------------------------------------------------- secrets
+
+
+@dataclass(frozen=True)
+class SecretVersions:
+    """A secret's AWSCURRENT value and, once it has been rotated, its AWSPREVIOUS one
+    (adapters/secrets.py reads them).
+
+    `rotated_at` is when the current version was created (its CreatedDate, Unix seconds): the start
+    of the rotation window. `fetched_at` is when these were read from Secrets Manager.
+    """
+
+    current: str
+    previous: str | None
+    rotated_at: float
+    fetched_at: float
