@@ -208,7 +208,6 @@ HARMLESS_LOCAL_VARIABLES: Final = {
 
 # Grants no recorded call uses, each with why it stays: (function, statement, action) -> reason.
 # A statement is its Sid, or the managed policy's name; function "*" is every function.
-_NO_KMS_TEST: Final = "no test runs it with KmsKeyArn set"
 UNUSED_GRANTS: Final[dict[tuple[str, str, str], str]] = {
     ("*", "AWSLambdaBasicExecutionRole", "logs:CreateLogGroup"): (
         "AWS managed policy: Lambda creates a log group only when it is missing, and the template "
@@ -233,16 +232,6 @@ UNUSED_GRANTS: Final[dict[tuple[str, str, str], str]] = {
         "Lambda's on-failure destination of the stream mapping: only records that expire from the "
         "stream (24 hours) are sent, which no test waits for"
     ),
-    (
-        "ForwardFunction",
-        "ArchiveKey",
-        "kms:Decrypt",
-    ): f"reads SSE-KMS callback bodies and signs links to SSE-KMS files; {_NO_KMS_TEST}",
-    (
-        "ReconcilerFunction",
-        "ArchiveKey",
-        "kms:Decrypt",
-    ): f"reads SSE-KMS callback bodies to replay them; {_NO_KMS_TEST}",
 }
 
 
