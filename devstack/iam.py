@@ -443,19 +443,22 @@ def requests_of(
 
 def _extras(service: str, operation: str, params: Mapping[str, Any]) -> list[tuple[Request, str]]:
     """The actions a request's options add: tags, SSE-KMS, a version, a missing object, a transaction's items."""
-    extras: list[tuple[Request, str]] = []
     if service == "dynamodb" and operation == "TransactWriteItems":
-        for kind, table in params["Items"]:
-            extras.append((Request(_TRANSACTION_ACTIONS[kind], _table_arn(table)), DYNAMODB_TRANSACTIONS))
+        return [
+            (Request(_TRANSACTION_ACTIONS[kind], _table_arn(table)), DYNAMODB_TRANSACTIONS)
+            for kind, table in params["Items"]
+        ]
     if service != "s3":
-        return extras
+        return []
+    return _s3_object_extras(operation, params) + _s3_kms_extras(operation, params)
+
+
+def _s3_object_extras(operation: str, params: Mapping[str, Any]) -> list[tuple[Request, str]]:
+    """What S3 checks on the object besides the operation's own action: tags, versions, a 404."""
     obj = _resources("object", params, {})[0] if "Key" in params else ""
+    extras: list[tuple[Request, str]] = []
     if params.get("Tagging") and operation in ("PutObject", "CreateMultipartUpload"):
         extras.append((Request("s3:PutObjectTagging", obj), S3_TAGGING))
-    key = params.get("SSEKMSKeyId") or params.get("StoredWithKmsKey")
-    if key and not params.get("Presigned"):
-        actions = _KMS_WRITES.get(operation, ("kms:Decrypt",) if operation in _KMS_READS else ())
-        extras += [(Request(action, str(key)), S3_ENCRYPTION) for action in actions]
     if params.get("VersionId") and operation in ("GetObject", "HeadObject", "DeleteObject"):
         versioned = "s3:DeleteObjectVersion" if operation == "DeleteObject" else "s3:GetObjectVersion"
         extras.append((Request(versioned, obj), S3_VERSIONS))
@@ -464,6 +467,15 @@ def _extras(service: str, operation: str, params: Mapping[str, Any]) -> list[tup
     if params.get("Missing") and operation in _KMS_READS:
         extras.append((Request("s3:ListBucket", _resources("bucket", params, {})[0]), S3_HEAD))
     return extras
+
+
+def _s3_kms_extras(operation: str, params: Mapping[str, Any]) -> list[tuple[Request, str]]:
+    """What SSE-KMS adds on the object's key (a presigned GET is the caller's, not the function's)."""
+    key = params.get("SSEKMSKeyId") or params.get("StoredWithKmsKey")
+    if not key or params.get("Presigned"):
+        return []
+    actions = _KMS_WRITES.get(operation, ("kms:Decrypt",) if operation in _KMS_READS else ())
+    return [(Request(action, str(key)), S3_ENCRYPTION) for action in actions]
 
 
 @cache
