@@ -97,7 +97,8 @@ class Soak:
         # callbacks, POST /copies and the events function); the copy workers are others.
         self._container = threading.Lock()
         self.failed_worker_runs = 0
-        self.log_dir: Path | None = None  # where the workers' stderr goes
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{seed}-"))  # the workers' output
+        self._worker_logs: dict[int, Path] = {}
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
         """Invoke the function in this process's container, after any invocation under way."""
@@ -209,22 +210,30 @@ class Soak:
     # -- the processes -------------------------------------------------------------------------------
 
     def start_worker(self, n: int, faults: bool) -> subprocess.Popen[str]:
+        """A copy worker (one Lambda container) in its own process, its output to a file of its own
+        (a pipe nobody reads until it exits would fill, and stop it)."""
         env = {**self.stack.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+        name = f"worker{n}-run{self.figures.worker_runs}"
         if faults:
-            env[AWS_FAULTS_ENV] = f"{self.seed},{self.fault_rate},worker{n}-run{self.figures.worker_runs}"
+            env[AWS_FAULTS_ENV] = f"{self.seed},{self.fault_rate},{name}"
         self.figures.worker_runs += 1
-        return subprocess.Popen(
-            [sys.executable, "-m", "devstack.worker", "--visibility-timeout", "20"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        path = self.log_dir / f"{name}.log"
+        with path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "devstack.worker", "--visibility-timeout", "20"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self._worker_logs[process.pid] = path
+        return process
 
     def collect(self, process: subprocess.Popen[str]) -> None:
-        out, err = process.communicate()
-        for line in out.splitlines():
+        """Take a stopped worker's report (its peak RSS) and the AWS faults it injected."""
+        output = self._worker_logs.pop(process.pid).read_text(errors="replace")
+        for line in output.splitlines():
             if line.startswith("WORKER-REPORT "):
                 peak = json.loads(line.removeprefix("WORKER-REPORT "))["peak_rss_mib"]
                 self.figures.worker_peak_rss_mib = max(self.figures.worker_peak_rss_mib, peak)
@@ -233,14 +242,11 @@ class Soak:
                 self.figures.aws_requests += summary["requests"]
                 for kind, count in summary["injected"].items():
                     self.figures.faults[f"aws {kind}"] += count
-        if self.log_dir is not None:
-            with (self.log_dir / "workers.log").open("a") as log:
-                log.write(f"--- worker pid {process.pid} exit {process.returncode}\n{err}")
         if process.returncode != 0:
             self.failed_worker_runs += 1
+            print(f"worker exited {process.returncode}: {output[-1500:]}", file=sys.stderr)
             if self.failed_worker_runs > 20:
                 self.aborted.set()
-            print(f"worker exited {process.returncode}: {err[-1500:]}", file=sys.stderr)
 
     def run_workers(self, faults: bool, until: threading.Event) -> None:
         """Keep `worker_count` workers running (a worker stops when the queue is empty) until `until`."""
@@ -401,7 +407,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ):
         soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate)
-        soak.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{args.seed}-"))
         print(f"soak seed {args.seed}: workers' logs in {soak.log_dir}", flush=True)
         stream = stack.stream_poller(invoker=soak.invoke).start()
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)
