@@ -113,11 +113,20 @@ build: $(VENV)/.synced $(SAM) ## sam build: the function code and the dependenci
 unit: $(VENV)/.synced ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit
 
-integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emulator on loopback)
-	$(BIN)/pytest tests/integration
+# The AWS calls each function makes while the integration tests run (devstack/aws_calls.py), which
+# tests/iam then checks against the functions' roles (devstack/iam.py).
+AWS_CALLS := .aws-calls
+RECORD := KIE2S3_AWS_CALLS=$(AWS_CALLS)
 
-test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage
-	$(BIN)/pytest --cov --cov-report=term tests/unit tests/integration tests/e2e
+integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emulator on loopback), then the IAM check of their calls
+	rm -rf $(AWS_CALLS)
+	$(RECORD) $(BIN)/pytest tests/integration
+	$(RECORD) $(BIN)/pytest tests/iam
+
+test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check
+	rm -rf $(AWS_CALLS)
+	$(RECORD) $(BIN)/pytest --cov --cov-report=term tests/unit tests/integration tests/e2e
+	$(RECORD) $(BIN)/pytest tests/iam
 
 demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
 	$(RUN) -m devstack.demo $(if $(FORWARD),--forward)
@@ -229,4 +238,4 @@ delete: $(VENV)/.synced $(SAM) ## delete a deployed stack (sam delete asks first
 	@SAM_CLI_TELEMETRY=0 $(RUN) -m devstack.delete --stack-name "$(STACK_NAME)" --sam "$(SAM)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
 clean: ## remove build output and tool environments
-	rm -rf .aws-sam $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .aws-sam $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage $(AWS_CALLS)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast
 
 import boto3
 
+from devstack import aws_calls
 from devstack.template import (
     DEFAULT_STACK_NAME,
     NO_VALUE,
@@ -583,6 +584,9 @@ def provision(
                 physical_ids[parameter] = secret_id
 
     env = function_environment(template, resolver.parameters, resolver.physical_ids, stack_name=stack_name)
+    recording = aws_calls.recorder()
+    if recording is not None:  # the IAM check resolves this stack's roles from it
+        recording.note_stack(endpoint_url, resolver.parameters, physical_ids)
     return LocalStack(
         physical_ids=physical_ids,
         env={**env, **(environment or {}), **aws_environment(endpoint_url)},

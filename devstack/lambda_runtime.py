@@ -12,6 +12,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from devstack import aws_calls
+
+# With KIE2S3_AWS_CALLS set, every boto3 client built from here on is recorded for the IAM check.
+aws_calls.recorder()
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 # The queue's counts that `SqsPoller.drain` waits on: every message not yet deleted.
@@ -155,10 +160,36 @@ def function_environment(env: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(event: dict[str, Any], context: LambdaContext | None = None) -> Any:
-    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's."""
+    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's.
+
+    When AWS calls are recorded (devstack.aws_calls), the invocation's requests are those of the
+    function the template routes the event to; Lambda's own for it (its logs, its trace) too.
+    """
     from app import lambda_handler
 
-    return lambda_handler(json.loads(json.dumps(event)), context or LambdaContext())
+    function = deployed_function(event) if aws_calls.recorder() else None
+    with aws_calls.acting_as(function):
+        _note_runtime(function)
+        return lambda_handler(json.loads(json.dumps(event)), context or LambdaContext())
+
+
+def deployed_function(event: Mapping[str, Any]) -> str:
+    """The template's function the event reaches when deployed (devstack.aws_calls)."""
+    return aws_calls.deployed_function(event)
+
+
+def _note_runtime(function: str | None) -> None:
+    """What Lambda does with the function's role at each invocation: its log stream and log events
+    (the template's LoggingConfig.LogGroup) and, with Tracing Active, its trace segments."""
+    for service, operation in (
+        ("logs", "CreateLogStream"),
+        ("logs", "PutLogEvents"),
+        ("xray", "PutTraceSegments"),
+        ("xray", "PutTelemetryRecords"),
+    ):
+        aws_calls.note_lambda(
+            function, service, operation, {"LogGroupOf": function} if service == "logs" else {}
+        )
 
 
 @dataclass
@@ -191,13 +222,15 @@ class SqsPoller:
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive one batch and process it; returns how many messages it held."""
         visibility = {} if self.visibility_timeout is None else {"VisibilityTimeout": self.visibility_timeout}
-        answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            **visibility,
-        )
+        aws_calls.note_lambda(self._function(), "sqs", "GetQueueAttributes", {"QueueUrl": self.queue_url})
+        with self._as_lambda():
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=wait_seconds,
+                AttributeNames=["All"],
+                **visibility,
+            )
         messages = answer.get("Messages", [])
         if not messages:
             return 0
@@ -229,8 +262,21 @@ class SqsPoller:
                     VisibilityTimeout=self.retry_delay,
                 )
             else:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                with self._as_lambda():
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
+
+    def _as_lambda(self) -> Any:
+        """Receiving and deleting are Lambda's, with the queue's function's role (devstack.aws_calls),
+        as is reading the queue's attributes (its documented permissions: the stand-in reads none);
+        making a failed message visible sooner is the stand-in's own shortcut, not recorded."""
+        return aws_calls.acting_as(self._function(), "lambda")
+
+    def _function(self) -> str | None:
+        """The template's function of this queue (when AWS calls are recorded)."""
+        if not aws_calls.recorder():
+            return None
+        return deployed_function({"Records": [{"eventSource": "aws:sqs", "eventSourceARN": self.queue_arn}]})
 
     def outstanding(self) -> int:
         """Messages the queue still holds: visible, in flight (received, not yet deleted) or delayed."""
@@ -280,6 +326,7 @@ class StreamPoller:
     bisect_on_error: bool = False
     on_failure: Callable[[dict[str, Any]], None] | None = None
     context: Callable[[], LambdaContext] = LambdaContext
+    function: str | None = None  # the template's function of the mapping, whose role reads the stream
     invoker: Callable[[dict[str, Any], LambdaContext], Any] | None = None  # as SqsPoller's
     invoked: int = 0
     given_up: int = 0  # batches sent to on_failure
@@ -293,6 +340,10 @@ class StreamPoller:
 
     def start(self) -> "StreamPoller":
         """Take each shard's starting position now (polling does it too, the first time)."""
+        # Lambda's reads of the stream, with the function's role (its documented permissions: the
+        # stand-in lists no streams, Lambda does).
+        self._note_read("ListStreams")
+        self._note_read("DescribeStream")
         for shard in self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]
             if shard_id not in self._checkpoints:
@@ -312,6 +363,11 @@ class StreamPoller:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"stream not drained within {timeout} s")
 
+    def _note_read(self, operation: str) -> None:
+        if aws_calls.recorder():
+            function = self.function or deployed_function({"Records": [{"eventSource": "aws:dynamodb"}]})
+            aws_calls.note_lambda(function, "dynamodb", operation, {"StreamArn": self.stream_arn})
+
     def _iterator(self, shard_id: str) -> str:
         kind, sequence = self._checkpoints[shard_id]
         where = (
@@ -319,6 +375,7 @@ class StreamPoller:
             if sequence
             else {"ShardIteratorType": "TRIM_HORIZON"}
         )
+        self._note_read("GetShardIterator")
         answer = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **where)
         return str(answer["ShardIterator"])
 
@@ -335,6 +392,7 @@ class StreamPoller:
 
     def _shard_batch(self, shard_id: str) -> int:
         limit, _ = self._splits.get(shard_id, (self.batch_size, ""))
+        self._note_read("GetRecords")
         records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=limit)["Records"]
         if not records:
             return 0

@@ -161,6 +161,21 @@ def describe_wave(wave: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- hooks
 
 
+def on_new_clients(attach: Callable[[Any], None]) -> None:
+    """Call `attach(client)` with every botocore client built from now on, on any session (also the IAM
+    check's recorder, devstack.aws_calls)."""
+    from botocore.client import ClientCreator
+
+    create_client = ClientCreator.create_client
+
+    def hooked_create_client(creator: ClientCreator, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(creator, *args, **kwargs)
+        attach(client)
+        return client
+
+    ClientCreator.create_client = hooked_create_client  # type: ignore[method-assign,assignment]
+
+
 class Recorder:
     """Records the round trips of this process's boto3 clients and urllib3 pool managers.
 
@@ -207,17 +222,7 @@ class Recorder:
     # -- botocore
 
     def _hook_botocore(self) -> None:
-        from botocore.client import ClientCreator
-
-        create_client = ClientCreator.create_client
-        recorder = self
-
-        def hooked_create_client(creator: ClientCreator, *args: Any, **kwargs: Any) -> Any:
-            client = create_client(creator, *args, **kwargs)
-            recorder.attach(client)
-            return client
-
-        ClientCreator.create_client = hooked_create_client  # type: ignore[method-assign,assignment]
+        on_new_clients(self.attach)
 
     def attach(self, client: Any) -> None:
         """Record the requests of a client built already (`install` hooks those built later)."""

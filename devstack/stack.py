@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from devstack import aws_calls
 from devstack.aws import LocalStack, MotoServer, observe_events, provision
 from devstack.kie_emulator import KieEmulator
 from devstack.lambda_runtime import LambdaContext, SqsPoller, StreamPoller, function_environment
@@ -186,7 +187,8 @@ def ledger_stream_poller(
         sqs, queue_url = client("sqs"), physical_ids[mapping.on_failure]
 
         def on_failure(record: dict[str, Any]) -> None:
-            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+            with aws_calls.acting_as(mapping.function, "lambda"):  # the mapping's destination: Lambda's send
+                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
 
     return StreamPoller(
         streams=client("dynamodbstreams"),
@@ -197,6 +199,7 @@ def ledger_stream_poller(
         bisect_on_error=mapping.bisect_on_error,
         on_failure=on_failure,
         context=lambda: function_context(template, mapping.function),
+        function=mapping.function,
         invoker=invoker,
     )
 

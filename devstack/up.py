@@ -14,6 +14,7 @@ standard library only.
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -45,6 +46,11 @@ DEFAULT_PORT: Final = 3000  # sam local start-api's
 STARTUP_TIMEOUT_SECONDS: Final = 90.0
 # The user's AWS settings never reach the stack: it talks to its own emulator only.
 _KEPT_ENVIRONMENT: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM")
+# What the stack's build of the functions' package (uv, from the package index) needs of the user's
+# network setup: certificates, proxies, uv's own settings. The functions themselves never see these.
+_NETWORK_ENVIRONMENT: Final = re.compile(
+    r"^(SSL_CERT_(FILE|DIR)|(HTTPS?|NO|ALL)_PROXY|UV_[A-Z_]+)$", re.IGNORECASE
+)
 
 
 def _display(path: Path) -> str:
@@ -110,7 +116,7 @@ def up(
         raise UserError(f"port {port} is in use: make up PORT=<another port> (PORT=0 picks a free one)")
     directory.mkdir(parents=True)
     stack_id = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENVIRONMENT}
+    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENVIRONMENT or _NETWORK_ENVIRONMENT.match(k)}
     env.update(
         {
             MARKER_ENV: stack_id,

@@ -10,15 +10,20 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from devstack.aws_calls import ENV_VARIABLE as RECORDING
+from devstack.aws_calls import acting_as, deployed_function
 from devstack.callbacks import callback_event, serve_result_files
 from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import function_environment, invoke, task_status_event
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
+from kie2s3.events import RECONCILE_INPUT
+from kie2s3.logic import reconcile as reconciler
 from kie2s3.logic.services import RetryPolicy, Services
 from kie2s3.observability import logger as function_logger
 
@@ -94,6 +99,19 @@ def task_id() -> str:
     return uuid.uuid4().hex
 
 
+def reconcile(services: Services, now: datetime | None = None) -> reconciler.ReconcileReport:
+    """A reconcile pass at a time of the test's, as the reconciler function's scheduled invocation
+    runs it: its AWS calls are that function's (devstack.aws_calls, for the IAM check)."""
+    with acting_as(deployed_function(RECONCILE_INPUT)):
+        return reconciler.reconcile(services, now=now)
+
+
+def abort_stale_uploads(services: Services, now: datetime) -> list[str]:
+    """The reconciler's abort of stale multipart uploads, as its function runs it (see `reconcile`)."""
+    with acting_as(deployed_function(RECONCILE_INPUT)):
+        return reconciler.abort_stale_uploads(services, now)
+
+
 def send(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Invoke the real handler with an HTTP event; the status code and the decoded JSON body."""
     answer = invoke(event)
@@ -157,6 +175,8 @@ def start_worker(stack: Stack, *args: str, env: Mapping[str, str] | None = None)
     """A copy worker in its own process (one Lambda container) with exactly the function's env
     (`env`: another function environment, the stack's by default)."""
     env = {**(env or stack.env), "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+    if RECORDING in os.environ:  # the IAM check's recording of AWS calls (devstack.aws_calls): its too
+        env[RECORDING] = os.environ[RECORDING]
     return subprocess.Popen(
         [sys.executable, "-m", "devstack.worker", *args],
         env=env,

@@ -4,6 +4,7 @@ Each test runs the real handler with the environment the template gives for thos
 of one part (a single create-only PUT) and one of two parts (the multipart path) per test.
 """
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,30 +14,40 @@ import pytest
 from devstack.aws import provision
 from devstack.callbacks import market_body
 from devstack.kie_emulator import SyntheticFile
-from devstack.lambda_runtime import function_environment
+from devstack.lambda_runtime import SqsPoller, function_environment
 from devstack.stack import CALLBACK_TOKEN, Stack, local_environment
 from devstack.template import load_template
-from tests.integration.conftest import post_callback, serve, task_document, without_links
+from tests.integration.conftest import abort_stale_uploads, post_callback, serve, task_document, without_links
 
 from kie2s3.handlers.wiring import get_services
-from kie2s3.logic.reconcile import abort_stale_uploads
 
 # A file of one part and one of two (parts are 5 MiB): both ways an object is written.
 FILES = [(".png", 64 * 1024), (".mp4", 6 * 1024**2)]
 
 
 def _archive(
-    stack: Stack, task_id: str, bucket: str
+    stack: Stack, task_id: str, bucket: str, *, queued: bool = False
 ) -> tuple[dict[str, SyntheticFile], list[dict[str, Any]]]:
-    """Archive a task's two files through a signed callback; the sources and the status document's files."""
+    """Archive a task's two files through a signed callback (`queued`: then by the copy worker, as
+    deployed); the sources and the status document's files."""
     served = serve(stack, task_id, FILES)
     status, doc = post_callback(market_body(task_id, list(served)), task_id)
     assert status == 200, doc
+    if queued:
+        _copy_worker(stack).drain()
     doc = task_document(task_id)
     assert doc["state"] == "copied", doc
     assert {f["bucket"] for f in doc["files"]} == {bucket}
     assert [f["sha256"] for f in doc["files"]] == [s.sha256_hex() for s in served.values()]
     return served, doc["files"]
+
+
+def _copy_worker(stack: Stack) -> SqsPoller:
+    """Lambda's SQS mapping on the copy queue of the function environment in force (the stack's, or
+    one a test provisioned beside it)."""
+    sqs, url = stack.client("sqs"), os.environ["COPY_QUEUE_URL"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return SqsPoller(sqs=sqs, queue_url=url, queue_arn=arn, retry_delay=0)
 
 
 def _raw_callback_keys(stack: Stack, bucket: str, task_id: str) -> list[str]:
@@ -57,7 +68,8 @@ def kms_key(stack: Stack) -> str:
 
 @pytest.fixture
 def kms_mode(stack: Stack, kms_key: str) -> Iterator[Stack]:
-    with function_environment({**stack.env, "COPY_MODE": "inline", "KMS_KEY_ARN": kms_key}):
+    """The stack deployed with KmsKeyArn: the callback queues its copies, the copy worker runs them."""
+    with function_environment({**stack.env, "KMS_KEY_ARN": kms_key}):
         yield stack
 
 
@@ -67,7 +79,7 @@ def test_kms_key_encrypts_every_object_on_a_bucket_whose_default_is_sse_s3(
     s3 = kms_mode.client("s3")
     [default] = s3.get_bucket_encryption(Bucket=kms_mode.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert default["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"  # the request must ask
-    served, files = _archive(kms_mode, task_id, kms_mode.bucket)
+    served, files = _archive(kms_mode, task_id, kms_mode.bucket, queued=True)
     for file, source in zip(files, served.values(), strict=True):
         head = s3.head_object(Bucket=kms_mode.bucket, Key=file["key"])
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", kms_key), file["key"]
@@ -142,7 +154,7 @@ def existing_bucket(stack: Stack) -> Iterator[tuple[Stack, str]]:
         load_template(),
         stack_name=stack_name,
         parameter_overrides={**stack.aws.parameters, "ExistingBucketName": bucket},
-        environment=local_environment("inline"),
+        environment=local_environment("queue"),
     )
     assert "ArchiveBucket" not in local.physical_ids
     assert local.env["BUCKET_NAME"] == bucket
@@ -155,7 +167,7 @@ def test_existing_bucket_gets_the_files_and_no_bucket_is_created(
 ) -> None:
     stack, bucket = existing_bucket
     before = {b["Name"] for b in stack.client("s3").list_buckets()["Buckets"]}
-    served, files = _archive(stack, task_id, bucket)
+    served, files = _archive(stack, task_id, bucket, queued=True)
     assert {b["Name"] for b in stack.client("s3").list_buckets()["Buckets"]} == before
     listing = stack.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"kie/{task_id}/")
     stored = {o["Key"]: o["Size"] for o in listing["Contents"] if "/callbacks/" not in o["Key"]}

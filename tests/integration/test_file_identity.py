@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     archived_files,
     objects_under,
     post_callback,
+    reconcile,
     send,
     serve,
     task_document,
@@ -27,7 +28,6 @@ from tests.integration.conftest import (
 from kie2s3.adapters.ledger import TASK_SK, file_sk
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic.plan import accept
-from kie2s3.logic.reconcile import reconcile
 from kie2s3.models import MAX_URLS_PER_REQUEST, CopyJob, Outcome, ParsedCallback, SourceFile
 
 MALFORMED = "https://[x/a.png"

@@ -206,6 +206,30 @@ def test_forward_is_kie_json_plus_status_document_signed_as_kie_signs(
     assert counted(documents, "ForwardFailures") == 0
 
 
+def test_forward_of_an_sse_kms_archive_reads_the_callback_and_links_the_files_with_the_key(
+    forwarding: Forwarding, task_id: str
+) -> None:
+    stack, receiver = forwarding.stack, forwarding.receiver
+    key = stack.client("kms").create_key(Description="kie2s3 archive key")["KeyMetadata"]["Arn"]
+    with function_environment({"KMS_KEY_ARN": key}):  # the stack deployed with KmsKeyArn
+        served = serve(stack, task_id, [(".png", 4096)])
+        assert post_callback(market_body(task_id, list(served)), task_id)[0] == 200
+        stack.poller().drain()
+        forwarding.drain()
+    [got] = receiver.received
+    assert got.verified, got.reason
+    [file] = got.json()["kie2s3"]["files"]
+    assert file["state"] == "copied"
+    for stored in (file["key"], *_raw_keys(stack, task_id)):  # what the forwarder read and linked
+        head = stack.client("s3").head_object(Bucket=stack.bucket, Key=stored)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key), stored
+
+
+def _raw_keys(stack: Stack, task_id: str) -> list[str]:
+    listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=f"kie/{task_id}/callbacks/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
 @pytest.mark.parametrize("sample", ["failed", "suno-text"])
 def test_forward_goes_at_once_without_files_to_wait_for(
     forwarding: Forwarding, task_id: str, sample: str

@@ -10,11 +10,10 @@ from devstack.kie_emulator import FileFault
 from devstack.lambda_runtime import http_event, invoke
 from devstack.redrive import redrive
 from devstack.stack import Stack
-from tests.integration.conftest import post_callback, send, serve, task_document
+from tests.integration.conftest import post_callback, reconcile, send, serve, task_document
 
 from kie2s3.handlers import sqs as sqs_handler
 from kie2s3.handlers.wiring import get_services
-from kie2s3.logic.reconcile import reconcile
 from kie2s3.logic.services import RetryPolicy
 
 
@@ -39,18 +38,19 @@ def test_reconcile_resends_a_lost_job(queue_mode: Stack, task_id: str) -> None:
     assert task_document(task_id)["state"] == "copied"
 
 
-def test_reconcile_completes_a_task_that_was_still_running(inline_mode: Stack, task_id: str) -> None:
-    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 65536)])
-    inline_mode.emulator.add_task("market", task_id, {"taskId": task_id, "state": "generating"})
+def test_reconcile_completes_a_task_that_was_still_running(queue_mode: Stack, task_id: str) -> None:
+    served = serve(queue_mode, task_id, [(".png", 4096), (".mp4", 65536)])
+    queue_mode.emulator.add_task("market", task_id, {"taskId": task_id, "state": "generating"})
     status, doc = send(http_event("POST", "/copies", body={"taskId": task_id, "family": "market"}))
-    assert (status, doc["state"]) == (200, "pending")
-    inline_mode.emulator.add_task(
+    assert (status, doc["state"]) == (202, "pending")
+    queue_mode.emulator.add_task(
         "market",
         task_id,
         {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": list(served)})},
     )
     report = reconcile(get_services(), now=datetime.now(UTC) + timedelta(minutes=6))
     assert task_id in report.completed_tasks
+    queue_mode.poller().drain()  # the copies it queued
     doc = task_document(task_id)
     assert doc["state"] == "copied"
     assert [f["sha256"] for f in doc["files"]] == [s.sha256_hex() for s in served.values()]

@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     archived_files,
     objects_under,
     post_callback,
+    reconcile,
     send,
     serve,
     task_document,
@@ -26,7 +27,6 @@ from tests.integration.test_events import _distinct, _of
 
 from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger
 from kie2s3.handlers.wiring import get_services
-from kie2s3.logic.reconcile import reconcile
 from kie2s3.models import FileItem, Outcome, TaskItem
 from kie2s3.ports import now_iso
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from devstack.callbacks import market_body, serve_result_files
+from devstack.lambda_runtime import function_environment
 from devstack.stack import Stack
 from tests.integration.conftest import (
     archived_files,
@@ -14,13 +15,13 @@ from tests.integration.conftest import (
     objects_under,
     post_callback,
     printed,
+    reconcile,
     task_document,
 )
 
 from kie2s3.families import PARSERS
 from kie2s3.handlers.wiring import get_services
 from kie2s3.logic import receive
-from kie2s3.logic.reconcile import reconcile
 
 T = "https://tempfile.aiquickdraw.com"
 
@@ -147,6 +148,30 @@ def test_unrecognised_callback_is_archived_by_the_reconciler_once_its_parser_exi
     again = reconcile(get_services(), now=datetime.now(UTC) + timedelta(minutes=18))
     assert task_id not in again.replayed  # no longer open: replayed once
     assert inline_mode.emulator.file_requests[served[urls[0]].name] == 1
+
+
+def test_replay_of_an_sse_kms_callback_body_archives_it_as_deployed(
+    queue_mode: Stack, task_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = queue_mode.client("kms").create_key(Description="kie2s3 archive key")["KeyMetadata"]["Arn"]
+    urls = [f"{T}/l/{task_id}.mp4"]
+    served = serve_result_files(queue_mode.emulator, urls, size=2048)
+    body = {"code": 200, "msg": "ok", "data": {"taskId": task_id, "promptJson": json.dumps({"videoUrl": f"{T}/in/v.mp4"}), "resultUrls": urls}}  # fmt: skip
+    with function_environment({"KMS_KEY_ARN": key}):  # the stack deployed with KmsKeyArn
+        with monkeypatch.context() as without_luma:
+            without_luma.setattr(
+                receive, "PARSERS", tuple(p for p in PARSERS if p.name not in ("luma", "midjourney"))
+            )
+            assert post_callback(body, task_id, query={"family": "luma"})[0] == 200
+        [raw] = objects_under(queue_mode, f"kie/{task_id}/callbacks/")
+        head = queue_mode.client("s3").head_object(Bucket=queue_mode.bucket, Key=raw)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key)
+        report = reconcile(get_services(), now=datetime.now(UTC) + timedelta(minutes=12))
+        assert report.replayed == [task_id]
+        queue_mode.poller().drain()
+    doc = task_document(task_id)
+    assert (doc["family"], doc["state"]) == ("luma", "copied")
+    assert doc["files"][0]["sha256"] == served[urls[0]].sha256_hex()
 
 
 def test_replay_uses_a_body_only_under_the_task_id_it_names(inline_mode: Stack, task_id: str) -> None:
