@@ -53,7 +53,7 @@ STATE := PYTHONPATH=. $(PYTHON) -m devstack.up
 require-aws = $(eval _aws_error := $(strip $(shell $(RUN) -m devstack.cli aws --for "$(1)" $(2) $(if $(REGION_GIVEN),--no-region) 2>&1 >/dev/null)))$(if $(_aws_error),$(error $(_aws_error)))
 
 .PHONY: help dev lint typecheck layer-check audit validate build test unit integration demo invoke bench \
-        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events sam-event soak
+        preflight deploy deploy-guided delete e2e openapi call redrive backfill takedown clean up down status logs env callback events sam-event soak soak-short
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -127,6 +127,7 @@ test: lint layer-check audit validate build ## everything: lint, types, template
 	rm -rf $(AWS_CALLS)
 	$(RECORD) $(BIN)/pytest --cov --cov-report=term tests/unit tests/integration tests/e2e
 	$(RECORD) $(BIN)/pytest tests/iam
+	$(MAKE) --no-print-directory soak-short
 
 demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
 	$(RUN) -m devstack.demo $(if $(FORWARD),--forward)
@@ -193,6 +194,9 @@ bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 and a user's upload_fileob
 
 soak: $(VENV)/.synced ## seeded chaos soak on the local stack, then the invariant checker: make soak [SEED=n] [TASKS=n] [MINUTES=n]
 	$(RUN) -m devstack.soak.run --seed "$(or $(SEED),1)" --tasks "$(or $(TASKS),300)" --minutes "$(or $(MINUTES),10)"
+
+soak-short: $(VENV)/.synced ## the soak `make test` runs after the suite: about a minute, seed 1, 40 tasks
+	$(RUN) -m devstack.soak.run --seed 1 --tasks 40 --minutes 1
 
 openapi: $(VENV)/.synced ## regenerate openapi.json from the routes (a test checks it is current)
 	$(RUN) -m devstack.openapi
