@@ -43,7 +43,10 @@ KIB, MIB = 1024, 1024**2
 SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 5 * MIB + 1, 11 * MIB]
 SIZE_WEIGHTS = [2, 3, 3, 6, 6, 4, 2, 1]
 SUFFIXES = [".png", ".jpg", ".mp4", ".mp3", ".webp"]
+# kie.ai's envelope codes on download-url: 429/455/500 are passing (kie-api.md: back off), 501
+# ("generation failed") is permanent: a file whose link answered it may end failed.
 DOWNLOAD_URL_CODES = [429, 455, 500, 501]
+PERMANENT_CODES = frozenset({501})
 COPY_WORKER_MEMORY_MIB = 1024  # template.yaml: the copy worker's MemorySize
 
 
@@ -88,7 +91,8 @@ class Soak:
         self.figures = Figures()
         self.plan: list[Planned] = []
         self.sources: dict[str, Any] = {}  # url -> SyntheticFile
-        self.permanent: set[str] = set()
+        self.permanent: set[str] = set()  # sources answering 404 for good
+        self.permanent_codes: set[str] = set()  # sources whose link answered a permanent kie.ai code
         self.taken_down: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -164,8 +168,12 @@ class Soak:
             emulator.inject_file_fault(name, FileFault.new_version())
             self.figures.faults["source new version"] += 1
         if rng.random() < 0.06:
-            emulator.inject_download_url(rng.choice(DOWNLOAD_URL_CODES), times=rng.randint(1, 2), url=url)
-            self.figures.faults["kie.ai download-url code"] += 1
+            code = rng.choice(DOWNLOAD_URL_CODES)
+            emulator.inject_download_url(code, times=rng.randint(1, 2), url=url)
+            self.figures.faults[f"kie.ai download-url code {code}"] += 1
+            if code in PERMANENT_CODES:
+                planned.permanent.add(url)
+                self.permanent_codes.add(url)
 
     def _callback(self, planned: Planned) -> None:
         body = market_body(planned.task_id, planned.urls, state="success" if planned.success else "fail")
@@ -339,7 +347,7 @@ class Soak:
                 # An empty source answers its opening range with a 416, whose Content-Type is no
                 # file's: kie2s3 opens with one request (README, Copy) and stores octet-stream.
                 file.served_content_type if file.size else None,
-                permanent_fault=url in self.permanent,
+                permanent_fault=url in self.permanent or url in self.permanent_codes,
             )
             for url, file in self.sources.items()
         }

@@ -222,3 +222,16 @@ def test_a_dead_letter_left_fails() -> None:
     history = _history()
     history.dlq_messages["copy"] = 2
     assert _failed(history) == {"DLQs empty"}
+
+
+def test_two_sources_serving_the_same_bytes_are_two_files_not_one_stored_twice() -> None:
+    history = _history()
+    first, second = history.files["task-a"]
+    same = history.objects[first.key]
+    history.objects[second.key] = same
+    history.files["task-a"][1] = second.model_copy(update={"sha256": same.sha256, "bytes": same.size})
+    history.sources[history.expected["task-a"][1]] = history.sources[history.expected["task-a"][0]]
+    history.events = [e for e in history.events if e["detail"]["taskId"] != "task-a"]
+    history.events += _events(history.tasks["task-a"], history.files["task-a"])
+    text, ok = report(check(history))
+    assert ok, text
