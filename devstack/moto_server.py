@@ -117,7 +117,7 @@ def _views_of_versions(versions: list[Any], memo: dict[int, Any] | None = None) 
     view of each, sharing its bytes (and never closing them), on which the listing may set `is_latest`."""
     views = []
     for version in versions:
-        view = object.__new__(_view_class(type(version)))
+        view: Any = object.__new__(_view_class(type(version)))
         view.__dict__.update(version.__dict__)
         views.append(view)
     return views
