@@ -125,7 +125,7 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 
 # The IAM check reads the calls of the in-process suites only: the e2e suite's stacks are provisioned
 # by processes of their own, whose calls the recording cannot tie to a stack.
-test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check
+test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check, a short soak
 	rm -rf $(AWS_CALLS) .coverage
 	$(RECORD) $(BIN)/pytest --cov --cov-report= tests/unit tests/integration
 	$(RECORD) $(BIN)/pytest tests/iam
