@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -440,7 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text)
         if not ok:
             print("taken down: " + " ".join(sorted(soak.taken_down)))
-        return 0 if ok else 1
+            print(f"the workers' logs: {soak.log_dir}")
+            return 1
+        shutil.rmtree(soak.log_dir, ignore_errors=True)  # kept only when an invariant failed
+        return 0
 
 
 if __name__ == "__main__":
