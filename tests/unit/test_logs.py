@@ -264,4 +264,6 @@ def test_local_clock_only_line_takes_the_date_of_its_log_not_the_day_it_is_read(
     texts = ["[local stack] 23:59:00 listening", _record("api", "callback accepted", "23:59:30")]
     first, second = logs.local_lines(texts, datetime.date(2026, 12, 8))  # read after midnight
     assert first.time == datetime.datetime(2026, 12, 7, 23, 59).timestamp()
-    assert first.time is not None and second.time is not None and first.time < second.time
+    assert first.time is not None
+    assert second.time is not None
+    assert first.time < second.time
