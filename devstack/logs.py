@@ -149,12 +149,20 @@ def _local_clock_time(text: str, day: datetime.date) -> float | None:
 
 
 def local_lines(texts: Iterable[str], day: datetime.date) -> list[Line]:
-    """A local log's lines; one without a time of its own (a traceback) takes the time of the line before."""
+    """A local log's lines; one without a time of its own (a traceback) takes the time of the line before.
+
+    A line that tells only a clock time takes the date of the nearest line that tells a whole time
+    (before it, else after it), and `day` only in a file with none: a log read after midnight still
+    sorts yesterday's lines in yesterday.
+    """
+    parsed = [parse_line(text) for text in texts]
+    dated = [datetime.datetime.fromtimestamp(p.time, datetime.UTC).date() if p.time else None for p in parsed]
+    following = next((d for d in dated if d is not None), day)
     lines: list[Line] = []
     last: float | None = None
-    for text in texts:
-        line = parse_line(text)
-        moment = line.time if line.time is not None else _local_clock_time(text, day)
+    for line, date in zip(parsed, dated, strict=True):
+        following = date or following
+        moment = line.time if line.time is not None else _local_clock_time(line.text, following)
         last = moment if moment is not None else last
         lines.append(Line(line.text, line.record, last, line.function))
     return lines

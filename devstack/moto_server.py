@@ -99,12 +99,25 @@ def _transact_write_items_keeping_items(self: DynamoDBBackend, transact_items: l
 DynamoDBBackend.transact_write_items = _transact_write_items_keeping_items  # type: ignore[method-assign]
 
 
+_VIEW_CLASSES: dict[type, type] = {}
+
+
+def _view_class(kind: type) -> type:
+    """A subclass of a version's class whose instances never dispose of anything: a FakeKey closes
+    its bytes' buffer when it is garbage-collected, and a view shares that buffer with the object."""
+    if kind not in _VIEW_CLASSES:
+        _VIEW_CLASSES[kind] = type(
+            f"{kind.__name__}View", (kind,), {"dispose": lambda self, garbage=False: None}
+        )
+    return _VIEW_CLASSES[kind]
+
+
 def _views_of_versions(versions: list[Any], memo: dict[int, Any] | None = None) -> list[Any]:
     """What list_object_versions (the one deep copy in moto.s3.models) gets for a key's versions: a
-    view of each, sharing its bytes, on which the listing may set `is_latest`."""
+    view of each, sharing its bytes (and never closing them), on which the listing may set `is_latest`."""
     views = []
     for version in versions:
-        view = object.__new__(type(version))
+        view: Any = object.__new__(_view_class(type(version)))
         view.__dict__.update(version.__dict__)
         views.append(view)
     return views

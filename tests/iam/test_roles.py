@@ -1,7 +1,7 @@
 """Every AWS call the functions made while the tests ran is allowed by the role that made it, and every
 grant of every role is used (devstack.iam, over devstack.aws_calls' recording).
 
-`make test` and `make integration` record the integration and e2e sessions into KIE2S3_AWS_CALLS,
+`make test` and `make integration` record the unit and integration sessions into KIE2S3_AWS_CALLS,
 then run these tests on that recording.
 """
 

@@ -418,3 +418,14 @@ def test_failed_transaction_puts_back_what_it_overwrote_across_tables(
     kept = dynamodb.get_item(TableName=records, Key={"id": {"S": "overwrite-r"}})["Item"]
     assert kept["status"] == {"S": "COMPLETED"}
     assert "Item" not in dynamodb.get_item(TableName=records, Key={"id": {"S": "overwrite-new"}})
+
+
+def test_listing_object_versions_leaves_every_object_readable(moto: MotoServer, local: LocalStack) -> None:
+    # devstack.moto_server lists views of the versions sharing their bytes: a view that moto
+    # disposes of once the listing is answered must not close the bytes of the object it shows.
+    s3 = client(moto, "s3")
+    bucket = local.env["BUCKET_NAME"]
+    s3.put_object(Bucket=bucket, Key="views/kept.bin", Body=b"x" * 700)
+    s3.list_object_versions(Bucket=bucket, Prefix="views/")
+    s3.list_object_versions(Bucket=bucket, Prefix="elsewhere/")
+    assert s3.get_object(Bucket=bucket, Key="views/kept.bin")["Body"].read() == b"x" * 700

@@ -258,3 +258,12 @@ def test_deployed_logs_ask_aws_in_the_region_given(monkeypatch: pytest.MonkeyPat
     with pytest.raises(UserError, match="stop here"):
         logs.main(["--stack-name", "kie2s3", "--region", "eu-west-1", "--function", "api"])
     assert asked == {"purpose": "make logs STACK_NAME=kie2s3", "region": "eu-west-1"}
+
+
+def test_local_clock_only_line_takes_the_date_of_its_log_not_the_day_it_is_read() -> None:
+    texts = ["[local stack] 23:59:00 listening", _record("api", "callback accepted", "23:59:30")]
+    first, second = logs.local_lines(texts, datetime.date(2026, 12, 8))  # read after midnight
+    assert first.time == datetime.datetime(2026, 12, 7, 23, 59).timestamp()
+    assert first.time is not None
+    assert second.time is not None
+    assert first.time < second.time
