@@ -3,7 +3,6 @@ marker per file source (sk "SOURCE#<sha256 of its canonical URL>") that makes th
 once a task is taken down, the keys its files had (sk "TAKEDOWN#00000", as many as they need)."""
 
 import hashlib
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyResult, FileItem, FileState, Outcome, TaskItem
@@ -92,18 +92,19 @@ def fenced(send: Callable[[], Any]) -> Any:
     and every fenced one includes its task's item, so the copies of one task's files, opening
     together, meet there. FENCE_ATTEMPTS tries with a short random pause between (kie2s3/retries.py);
     any other failure raises at once."""
-    for attempt in range(1, FENCE_ATTEMPTS):
-        try:
-            return send()
-        except ClientError as exc:
-            if not _conflicted(exc):
-                raise
-        time.sleep(random.uniform(0, FENCE_PAUSE_SECONDS * 2 ** (attempt - 1)))  # noqa: S311  # nosec B311
-    return send()
+    return Retrying(
+        retry=retry_if_exception(_conflicted),
+        wait=wait_random_exponential(multiplier=FENCE_PAUSE_SECONDS),
+        stop=stop_after_attempt(FENCE_ATTEMPTS),
+        sleep=time.sleep,
+        reraise=True,
+    )(send)
 
 
-def _conflicted(exc: ClientError) -> bool:
+def _conflicted(exc: BaseException) -> bool:
     """Whether a transaction was cancelled only for meeting another one (no condition failed)."""
+    if not isinstance(exc, ClientError):
+        return False
     if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         return False
     codes = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
