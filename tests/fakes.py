@@ -141,7 +141,9 @@ class FakeLedger(_Faults):
         with self._lock:
             old = self.tasks.get(task.task_id)
             if old is not None and (
-                old.taken_down_at or (task.outcome is not Outcome.SUCCESS and old.outcome is Outcome.SUCCESS)
+                old.taken_down_at
+                or (task.outcome is not Outcome.SUCCESS and old.outcome is Outcome.SUCCESS)
+                or (old.outcome.final and not task.outcome.final)
             ):
                 return  # the adapter's condition fails, silently
             update: dict[str, Any] = {

@@ -54,7 +54,7 @@ class History:
     tasks: dict[str, TaskItem]
     files: dict[str, list[FileItem]]  # task id -> its file items
     sources: dict[str, Source]  # source URL (as the workload sent it) -> what it served
-    expected: dict[str, list[str]]  # task id -> the source URLs it sent with a success
+    expected: dict[str, list[str]]  # every task id sent -> the result URLs it sent with a success (none else)
     taken_down: set[str]
     events: list[dict[str, Any]]
     dlq_messages: dict[str, int] = field(default_factory=dict)  # DLQ name -> messages left
@@ -128,12 +128,21 @@ def stored_exactly(history: History) -> list[str]:
 
 
 def never_lost(history: History) -> list[str]:
-    """Every source a task sent with its success has a file item, copied, or failed for a permanent fault."""
+    """Every task sent is in the ledger; every source it sent with its success has a file item,
+    copied, or failed for a permanent fault; no file item for a URL it did not send as a result."""
     bad: list[str] = []
     for task_id, urls in history.expected.items():
         if task_id in history.taken_down:
             continue
+        if task_id not in history.tasks:
+            bad.append(f"{task_id}: sent, not in the ledger")
+            continue
         items = {i.source_url or i.source: i for i in history.files.get(task_id, [])}
+        bad += [
+            f"{task_id}#{i.index} {url}: a file item for no result sent"
+            for url, i in items.items()
+            if url not in urls
+        ]
         for url in urls:
             item = items.get(url)
             if item is None:

@@ -36,6 +36,7 @@ from devstack.kie_faults import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.soak import checker
 from devstack.soak.aws_faults import ENV as AWS_FAULTS_ENV
+from devstack.soak.workload import Delivery, sample_task
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,7 @@ class Figures:
     files: int = 0
     bytes: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    families: Counter[str] = field(default_factory=Counter)
     callbacks: int = 0
     callback_answers: Counter[int] = field(default_factory=Counter)
     copies_requests: int = 0
@@ -73,7 +75,9 @@ class Figures:
 @dataclass
 class Planned:
     task_id: str
-    urls: list[str]
+    family: str
+    deliveries: list[Delivery]  # sent in this order (Suno's stages); each of a single one `duplicates` times
+    urls: list[str]  # the result URLs the task must yield, in order
     success: bool
     duplicates: int
     race_copies: bool
@@ -95,6 +99,7 @@ class Soak:
         self.permanent: set[str] = set()  # sources answering 404 for good
         self.permanent_codes: set[str] = set()  # sources whose link answered a permanent kie.ai code
         self.taken_down: set[str] = set()
+        self.sent: set[str] = set()  # tasks whose callbacks the workload sent
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.aborted = threading.Event()  # the workers keep failing: the run stops, and fails
@@ -113,23 +118,13 @@ class Soak:
     # -- the workload ------------------------------------------------------------------------------
 
     def make_plan(self) -> None:
+        """Half the tasks Market ones of 1-4 files of drawn sizes, half made from the samples of
+        every family in events/ (devstack.soak.workload)."""
         rng = self.random
         for n in range(self.task_count):
             task_id = f"soak{self.seed:04d}t{n:05d}{rng.getrandbits(32):08x}"
-            count = rng.choice([1, 1, 2, 2, 3, 4])
-            urls = [
-                f"https://tempfile.aiquickdraw.com/s/{task_id}_{i}{rng.choice(SUFFIXES)}"
-                for i in range(count)
-            ]
-            planned = Planned(
-                task_id=task_id,
-                urls=urls,
-                success=rng.random() > 0.08,
-                duplicates=rng.choice([1, 1, 2, 3]),
-                race_copies=rng.random() < 0.25,
-                takedown=rng.random() < 0.03,
-            )
-            for i, url in enumerate(urls):
+            planned = self._market_task(task_id) if rng.random() < 0.5 else self._sample_task(task_id)
+            for i, url in enumerate(planned.urls):
                 size = rng.choices(SIZES, SIZE_WEIGHTS)[0]
                 (file,) = serve_result_files(
                     self.stack.emulator, [url], size=size, seed=n * 16 + i + self.seed
@@ -138,8 +133,43 @@ class Soak:
                 self.figures.files += 1
                 self.figures.bytes += size
                 self._plan_file_fault(planned, url, file.name, size)
+            self.figures.families[planned.family] += 1
             self.plan.append(planned)
         self.figures.tasks = len(self.plan)
+
+    def _market_task(self, task_id: str) -> Planned:
+        rng = self.random
+        urls = [
+            f"https://tempfile.aiquickdraw.com/s/{task_id}_{i}{rng.choice(SUFFIXES)}"
+            for i in range(rng.choice([1, 1, 2, 2, 3, 4]))
+        ]
+        success = rng.random() > 0.08
+        body = market_body(task_id, urls, state="success" if success else "fail")
+        return Planned(
+            task_id=task_id,
+            family="market",
+            deliveries=[Delivery("market", json.dumps(body), None)],
+            urls=urls if success else [],
+            success=success,
+            duplicates=rng.choice([1, 1, 2, 3]),
+            race_copies=rng.random() < 0.25,
+            takedown=rng.random() < 0.03,
+        )
+
+    def _sample_task(self, task_id: str) -> Planned:
+        rng = self.random
+        task = sample_task(rng, task_id)
+        success = task.outcome == "success"
+        return Planned(
+            task_id=task_id,
+            family=task.family,
+            deliveries=list(task.deliveries),
+            urls=[url for url, _ in task.files],
+            success=success,
+            duplicates=rng.choice([1, 1, 2]) if len(task.deliveries) == 1 else 1,
+            race_copies=success and rng.random() < 0.2,
+            takedown=rng.random() < 0.03,
+        )
 
     def _plan_file_fault(self, planned: Planned, url: str, name: str, size: int) -> None:
         rng, emulator = self.random, self.stack.emulator
@@ -176,21 +206,30 @@ class Soak:
                 planned.permanent.add(url)
                 self.permanent_codes.add(url)
 
-    def _callback(self, planned: Planned) -> None:
-        body = market_body(planned.task_id, planned.urls, state="success" if planned.success else "fail")
-        answer = self.invoke(callback_event(body, task_id=planned.task_id, hmac_key=WEBHOOK_HMAC_KEY))
+    def _callback(self, planned: Planned, delivery: Delivery) -> None:
+        event = callback_event(
+            delivery.body, task_id=planned.task_id, hmac_key=WEBHOOK_HMAC_KEY, query=delivery.query
+        )
+        answer = self.invoke(event)
         with self._lock:
             self.figures.callbacks += 1
             self.figures.callback_answers[int(answer["statusCode"])] += 1
 
     def _copies(self, planned: Planned) -> None:
-        body = {"taskId": planned.task_id, "family": "market", "urls": planned.urls}
+        body = {"taskId": planned.task_id, "family": planned.family, "urls": planned.urls}
         self.invoke(http_event("POST", "/copies", body=json.dumps(body)))
         with self._lock:
             self.figures.copies_requests += 1
 
     def _send(self, planned: Planned) -> None:
-        calls = [lambda p=planned: self._callback(p)] * planned.duplicates
+        """A single callback sent `duplicates` times at once, raced by `POST /copies`; a staged
+        task's callbacks one after another, in the (shuffled) order planned."""
+        with self._lock:
+            self.sent.add(planned.task_id)
+        *stages, last = planned.deliveries
+        for delivery in stages:
+            self._callback(planned, delivery)
+        calls = [lambda p=planned: self._callback(p, last)] * planned.duplicates
         if planned.race_copies and planned.success:
             calls.append(lambda p=planned: self._copies(p))
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
@@ -362,7 +401,7 @@ class Soak:
             tasks=tasks,
             files=files,
             sources=sources,
-            expected={p.task_id: p.urls for p in self.plan if p.success and p.task_id in tasks},
+            expected={p.task_id: p.urls for p in self.plan if p.task_id in self.sent},
             taken_down=self.taken_down,
             events=self.stack.take_events(),
             dlq_messages=dlqs,
@@ -380,6 +419,7 @@ def _queue_url(sqs: Any, physical_id: str) -> str:
 
 def _print_figures(seed: int, figures: Figures) -> None:
     print(f"soak seed {seed}: {figures.tasks} tasks, {figures.files} files, {figures.bytes / MIB:.1f} MiB")
+    print("  families: " + ", ".join(f"{name} {n}" for name, n in sorted(figures.families.items())))
     print(
         f"  callbacks {figures.callbacks} (answers {dict(figures.callback_answers)}), POST /copies {figures.copies_requests}, takedowns {figures.takedowns}"
     )

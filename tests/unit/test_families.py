@@ -3,8 +3,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devstack.expected_files import EXPECTED, RECORDS, Expected
 from devstack.kie_emulator import RECORD_INFO_PATHS
-from tests.expected_files import EXPECTED, RECORDS, Expected
 
 from kie2s3.errors import BadRequestError
 from kie2s3.families import PARSERS, detect, parser_for, task_id_of
@@ -141,7 +141,7 @@ def test_detect_unknown_shape_is_none() -> None:
     assert detect({"data": {"taskId": "x", "something": 1}}, PARSERS) is None
 
 
-# --- every family, against the hand-written expectations of tests/expected_files.py ---------------
+# --- every family, against the hand-written expectations of devstack/expected_files.py ---------------
 
 FAMILIES = (
     "market",

@@ -40,6 +40,12 @@ class Outcome(StrEnum):
     NOT_FINAL = "not_final"  # an intermediate stage (e.g. Suno text/first): nothing to copy yet
     UNRECOGNISED = "unrecognised"  # no parser knows this shape: archived raw, kept for replay
 
+    @property
+    def final(self) -> bool:
+        """Success, no files or failure: kie.ai is done with the task. A task's recorded outcome
+        never goes from final back to not final (a late Suno `text` stage, an unrecognised shape)."""
+        return self in (Outcome.SUCCESS, Outcome.NO_FILES, Outcome.FAILED)
+
 
 class SourceFile(BaseModel):
     """One result file as kie.ai names it."""

@@ -158,7 +158,8 @@ class Ledger:
 
     File items are created once (a repeated callback never resets a copied file), then only
     updated; a task's outcome moves to `success` and never back (a late intermediate stage or a
-    duplicate failure callback cannot hide files already archived).
+    duplicate failure callback cannot hide files already archived), and from any final outcome
+    never back to not final or unrecognised (kie.ai's callbacks arrive out of order).
     """
 
     def __init__(self, table: "Table") -> None:
@@ -189,9 +190,14 @@ class Ledger:
         # A task taken down is never recorded again (make takedown).
         names["#taken_down_at"] = TAKEN_DOWN_AT
         condition = "attribute_not_exists(#taken_down_at)"
+        # Success is never undone; a final outcome never goes back to not final (Outcome.final).
+        kept_outcomes = [o for o in Outcome if o.final] if not task.outcome.final else [Outcome.SUCCESS]
         if task.outcome is not Outcome.SUCCESS:
-            condition += " AND (attribute_not_exists(#outcome) OR #outcome <> :success)"
-            values[":success"] = Outcome.SUCCESS.value
+            placeholders = [f":kept_{o.value}" for o in kept_outcomes]
+            values.update({p: o.value for p, o in zip(placeholders, kept_outcomes, strict=True)})
+            condition += (
+                f" AND (attribute_not_exists(#outcome) OR NOT #outcome IN ({', '.join(placeholders)}))"
+            )
         with _translated("task write", tolerate_condition=True):
             self._table.update_item(
                 Key={"pk": task.task_id, "sk": TASK_SK},

@@ -1,6 +1,6 @@
 """What each `events/callback-*.json` sample must yield, written by hand from kie-api.md (§1, §8).
 
-The independent expectation the parser and integration tests check against: the family detected
+The independent expectation the parser, the integration tests and the soak check against: the family detected
 (with the sample's `?family=` hint, if any), the outcome, and the files archived in order with the
 Content-Type their bytes should be stored under.
 """
