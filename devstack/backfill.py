@@ -162,13 +162,14 @@ def _print_total(out: TextIO, family: str, count: int, batches: int, summary: Su
             print(f"    {task_id}", file=out)
 
 
-def local_sender() -> Send:
-    """`POST /copies` through `app.lambda_handler` in-process (inside a local stack's `function()`)."""
+def local_sender(invoker: Callable[[dict[str, Any], Any], Any] | None = None) -> Send:
+    """`POST /copies` through `app.lambda_handler` in-process (inside a local stack's `function()`),
+    or through `invoker(event, context)` (the soak's, one invocation at a time)."""
     from devstack.lambda_runtime import LambdaContext, http_event, invoke
 
     def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         context = LambdaContext(function_name="kie2s3-api", timeout_seconds=API_TIMEOUT_SECONDS)
-        answer = invoke(http_event("POST", "/copies", body=body), context)
+        answer = (invoker or invoke)(http_event("POST", "/copies", body=body), context)
         return int(answer["statusCode"]), json.loads(answer.get("body") or "{}")
 
     return send

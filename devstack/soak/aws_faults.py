@@ -109,28 +109,50 @@ class _Raw:
         yield self._body
 
 
-class AwsFaults:
-    """Answers a drawn share of this process's AWS requests with an error of the service's real shape."""
+class Scope(threading.local):
+    """One invocation's view of the faults, per thread: whether this thread runs the function now
+    (a scoped AwsFaults lets every other request through: the soak's own reads and writes), and
+    the services that answered it with a fault."""
 
-    def __init__(self, seed: int, rate: float, name: str) -> None:
+    def __init__(self) -> None:
+        self.active = False
+        self.failed: set[str] = set()
+
+
+class AwsFaults:
+    """Answers a drawn share of this process's AWS requests with an error of the service's real shape.
+
+    With `scoped`, only requests made while `scope.active` (an invocation of the function in this
+    thread) are drawn for. A service in `down` (an outage) answers every request with a fault.
+    """
+
+    def __init__(
+        self, seed: int, rate: float, name: str, *, scoped: bool = False, down: frozenset[str] = frozenset()
+    ) -> None:
         self._random = random.Random(f"{seed}/{name}")
         self._rate = rate
         self._lock = threading.Lock()
+        self._scoped = scoped
+        self._down = down
+        self.scope = Scope()
         self.requests = 0
         self.injected: Counter[str] = Counter()
 
     def before_send(self, request: Any, event_name: str, **_: Any) -> Any:
         from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+        if self._scoped and not self.scope.active:
+            return None
         service, operation = event_name.split(".", 2)[1:]
         shapes = SHAPES.get(service)
         with self._lock:
             self.requests += 1
             draw, pick = self._random.random(), self._random.random()
-            if not shapes or draw >= self._rate:
+            if not shapes or (draw >= self._rate and service not in self._down):
                 return None
             code, status, content_type, body = shapes[int(pick * len(shapes))]
             self.injected[f"{service} {operation} {code}"] += 1
+        self.scope.failed.add(service)
         headers = HTTPHeaders()
         headers["Content-Type"] = content_type
         headers["x-amzn-RequestId"] = "soak"
@@ -156,13 +178,20 @@ def install(faults: AwsFaults) -> None:
     ClientCreator.create_client = hooked  # type: ignore[method-assign,assignment]
 
 
+def from_spec(spec: str) -> AwsFaults:
+    """The faults a KIE2S3_SOAK_AWS_FAULTS value names: `seed,rate,name[,down]`, `down` the services
+    of an outage joined by `+`."""
+    seed, rate, name, *down = spec.split(",", 3)
+    outage = frozenset(down[0].split("+")) if down and down[0] else frozenset()
+    return AwsFaults(int(seed), float(rate), name, down=outage)
+
+
 def install_from_env(environ: dict[str, str] | None = None) -> AwsFaults | None:
-    """Install the faults KIE2S3_SOAK_AWS_FAULTS names (`seed,rate,name`), if any; print them at exit."""
+    """Install the faults KIE2S3_SOAK_AWS_FAULTS names (`from_spec`), if any; print them at exit."""
     spec = (environ if environ is not None else os.environ).get(ENV, "")
     if not spec:
         return None
-    seed, rate, name = spec.split(",", 2)
-    faults = AwsFaults(int(seed), float(rate), name)
+    faults = from_spec(spec)
     install(faults)
     atexit.register(
         lambda: print("SOAK-FAULTS " + json.dumps(faults.summary()), file=sys.__stdout__, flush=True)

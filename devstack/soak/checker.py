@@ -44,6 +44,17 @@ class Source:
     permanent_fault: bool = False  # a fault the workload injected as permanent: `failed` is allowed
 
 
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What one delivery of a callback was answered, and whether the ledger (DynamoDB) or the
+    archive (S3) answered the invocation with a fault."""
+
+    task_id: str
+    sample: str
+    status: int
+    stores_failing: bool
+
+
 @dataclass
 class History:
     """Everything the checker looks at, read after the drain."""
@@ -58,6 +69,7 @@ class History:
     taken_down: set[str]
     events: list[dict[str, Any]]
     dlq_messages: dict[str, int] = field(default_factory=dict)  # DLQ name -> messages left
+    callbacks: list[CallbackAnswer] = field(default_factory=list)  # every delivery, valid every one
 
 
 @dataclass
@@ -294,6 +306,16 @@ def events_match_ledger(history: History) -> list[str]:
     return bad
 
 
+def callbacks_acknowledged(history: History) -> list[str]:
+    """A valid callback is answered 200, or 5xx while the ledger or the archive store was failing."""
+    return [
+        f"{a.task_id} ({a.sample}): HTTP {a.status}"
+        + (" with the ledger and the archive answering" if a.status >= 500 else "")
+        for a in history.callbacks
+        if a.status != 200 and not (a.status >= 500 and a.stores_failing)
+    ]
+
+
 def dlqs_empty(history: History) -> list[str]:
     return [
         f"{name}: {count} message(s) left" for name, count in sorted(history.dlq_messages.items()) if count
@@ -309,6 +331,7 @@ INVARIANTS: dict[str, Callable[[History], list[str]]] = {
     "every task final, consistent with its files": tasks_final,
     "events: one event per dedupeId, schema-valid": events_consistent,
     "events: every final file and task announced as the ledger holds it": events_match_ledger,
+    "kie.ai got a 5xx for a valid callback only while the ledger or the archive failed": callbacks_acknowledged,
     "DLQs empty": dlqs_empty,
 }
 

@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from devstack.callbacks import callback_event, market_body, serve_result_files
+from devstack.expected_files import EXPECTED
 from devstack.kie_faults import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.soak import checker
 from devstack.soak.aws_faults import ENV as AWS_FAULTS_ENV
+from devstack.soak.aws_faults import AwsFaults, install
 from devstack.soak.workload import Delivery, sample_task
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
@@ -50,6 +52,14 @@ SUFFIXES = [".png", ".jpg", ".mp4", ".mp3", ".webp"]
 DOWNLOAD_URL_CODES = [429, 455, 500, 501]
 PERMANENT_CODES = frozenset({501})
 COPY_WORKER_MEMORY_MIB = 1024  # template.yaml: the copy worker's MemorySize
+# kie.ai delivers a callback again after one it saw fail (anything but a timely 200): three times,
+# 1, 5 and 15 minutes later (kie-api.md, Callbacks). The soak's minute is a second.
+RETRY_MINUTES = (1, 5, 15)
+SOAK_MINUTE_SECONDS = 1.0
+# record-info's passing envelope codes (kie-api.md: back off), drawn for `POST /copies` by task id.
+RECORD_INFO_CODES = [429, 455, 500]
+# The ledger (DynamoDB) and the archive (S3): a callback may answer 5xx only while one of them fails.
+STORES = frozenset({"dynamodb", "s3"})
 
 
 @dataclass
@@ -61,6 +71,10 @@ class Figures:
     families: Counter[str] = field(default_factory=Counter)
     callbacks: int = 0
     callback_answers: Counter[int] = field(default_factory=Counter)
+    kie_retries: int = 0  # callbacks kie.ai sent again after one it saw fail
+    lost: int = 0  # tasks none of whose final callback's deliveries was acknowledged
+    backfilled: int = 0  # of those, recorded again by the drain's backfill
+    outage_invocations: int = 0  # callbacks answered by a container whose ledger failed throughout
     copies_requests: int = 0
     takedowns: int = 0
     worker_runs: int = 0
@@ -82,6 +96,12 @@ class Planned:
     duplicates: int
     race_copies: bool
     takedown: bool
+    race_by: str = "urls"  # `POST /copies` by "urls", by "task" id, or by task id in "bulk" form
+    # Every delivery of its callbacks falls in an outage (kie.ai gives up; the drain backfills it):
+    # "gateway", the function throttled (API Gateway answers 503, the function never runs), or
+    # "ledger", DynamoDB failing throughout the invocation (a container of its own: botocore's
+    # backoff holds it for seconds).
+    outage: str | None = None
     permanent: set[str] = field(default_factory=set)
 
 
@@ -109,11 +129,68 @@ class Soak:
         self.failed_worker_runs = 0
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{seed}-"))  # the workers' output
         self._worker_logs: dict[int, Path] = {}
+        # This process's AWS faults: the function's requests only (callbacks, POST /copies, events).
+        self.aws_faults = AwsFaults(seed, fault_rate, "function", scoped=True)
+        self.faulting = True  # until the drain
+        self.answers: list[checker.CallbackAnswer] = []
+        self.acknowledged: set[tuple[str, str]] = set()  # (task id, sample) answered 200
+        self._retrying = 0
+        self._retries_done = threading.Condition(self._lock)
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
         """Invoke the function in this process's container, after any invocation under way."""
+        return self._invoke(event, context)[0]
+
+    def _invoke(self, event: dict[str, Any], context: Any = None) -> tuple[Any, set[str]]:
+        """The answer, and the AWS services that answered the invocation with a fault."""
+        scope = self.aws_faults.scope
         with self._container:
-            return invoke(event, context)
+            scope.active, scope.failed = self.faulting, set()
+            try:
+                return invoke(event, context), scope.failed
+            finally:
+                scope.active = False
+
+    def _in_outage(self, event: dict[str, Any]) -> tuple[Any, set[str]]:
+        """The answer of a container of its own (devstack.soak.container) whose every ledger
+        (DynamoDB) request fails, and the services that answered it with a fault."""
+        with self._lock:
+            self.figures.outage_invocations += 1
+            name = f"outage{self.figures.outage_invocations}"
+        env = {**self.process_env(), AWS_FAULTS_ENV: f"{self.seed},{self.fault_rate},{name},dynamodb"}
+        done = subprocess.run(
+            [sys.executable, "-m", "devstack.soak.container"],
+            input=json.dumps(event),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        answer: Any = {"statusCode": 502}  # the container died: API Gateway's answer
+        failed: set[str] = set()
+        for line in done.stdout.splitlines():
+            if line.startswith("SOAK-ANSWER "):
+                answer = json.loads(line.removeprefix("SOAK-ANSWER "))
+            elif line.startswith("SOAK-FAULTS "):
+                injected = json.loads(line.removeprefix("SOAK-FAULTS "))["injected"]
+                failed |= {kind.split(" ", 1)[0] for kind in injected}
+                self._count_faults("aws (outage)", injected)
+        return answer, failed
+
+    def _count_faults(self, label: str, injected: dict[str, int]) -> None:
+        with self._lock:
+            for kind, count in injected.items():
+                self.figures.faults[f"{label} {kind}"] += count
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of the function in a process of its own (a copy worker, a container)."""
+        return {
+            **self.stack.env,
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
 
     # -- the workload ------------------------------------------------------------------------------
 
@@ -136,6 +213,10 @@ class Soak:
             self.figures.families[planned.family] += 1
             self.plan.append(planned)
         self.figures.tasks = len(self.plan)
+        # One in 200 tasks' outage is the ledger's (none in a short soak: each costs a minute or so).
+        outages = [p for p in self.plan if p.outage]
+        for planned in rng.sample(outages, min(len(outages), self.task_count // 200)):
+            planned.outage = "ledger"
 
     def _market_task(self, task_id: str) -> Planned:
         rng = self.random
@@ -145,6 +226,13 @@ class Soak:
         ]
         success = rng.random() > 0.08
         body = market_body(task_id, urls, state="success" if success else "fail")
+        self.stack.emulator.add_task("market", task_id, body["data"])  # backfill and POST /copies by id
+        race_by = rng.choice(["urls", "task", "bulk"])
+        if race_by != "urls" and rng.random() < 0.3:
+            code = rng.choice(RECORD_INFO_CODES)
+            self.stack.emulator.inject_record_info(code, times=rng.randint(1, 2), task_id=task_id)
+            self.figures.faults[f"kie.ai record-info code {code}"] += 1
+        outage = "gateway" if success and rng.random() < 0.04 else None
         return Planned(
             task_id=task_id,
             family="market",
@@ -152,8 +240,10 @@ class Soak:
             urls=urls if success else [],
             success=success,
             duplicates=rng.choice([1, 1, 2, 3]),
-            race_copies=rng.random() < 0.25,
+            race_copies=rng.random() < 0.25 and outage is None,
             takedown=rng.random() < 0.03,
+            race_by=race_by,
+            outage=outage,
         )
 
     def _sample_task(self, task_id: str) -> Planned:
@@ -206,17 +296,66 @@ class Soak:
                 planned.permanent.add(url)
                 self.permanent_codes.add(url)
 
-    def _callback(self, planned: Planned, delivery: Delivery) -> None:
+    def _callback(self, planned: Planned, delivery: Delivery, attempt: int = 0) -> None:
+        """One delivery of a callback; kie.ai's next one on the soak's clock if it saw this fail."""
         event = callback_event(
             delivery.body, task_id=planned.task_id, hmac_key=WEBHOOK_HMAC_KEY, query=delivery.query
         )
-        answer = self.invoke(event)
+        if planned.outage == "gateway":  # the function throttled: it never runs
+            self._count_faults("api gateway", {"503 (function throttled)": 1})
+            self._answered(planned, delivery, attempt, 503)
+            return
+        answer, failed = self._in_outage(event) if planned.outage else self._invoke(event)
+        status = int(answer["statusCode"])
+        self._answered(planned, delivery, attempt, status, failed)
+
+    def _answered(
+        self, planned: Planned, delivery: Delivery, attempt: int, status: int, failed: set[str] | None = None
+    ) -> None:
+        """Record what kie.ai got (`failed` None: not the function's answer), and retry as kie.ai does."""
         with self._lock:
             self.figures.callbacks += 1
-            self.figures.callback_answers[int(answer["statusCode"])] += 1
+            self.figures.kie_retries += attempt > 0
+            self.figures.callback_answers[status] += 1
+            if failed is not None:
+                self.answers.append(
+                    checker.CallbackAnswer(planned.task_id, delivery.sample, status, bool(failed & STORES))
+                )
+            if status == 200:
+                self.acknowledged.add((planned.task_id, delivery.sample))
+            elif attempt < len(RETRY_MINUTES):
+                self._retrying += 1
+                delay = RETRY_MINUTES[attempt] * SOAK_MINUTE_SECONDS
+                threading.Timer(delay, self._retry, args=(planned, delivery, attempt + 1)).start()
+
+    def _retry(self, planned: Planned, delivery: Delivery, attempt: int) -> None:
+        try:
+            self._callback(planned, delivery, attempt)
+        finally:
+            with self._lock:
+                self._retrying -= 1
+                self._retries_done.notify_all()
+
+    def wait_for_retries(self) -> None:
+        """Until kie.ai has no delivery left to send again."""
+        with self._lock:
+            self._retries_done.wait_for(lambda: self._retrying == 0)
+
+    def lost(self) -> list[Planned]:
+        """Tasks sent whose final callback no delivery got acknowledged: kie.ai gave up on them."""
+        return [
+            p
+            for p in self.plan
+            if p.task_id in self.sent
+            and not any((p.task_id, d.sample) in self.acknowledged for d in p.deliveries if _final(d))
+        ]
 
     def _copies(self, planned: Planned) -> None:
-        body = {"taskId": planned.task_id, "family": planned.family, "urls": planned.urls}
+        body: dict[str, Any] = {"taskId": planned.task_id, "family": planned.family, "urls": planned.urls}
+        if planned.race_by == "task":
+            body = {"taskId": planned.task_id, "family": planned.family}
+        elif planned.race_by == "bulk":
+            body = {"taskIds": [planned.task_id], "family": planned.family}
         self.invoke(http_event("POST", "/copies", body=json.dumps(body)))
         with self._lock:
             self.figures.copies_requests += 1
@@ -260,7 +399,7 @@ class Soak:
     def start_worker(self, n: int, faults: bool) -> subprocess.Popen[str]:
         """A copy worker (one Lambda container) in its own process, its output to a file of its own
         (a pipe nobody reads until it exits would fill, and stop it)."""
-        env = {**self.stack.env, "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}"}
+        env = self.process_env()
         name = f"worker{n}-run{self.figures.worker_runs}"
         if faults:
             env[AWS_FAULTS_ENV] = f"{self.seed},{self.fault_rate},{name}"
@@ -288,8 +427,7 @@ class Soak:
             elif line.startswith("SOAK-FAULTS "):
                 summary = json.loads(line.removeprefix("SOAK-FAULTS "))
                 self.figures.aws_requests += summary["requests"]
-                for kind, count in summary["injected"].items():
-                    self.figures.faults[f"aws {kind}"] += count
+                self._count_faults("aws (workers)", summary["injected"])
         if process.returncode != 0:
             self.failed_worker_runs += 1
             print(f"worker exited {process.returncode}: {output[-1500:]}", file=sys.stderr)
@@ -337,6 +475,7 @@ class Soak:
                         takedowns.append(thread)
             for thread in takedowns:
                 thread.join()
+            self.wait_for_retries()
         finally:
             done.set()
             workers.join()
@@ -348,6 +487,7 @@ class Soak:
         from kie2s3.handlers.wiring import get_services
         from kie2s3.logic.reconcile import reconcile
 
+        self.faulting = False
         self.stack.emulator.clear_faults()
         for url in self.permanent:  # permanent: still refused after the drain
             self.stack.emulator.inject_file_fault(
@@ -358,6 +498,7 @@ class Soak:
         env, ids = self.stack.env, self.stack.aws.physical_ids
         dlq = _queue_url(sqs, ids["CopyDeadLetterQueue"])
         clock = datetime.now(UTC)
+        self.backfill()
         for n in range(rounds):
             self.figures.drain_rounds = n + 1
             self.figures.redriven += redrive(sqs, dlq, env["COPY_QUEUE_URL"])
@@ -376,7 +517,23 @@ class Soak:
         self._stop.set()
         self.figures.drain_seconds = time.monotonic() - started
 
+    def backfill(self) -> None:
+        """What an operator does for the tasks kie.ai gave up on: `make backfill` of their ids,
+        family by family (devstack.backfill's own loop, through this process's container)."""
+        from devstack.backfill import backfill, local_sender
+
+        lost = self.lost()
+        self.figures.lost = len(lost)
+        by_family: dict[str, list[str]] = {}
+        for planned in lost:
+            by_family.setdefault(planned.family, []).append(planned.task_id)
+        with open(os.devnull, "w") as out:
+            for family, task_ids in sorted(by_family.items()):
+                summary = backfill(local_sender(self.invoke), family, task_ids, out=out)
+                self.figures.backfilled += len(summary.recorded)
+
     def history(self) -> checker.History:
+        self._count_faults("aws (callbacks, /copies, events)", dict(self.aws_faults.injected))
         env, ids = self.stack.env, self.stack.aws.physical_ids
         s3, sqs = self.stack.client("s3"), self.stack.client("sqs")
         prefix = env["OBJECT_PREFIX"]
@@ -405,7 +562,13 @@ class Soak:
             taken_down=self.taken_down,
             events=self.stack.take_events(),
             dlq_messages=dlqs,
+            callbacks=self.answers,
         )
+
+
+def _final(delivery: Delivery) -> bool:
+    """A callback that ends its task (a Market one, or a sample whose outcome is final)."""
+    return delivery.sample not in EXPECTED or EXPECTED[delivery.sample].outcome != "not_final"
 
 
 def _queue_url(sqs: Any, physical_id: str) -> str:
@@ -421,8 +584,9 @@ def _print_figures(seed: int, figures: Figures) -> None:
     print(f"soak seed {seed}: {figures.tasks} tasks, {figures.files} files, {figures.bytes / MIB:.1f} MiB")
     print("  families: " + ", ".join(f"{name} {n}" for name, n in sorted(figures.families.items())))
     print(
-        f"  callbacks {figures.callbacks} (answers {dict(figures.callback_answers)}), POST /copies {figures.copies_requests}, takedowns {figures.takedowns}"
+        f"  callbacks {figures.callbacks} (answers {dict(figures.callback_answers)}, kie.ai's retries {figures.kie_retries}), POST /copies {figures.copies_requests}, takedowns {figures.takedowns}"
     )
+    print(f"  tasks kie.ai gave up on {figures.lost}, backfilled {figures.backfilled}")
     print(
         f"  worker runs {figures.worker_runs}, peak RSS {figures.worker_peak_rss_mib} MiB (MemorySize {COPY_WORKER_MEMORY_MIB}), AWS requests by workers {figures.aws_requests}"
     )
@@ -452,10 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (
         local_stack(copy_mode="queue") as stack,
         function_environment(
-            {**stack.env, "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+            {**stack.env, "POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
         ),
     ):
         soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate)
+        install(soak.aws_faults)  # before the function's first clients are built
         print(f"soak seed {args.seed}: workers' logs in {soak.log_dir}", flush=True)
         stream = stack.stream_poller(invoker=soak.invoke).start()
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from devstack.soak.aws_faults import AwsFaults
+from devstack.soak.aws_faults import AwsFaults, from_spec
 
 
 def _client(service: str, faults: AwsFaults) -> object:
@@ -62,3 +62,27 @@ def test_the_same_seed_and_name_draw_the_same_plan() -> None:
     assert plan("worker1") == plan("worker1")
     assert plan("worker1") != plan("worker2")
     assert 0 < sum(plan("worker1")) < 40
+
+
+class _Request:
+    url = "http://127.0.0.1:9/bucket-x/k"
+
+
+def test_a_scoped_plan_fails_only_the_functions_requests_and_names_their_services() -> None:
+    faults = AwsFaults(seed=3, rate=1.0, name="function", scoped=True)
+    assert faults.before_send(_Request(), "before-send.s3.GetObject") is None  # the soak's own request
+    faults.scope.active = True
+    assert faults.before_send(_Request(), "before-send.dynamodb.GetItem") is not None
+    assert faults.scope.failed == {"dynamodb"}
+
+
+def test_an_outage_fails_every_request_to_its_service_and_only_those() -> None:
+    faults = AwsFaults(seed=3, rate=0.0, name="outage1", down=frozenset({"dynamodb"}))
+    assert all(faults.before_send(_Request(), "before-send.dynamodb.GetItem") for _ in range(20))
+    assert not any(faults.before_send(_Request(), "before-send.s3.PutObject") for _ in range(20))
+
+
+def test_the_environment_names_the_outage() -> None:
+    faults = from_spec("5,0.0,outage2,dynamodb+s3")
+    assert faults.before_send(_Request(), "before-send.s3.PutObject") is not None
+    assert faults.before_send(_Request(), "before-send.sqs.SendMessage") is None

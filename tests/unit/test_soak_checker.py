@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from devstack.soak.checker import History, Source, StoredObject, check, report
+from devstack.soak.checker import CallbackAnswer, History, Source, StoredObject, check, report
 
 from kie2s3.logic.outbox import _event, _file_event
 from kie2s3.logic.status import document
@@ -101,6 +101,11 @@ def _history() -> History:
     history.expected["task-gone"] = ["https://tempfile.aiquickdraw.com/task-gone/0.png"]
     history.events += _events(gone, [])
     history.dlq_messages = {"copy": 0, "events": 0}
+    history.callbacks = [
+        CallbackAnswer("task-a", "market", 200, stores_failing=False),
+        CallbackAnswer("task-b", "market", 503, stores_failing=True),  # the ledger failed: kie.ai retries
+        CallbackAnswer("task-b", "market", 200, stores_failing=False),
+    ]
     return history
 
 
@@ -235,3 +240,20 @@ def test_two_sources_serving_the_same_bytes_are_two_files_not_one_stored_twice()
     history.events += _events(history.tasks["task-a"], history.files["task-a"])
     text, ok = report(check(history))
     assert ok, text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        CallbackAnswer("task-a", "market", 503, stores_failing=False),  # nothing was failing
+        CallbackAnswer("task-a", "market", 500, stores_failing=False),
+        CallbackAnswer("task-a", "market", 400, stores_failing=True),  # a valid callback refused
+        CallbackAnswer("task-a", "market", 401, stores_failing=False),
+    ],
+)
+def test_a_valid_callback_answered_but_200_without_a_store_failing_fails(answer: CallbackAnswer) -> None:
+    history = _history()
+    history.callbacks.append(answer)
+    assert _failed(history) == {
+        "kie.ai got a 5xx for a valid callback only while the ledger or the archive failed"
+    }
