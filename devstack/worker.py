@@ -19,6 +19,7 @@ import boto3
 
 from devstack.lambda_runtime import SqsPoller
 from devstack.roundtrips import Recorder, segments
+from devstack.soak.aws_faults import hook_mapping
 from devstack.soak.aws_faults import install_from_env as install_aws_faults
 
 
@@ -74,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # deleting messages are not the function's round trips.
     sqs = boto3.client("sqs")
     recorder = Recorder(os.environ) if args.round_trips else None
-    install_aws_faults()  # `make soak`'s, when it asks: the function's clients only, not the mapping's
+    # `make soak`'s, when it asks: faults and kills on the function's clients; on the mapping's,
+    # only lost answers to its DeleteMessage (applied, then a connection error) and a kill before it.
+    install_aws_faults()
+    hook_mapping(sqs)
     if recorder is not None:
         recorder.install()
     if args.preload:

@@ -14,12 +14,24 @@ import atexit
 import json
 import os
 import random
+import signal
 import sys
 import threading
 from collections import Counter
 from typing import Any, Final
 
 ENV: Final = "KIE2S3_SOAK_AWS_FAULTS"
+KILL_ENV: Final = "KIE2S3_SOAK_KILL"
+# Where a process is killed: (botocore event, service, operations). Copy workers: in the middle of
+# a multipart upload (a part on its way), between the upload and the ledger's write (its answer
+# in), between the ledger's write and the message's delete (the mapping's DeleteMessage on its
+# way). The events function: in the middle of a batch (its first PutEvents answered).
+KILL_POINTS: Final = {
+    "mid-part": ("before-send", "s3", frozenset({"UploadPart"})),
+    "after-upload": ("after-call", "s3", frozenset({"CompleteMultipartUpload", "PutObject"})),
+    "before-delete": ("before-send", "sqs", frozenset({"DeleteMessage"})),
+    "mid-batch": ("after-call", "eventbridge", frozenset({"PutEvents"})),
+}
 _JSON_TYPE = "application/x-amz-json-1.0"
 # service -> the error answers drawn from: (status, content type, body)
 _S3_ERROR = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>soak</RequestId></Error>'
@@ -99,6 +111,22 @@ SHAPES: Final[dict[str, list[tuple[str, int, str, str]]]] = {
 }
 
 
+# "Applied, answer lost": these requests reach moto, then the client sees the connection close
+# (botocore retries: the write is applied twice, or answered by its condition).
+LOST_ANSWERS: Final = frozenset(
+    {
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "UpdateItem"),
+        ("dynamodb", "DeleteItem"),
+        ("dynamodb", "TransactWriteItems"),
+        ("dynamodb", "BatchWriteItem"),
+        ("s3", "CompleteMultipartUpload"),
+        ("sqs", "DeleteMessage"),
+        ("eventbridge", "PutEvents"),
+    }
+)
+
+
 class _Raw:
     """What botocore reads an answer's body from (`raw.stream()`)."""
 
@@ -127,44 +155,154 @@ class AwsFaults:
     """
 
     def __init__(
-        self, seed: int, rate: float, name: str, *, scoped: bool = False, down: frozenset[str] = frozenset()
+        self,
+        seed: int,
+        rate: float,
+        name: str,
+        *,
+        scoped: bool = False,
+        down: frozenset[str] = frozenset(),
+        lost_only: bool = False,
     ) -> None:
         self._random = random.Random(f"{seed}/{name}")
         self._rate = rate
         self._lock = threading.Lock()
         self._scoped = scoped
         self._down = down
+        self._lost_only = lost_only  # Lambda's event source mapping: its DeleteMessage only
+        self._session: Any = None
+        # TransactWriteItems tokens whose call was applied and its answer lost: DynamoDB answers a
+        # retry with the same ClientRequestToken (botocore keeps it across a call's attempts) as
+        # the first call, without applying it again; moto does not, so the fault layer does.
+        self._applied_tokens: set[str] = set()
         self.scope = Scope()
         self.requests = 0
         self.injected: Counter[str] = Counter()
 
     def before_send(self, request: Any, event_name: str, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
+        """None (send it), an error answer of the service's shape, or the request applied and a
+        connection error raised (botocore counts it as one it retries)."""
+        from botocore.exceptions import ConnectionClosedError
 
         if self._scoped and not self.scope.active:
             return None
         service, operation = event_name.split(".", 2)[1:]
-        shapes = SHAPES.get(service)
+        token = (
+            _request_token(request) if (service, operation) == ("dynamodb", "TransactWriteItems") else None
+        )
+        if token is not None and token in self._applied_tokens:
+            return _answer(request, 200, _JSON_TYPE, "{}")  # DynamoDB's answer to a repeated token
+        kind = self._draw(service, operation)
+        if kind is None:
+            return None
+        self.scope.failed.add(service)
+        if kind == "lost":
+            self._apply(request)
+            if token is not None:
+                self._applied_tokens.add(token)
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return _error_answer(request, service, kind)
+
+    def _draw(self, service: str, operation: str) -> str | None:
+        """What this request gets: None, "lost", or the code of an error shape (one set of draws a request)."""
+        shapes = SHAPES.get(service, [])
+        lossy = (service, operation) in LOST_ANSWERS
         with self._lock:
             self.requests += 1
-            draw, pick = self._random.random(), self._random.random()
-            if not shapes or (draw >= self._rate and service not in self._down):
+            draw, pick, lose = self._random.random(), self._random.random(), self._random.random()
+            if self._lost_only and not lossy:
                 return None
-            code, status, content_type, body = shapes[int(pick * len(shapes))]
-            self.injected[f"{service} {operation} {code}"] += 1
-        self.scope.failed.add(service)
-        headers = HTTPHeaders()
-        headers["Content-Type"] = content_type
-        headers["x-amzn-RequestId"] = "soak"
-        if service == "sqs":
-            headers["x-amzn-query-error"] = f"{code};Receiver"
-        return AWSResponse(request.url, status, headers, _Raw(body.encode()))
+            if service in self._down and shapes:
+                code = shapes[int(pick * len(shapes))][0]
+            elif draw >= self._rate or not (shapes or lossy):
+                return None
+            elif lossy and (lose < 0.5 or self._lost_only or not shapes):
+                code = "lost"
+            else:
+                code = shapes[int(pick * len(shapes))][0]
+            self.injected[f"{service} {operation} {'applied, answer lost' if code == 'lost' else code}"] += 1
+            return code
+
+    def _apply(self, request: Any) -> None:
+        """Send the request as botocore would have (its answer is dropped)."""
+        from botocore.httpsession import URLLib3Session
+
+        with self._lock:
+            if self._session is None:
+                self._session = URLLib3Session()
+        self._session.send(request)
+        request.reset_stream()
+
+    def for_mapping(self) -> AwsFaults:
+        """The lost answers of Lambda's event source mapping (its DeleteMessage), counted with these."""
+        mapping = AwsFaults(0, self._rate, "mapping", lost_only=True)
+        mapping._random, mapping._lock, mapping.injected = self._random, self._lock, self.injected
+        return mapping
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "injected": dict(self.injected)}
 
 
-def install(faults: AwsFaults) -> None:
+def _request_token(request: Any) -> str | None:
+    """A TransactWriteItems request's ClientRequestToken."""
+    try:
+        body = request.body if isinstance(request.body, bytes | str) else b""
+        token = json.loads(body or b"{}").get("ClientRequestToken")
+    except ValueError:
+        return None
+    return str(token) if token else None
+
+
+def _error_answer(request: Any, service: str, code: str) -> Any:
+    status, content_type, body = next((st, ct, b) for c, st, ct, b in SHAPES[service] if c == code)
+    extra = {"x-amzn-query-error": f"{code};Receiver"} if service == "sqs" else {}
+    return _answer(request, status, content_type, body, extra)
+
+
+def _answer(
+    request: Any, status: int, content_type: str, body: str, extra: dict[str, str] | None = None
+) -> Any:
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    headers = HTTPHeaders()
+    headers["Content-Type"] = content_type
+    headers["x-amzn-RequestId"] = "soak"
+    for name, value in (extra or {}).items():
+        headers[name] = value
+    return AWSResponse(request.url, status, headers, _Raw(body.encode()))
+
+
+class Kill:
+    """SIGKILL of this process at a named point, the `nth` time the transport reaches it: what a
+    Lambda container's crash (out of memory, a host lost) leaves half done. Before dying it prints
+    `SOAK-KILL <point>` and its faults' summary (atexit handlers do not run)."""
+
+    def __init__(self, point: str, nth: int, faults: AwsFaults | None = None) -> None:
+        if point not in KILL_POINTS:
+            raise ValueError(f"unknown kill point {point!r}: one of {sorted(KILL_POINTS)}")
+        self.point, self._nth, self._faults = point, nth, faults
+        self._event, self._service, self._operations = KILL_POINTS[point]
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def hook(self, client: Any) -> None:
+        """Watch this client's requests for the point."""
+        client.meta.events.register(f"{self._event}.{self._service}", self._reached)
+
+    def _reached(self, event_name: str, **_: Any) -> None:
+        if event_name.rsplit(".", 1)[-1] not in self._operations:
+            return
+        with self._lock:
+            self._seen += 1
+            if self._seen != self._nth:
+                return
+            print(f"SOAK-KILL {self.point}", file=sys.__stdout__, flush=True)
+            if self._faults is not None:
+                print("SOAK-FAULTS " + json.dumps(self._faults.summary()), file=sys.__stdout__, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(faults: AwsFaults | None, kill: Kill | None = None) -> None:
     """Hook every boto3 client built from now on in this process."""
     from botocore.client import ClientCreator
 
@@ -172,7 +310,10 @@ def install(faults: AwsFaults) -> None:
 
     def hooked(creator: ClientCreator, *args: Any, **kwargs: Any) -> Any:
         client = create_client(creator, *args, **kwargs)
-        client.meta.events.register("before-send", faults.before_send)
+        if faults is not None:
+            client.meta.events.register("before-send", faults.before_send)
+        if kill is not None:
+            kill.hook(client)
         return client
 
     ClientCreator.create_client = hooked  # type: ignore[method-assign,assignment]
@@ -186,14 +327,37 @@ def from_spec(spec: str) -> AwsFaults:
     return AwsFaults(int(seed), float(rate), name, down=outage)
 
 
+def kill_from_spec(spec: str, faults: AwsFaults | None = None) -> Kill:
+    """The kill a KIE2S3_SOAK_KILL value names: `point,nth`."""
+    point, nth = spec.split(",", 1)
+    return Kill(point, int(nth), faults)
+
+
+_INSTALLED: dict[str, Any] = {}
+
+
 def install_from_env(environ: dict[str, str] | None = None) -> AwsFaults | None:
-    """Install the faults KIE2S3_SOAK_AWS_FAULTS names (`from_spec`), if any; print them at exit."""
-    spec = (environ if environ is not None else os.environ).get(ENV, "")
-    if not spec:
+    """Install the faults KIE2S3_SOAK_AWS_FAULTS names and the kill KIE2S3_SOAK_KILL names, if any;
+    print the faults at exit. The faults, if any."""
+    env = environ if environ is not None else os.environ
+    faults = from_spec(env[ENV]) if env.get(ENV) else None
+    kill = kill_from_spec(env[KILL_ENV], faults) if env.get(KILL_ENV) else None
+    if faults is None and kill is None:
         return None
-    faults = from_spec(spec)
-    install(faults)
-    atexit.register(
-        lambda: print("SOAK-FAULTS " + json.dumps(faults.summary()), file=sys.__stdout__, flush=True)
-    )
+    install(faults, kill)
+    _INSTALLED.update(faults=faults, kill=kill)
+    if faults is not None:
+        atexit.register(
+            lambda: print("SOAK-FAULTS " + json.dumps(faults.summary()), file=sys.__stdout__, flush=True)
+        )
     return faults
+
+
+def hook_mapping(client: Any) -> None:
+    """Lambda's event source mapping's SQS client: lost answers to its DeleteMessage, and the kill
+    before it (the function done, the message not yet deleted), as installed from the environment."""
+    faults, kill = _INSTALLED.get("faults"), _INSTALLED.get("kill")
+    if faults is not None:
+        client.meta.events.register("before-send", faults.for_mapping().before_send)
+    if kill is not None and kill.point == "before-delete":
+        kill.hook(client)

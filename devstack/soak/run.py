@@ -37,7 +37,7 @@ from devstack.kie_faults import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.soak import checker
 from devstack.soak.aws_faults import ENV as AWS_FAULTS_ENV
-from devstack.soak.aws_faults import AwsFaults, install
+from devstack.soak.aws_faults import KILL_ENV, AwsFaults, install
 from devstack.soak.workload import Delivery, sample_task
 from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
@@ -60,6 +60,15 @@ SOAK_MINUTE_SECONDS = 1.0
 RECORD_INFO_CODES = [429, 455, 500]
 # The ledger (DynamoDB) and the archive (S3): a callback may answer 5xx only while one of them fails.
 STORES = frozenset({"dynamodb", "s3"})
+# SIGKILLs (devstack.soak.aws_faults.Kill): a share of the copy workers' runs, at one of these
+# points, the 1st-3rd time they reach it; a share of the events function's batches, mid-batch.
+WORKER_KILL_RATE = 0.2
+# The copy workers' Lambda timeout in the soak, and their messages' visibility (no shorter, as SQS
+# requires of a function's queue): a killed worker's copy lock (Powertools' in-progress record,
+# as long as the invocation's time left) has expired when its message comes back.
+WORKER_TIMEOUT_SECONDS = 30
+WORKER_KILL_POINTS = ["mid-part", "after-upload", "before-delete"]
+EVENTS_KILL_RATE = 0.03
 
 
 @dataclass
@@ -74,7 +83,8 @@ class Figures:
     kie_retries: int = 0  # callbacks kie.ai sent again after one it saw fail
     lost: int = 0  # tasks none of whose final callback's deliveries was acknowledged
     backfilled: int = 0  # of those, recorded again by the drain's backfill
-    outage_invocations: int = 0  # callbacks answered by a container whose ledger failed throughout
+    containers: int = 0  # invocations in a container of their own (an outage, an events batch killed)
+    kills: Counter[str] = field(default_factory=Counter)  # process -> SIGKILLs, by point
     copies_requests: int = 0
     takedowns: int = 0
     worker_runs: int = 0
@@ -136,9 +146,17 @@ class Soak:
         self.acknowledged: set[tuple[str, str]] = set()  # (task id, sample) answered 200
         self._retrying = 0
         self._retries_done = threading.Condition(self._lock)
+        self._kills = random.Random(f"{seed}/kills")  # which worker runs and events batches are killed
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
-        """Invoke the function in this process's container, after any invocation under way."""
+        """Invoke the function in this process's container, after any invocation under way; a
+        batch of the ledger's stream is sometimes given to a container killed in its middle
+        (the poller then delivers it again, as Lambda's mapping does)."""
+        if self.faulting and _is_stream_batch(event) and self._kills.random() < EVENTS_KILL_RATE:
+            answer, _, killed = self._in_container(event, "events", kill="mid-batch,1")
+            if killed or answer is None:
+                raise RuntimeError("the events function's container died mid-batch")
+            return answer
         return self._invoke(event, context)[0]
 
     def _invoke(self, event: dict[str, Any], context: Any = None) -> tuple[Any, set[str]]:
@@ -151,13 +169,18 @@ class Soak:
             finally:
                 scope.active = False
 
-    def _in_outage(self, event: dict[str, Any]) -> tuple[Any, set[str]]:
-        """The answer of a container of its own (devstack.soak.container) whose every ledger
-        (DynamoDB) request fails, and the services that answered it with a fault."""
+    def _in_container(
+        self, event: dict[str, Any], label: str, *, down: str = "", kill: str = ""
+    ) -> tuple[Any, set[str], bool]:
+        """The answer of a container of its own (devstack.soak.container; None if it died), the
+        services that answered it with a fault, and whether it was killed: its AWS faults from
+        the seed, every request to the `down` services failing, the `kill` armed."""
         with self._lock:
-            self.figures.outage_invocations += 1
-            name = f"outage{self.figures.outage_invocations}"
-        env = {**self.process_env(), AWS_FAULTS_ENV: f"{self.seed},{self.fault_rate},{name},dynamodb"}
+            self.figures.containers += 1
+            name = f"{label}{self.figures.containers}"
+        env = {**self.process_env(), AWS_FAULTS_ENV: f"{self.seed},{self.fault_rate},{name},{down}"}
+        if kill:
+            env[KILL_ENV] = kill
         done = subprocess.run(
             [sys.executable, "-m", "devstack.soak.container"],
             input=json.dumps(event),
@@ -167,16 +190,24 @@ class Soak:
             text=True,
             timeout=300,
         )
-        answer: Any = {"statusCode": 502}  # the container died: API Gateway's answer
+        answer: Any = None
         failed: set[str] = set()
+        killed = False
         for line in done.stdout.splitlines():
             if line.startswith("SOAK-ANSWER "):
                 answer = json.loads(line.removeprefix("SOAK-ANSWER "))
             elif line.startswith("SOAK-FAULTS "):
                 injected = json.loads(line.removeprefix("SOAK-FAULTS "))["injected"]
                 failed |= {kind.split(" ", 1)[0] for kind in injected}
-                self._count_faults("aws (outage)", injected)
-        return answer, failed
+                self._count_faults(f"aws ({label})", injected)
+            elif line.startswith("SOAK-KILL "):
+                killed = True
+                self._count_kill(f"{label} {line.removeprefix('SOAK-KILL ')}")
+        return answer, failed, killed
+
+    def _count_kill(self, kind: str) -> None:
+        with self._lock:
+            self.figures.kills[kind] += 1
 
     def _count_faults(self, label: str, injected: dict[str, int]) -> None:
         with self._lock:
@@ -305,8 +336,11 @@ class Soak:
             self._count_faults("api gateway", {"503 (function throttled)": 1})
             self._answered(planned, delivery, attempt, 503)
             return
-        answer, failed = self._in_outage(event) if planned.outage else self._invoke(event)
-        status = int(answer["statusCode"])
+        if planned.outage:
+            answer, failed, _ = self._in_container(event, "outage", down="dynamodb")
+        else:
+            answer, failed = self._invoke(event)
+        status = int((answer or {"statusCode": 502})["statusCode"])  # a container died: the gateway's 502
         self._answered(planned, delivery, attempt, status, failed)
 
     def _answered(
@@ -403,11 +437,21 @@ class Soak:
         name = f"worker{n}-run{self.figures.worker_runs}"
         if faults:
             env[AWS_FAULTS_ENV] = f"{self.seed},{self.fault_rate},{name}"
+            if self._kills.random() < WORKER_KILL_RATE:
+                env[KILL_ENV] = f"{self._kills.choice(WORKER_KILL_POINTS)},{self._kills.randint(1, 3)}"
         self.figures.worker_runs += 1
         path = self.log_dir / f"{name}.log"
         with path.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "devstack.worker", "--visibility-timeout", "20"],
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.worker",
+                    "--timeout-seconds",
+                    str(WORKER_TIMEOUT_SECONDS),
+                    "--visibility-timeout",
+                    str(WORKER_TIMEOUT_SECONDS),
+                ],
                 env=env,
                 cwd=ROOT,
                 stdout=log,
@@ -428,6 +472,9 @@ class Soak:
                 summary = json.loads(line.removeprefix("SOAK-FAULTS "))
                 self.figures.aws_requests += summary["requests"]
                 self._count_faults("aws (workers)", summary["injected"])
+            elif line.startswith("SOAK-KILL "):
+                self._count_kill(f"copy worker {line.removeprefix('SOAK-KILL ')}")
+                return  # killed as planned: its message comes back after its visibility timeout
         if process.returncode != 0:
             self.failed_worker_runs += 1
             print(f"worker exited {process.returncode}: {output[-1500:]}", file=sys.stderr)
@@ -481,7 +528,7 @@ class Soak:
             workers.join()
         self.figures.workload_seconds = time.monotonic() - started
 
-    def drain(self, rounds: int = 6) -> None:
+    def drain(self, rounds: int = 10) -> None:
         """Faults off, then as an operator would: workers, the reconciler past its staleness, the DLQ redriven."""
         from devstack.redrive import redrive
         from kie2s3.handlers.wiring import get_services
@@ -497,11 +544,14 @@ class Soak:
         sqs = self.stack.client("sqs")
         env, ids = self.stack.env, self.stack.aws.physical_ids
         dlq = _queue_url(sqs, ids["CopyDeadLetterQueue"])
-        clock = datetime.now(UTC)
+        # Past a day: the reconciler aborts the uploads of workers killed mid-part (the bucket's
+        # lifecycle rule would too), and re-sends what is stale.
+        clock = datetime.now(UTC) + timedelta(days=1)
         self.backfill()
         for n in range(rounds):
             self.figures.drain_rounds = n + 1
             self.figures.redriven += redrive(sqs, dlq, env["COPY_QUEUE_URL"])
+            _wait_in_flight(sqs, env["COPY_QUEUE_URL"], timeout=2 * WORKER_TIMEOUT_SECONDS)
             done = threading.Event()
             done.set()
             self.run_workers(False, done)
@@ -571,6 +621,27 @@ def _final(delivery: Delivery) -> bool:
     return delivery.sample not in EXPECTED or EXPECTED[delivery.sample].outcome != "not_final"
 
 
+def _wait_in_flight(sqs: Any, url: str, timeout: float) -> None:
+    """Until the queue has a message to receive, or none at all (a killed worker's comes back
+    when its visibility timeout ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if int(counts["ApproximateNumberOfMessages"]) or not int(
+            counts["ApproximateNumberOfMessagesNotVisible"]
+        ):
+            return
+        time.sleep(1)
+
+
+def _is_stream_batch(event: dict[str, Any]) -> bool:
+    records = event.get("Records") or [{}]
+    return bool(records[0].get("eventSource") == "aws:dynamodb")
+
+
 def _queue_url(sqs: Any, physical_id: str) -> str:
     """A queue's URL from its physical id (its URL already, or its name)."""
     return (
@@ -590,6 +661,7 @@ def _print_figures(seed: int, figures: Figures) -> None:
     print(
         f"  worker runs {figures.worker_runs}, peak RSS {figures.worker_peak_rss_mib} MiB (MemorySize {COPY_WORKER_MEMORY_MIB}), AWS requests by workers {figures.aws_requests}"
     )
+    print("  kills: " + (", ".join(f"{kind} {n}" for kind, n in sorted(figures.kills.items())) or "none"))
     print("  faults injected:")
     for kind, count in sorted(figures.faults.items()):
         print(f"    {count:6d}  {kind}")

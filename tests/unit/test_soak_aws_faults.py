@@ -1,10 +1,14 @@
 """The soak's AWS faults: botocore answers with each service's real error shape, from the seed."""
 
+import os
+import signal
+
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
-from devstack.soak.aws_faults import AwsFaults, from_spec
+from botocore.exceptions import ClientError, ConnectionClosedError
+from devstack.soak import aws_faults
+from devstack.soak.aws_faults import AwsFaults, from_spec, kill_from_spec
 
 
 def _client(service: str, faults: AwsFaults) -> object:
@@ -36,7 +40,7 @@ def _client(service: str, faults: AwsFaults) -> object:
         ("secretsmanager", lambda c: c.get_secret_value(SecretId="s"), {"ThrottlingException"}),
         (
             "events",
-            lambda c: c.put_events(Entries=[{"Source": "kie2s3", "DetailType": "x", "Detail": "{}"}]),
+            lambda c: c.list_rules(),
             {"InternalException"},
         ),
     ],
@@ -86,3 +90,82 @@ def test_the_environment_names_the_outage() -> None:
     faults = from_spec("5,0.0,outage2,dynamodb+s3")
     assert faults.before_send(_Request(), "before-send.s3.PutObject") is not None
     assert faults.before_send(_Request(), "before-send.sqs.SendMessage") is None
+
+
+class _Session:
+    """Stands in for botocore's HTTP session: what the fault sent on the client's behalf."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, request: object) -> None:
+        self.sent.append(str(getattr(request, "url", "")))
+
+
+def test_an_answer_lost_is_applied_then_a_connection_error_botocore_retries() -> None:
+    faults = AwsFaults(seed=11, rate=1.0, name="worker0")
+    session = faults._session = _Session()
+    client = _client("dynamodb", faults)
+    lost = 0
+    for _ in range(20):
+        try:
+            client.update_item(TableName="t", Key={"pk": {"S": "x"}})  # type: ignore[attr-defined]
+        except ConnectionClosedError:
+            lost += 1
+        except ClientError:
+            pass
+    kinds = {kind.split(" ", 2)[2] for kind in faults.injected}
+    assert "applied, answer lost" in kinds
+    assert kinds - {"applied, answer lost"} <= {"ThrottlingException", "InternalServerError"}
+    assert len(session.sent) == faults.injected["dynamodb UpdateItem applied, answer lost"] > 0
+    assert lost > 0
+
+
+def test_the_mapping_loses_only_delete_message_answers() -> None:
+    faults = AwsFaults(seed=11, rate=1.0, name="worker0").for_mapping()
+    faults._session = _Session()
+    sqs = _client("sqs", faults)
+    with pytest.raises(ConnectionClosedError):
+        sqs.delete_message(QueueUrl="http://127.0.0.1:9/123/q", ReceiptHandle="r")  # type: ignore[attr-defined]
+    assert set(faults.injected) == {"sqs DeleteMessage applied, answer lost"}
+
+
+def test_a_lost_transaction_is_answered_as_dynamodb_answers_its_token_again() -> None:
+    # DynamoDB applies a TransactWriteItems once per ClientRequestToken (botocore keeps the token
+    # across a call's attempts); moto does not, so the fault layer answers the retry itself.
+    faults = AwsFaults(seed=1, rate=1.0, name="worker0")
+    session = faults._session = _Session()
+    faults._draw = lambda service, operation: "lost"  # type: ignore[method-assign]
+    put = {"Put": {"TableName": "t", "Item": {"pk": {"S": "x"}}}}
+    client = boto3.client(  # its retry reaches the second attempt
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 2}),
+    )
+    client.meta.events.register("before-send", faults.before_send)
+    assert client.transact_write_items(TransactItems=[put])["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert len(session.sent) == 1  # applied once
+
+
+def test_a_kill_fires_the_nth_time_its_point_is_reached_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(aws_faults.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    kill = kill_from_spec("after-upload,2", AwsFaults(seed=1, rate=0.0, name="worker0"))
+    kill._reached(event_name="after-call.s3.UploadPart")  # not the point
+    kill._reached(event_name="after-call.s3.CompleteMultipartUpload")
+    assert killed == []
+    kill._reached(event_name="after-call.s3.PutObject")
+    assert killed == [(os.getpid(), signal.SIGKILL)]
+    printed = capfd.readouterr().out.splitlines()
+    assert printed[0] == "SOAK-KILL after-upload"
+    assert printed[1].startswith("SOAK-FAULTS ")
+
+
+def test_an_unknown_kill_point_is_refused() -> None:
+    with pytest.raises(ValueError, match="mid-part"):
+        kill_from_spec("mid-coffee,1")
