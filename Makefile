@@ -196,7 +196,7 @@ bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 and a user's upload_fileob
 	$(RUN) -m devstack.bench
 
 soak: $(VENV)/.synced ## seeded chaos soak on the local stack, then the invariant checker: make soak [SEED=n] [TASKS=n] [MINUTES=n]
-	$(RUN) -m devstack.soak.run --seed "$(or $(SEED),1)" --tasks "$(or $(TASKS),300)" --minutes "$(or $(MINUTES),10)"
+	$(RUN) -m devstack.soak.run --seed "$(or $(SEED),1)" --tasks "$(or $(TASKS),2200)" --minutes "$(or $(MINUTES),10)"
 
 soak-short: $(VENV)/.synced ## the soak `make test` runs after the suite: about a minute, seed 1, 40 tasks
 	$(RUN) -m devstack.soak.run --seed 1 --tasks 40 --minutes 1

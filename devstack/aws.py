@@ -97,9 +97,14 @@ class MotoServer:
     """
 
     def __init__(
-        self, *, startup_timeout: float = STARTUP_TIMEOUT_SECONDS, log_dir: Path | None = None
+        self,
+        *,
+        startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+        log_dir: Path | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.startup_timeout = startup_timeout
+        self._environment = {**MOTO_ENVIRONMENT, **(environment or {})}  # over MOTO_ENVIRONMENT
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._log_dir: Path | None = None
@@ -124,7 +129,7 @@ class MotoServer:
         try:
             self._process = subprocess.Popen(
                 _moto_command(self._port),
-                env={**os.environ, **MOTO_ENVIRONMENT},
+                env={**os.environ, **self._environment},
                 cwd=_REPO_ROOT,  # where `python -m devstack.moto_server` finds devstack
                 stdin=subprocess.DEVNULL,
                 stdout=log,

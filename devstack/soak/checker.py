@@ -232,30 +232,31 @@ def tasks_final(history: History) -> list[str]:
     return bad
 
 
-def _schemas() -> dict[str, dict[str, Any]]:
-    return {
-        s["properties"]["detail-type"]["const"]: s
-        for s in (json.loads(p.read_text()) for p in sorted(SCHEMAS_DIR.glob("*.json")))
-    }
-
-
-def _schema_errors(event: Mapping[str, Any], schemas: Mapping[str, Any]) -> str | None:
+def _validators() -> dict[str, Any]:
+    """A validator per detail-type, each schema checked and compiled once (a long soak's events
+    are tens of thousands: `jsonschema.validate` checks its schema again at every call)."""
     import jsonschema  # type: ignore[import-untyped]
 
-    schema = schemas.get(str(event.get("detail-type")))
-    if schema is None:
+    validators = {}
+    for path in sorted(SCHEMAS_DIR.glob("*.json")):
+        schema = json.loads(path.read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validators[schema["properties"]["detail-type"]["const"]] = jsonschema.Draft202012Validator(schema)
+    return validators
+
+
+def _schema_errors(event: Mapping[str, Any], validators: Mapping[str, Any]) -> str | None:
+    validator = validators.get(str(event.get("detail-type")))
+    if validator is None:
         return f"unknown detail-type {event.get('detail-type')!r}"
-    try:
-        jsonschema.validate(event, schema, cls=jsonschema.Draft202012Validator)
-    except jsonschema.ValidationError as exc:
-        return str(exc.message)
-    return None
+    error = next(iter(validator.iter_errors(event)), None)
+    return None if error is None else str(error.message)
 
 
 def events_consistent(history: History) -> list[str]:
     """Every copy of a dedupeId identical, every event schema-valid."""
     bad: list[str] = []
-    schemas = _schemas()
+    validators = _validators()
     seen: dict[str, tuple[Any, Any]] = {}
     for event in history.events:
         detail = event.get("detail") or {}
@@ -263,7 +264,7 @@ def events_consistent(history: History) -> list[str]:
         shape = (event.get("detail-type"), detail)
         if seen.setdefault(dedupe, shape) != shape:
             bad.append(f"{dedupe}: two different events under one dedupeId")
-        if (error := _schema_errors(event, schemas)) is not None:
+        if (error := _schema_errors(event, validators)) is not None:
             bad.append(f"{dedupe}: not schema-valid: {error}")
     return bad
 

@@ -1,14 +1,18 @@
 """`make soak [SEED=n] [TASKS=n] [MINUTES=n]`: a seeded workload under faults, a drain, then the checker.
 
 The local stack in queue mode (moto + the kie.ai emulator), copy workers in processes of their own
-(devstack.soak.worker: AWS faults from botocore's before-send, per process, from the seed), the
-events function over the ledger's stream, the callback and `POST /copies` routes in this process.
-The workload (random.Random(seed)): Market tasks of 1-4 files from empty to multipart, failures,
-callbacks sent more than once and raced by `POST /copies`, kie.ai download-url codes and source
-faults (stalls, resets, truncation, 5xx, bytes changing between requests, 404 as the one permanent
-fault), a few takedowns mid-flight. Then faults stop and the stack drains as an operator would (the
-reconciler on a clock moved past its staleness, the DLQ redriven), and devstack.soak.checker
-verifies S3, the ledger, the queues and the delivered events. Exit 1 on any violation.
+(devstack.worker: AWS faults and kills from botocore's transport hooks, per process, from the seed),
+the events function over the ledger's stream, the callback and `POST /copies` routes in this
+process (their AWS faults scoped to their invocations). The workload (random.Random(seed)):
+Market tasks of 1-4 files and tasks of every family from events/ (devstack.soak.workload), sizes
+from empty to multipart, failures, callbacks sent more than once, out of order, raced by
+`POST /copies` and sent again by kie.ai when it saw them fail, kie.ai download-url and
+record-info codes, source faults (stalls, resets, truncation, 5xx, bytes changing between
+requests, 404 as the one permanent fault), outages kie.ai gives up in, a few takedowns
+mid-flight. Then faults stop and the stack drains as an operator would (the lost tasks
+backfilled, the reconciler on a clock past its staleness, the DLQ redriven), and
+devstack.soak.checker verifies S3, the ledger, the queues, the delivered events and kie.ai's
+answers. Exit 1 on any violation. docs/architecture.md (The soak) says it all in prose.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from devstack.aws import MotoServer
 from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.expected_files import EXPECTED
 from devstack.kie_faults import FileFault
@@ -43,9 +48,13 @@ from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KIB, MIB = 1024, 1024**2
-# File sizes drawn from: empty, small, one part, just over a part, multipart.
-SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 5 * MIB + 1, 11 * MIB]
-SIZE_WEIGHTS = [2, 3, 3, 6, 6, 4, 2, 1]
+# File sizes drawn from: empty, small, one part, just over a part, multipart (a few, up to some
+# tens of MiB): most are small, so that a long soak's bytes stay within what moto and 2 cores move.
+SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 5 * MIB + 1, 11 * MIB, 24 * MIB]
+SIZE_WEIGHTS = [2, 3, 3, 10, 8, 2, 0.6, 0.25, 0.08]
+# moto keeps an object's bytes in memory up to this size, the rest in temporary files: a long
+# soak stores GiBs (devstack.aws.MOTO_ENVIRONMENT keeps them all in memory, for the benchmarks).
+MOTO_BUFFER_BYTES = 1 * MIB
 SUFFIXES = [".png", ".jpg", ".mp4", ".mp3", ".webp"]
 # kie.ai's envelope codes on download-url: 429/455/500 are passing (kie-api.md: back off), 501
 # ("generation failed") is permanent: a file whose link answered it may end failed.
@@ -89,6 +98,7 @@ class Figures:
     takedowns: int = 0
     worker_runs: int = 0
     worker_peak_rss_mib: float = 0.0
+    total_peak_rss_mib: float = 0.0  # the soak, moto and the copy workers at once, sampled each second
     aws_requests: int = 0
     drain_rounds: int = 0
     redriven: int = 0
@@ -139,6 +149,7 @@ class Soak:
         self.failed_worker_runs = 0
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{seed}-"))  # the workers' output
         self._worker_logs: dict[int, Path] = {}
+        self._live: set[int] = set()  # the copy workers' process ids
         # This process's AWS faults: the function's requests only (callbacks, POST /copies, events).
         self.aws_faults = AwsFaults(seed, fault_rate, "function", scoped=True)
         self.faulting = True  # until the drain
@@ -459,10 +470,12 @@ class Soak:
                 text=True,
             )
         self._worker_logs[process.pid] = path
+        self._live.add(process.pid)
         return process
 
     def collect(self, process: subprocess.Popen[str]) -> None:
         """Take a stopped worker's report (its peak RSS) and the AWS faults it injected."""
+        self._live.discard(process.pid)
         output = self._worker_logs.pop(process.pid).read_text(errors="replace")
         for line in output.splitlines():
             if line.startswith("WORKER-REPORT "):
@@ -494,6 +507,13 @@ class Soak:
                 else:
                     running[n] = self.start_worker(n, faults)
             time.sleep(0.2)
+
+    def sample_memory(self) -> None:
+        """The peak of this process's, moto's and the live workers' RSS added up, once a second."""
+        while not self._stop.wait(1.0):
+            pids = [os.getpid(), self.stack.moto.pid, *list(self._live)]
+            total = sum(_rss_mib(pid) for pid in pids if pid is not None)
+            self.figures.total_peak_rss_mib = max(self.figures.total_peak_rss_mib, round(total, 1))
 
     def pump_stream(self, stream: Any) -> None:
         while not self._stop.is_set():
@@ -621,6 +641,18 @@ def _final(delivery: Delivery) -> bool:
     return delivery.sample not in EXPECTED or EXPECTED[delivery.sample].outcome != "not_final"
 
 
+def _rss_mib(pid: int) -> float:
+    """A process's resident memory now (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _wait_in_flight(sqs: Any, url: str, timeout: float) -> None:
     """Until the queue has a message to receive, or none at all (a killed worker's comes back
     when its visibility timeout ends)."""
@@ -661,6 +693,9 @@ def _print_figures(seed: int, figures: Figures) -> None:
     print(
         f"  worker runs {figures.worker_runs}, peak RSS {figures.worker_peak_rss_mib} MiB (MemorySize {COPY_WORKER_MEMORY_MIB}), AWS requests by workers {figures.aws_requests}"
     )
+    print(
+        f"  memory: peak {figures.total_peak_rss_mib:.0f} MiB RSS for the soak, moto and the workers together"
+    )
     print("  kills: " + (", ".join(f"{kind} {n}" for kind, n in sorted(figures.kills.items())) or "none"))
     print("  faults injected:")
     for kind, count in sorted(figures.faults.items()):
@@ -675,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="devstack.soak.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=2200)
     parser.add_argument(
         "--minutes",
         type=float,
@@ -686,7 +721,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--aws-fault-rate", type=float, default=0.02)
     args = parser.parse_args(argv)
     with (
-        local_stack(copy_mode="queue") as stack,
+        local_stack(
+            copy_mode="queue",
+            moto=MotoServer(environment={"MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(MOTO_BUFFER_BYTES)}),
+        ) as stack,
         function_environment(
             {**stack.env, "POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
         ),
@@ -697,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream = stack.stream_poller(invoker=soak.invoke).start()
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)
         pump.start()
+        threading.Thread(target=soak.sample_memory, daemon=True).start()
         soak.make_plan()
         soak.workload(args.minutes)
         soak.drain()

@@ -373,6 +373,23 @@ def test_receive_not_final_stage_is_pending_with_its_reason_and_copies_nothing(f
     assert fakes.queue.sent == []
 
 
+def test_receive_late_stage_after_the_final_callback_leaves_the_task_final(fakes: Fakes) -> None:
+    # kie.ai's callbacks come out of order: Suno's `text` after its `error` (the soak, seed 1).
+    error = sample("callback-suno-error")
+    late = json.loads(
+        json.dumps(sample("callback-suno-text")).replace(
+            task_id_of(sample("callback-suno-text")), task_id_of(error)
+        )
+    )
+    receive_callback(fakes.services, signed(error))
+
+    doc = receive_callback(fakes.services, signed(late))
+
+    assert fakes.ledger.tasks[task_id_of(error)].outcome is Outcome.FAILED
+    assert task_id_of(error) not in fakes.ledger.open_tasks
+    assert doc.state == "failed"
+
+
 def test_receive_failed_task_is_failed_with_kie_reason_and_copies_nothing(fakes: Fakes) -> None:
     body = sample("callback-market-failure")
 
