@@ -44,8 +44,8 @@ def takedown(
     bypass_governance: bool = False,
 ) -> int:
     """Take the task down in this bucket and tasks table (a boto3 S3 client and DynamoDB Table), its
-    copies under way known from `guard` (copy_guard), and print what was removed; 0 when done, 1
-    for a task the ledger does not know."""
+    copies under way known from `guard` (copy_guard), and print what was removed; 0 when done. A
+    task the ledger does not know yet is fenced all the same (its callbacks may still come)."""
     from kie2s3.adapters.ledger import Ledger
     from kie2s3.adapters.s3_store import S3Store
     from kie2s3.logic.takedown import take_down
@@ -60,8 +60,10 @@ def takedown(
         bypass_governance=bypass_governance,
     )
     if not report.known:
-        print(f"unknown task {task_id}: nothing removed", file=out)
-        return 1
+        print(
+            f"task {task_id} was not recorded (yet): fenced, so that no later callback or copy records it",
+            file=out,
+        )
     print(f"task {task_id} taken down in s3://{bucket}", file=out)
     if report.waited_seconds >= 1:
         print(f"  waited {report.waited_seconds:.0f} s for copies and callbacks under way to end", file=out)

@@ -256,10 +256,10 @@ class FakeLedger(_Faults):
 
     def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool:
         self._request("mark_taken_down", "UpdateItem")
-        task = self.tasks.get(task_id)
-        if task is None:
-            return False
         now = now_iso()
+        task = self.tasks.get(task_id) or TaskItem(  # not recorded yet: the fence alone
+            task_id=task_id, family="unknown", outcome=Outcome.UNRECOGNISED, created_at=now, updated_at=now
+        )
         self.tasks[task_id] = task.model_copy(
             update={
                 "taken_down_at": now,

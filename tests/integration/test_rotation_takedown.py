@@ -316,11 +316,21 @@ def test_takedown_again_finds_the_keys_the_version_before_kept_on_the_task_item(
     assert found[0].taken_down_keys == [key]
 
 
-def test_takedown_of_an_unknown_task_changes_nothing(inline_mode: Stack, task_id: str) -> None:
+def test_takedown_of_a_task_not_yet_recorded_fences_it(inline_mode: Stack, task_id: str) -> None:
+    # Its callbacks failed so far (an outage): kie.ai's retry, or a backfill, comes after the
+    # takedown and must record nothing (the soak, seed 1: the backfill archived a task taken down).
+    served = serve(inline_mode, task_id, [(".png", 4096)])
     status, report = _take_down(inline_mode, task_id)
-    assert status == 1
-    assert "unknown task" in report
-    assert _ledger_items(inline_mode, task_id) == []
+    assert status == 0, report
+    assert "not recorded" in report
+
+    assert post_callback(market_body(task_id, list(served)), task_id)[0] == 200  # kie.ai's retry
+    assert _post_copies({"taskId": task_id, "urls": list(served)})[0] == 200
+    assert objects_under(inline_mode, f"kie/{task_id}/") == {}
+    assert _ledger_items(inline_mode, task_id) == ["TASK"]
+    doc = task_document(task_id)
+    assert (doc["state"], doc["files"]) == ("ignored", [])
+    assert "taken down" in doc["reason"]
 
 
 @pytest.fixture

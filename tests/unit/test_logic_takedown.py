@@ -104,12 +104,17 @@ def test_takedown_fences_the_task_before_it_waits() -> None:
     assert fenced == [True]
 
 
-def test_takedown_of_an_unknown_task_changes_nothing() -> None:
+def test_takedown_of_a_task_not_yet_recorded_fences_it() -> None:
     fakes = make_fakes()
-    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK)
+    report = take_down(fakes.ledger, fakes.store, fakes.guard, "kie/", TASK, sleep=lambda _: None)
     assert (report.known, report.removed, report.ledger_items) == (False, [], 0)
-    assert fakes.ledger.tasks == {}
-    assert fakes.trips.of("s3") == []
+    assert fakes.ledger.is_taken_down(TASK)
+
+    receive_callback(fakes.services, signed(market_body(TASK, result_urls(TASK, ".png"))))
+
+    assert fakes.queue.sent == []
+    assert [f for (t, _), f in fakes.ledger.files.items() if t == TASK] == []
+    assert fakes.store.raw_keys(f"kie/{TASK}/") == []
 
 
 def test_takedown_racing_a_plan_leaves_no_file_items() -> None:

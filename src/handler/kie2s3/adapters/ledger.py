@@ -153,6 +153,11 @@ def stream_change(
     return None
 
 
+# The family of a task item that is only a takedown's fence (no callback recorded it): the name the
+# parsers give a body no family claims (kie2s3.families.base.UNKNOWN; adapters import no families).
+FENCE_FAMILY = "unknown"
+
+
 class Ledger:
     """What kie2s3 knows of each task and file. Reads are strongly consistent.
 
@@ -365,26 +370,38 @@ class Ledger:
         return TAKEN_DOWN_AT in found.get("Item", {})
 
     def mark_taken_down(self, task_id: str, keys: Sequence[str]) -> bool:
-        """Mark a known task taken down, and keep the keys its files had (with those an earlier
-        takedown kept) in items of their own, however many: a second takedown removes them again
-        (versions Object Lock kept). False for an unknown task. From then on nothing records, plans
-        or opens a copy of it (`not_taken_down`)."""
-        with _translated("takedown", tolerate_condition=True):
+        """Mark a task taken down, and keep the keys its files had (with those an earlier takedown
+        kept) in items of their own, however many: a second takedown removes them again (versions
+        Object Lock kept). A task not recorded yet gets a task item that is only the fence
+        (family `unknown`, outcome `unrecognised`, no files). From then on nothing records, plans
+        or opens a copy of it (`not_taken_down`). True once marked."""
+        with _translated("takedown"):
             self._table.update_item(
                 Key={"pk": task_id, "sk": TASK_SK},
-                UpdateExpression="SET #taken_down_at = :now, updated_at = :now, #reason = :reason"
+                UpdateExpression="SET #taken_down_at = :now, updated_at = :now, #reason = :reason,"
+                " #task_id = :task_id, #family = if_not_exists(#family, :family),"
+                " #outcome = if_not_exists(#outcome, :outcome),"
+                " #created_at = if_not_exists(#created_at, :now)"
                 " REMOVE #open, taken_down_keys",
-                ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeNames={
                     "#open": "open",
                     "#reason": "reason",
                     "#taken_down_at": TAKEN_DOWN_AT,
+                    "#task_id": "task_id",
+                    "#family": "family",
+                    "#outcome": "outcome",
+                    "#created_at": "created_at",
                 },
-                ExpressionAttributeValues={":now": now_iso(), ":reason": TAKEN_DOWN},
+                ExpressionAttributeValues={
+                    ":now": now_iso(),
+                    ":reason": TAKEN_DOWN,
+                    ":task_id": task_id,
+                    ":family": FENCE_FAMILY,
+                    ":outcome": Outcome.UNRECOGNISED.value,
+                },
             )
             self._keep_keys(task_id, keys)
-            return True
-        return False
+        return True
 
     def _keep_keys(self, task_id: str, keys: Sequence[str]) -> None:
         """Write the keys over the task's TAKEDOWN# items, and remove those left over from a longer list."""

@@ -62,13 +62,13 @@ def take_down(
     of the raw callbacks; then the file items and source markers (every page of them). Under Object Lock in
     governance mode the versions stay until their retention ends unless `bypass_governance` (which
     needs s3:BypassGovernanceRetention); a delete marker hides them meanwhile, and a second takedown
-    finds their keys again. An unknown task: nothing is done (`known` is False).
+    finds their keys again. A task the ledger does not know yet (`known` False: its callbacks
+    failed so far, kie.ai retries them, a backfill may come) is fenced all the same, and the raw
+    callbacks of those in flight removed: nothing of it is recorded or archived later.
     """
     found = ledger.get(task_id)
-    if found is None:
-        return TakedownReport(task_id=task_id, known=False)
-    keys = _keys(*found)
-    report = TakedownReport(task_id=task_id)
+    keys = _keys(*found) if found else []
+    report = TakedownReport(task_id=task_id, known=found is not None)
     ledger.mark_taken_down(task_id, keys)  # first: nothing opens a copy of the task from here on
     fenced_at = time.monotonic()
     # Read again behind the fence: a delivery may have recorded a file (and opened its copy) since
