@@ -18,6 +18,7 @@ answers. Exit 1 on any violation. docs/architecture.md (The soak) says it all in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from devstack.aws import MotoServer
 from devstack.callbacks import callback_event, market_body, serve_result_files
@@ -75,9 +76,10 @@ WORKER_KILL_RATE = 0.2
 # The copy workers' Lambda timeout in the soak, and their messages' visibility (no shorter, as SQS
 # requires of a function's queue): a killed worker's copy lock (Powertools' in-progress record,
 # as long as the invocation's time left) has expired when its message comes back.
-WORKER_TIMEOUT_SECONDS = 30
+WORKER_TIMEOUT_SECONDS = 20
 WORKER_KILL_POINTS = ["mid-part", "after-upload", "before-delete"]
-EVENTS_KILL_RATE = 0.03
+# The events container is killed after its nth PutEvents, n drawn up to this.
+EVENTS_KILL_EVERY = 150
 
 
 @dataclass
@@ -98,7 +100,9 @@ class Figures:
     takedowns: int = 0
     worker_runs: int = 0
     worker_peak_rss_mib: float = 0.0
-    total_peak_rss_mib: float = 0.0  # the soak, moto and the copy workers at once, sampled each second
+    total_peak_rss_mib: float = (
+        0.0  # the soak, moto, the copy workers and the events container at once, each second
+    )
     aws_requests: int = 0
     drain_rounds: int = 0
     redriven: int = 0
@@ -123,6 +127,73 @@ class Planned:
     # backoff holds it for seconds).
     outage: str | None = None
     permanent: set[str] = field(default_factory=set)
+
+
+class ContainerDied(RuntimeError):
+    """The container's process ended in an invocation (killed, or it crashed)."""
+
+
+@dataclass
+class ContainerSummary:
+    injected: dict[str, int]
+    killed: str | None
+
+
+class EventsContainer:
+    """The events function in a process of its own (devstack.soak.container --serve): one
+    invocation at a time, the event and its answer one line each over its stdin and stdout."""
+
+    def __init__(self, env: dict[str, str], kill: str, log: Path) -> None:
+        if kill:
+            env = {**env, KILL_ENV: kill}
+        with log.open("w") as logs:  # the function's logs
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "devstack.soak.container", "--serve"],
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=logs,
+                text=True,
+            )
+        self._stdin, self._stdout = (
+            cast("IO[str]", self._process.stdin),
+            cast("IO[str]", self._process.stdout),
+        )
+        self._lines: list[str] = []
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        try:
+            self._stdin.write(json.dumps(event) + "\n")
+            self._stdin.flush()
+        except BrokenPipeError as exc:
+            raise ContainerDied("the events container has gone") from exc
+        for line in self._stdout:
+            if line.startswith("SOAK-ANSWER "):
+                return json.loads(line.removeprefix("SOAK-ANSWER "))
+            if line.startswith("SOAK-ERROR "):
+                raise RuntimeError(f"the events function raised {line.removeprefix('SOAK-ERROR ').strip()}")
+            self._lines.append(line)
+        raise ContainerDied("the events container died mid-batch")
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def stop(self) -> ContainerSummary:
+        """End the process (stdin closed: it exits); what it injected, and where it was killed."""
+        with contextlib.suppress(BrokenPipeError):
+            self._stdin.close()
+        self._lines += self._stdout.readlines()
+        self._process.wait(timeout=60)
+        injected: dict[str, int] = {}
+        killed = None
+        for line in self._lines:
+            if line.startswith("SOAK-FAULTS "):
+                injected = json.loads(line.removeprefix("SOAK-FAULTS "))["injected"]
+            elif line.startswith("SOAK-KILL "):
+                killed = line.removeprefix("SOAK-KILL ").strip()
+        return ContainerSummary(injected, killed)
 
 
 class Soak:
@@ -157,18 +228,42 @@ class Soak:
         self.acknowledged: set[tuple[str, str]] = set()  # (task id, sample) answered 200
         self._retrying = 0
         self._retries_done = threading.Condition(self._lock)
-        self._kills = random.Random(f"{seed}/kills")  # which worker runs and events batches are killed
+        self._kills = random.Random(f"{seed}/kills")
+        self._events: EventsContainer | None = None  # which worker runs and events batches are killed
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
-        """Invoke the function in this process's container, after any invocation under way; a
-        batch of the ledger's stream is sometimes given to a container killed in its middle
-        (the poller then delivers it again, as Lambda's mapping does)."""
-        if self.faulting and _is_stream_batch(event) and self._kills.random() < EVENTS_KILL_RATE:
-            answer, _, killed = self._in_container(event, "events", kill="mid-batch,1")
-            if killed or answer is None:
-                raise RuntimeError("the events function's container died mid-batch")
-            return answer
+        """Invoke the function in this process's container, after any invocation under way."""
         return self._invoke(event, context)[0]
+
+    def invoke_events(self, event: dict[str, Any], context: Any = None) -> Any:
+        """The events function's invocation, in its container (a process of its own, started
+        again when it died: killed mid-batch, the poller delivers the batch again)."""
+        if self._events is None:
+            spec = ""
+            if self.faulting:
+                spec = f"mid-batch,{self._kills.randint(1, EVENTS_KILL_EVERY)}"
+            self.figures.containers += 1
+            log = self.log_dir / f"events{self.figures.containers}.log"
+            self._events = EventsContainer(self.process_env(self._events_faults()), spec, log)
+        try:
+            return self._events.invoke(event)
+        except ContainerDied:
+            self.stop_events()
+            raise
+
+    def _events_faults(self) -> dict[str, str]:
+        if not self.faulting:
+            return {}
+        return {AWS_FAULTS_ENV: f"{self.seed},{self.fault_rate},events{self.figures.containers}"}
+
+    def stop_events(self) -> None:
+        """End the events container (its faults and kill counted); the next batch starts another."""
+        if self._events is not None:
+            summary = self._events.stop()
+            self._count_faults("aws (events)", summary.injected)
+            if summary.killed:
+                self._count_kill(f"events {summary.killed}")
+            self._events = None
 
     def _invoke(self, event: dict[str, Any], context: Any = None) -> tuple[Any, set[str]]:
         """The answer, and the AWS services that answered the invocation with a fault."""
@@ -225,9 +320,10 @@ class Soak:
             for kind, count in injected.items():
                 self.figures.faults[f"{label} {kind}"] += count
 
-    def process_env(self) -> dict[str, str]:
+    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of the function in a process of its own (a copy worker, a container)."""
         return {
+            **(extra or {}),
             **self.stack.env,
             "PATH": os.environ["PATH"],
             "PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}",
@@ -511,7 +607,8 @@ class Soak:
     def sample_memory(self) -> None:
         """The peak of this process's, moto's and the live workers' RSS added up, once a second."""
         while not self._stop.wait(1.0):
-            pids = [os.getpid(), self.stack.moto.pid, *list(self._live)]
+            events = self._events
+            pids = [os.getpid(), self.stack.moto.pid, *list(self._live), events.pid if events else None]
             total = sum(_rss_mib(pid) for pid in pids if pid is not None)
             self.figures.total_peak_rss_mib = max(self.figures.total_peak_rss_mib, round(total, 1))
 
@@ -555,6 +652,8 @@ class Soak:
         from kie2s3.logic.reconcile import reconcile
 
         self.faulting = False
+        with self._container:  # between two batches: the next one starts a container without faults
+            self.stop_events()
         self.stack.emulator.clear_faults()
         for url in self.permanent:  # permanent: still refused after the drain
             self.stack.emulator.inject_file_fault(
@@ -694,7 +793,7 @@ def _print_figures(seed: int, figures: Figures) -> None:
         f"  worker runs {figures.worker_runs}, peak RSS {figures.worker_peak_rss_mib} MiB (MemorySize {COPY_WORKER_MEMORY_MIB}), AWS requests by workers {figures.aws_requests}"
     )
     print(
-        f"  memory: peak {figures.total_peak_rss_mib:.0f} MiB RSS for the soak, moto and the workers together"
+        f"  memory: peak {figures.total_peak_rss_mib:.0f} MiB RSS for the soak, moto, the workers and the events container together"
     )
     print("  kills: " + (", ".join(f"{kind} {n}" for kind, n in sorted(figures.kills.items())) or "none"))
     print("  faults injected:")
@@ -732,7 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate)
         install(soak.aws_faults)  # before the function's first clients are built
         print(f"soak seed {args.seed}: workers' logs in {soak.log_dir}", flush=True)
-        stream = stack.stream_poller(invoker=soak.invoke).start()
+        stream = stack.stream_poller(invoker=soak.invoke_events).start()
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)
         pump.start()
         threading.Thread(target=soak.sample_memory, daemon=True).start()
@@ -741,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         soak.drain()
         pump.join()
         stream.drain()  # what the last writes put on the stream
+        soak.stop_events()
         try:
             history = soak.history()
         except Exception:
