@@ -85,6 +85,7 @@ EVENTS_KILL_EVERY = 150
 @dataclass
 class Figures:
     tasks: int = 0
+    sent: int = 0  # tasks whose callbacks went out before the workload's time was up
     files: int = 0
     bytes: int = 0
     faults: Counter[str] = field(default_factory=Counter)
@@ -644,6 +645,7 @@ class Soak:
             done.set()
             workers.join()
         self.figures.workload_seconds = time.monotonic() - started
+        self.figures.sent = len(self.sent)
 
     def drain(self, rounds: int = 10) -> None:
         """Faults off, then as an operator would: workers, the reconciler past its staleness, the DLQ redriven."""
@@ -783,7 +785,9 @@ def _queue_url(sqs: Any, physical_id: str) -> str:
 
 
 def _print_figures(seed: int, figures: Figures) -> None:
-    print(f"soak seed {seed}: {figures.tasks} tasks, {figures.files} files, {figures.bytes / MIB:.1f} MiB")
+    print(
+        f"soak seed {seed}: {figures.tasks} tasks planned ({figures.files} files, {figures.bytes / MIB:.1f} MiB), {figures.sent} sent"
+    )
     print("  families: " + ", ".join(f"{name} {n}" for name, n in sorted(figures.families.items())))
     print(
         f"  callbacks {figures.callbacks} (answers {dict(figures.callback_answers)}, kie.ai's retries {figures.kie_retries}), POST /copies {figures.copies_requests}, takedowns {figures.takedowns}"
