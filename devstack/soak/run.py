@@ -128,6 +128,8 @@ class Planned:
     # backoff holds it for seconds).
     outage: str | None = None
     permanent: set[str] = field(default_factory=set)
+    faults: Counter[str] = field(default_factory=Counter)  # kie.ai's and the sources', as planned
+    bytes: int = 0
 
 
 class ContainerDied(RuntimeError):
@@ -346,10 +348,8 @@ class Soak:
                     self.stack.emulator, [url], size=size, seed=n * 16 + i + self.seed
                 ).values()
                 self.sources[url] = file
-                self.figures.files += 1
-                self.figures.bytes += size
+                planned.bytes += size
                 self._plan_file_fault(planned, url, file.name, size)
-            self.figures.families[planned.family] += 1
             self.plan.append(planned)
         self.figures.tasks = len(self.plan)
         # One in 200 tasks' outage is the ledger's (none in a short soak: each costs a minute or so).
@@ -367,10 +367,11 @@ class Soak:
         body = market_body(task_id, urls, state="success" if success else "fail")
         self.stack.emulator.add_task("market", task_id, body["data"])  # backfill and POST /copies by id
         race_by = rng.choice(["urls", "task", "bulk"])
+        record_info_faults: Counter[str] = Counter()
         if race_by != "urls" and rng.random() < 0.3:
             code = rng.choice(RECORD_INFO_CODES)
             self.stack.emulator.inject_record_info(code, times=rng.randint(1, 2), task_id=task_id)
-            self.figures.faults[f"kie.ai record-info code {code}"] += 1
+            record_info_faults[f"kie.ai record-info code {code}"] += 1
         outage = "gateway" if success and rng.random() < 0.04 else None
         return Planned(
             task_id=task_id,
@@ -383,6 +384,7 @@ class Soak:
             takedown=rng.random() < 0.03,
             race_by=race_by,
             outage=outage,
+            faults=record_info_faults,
         )
 
     def _sample_task(self, task_id: str) -> Planned:
@@ -407,30 +409,30 @@ class Soak:
             emulator.inject_file_fault(name, FileFault.http_status(404), times=10_000)
             planned.permanent.add(url)
             self.permanent.add(url)
-            self.figures.faults["source 404 (permanent)"] += 1
+            planned.faults["source 404 (permanent)"] += 1
         elif draw < 0.06:
             emulator.inject_file_fault(
                 name, FileFault.http_status(rng.choice([500, 502, 503])), times=rng.randint(1, 2)
             )
-            self.figures.faults["source 5xx"] += 1
+            planned.faults["source 5xx"] += 1
         elif draw < 0.10 and size > 2:
             emulator.inject_file_fault(name, FileFault.truncate(rng.randint(1, size - 1)))
-            self.figures.faults["source truncate"] += 1
+            planned.faults["source truncate"] += 1
         elif draw < 0.13:
             emulator.inject_file_fault(name, FileFault.reset())
-            self.figures.faults["source reset"] += 1
+            planned.faults["source reset"] += 1
         elif draw < 0.15:
             emulator.inject_file_fault(
                 name, FileFault.stall(rng.randint(0, max(0, size - 1)), rng.uniform(0.5, 3))
             )
-            self.figures.faults["source stall"] += 1
+            planned.faults["source stall"] += 1
         elif draw < 0.18 and size > 0:
             emulator.inject_file_fault(name, FileFault.new_version())
-            self.figures.faults["source new version"] += 1
+            planned.faults["source new version"] += 1
         if rng.random() < 0.06:
             code = rng.choice(DOWNLOAD_URL_CODES)
             emulator.inject_download_url(code, times=rng.randint(1, 2), url=url)
-            self.figures.faults[f"kie.ai download-url code {code}"] += 1
+            planned.faults[f"kie.ai download-url code {code}"] += 1
             if code in PERMANENT_CODES:
                 planned.permanent.add(url)
                 self.permanent_codes.add(url)
@@ -646,6 +648,12 @@ class Soak:
             workers.join()
         self.figures.workload_seconds = time.monotonic() - started
         self.figures.sent = len(self.sent)
+        for planned in self.plan:  # what was planned for tasks never sent did not happen
+            if planned.task_id in self.sent:
+                self.figures.files += len(planned.urls)
+                self.figures.bytes += planned.bytes
+                self.figures.faults.update(planned.faults)
+                self.figures.families[planned.family] += 1
 
     def drain(self, rounds: int = 10) -> None:
         """Faults off, then as an operator would: workers, the reconciler past its staleness, the DLQ redriven."""
@@ -786,7 +794,7 @@ def _queue_url(sqs: Any, physical_id: str) -> str:
 
 def _print_figures(seed: int, figures: Figures) -> None:
     print(
-        f"soak seed {seed}: {figures.tasks} tasks planned ({figures.files} files, {figures.bytes / MIB:.1f} MiB), {figures.sent} sent"
+        f"soak seed {seed}: {figures.sent} tasks sent of {figures.tasks} planned, {figures.files} files, {figures.bytes / MIB:.1f} MiB"
     )
     print("  families: " + ", ".join(f"{name} {n}" for name, n in sorted(figures.families.items())))
     print(
