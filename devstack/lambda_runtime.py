@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from devstack import aws_calls
+from devstack import aws_calls, payload
 
 # With KIE2S3_AWS_CALLS set, every boto3 client built from here on is recorded for the IAM check.
 aws_calls.recorder()
@@ -160,17 +160,20 @@ def function_environment(env: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(event: dict[str, Any], context: LambdaContext | None = None) -> Any:
-    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's.
+    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's,
+    under Lambda's payload limits (devstack.payload: FunctionError for an event or answer too large).
 
     When AWS calls are recorded (devstack.aws_calls), the invocation's requests are those of the
     function the template routes the event to; Lambda's own for it (its logs, its trace) too.
     """
     from app import lambda_handler
 
+    request = json.loads(payload.check_request(payload.encoded(event)))
     function = deployed_function(event) if aws_calls.recorder() else None
     with aws_calls.acting_as(function):
         _note_runtime(function)
-        return lambda_handler(json.loads(json.dumps(event)), context or LambdaContext())
+        result = lambda_handler(request, context or LambdaContext())
+    return json.loads(payload.check_response(payload.encoded(result)))
 
 
 def deployed_function(event: Mapping[str, Any]) -> str:
@@ -396,6 +399,7 @@ class StreamPoller:
         records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=limit)["Records"]
         if not records:
             return 0
+        records = self._fitting(records)
         failed_from = self._invoke(shard_id, records)
         if failed_from is not None:
             retries = self._retries.get(shard_id, 0) + 1
@@ -411,6 +415,16 @@ class StreamPoller:
         if int(last) >= int(self._splits.get(shard_id, (0, "0"))[1]):
             self._splits.pop(shard_id, None)
         return len(records)
+
+    def _fitting(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The batch's first records whose event fits Lambda's 6 MB (at least one), as the mapping
+        makes a batch: the rest are read again after them."""
+        while len(records) > 1 and len(self._event(records)) >= payload.MAX_REQUEST_BYTES:
+            records = records[: len(records) // 2]
+        return records
+
+    def _event(self, records: list[dict[str, Any]]) -> bytes:
+        return json.dumps({"Records": [self._lambda_record(r) for r in records]}, default=str).encode()
 
     def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int | None:
         """Invoke with the batch; None when all succeeded, else the position the retry starts from."""

@@ -5,7 +5,9 @@ template's routes (method and path, `{param}` segments), payload format 2.0 even
 lower-cased, repeated ones joined with commas, cookies apart, text bodies as text and others in
 base64), the answer mapped back (a dict without `statusCode` is 200 JSON), 404 `Not Found` for a
 request no route takes (whatever its method: TRACE as much as GET on an unknown path), 413 over
-the gateway's 10 MB, and 500 `Internal Server Error` when the function raises. Routes the template IAM-authorises take unsigned requests here (a signature, if
+the gateway's 10 MB, 500 `Internal Server Error` when the function raises or Lambda refuses its
+event (over 6 MB: devstack.payload), and 502 `Internal Server Error` when its answer is over Lambda's
+6 MB (`Function.ResponseSizeTooLarge`). Routes the template IAM-authorises take unsigned requests here (a signature, if
 any, is not checked), unless the API is given an `authorize` check (`make up AUTH=iam`: SigV4
 against the local stack's own credentials, `devstack.sigv4.check`), which refuses with 403 before
 the function is called; every answer of such a route carries the header `x-kie2s3-local-auth`
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, TextIO
 
+from devstack.payload import RESPONSE_TOO_LARGE, FunctionError
 from devstack.template import ACCOUNT_ID, FUNCTION_TYPES
 
 # API Gateway's payload limit for HTTP APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
@@ -253,6 +256,13 @@ class LocalHttpApi:
         with self._one_at_a_time:
             try:
                 result = self.invoke(event, route.function)
+            except FunctionError as exc:
+                traceback.print_exc()
+                # The function ran and its answer failed (too large): the gateway's 502. Anything
+                # else, the invocation itself failed: its 500.
+                return _gateway_error(
+                    502 if exc.error_type == RESPONSE_TOO_LARGE else 500, "Internal Server Error"
+                )
             except Exception:
                 traceback.print_exc()
                 return _gateway_error(500, "Internal Server Error")

@@ -13,6 +13,9 @@ module serves on loopback (one per container, as Lambda's is), with:
   invocation starts a new one;
 - a private mount namespace where everything is read-only, the package and the layer included (for
   root too), but `/tmp`.
+- Lambda's payload limits (`devstack.payload`): an event over 6 MB is refused before the process
+  sees it (`RequestEntityTooLargeException`), an answer over it fails the invocation
+  (`Function.ResponseSizeTooLarge`; the runtime's POST of it is answered 413).
 
 The cgroups and the mount namespace need root and the cgroup v1 memory and cpu controllers (these
 machines have them). Elsewhere a watchdog kills the process past its memory (RSS), the package is
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from devstack.package import Package, interpreter
+from devstack.payload import FunctionError, check_request, encoded, response_error
 from devstack.running import MARKER_ENV
 
 BOOTSTRAP: Final = Path(__file__).resolve().parent / "lambda_bootstrap.py"
@@ -53,15 +57,6 @@ CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 INIT_TIMEOUT_SECONDS: Final = 60.0
 WATCHDOG_SECONDS: Final = 0.05
 ACCOUNT_ID: Final = "123456789012"
-
-
-class FunctionError(Exception):
-    """An invocation that failed: the handler raised, the process was killed, or it timed out."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -319,6 +314,13 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
             return
         invocation = api.current
         if len(parts) == 5 and invocation is not None and parts[3] == invocation.request_id:
+            too_large = response_error(len(body)) if parts[4] == "response" else None
+            if too_large is not None:  # Lambda fails the invocation, and tells the runtime so
+                failed = {"errorType": too_large.error_type, "errorMessage": too_large.message}
+                invocation.outcome = ("error", failed)
+                invocation.done.set()
+                self._answer(413, json.dumps(failed).encode())
+                return
             invocation.outcome = (parts[4], document)
             invocation.done.set()
             self._answer(202)
@@ -377,7 +379,7 @@ class Container:
         """The handler's result for `event`; FunctionError when it raised, timed out or was killed."""
         self.wait_ready()
         timeout = self.config.timeout_seconds
-        invocation = _Invocation(uuid.uuid4().hex, json.dumps(event).encode(), timeout)
+        invocation = _Invocation(uuid.uuid4().hex, check_request(encoded(event)), timeout)
         self.api.pending.put(invocation)
         while not invocation.done.wait(WATCHDOG_SECONDS):
             if not self.alive:
