@@ -114,3 +114,18 @@ def test_an_error_splits_the_batch_until_the_bad_record_is_alone_then_gives_it_u
         "batchSize": 1,
         "streamArn": ARN,
     }
+
+
+def test_a_batch_larger_than_lambdas_six_mb_is_made_smaller_as_the_mapping_makes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Item images of ~2 MB: four of them are an event over 6 MB, which Lambda would never invoke with.
+    seen = _function(monkeypatch, lambda batch: {"batchItemFailures": []})
+    stream = FakeStream(5)
+    for record in stream.records:
+        record["dynamodb"]["NewImage"] = {"source": {"S": "x" * 2_000_000}}
+    poller = _poller(stream)
+    poller.drain()
+    assert [s for batch in seen for s in batch] == ["101", "102", "103", "104", "105"]
+    # Three records of 2,000,000 bytes and their JSON fit 6,291,456; 4 do not.
+    assert all(len(batch) <= 3 for batch in seen)
