@@ -2,17 +2,24 @@
 out, the bulk answer keeps every task, and SQS batches keep within 256 KiB (over the in-memory fakes).
 """
 
+import dataclasses
 import json
+from typing import cast
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.fakes import BUCKET, Fakes, make_fakes
+from tests.fakes import BUCKET, FakeLambdaContext, Fakes, make_fakes
 
 from kie2s3.adapters.queue import SQS_BATCH_LIMIT, SQS_MESSAGE_BYTES, batches
+from kie2s3.events import RECONCILE_INPUT
+from kie2s3.handlers import schedule
 from kie2s3.logic.copies import fitted_bulk
+from kie2s3.logic.reconcile import ReconcileReport, report_answer
 from kie2s3.logic.status import SHORT_REASON_CHARS, answer_bytes, fitted, status_document
 from kie2s3.models import (
+    MAX_ANSWER_BYTES,
     MAX_URL_CHARS,
     BulkCopyDocument,
     BulkCopyError,
@@ -80,7 +87,7 @@ def test_answer_bytes_bound_what_lambda_carries_of_a_body() -> None:
     ) - 2 == (answer_bytes(doc))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(sources=st.lists(TEXT, min_size=1, max_size=25), budget=st.integers(0, 20_000))
 def test_fitted_lists_a_prefix_of_the_files_within_the_budget_and_counts_the_rest(
     sources: list[str], budget: int
@@ -103,7 +110,7 @@ def test_fitted_lists_a_prefix_of_the_files_within_the_budget_and_counts_the_res
         assert answer_bytes(doc.model_copy(update={"files": one_more})) > budget - 2 * len(one_more)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(sources=st.lists(TEXT, min_size=1, max_size=30), budget=st.integers(0, 12_000))
 def test_pages_from_next_files_from_list_every_file_once_in_order(sources: list[str], budget: int) -> None:
     fakes = make_fakes()
@@ -142,7 +149,7 @@ def test_status_document_of_a_taken_down_task_lists_nothing_and_omits_nothing() 
     assert "filesOmitted" not in doc.model_dump_json(by_alias=True)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     tasks=st.lists(st.lists(TEXT, max_size=12), min_size=1, max_size=8),
     budget=st.integers(3_000, 60_000),
@@ -212,3 +219,55 @@ def test_a_forward_job_is_far_within_one_sqs_message() -> None:
     # The Host header it keeps is bounded by API Gateway's 10,240 bytes of request line and headers.
     job = ForwardJob(task_id="t" * 128, raw_key="k" * 1024, arrived_at=0.0, host="h" * 10_240)
     assert len(job.model_dump_json().encode()) < SQS_MESSAGE_BYTES // 20
+
+
+# -- the scheduled reconciler's answer ---------------------------------------------------------------
+
+
+def _backlog_report() -> ReconcileReport:
+    """A pass over a large backlog: 50,000 files re-sent (task ids of 128 characters), a few others."""
+    return ReconcileReport(
+        resent=[f"{'t' * 128}#{n}" for n in range(50_000)],
+        expired=[f"{'e' * 128}#{n}" for n in range(3)],
+        errors=["kie.ai answered 503"],
+    )
+
+
+def test_reconcile_answer_of_a_large_backlog_fits_lambdas_six_mb(monkeypatch: pytest.MonkeyPatch) -> None:
+    fakes = make_fakes()
+    monkeypatch.setattr(schedule, "get_services", lambda: fakes.services)
+    monkeypatch.setattr(schedule, "reconcile", lambda services, deadline: _backlog_report())
+    context = cast("LambdaContext", FakeLambdaContext())
+
+    answer = schedule.handle_schedule(dict(RECONCILE_INPUT), context)
+
+    assert len(json.dumps(answer)) <= MAX_ANSWER_BYTES
+    assert answer["expired"] == _backlog_report().expired
+    assert answer["errors"] == ["kie.ai answered 503"]
+    assert answer["resent"] == _backlog_report().resent[: len(answer["resent"])]
+    assert answer["omitted"] == {"resent": 50_000 - len(answer["resent"])}
+    assert len(answer["resent"]) > 40_000  # the other lists' shares go to it
+
+
+def test_reconcile_answer_that_fits_is_the_whole_report() -> None:
+    report = ReconcileReport(resent=["a#0"], aborted_uploads=["kie/a/00.png"])
+    assert report_answer(report) == dataclasses.asdict(report)
+    assert "omitted" not in report_answer(report)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lists=st.lists(st.lists(TEXT, max_size=40), min_size=8, max_size=8),
+    budget=st.integers(1_000, 20_000),
+)
+def test_reconcile_answer_keeps_within_any_budget_and_counts_what_it_left_out(
+    lists: list[list[str]], budget: int
+) -> None:
+    report = ReconcileReport(*lists)
+    whole = dataclasses.asdict(report)
+    answer = report_answer(report, budget)
+    assert len(json.dumps(answer)) <= budget
+    omitted = answer.get("omitted", {})
+    for name, entries in whole.items():
+        assert answer[name] == entries[: len(answer[name])]
+        assert omitted.get(name, 0) == len(entries) - len(answer[name])

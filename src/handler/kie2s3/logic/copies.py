@@ -145,6 +145,8 @@ def fitted_bulk(whole: BulkCopyDocument, budget: int) -> BulkCopyDocument:
     Each task is first given its document without files (`fitted` to nothing); what the budget has
     left goes to the tasks' files, in request order.
     """
+    if answer_bytes(whole) <= budget:
+        return whole
     least = [fitted(task, 0) for task in whole.tasks]
     spare = budget - answer_bytes(whole.model_copy(update={"tasks": least})) - 1
     tasks = []

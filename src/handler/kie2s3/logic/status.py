@@ -162,6 +162,8 @@ def fitted(whole: StatusDocument, budget: int, *, least: int = 0) -> StatusDocum
     paging always moves on: one file item is at most DynamoDB's 400 KB). Should the document not fit
     even without files, its reason is cut to SHORT_REASON_CHARS.
     """
+    if answer_bytes(whole) <= budget:
+        return whole
     files, before = whole.files, whole.files_omitted or 0  # already left out after these files
     markers = {
         "files_omitted": len(files) + before or None,
