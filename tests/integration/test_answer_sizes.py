@@ -100,3 +100,10 @@ def test_bulk_copies_of_tasks_past_six_mb_answer_every_task(queue_mode: Stack) -
         if shown < MAX_URLS_PER_REQUEST:
             assert task["nextFilesFrom"] == task["files"][-1]["index"] + 1 if shown else 0
     assert sum(t.get("filesOmitted", 0) for t in doc["tasks"]) > 0
+
+
+def test_files_from_must_be_an_index(queue_mode: Stack) -> None:
+    status, doc, _ = get_task(uuid.uuid4().hex, -1)
+    assert status == 400
+    assert doc["message"] == "invalid request"
+    assert [d.split(":")[0] for d in doc["details"]] == ["query parameter filesFrom"]
