@@ -3,8 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH.
-PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null || command -v python3.13 2>/dev/null)
+# Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH; the
+# first that runs as 3.13 (pyenv's python3.13 shim is on PATH even where the version it selects lacks it).
+# PYTHON=<interpreter> (command line or environment) chooses another; found once, not at each use.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for python in "$$(PYENV_VERSION=3.13 pyenv which python3 2>/dev/null)" "$$(command -v python3.13)"; do \
+	[ -n "$$python" ] && "$$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && echo "$$python" && break; done)
+endif
 NO_PYTHON := Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH
 # Without it, `make help` still lists the targets (and says how to get it); every other target stops.
 ifeq ($(strip $(PYTHON)),)
