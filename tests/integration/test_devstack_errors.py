@@ -267,9 +267,9 @@ def test_backfill_to_a_stack_without_aws_credentials(
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
-    """make, taking the project's environment as installed (`-o`: no `uv sync` output in between)."""
+    """make, taking the project's environments as installed (`-o`: no `uv sync` output in between)."""
     return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.synced", *args],
+        ["make", "--no-print-directory", "-o", ".venv/.synced", "-o", ".venv/.synced-commands", *args],
         cwd=ROOT,
         env=dict(os.environ),
         capture_output=True,
@@ -372,12 +372,13 @@ def _bin(directory: Path, name: str, script: str) -> None:
         # pyenv's shim answers for every version it has ever seen; run outside that version, it fails.
         pytest.param(
             {
-                "pyenv": 'echo "pyenv: version \'3.13\' not installed" >&2; exit 1',
+                "pyenv": "echo \"pyenv: version '3.13' not installed\" >&2; exit 1",
                 "python3.13": 'echo "pyenv: python3.13: command not found" >&2; exit 127',
             },
             id="pyenv-shim-without-3.13",
         ),
-        pytest.param({"python3.13": "exec /usr/bin/python3 \"$@\""}, id="python3.13-that-is-not-3.13"),
+        # a python3.13 that is not 3.13 (here, one that fails make's check of its version)
+        pytest.param({"python3.13": "exit 1"}, id="python3.13-that-is-not-3.13"),
     ],
 )
 def test_make_help_where_no_python_313_runs_lists_targets_and_says_how_to_get_it(
