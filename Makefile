@@ -106,7 +106,7 @@ lint: $(VENV)/.synced $(CFN_LINT) $(CHECKOV) $(RADON) ## ruff, mypy (strict on s
 	$(BIN)/ruff check src devstack tests
 	$(BIN)/ruff format --check src devstack tests
 	$(BIN)/mypy
-	$(RADON) cc --json src devstack | $(BIN)/python -m devstack.complexity src=12 devstack=15 --known devstack/complexity_known.txt
+	$(RADON) cc --json src devstack | $(BIN)/python -m devstack.complexity src=12 devstack=15
 	$(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
