@@ -187,3 +187,25 @@ def test_readme_prerequisites_name_every_command_its_examples_run() -> None:
     needed = commands_run(README.read_text()) - SHELL_AND_COREUTILS
     assert {"make", "curl", "jq", "openssl", "aws"} <= needed
     assert sorted(name for name in needed if f"`{name}`" not in prerequisites) == []
+
+
+REAL_ACCOUNT = "## What is proved locally, what only a real account proves"
+
+
+def test_the_deploy_guide_links_what_only_a_real_account_proves() -> None:
+    deploy = docs.section("README.md", "## Deploy")
+    anchor = "docs/deploy.md#" + docs.slug(REAL_ACCOUNT.lstrip("# "))
+    assert anchor in [target for _, target in docs.links(deploy)]
+    assert "make e2e STACK_NAME=" in deploy
+
+
+def test_make_e2e_as_documented_takes_the_variables_the_makefile_and_the_tests_read() -> None:
+    section = docs.section("docs/deploy.md", "### Checking a deployed stack: `make e2e`")
+    named = set(re.findall(r"\b([A-Z][A-Z0-9_]*[A-Z0-9])=", section))
+    assert {"STACK_NAME", "KIE_TASK_ID", "KIE_FAMILY", "KIE_WEBHOOK_HMAC_KEY", "REGION"} <= named
+    e2e_recipe = re.search(r"^e2e:.*?(?=^\S)", (docs.ROOT / "Makefile").read_text(), flags=re.M | re.S)
+    assert e2e_recipe is not None
+    read = e2e_recipe.group(0) + (docs.ROOT / "tests" / "e2e" / "conftest.py").read_text()
+    read += (docs.ROOT / "tests" / "e2e" / "test_api.py").read_text()
+    unread = sorted(name for name in named - {"REGION"} if f"$({name})" not in read and name not in read)
+    assert unread == []
