@@ -209,3 +209,16 @@ def test_make_e2e_as_documented_takes_the_variables_the_makefile_and_the_tests_r
     read += (docs.ROOT / "tests" / "e2e" / "test_api.py").read_text()
     unread = sorted(name for name in named - {"REGION"} if f"$({name})" not in read and name not in read)
     assert unread == []
+
+
+# Targets for working on kie2s3 itself (make test runs them; make help and docs/ describe them).
+DEVELOPMENT_TARGETS = {"dev", "lint", "layer-check", "audit", "validate", "build", "unit", "integration"}
+DEVELOPMENT_TARGETS |= {"soak", "soak-short", "openapi", "clean"}
+
+
+def test_readme_names_every_command_a_user_runs() -> None:
+    targets = re.findall(r"^([A-Za-z0-9_-]+):[^=\n]*## ", (docs.ROOT / "Makefile").read_text(), flags=re.M)
+    readme = README.read_text()
+    named = [t for t in targets if re.search(rf"make (-s )?{re.escape(t)}(?![\w-])", readme)]
+    assert sorted(set(targets) - DEVELOPMENT_TARGETS - set(named)) == []
+    assert {"call", "sam-event", "invoke", "e2e"} <= set(named)
