@@ -10,8 +10,8 @@ wrong copy fails the run. The worker counts its round trips from botocore's and 
 timings run in fresh processes of their own (`--plain`, `--user-copy`, `--callbacks`), so that their
 buffers and imports do not leak into the copy's figures.
 
-Both sides are timed warm: the worker copies a 12 MiB file before the measured one (the handler's
-time of that first copy is printed apart), the plain and user children move 12 MiB before their
+Both sides are timed warm: the worker copies a 20 MiB file before the measured one (the handler's
+time of that first copy is printed apart), the plain and user children move 20 MiB before their
 timed runs. Copies and the other runs alternate, and figures are medians, because the two cores are
 shared with moto and the emulator (docs/benchmarks.md: how much single runs vary).
 Figures go to bench/results/ (JSON and a PNG chart); targets that are missed print FAIL but exit 0.
@@ -59,7 +59,7 @@ RUNS: Final = {1 * MIB: 3, 64 * MIB: 7, 1024 * MIB: 3}
 SIDE_BY_SIDE_SIZES: Final = (64 * MIB, 1024 * MIB)
 """The sizes at which each round also runs what a user would write instead (`--user-copy`)."""
 SINGLE_PART_SIZE: Final = 1 * MIB
-WARM_UP_SIZE: Final = 12 * MIB
+WARM_UP_SIZE: Final = 20 * MIB
 """What each worker copies first, untimed, to warm its container (and each plain child uploads):
 three parts, so that the multipart path is warm too, as in a container that has copied before."""
 THROTTLED_SIZE: Final = 1024 * MIB
@@ -252,7 +252,7 @@ class Copier:
     def copy(self, size: int, what: str) -> dict[str, Any]:
         """One copy by a warm worker process: its seconds, peak RSS and round trips, and the verified object.
 
-        The worker first copies a 12 MiB warm-up file (its first invocation pays the lazy imports, the
+        The worker first copies a 20 MiB warm-up file (its first invocation pays the lazy imports, the
         clients and the secrets, as a new Lambda container's does), then the measured file; the clock
         and the round trips cover the measured invocation only, as the plain baselines' clocks start
         after their clients.
@@ -953,7 +953,7 @@ def plain_main(size: int, link: str) -> dict[str, Any]:
 def user_copy_main(size: int, link: str) -> dict[str, Any]:
     """What a user would write instead of kie2s3: boto3's `upload_fileobj` fed the urllib3 download stream.
 
-    Warm as the worker is: a first, untimed copy of the link's first 12 MiB (a ranged GET). The clock
+    Warm as the worker is: a first, untimed copy of the link's first 20 MiB (a ranged GET). The clock
     covers the GET and the upload; the stored object is left for the bench to read back and delete.
     """
     import urllib3
