@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kie2s3.logic.services import DEFAULT_SHAPE
-
 PRICES_DATE: Final = "2026-12-07"
 PRICES_REGION: Final = "us-east-1"
 
@@ -103,7 +101,7 @@ TRANSACT_ITEMS: Final = {
 """Items in each TransactWriteItems: the callback's for a one-file task (the file's item, its source
 marker and the check that its task is not taken down), and a copy's opening write (its idempotency
 record, and the same check)."""
-COPY_PART_BYTES: Final = DEFAULT_SHAPE.part_bytes
+COPY_PART_BYTES: Final = 8 * MIB
 """The copy's part size (kie2s3.logic.services.DEFAULT_SHAPE); a file of at most one part is one PutObject."""
 SIZES: Final = (2 * MB, 20 * MB, 200 * MB)
 FILES: Final = 1_000

@@ -96,6 +96,12 @@ def test_memory_of_reads_the_template() -> None:
     assert cost.memory_of(template, "ApiFunction") == 512
 
 
+def test_copy_profile_parts_are_the_copys() -> None:
+    from kie2s3.logic.services import DEFAULT_SHAPE
+
+    assert DEFAULT_SHAPE.part_bytes == cost.COPY_PART_BYTES
+
+
 def test_upload_fileobj_path_sends_boto3s_default_parts() -> None:
     ((small,), (large,)) = (
         cost.upload_fileobj_path(2 * cost.MB, 1024),
