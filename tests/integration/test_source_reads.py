@@ -38,16 +38,16 @@ def _served(emulator: KieEmulator, size: int, seed: int) -> tuple[str, bytes]:
 
 
 def _copy(source: HttpSource, link: str, part: int) -> tuple[bytes, SourceVersion | None]:
-    """The file as the transfer reads it: the opening range into one buffer, the rest as ranges."""
+    """The file as the transfer reads it: the opening range into one buffer, then, while the
+    download is still open, the rest as ranges."""
     with source.open(link, max_bytes=MAX_BYTES, first_part=part) as stream:
         first = bytearray(part)
-        got = stream.fill(memoryview(first))
+        out = bytearray(first[: stream.fill(memoryview(first))])
         version, total = stream.version, stream.total_size
-    out = bytearray(first[:got])
-    while total is not None and version is not None and len(out) < total:
-        buffer = bytearray(min(part, total - len(out)))
-        source.fetch_range(link, len(out), memoryview(buffer), version)
-        out += buffer
+        while total is not None and version is not None and len(out) < total:
+            buffer = bytearray(min(part, total - len(out)))
+            source.fetch_range(link, len(out), memoryview(buffer), version)
+            out += buffer
     return bytes(out), version
 
 

@@ -88,7 +88,14 @@ def _fill(response: urllib3.BaseHTTPResponse, into: memoryview, done: int = 0) -
         if not got:
             break
         done += got
+    if raw is not None and _read_to_its_end(raw):
+        response.release_conn()  # as urllib3 does when it reads a body to its end: the next range may use it
     return done
+
+
+def _read_to_its_end(raw: http.client.HTTPResponse) -> bool:
+    """The whole body is read (a body cut short leaves part of its declared length)."""
+    return raw.isclosed() and not raw.length
 
 
 @dataclass
@@ -261,7 +268,7 @@ def _release(response: urllib3.BaseHTTPResponse) -> None:
     reuses it: no new TCP and TLS handshake); else close it, which drops a half-read body instead
     of draining what could be gigabytes."""
     raw = _direct(response)
-    if raw is None or not raw.isclosed() or raw.length:  # a length left: the peer cut the body short
+    if raw is None or not _read_to_its_end(raw):
         response.close()
     response.release_conn()
 
