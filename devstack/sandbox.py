@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,31 +151,52 @@ _serial = itertools.count()
 
 
 class Cgroup:
-    """A memory and a CPU cgroup (v1) for one container, beside this process's own."""
+    """A memory and a CPU cgroup (v1) for one container, beside this process's own.
 
-    def __init__(self, memory_mb: int, cpus: float) -> None:
+    `memory_mb=None`: the CPU quota alone (a process that must hold more than a function may, such
+    as `make bench`'s plain upload of a file from memory, at the function's CPU share).
+    """
+
+    def __init__(self, memory_mb: int | None, cpus: float) -> None:
         name = f"kie2s3-{os.getpid()}-{next(_serial)}"
         memory, cpu = _own_cgroup("memory"), _own_cgroup("cpu")
         if memory is None or cpu is None:
             raise RuntimeError("no cgroup v1 memory and cpu controllers: see devstack.sandbox.isolation()")
         _remove_orphans(memory, cpu)
-        self.memory, self.cpu = memory / name, cpu / name
-        for path in (self.memory, self.cpu):
+        self.memory = memory / name if memory_mb is not None else None
+        self.cpu = cpu / name
+        for path in self._paths:
             path.mkdir()
-        limit = str(memory_mb * 1024 * 1024)
-        (self.memory / "memory.limit_in_bytes").write_text(limit)
-        with contextlib.suppress(OSError):  # swap accounting may be off; no swap is used then either
-            (self.memory / "memory.memsw.limit_in_bytes").write_text(limit)
+        if self.memory is not None and memory_mb is not None:
+            limit = str(memory_mb * 1024 * 1024)
+            (self.memory / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # swap accounting may be off; no swap is used then either
+                (self.memory / "memory.memsw.limit_in_bytes").write_text(limit)
         period = int((self.cpu / "cpu.cfs_period_us").read_text())
         (self.cpu / "cpu.cfs_quota_us").write_text(str(max(1000, int(period * cpus))))
 
     @property
+    def _paths(self) -> list[Path]:
+        return [path for path in (self.memory, self.cpu) if path is not None]
+
+    @property
     def procs(self) -> list[Path]:
         """The files a process writes its pid to, to join."""
-        return [self.memory / "cgroup.procs", self.cpu / "cgroup.procs"]
+        return [path / "cgroup.procs" for path in self._paths]
+
+    def join_steps(self) -> list[str]:
+        """Shell commands that move the shell running them (and what it then execs) into the cgroups."""
+        return [f"echo $$ > {shlex.quote(str(p))}" for p in self.procs]
+
+    def wrap(self, command: Sequence[str]) -> list[str]:
+        """`command`, run inside the cgroups (a shell joins them, then execs it)."""
+        script = " && ".join(["set -e", *self.join_steps()]) + ' && exec "$@"'
+        return ["sh", "-c", script, "sh", *command]
 
     def oom_killed(self) -> bool:
         """The kernel killed a process of this cgroup for memory."""
+        if self.memory is None:
+            return False
         with contextlib.suppress(OSError, ValueError):
             for line in (self.memory / "memory.oom_control").read_text().splitlines():
                 if line.startswith("oom_kill "):
@@ -185,7 +206,7 @@ class Cgroup:
 
     def remove(self) -> None:
         """Remove both (once no process is left in them)."""
-        for path in (self.memory, self.cpu):
+        for path in self._paths:
             with contextlib.suppress(OSError):
                 path.rmdir()
 
@@ -212,7 +233,7 @@ def _alive(pid: int) -> bool:
 def _launcher(isolated: Isolation, cgroup: Cgroup | None, package: Package) -> list[str]:
     """The commands before the interpreter: join the cgroups, then a private mount namespace where
     all is read-only but /tmp (the package and layer too, even under /tmp)."""
-    steps = [f"echo $$ > {shlex.quote(str(p))}" for p in (cgroup.procs if cgroup else [])]
+    steps = cgroup.join_steps() if cgroup else []
     if isolated.namespace:
         steps += [
             "mount --bind /tmp /tmp",

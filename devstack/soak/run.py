@@ -40,8 +40,8 @@ from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KIB, MIB = 1024, 1024**2
-# File sizes drawn from: empty, small, one part, just over a part, multipart.
-SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 5 * MIB + 1, 11 * MIB]
+# File sizes drawn from: empty, small, one part, just over a part (8 MiB: DEFAULT_SHAPE), multipart.
+SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 8 * MIB + 1, 11 * MIB]
 SIZE_WEIGHTS = [2, 3, 3, 6, 6, 4, 2, 1]
 SUFFIXES = [".png", ".jpg", ".mp4", ".mp3", ".webp"]
 # kie.ai's envelope codes on download-url: 429/455/500 are passing (kie-api.md: back off), 501

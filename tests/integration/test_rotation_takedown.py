@@ -124,7 +124,7 @@ def _take_down(stack: Stack, task_id: str, bucket: str | None = None, **options:
 def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
     inline_mode: Stack, task_id: str
 ) -> None:
-    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     body = market_body(task_id, list(served))
     assert post_callback(body, task_id)[0] == 200
     assert len(archived_files(inline_mode, task_id)) == 2
