@@ -12,12 +12,14 @@ import json
 import uuid
 from typing import Any
 
-from devstack.lambda_runtime import http_event, invoke
+from devstack.lambda_runtime import function_environment, http_event, invoke
 from devstack.payload import MAX_RESPONSE_BYTES, encoded
 from devstack.stack import Stack
 
 from kie2s3.handlers.http import MAX_BODY_BYTES
-from kie2s3.models import MAX_URL_CHARS, MAX_URLS_PER_REQUEST
+from kie2s3.handlers.wiring import get_services
+from kie2s3.logic.plan import accept
+from kie2s3.models import MAX_URL_CHARS, MAX_URLS_PER_REQUEST, Outcome, ParsedCallback, SourceFile
 
 # A character of four UTF-8 bytes: twelve in the canonical source (%F0%9D%92%B3).
 WIDE = "\U0001d4b3"
@@ -55,11 +57,23 @@ def test_status_document_past_six_mb_is_listed_in_pages(queue_mode: Stack) -> No
     # URLs as long as a request body of 256 KiB holds 50 of: ~0.75 MB of canonical sources a request.
     chars = (MAX_BODY_BYTES // MAX_URLS_PER_REQUEST - 120) // 4
     requests = 9
-    for request in range(requests):
-        urls = wide_urls(f"r{request}", MAX_URLS_PER_REQUEST, chars)
-        status, doc, size = post_copies({"taskId": task_id, "urls": urls})
-        assert status == 202, doc
-        assert size <= MAX_RESPONSE_BYTES
+    # The first eight requests' files recorded as POST /copies records them (`accept`), 50 at a time,
+    # through the logic: the handler's answers to these are smaller documents; the ninth's is the test.
+    with function_environment(queue_mode.env):
+        for request in range(requests - 1):
+            urls = wide_urls(f"r{request}", MAX_URLS_PER_REQUEST, chars)
+            files = tuple(SourceFile(url=u, kind="image") for u in urls)
+            accept(
+                get_services(),
+                ParsedCallback(task_id=task_id, family="market", outcome=Outcome.SUCCESS, files=files),
+            )
+    # The ninth through the handler: its answer is the document of all 450 files, past 6 MB in whole.
+    status, doc, size = post_copies(
+        {"taskId": task_id, "urls": wide_urls("last", MAX_URLS_PER_REQUEST, chars)}
+    )
+    assert status == 202, doc
+    assert size <= MAX_RESPONSE_BYTES
+    assert doc["filesOmitted"] > 0
     total = requests * MAX_URLS_PER_REQUEST
 
     status, first, size = get_task(task_id)
