@@ -146,9 +146,11 @@ status: ## what the local stack runs, and where
 	@$(STATE) status
 
 # Locally with the standard library only (like the state commands); a deployed stack's through boto3.
+# LINES= on the command line only: terminals export LINES (their height) into the environment.
+LOG_LINES = $(if $(filter command line,$(origin LINES)),$(LINES))
 logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
 	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
-	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LOG_LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
