@@ -116,14 +116,7 @@ def gateway_event(
     host: str,
 ) -> dict[str, Any]:
     """The payload 2.0 event API Gateway's HTTP API sends for this request."""
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        joined[lowered] = f"{joined[lowered]},{value}" if lowered in joined else value
+    joined, cookies = _headers_and_cookies(headers)
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -154,25 +147,40 @@ def gateway_event(
     if cookies:
         event["cookies"] = cookies
     if raw_query:
-        parameters: dict[str, str] = {}
-        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
-            parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
-        event["queryStringParameters"] = parameters
+        event["queryStringParameters"] = _joined(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if body:
-        content_type = joined.get("content-type", "").lower()
-        textual = content_type.startswith(_TEXT_TYPES) or content_type.split(";")[0].endswith("+json")
-        try:
-            text = body.decode() if textual else None
-        except UnicodeDecodeError:
-            text = None
-        if text is None:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-        else:
-            event["body"] = text
+        text = _text(body, joined.get("content-type", ""))
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+        event["isBase64Encoded"] = text is None
     return event
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Repeated names' values joined with commas, as API Gateway joins headers and query parameters."""
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _headers_and_cookies(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """The headers by lower-case name (repeats joined), and the cookies, which payload 2.0 sets apart."""
+    headers = list(headers)
+    cookies = [c.strip() for name, value in headers if name.lower() == "cookie" for c in value.split(";")]
+    joined = _joined((name.lower(), value) for name, value in headers if name.lower() != "cookie")
+    return joined, [cookie for cookie in cookies if cookie]
+
+
+def _text(body: bytes, content_type: str) -> str | None:
+    """The body as text where API Gateway passes it so (a textual type, valid UTF-8), else None: base64."""
+    lowered = content_type.lower()
+    textual = lowered.startswith(_TEXT_TYPES) or lowered.split(";")[0].endswith("+json")
+    try:
+        return body.decode() if textual else None
+    except UnicodeDecodeError:
+        return None
 
 
 def http_answer(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -46,7 +46,17 @@ AWS_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_
 def make_dry_run(*args: str, env: dict[str, str] | None = None) -> list[str]:
     """The command lines make would run (`-n`), one a line."""
     done = subprocess.run(
-        ["make", "-n", "--no-print-directory", "-o", ".venv/.synced", "require-aws=", *args],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            ".venv/.synced",
+            "-o",
+            ".venv/.synced-commands",
+            "require-aws=",
+            *args,
+        ],
         cwd=REPO_ROOT,
         env={**{k: v for k, v in os.environ.items() if k not in AWS_VARIABLES}, **(env or {})},
         capture_output=True,
@@ -67,7 +77,11 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, text in stubs.items():
         (directory / name).write_text(text)
         (directory / name).chmod(0o755)
-    return {name: directory / name for name in stubs}
+    venv = directory / "venv"
+    venv.mkdir()
+    for stamp in (".synced", ".synced-commands"):
+        (venv / stamp).touch()
+    return {name: directory / name for name in stubs} | {"venv": venv}
 
 
 def make_deploy(
@@ -80,8 +94,9 @@ def make_deploy(
         [
             "make",
             "--no-print-directory",
-            "-o",
-            ".venv/.synced",
+            # Installed, as far as make can tell, for this make and the ones it starts (`-o` does not
+            # reach those: `make deploy`'s preflight would sync the project's own environment).
+            f"VENV={stand_ins['venv']}",
             "require-aws=",
             f"SAM={stand_ins['sam']}",
             f"RUN={stand_ins['run']}",
