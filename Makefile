@@ -138,9 +138,12 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 
 # The IAM check reads the calls of the in-process suites only: the e2e suite's stacks are provisioned
 # by processes of their own, whose calls the recording cannot tie to a stack.
+# The unit and integration suites run in one pytest worker a core (pytest-xdist; each worker starts
+# its own local AWS and kie.ai emulator), a test file to a worker: TEST_WORKERS=0 runs them in-process.
+TEST_WORKERS ?= auto
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check, a short soak
 	rm -rf $(AWS_CALLS) .coverage
-	$(RECORD) $(BIN)/pytest --cov --cov-report= tests/unit tests/integration
+	$(RECORD) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report= tests/unit tests/integration
 	$(RECORD) $(BIN)/pytest tests/iam
 	$(BIN)/pytest --cov --cov-append --cov-report=term tests/e2e
 	$(MAKE) --no-print-directory soak-short
