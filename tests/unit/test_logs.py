@@ -189,7 +189,9 @@ def test_make_logs_ignores_the_terminals_lines_variable() -> None:
     # A terminal (or a test runner) exports LINES, its height: only LINES= on make's command line counts.
     [line] = [line for line in make_dry_run("logs", env={"LINES": "24"}) if "devstack.logs" in line]
     assert line.endswith('--lines "100"')
-    [line] = [line for line in make_dry_run("logs", "LINES=7", env={"LINES": "24"}) if "devstack.logs" in line]
+    [line] = [
+        line for line in make_dry_run("logs", "LINES=7", env={"LINES": "24"}) if "devstack.logs" in line
+    ]
     assert line.endswith('--lines "7"')
 
 
