@@ -138,9 +138,12 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 
 # The IAM check reads the calls of the in-process suites only: the e2e suite's stacks are provisioned
 # by processes of their own, whose calls the recording cannot tie to a stack.
+# The unit and integration suites run in one pytest worker a core (pytest-xdist; each worker starts
+# its own local AWS and kie.ai emulator), a test file to a worker: TEST_WORKERS=0 runs them in-process.
+TEST_WORKERS ?= auto
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check, a short soak
 	rm -rf $(AWS_CALLS) .coverage
-	$(RECORD) $(BIN)/pytest --cov --cov-report= tests/unit tests/integration
+	$(RECORD) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report= tests/unit tests/integration
 	$(RECORD) $(BIN)/pytest tests/iam
 	$(BIN)/pytest --cov --cov-append --cov-report=term tests/e2e
 	$(MAKE) --no-print-directory soak-short
@@ -159,9 +162,11 @@ status: ## what the local stack runs, and where
 	@$(STATE) status
 
 # Locally with the standard library only (like the state commands); a deployed stack's through boto3.
+# LINES= on the command line only: terminals export LINES (their height) into the environment.
+LOG_LINES = $(if $(filter command line,$(origin LINES)),$(LINES))
 logs: $(if $(STACK_NAME),$(VENV)/.synced-commands) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
 	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
-	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LOG_LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env

@@ -334,8 +334,9 @@ class StreamPoller:
     invoked: int = 0
     given_up: int = 0  # batches sent to on_failure
     # Each shard's checkpoint, as the real mapping keeps one: read next AT or AFTER a sequence number
-    # (None: from the shard's start). A fresh iterator is taken from it at every read: moto replaces a
-    # table (its stream included) after a failed transaction, and an older iterator reads the old one.
+    # (None: from the shard's start), a fresh iterator taken from it at every read; or, for LATEST
+    # until the first batch, the iterator GetShardIterator gave at start() (reading the shard to its
+    # end to learn its last sequence number would cost the whole stream at every start).
     _checkpoints: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
     _retries: dict[str, int] = field(default_factory=dict, repr=False)
     # A batch split in two after an error: the smaller batch size, until the split batch's last record.
@@ -350,8 +351,11 @@ class StreamPoller:
         for shard in self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]
             if shard_id not in self._checkpoints:
-                last = self._last_record(shard_id) if self.starting_position == "LATEST" else None
-                self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
+                self._checkpoints[shard_id] = (
+                    ("ITERATOR", self._get_iterator(shard_id, {"ShardIteratorType": "LATEST"}))
+                    if self.starting_position == "LATEST"
+                    else ("AFTER_SEQUENCE_NUMBER", None)
+                )
         return self
 
     def poll_once(self) -> int:
@@ -372,26 +376,20 @@ class StreamPoller:
             aws_calls.note_lambda(function, "dynamodb", operation, {"StreamArn": self.stream_arn})
 
     def _iterator(self, shard_id: str) -> str:
-        kind, sequence = self._checkpoints[shard_id]
-        where = (
-            {"ShardIteratorType": kind, "SequenceNumber": sequence}
-            if sequence
-            else {"ShardIteratorType": "TRIM_HORIZON"}
+        kind, where = self._checkpoints[shard_id]
+        if kind == "ITERATOR" and where:
+            return where  # LATEST as of start(), until a batch moves the checkpoint past it
+        return self._get_iterator(
+            shard_id,
+            {"ShardIteratorType": kind, "SequenceNumber": where}
+            if where
+            else {"ShardIteratorType": "TRIM_HORIZON"},
         )
+
+    def _get_iterator(self, shard_id: str, where: dict[str, str]) -> str:
         self._note_read("GetShardIterator")
         answer = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **where)
         return str(answer["ShardIterator"])
-
-    def _last_record(self, shard_id: str) -> str | None:
-        """The sequence number of the shard's last record (None: it has none): where LATEST starts."""
-        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", None)
-        last = None
-        while records := self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=1000)[
-            "Records"
-        ]:
-            last = records[-1]["dynamodb"]["SequenceNumber"]
-            self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
-        return last
 
     def _shard_batch(self, shard_id: str) -> int:
         limit, _ = self._splits.get(shard_id, (self.batch_size, ""))
