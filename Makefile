@@ -3,8 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH.
-PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null || command -v python3.13 2>/dev/null)
+# Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH; the
+# first that runs as 3.13 (pyenv's python3.13 shim is on PATH even where the version it selects lacks it).
+# PYTHON=<interpreter> (command line or environment) chooses another; found once, not at each use.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for python in "$$(PYENV_VERSION=3.13 pyenv which python3 2>/dev/null)" "$$(command -v python3.13)"; do \
+	[ -n "$$python" ] && "$$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && echo "$$python" && break; done)
+endif
 NO_PYTHON := Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH
 # Without it, `make help` still lists the targets (and says how to get it); every other target stops.
 ifeq ($(strip $(PYTHON)),)
@@ -79,8 +84,16 @@ $(RADON):
 	$(PYTHON) -m venv $(TOOLS)/radon
 	$(TOOLS)/radon/bin/pip install --quiet "radon==$(RADON_VERSION)"
 
+# Two installs from uv.lock, each for the targets that need it: the whole development toolchain (the
+# `dev` group: lint, test, audit, bench, the soak), and the runtime with the `commands` group only (the
+# local stack, demo, invoke, deploy, operate). The latter adds to what is there (--inexact): after the
+# first, it removes nothing the other installed.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	UV_PYTHON="$(PYTHON)" $(UV) sync --frozen
+	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" $(UV) sync --frozen
+	touch $@
+
+$(VENV)/.synced-commands: pyproject.toml uv.lock | $(UV)
+	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" $(UV) sync --frozen --inexact --no-dev --group commands
 	touch $@
 
 dev: $(VENV)/.synced $(SAM) ## install everything (project venv from uv.lock, SAM CLI in its own venv)
@@ -93,7 +106,7 @@ lint: $(VENV)/.synced $(CFN_LINT) $(CHECKOV) $(RADON) ## ruff, mypy (strict on s
 	$(BIN)/ruff check src devstack tests
 	$(BIN)/ruff format --check src devstack tests
 	$(BIN)/mypy
-	$(RADON) cc --json src devstack | $(BIN)/python -m devstack.complexity src=12 devstack=15 --known devstack/complexity_known.txt
+	$(RADON) cc --json src devstack | $(BIN)/python -m devstack.complexity src=12 devstack=15
 	$(CFN_LINT) --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
@@ -104,10 +117,10 @@ audit: $(VENV)/.synced ## pip-audit of every pin in uv.lock (AUDIT_STRICT=1: una
 	$(RUN) -m devstack.audit --uv "$(UV)" $(if $(AUDIT_STRICT),--strict)
 	$(BIN)/bandit -c pyproject.toml -r src -q
 
-validate: $(VENV)/.synced $(SAM) ## sam validate --lint (cfn-lint) on template.yaml
+validate: $(SAM) ## sam validate --lint (cfn-lint) on template.yaml
 	$(SAM_ENV) $(SAM) validate --lint --region $(LINT_REGION)
 
-build: $(VENV)/.synced $(SAM) ## sam build: the function code and the dependencies layer (arm64)
+build: $(SAM) ## sam build: the function code and the dependencies layer (arm64)
 	$(SAM_ENV) $(SAM) build --region $(LINT_REGION)
 
 unit: $(VENV)/.synced ## unit tests only (no servers)
@@ -125,17 +138,20 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 
 # The IAM check reads the calls of the in-process suites only: the e2e suite's stacks are provisioned
 # by processes of their own, whose calls the recording cannot tie to a stack.
+# The unit and integration suites run in one pytest worker a core (pytest-xdist; each worker starts
+# its own local AWS and kie.ai emulator), a test file to a worker: TEST_WORKERS=0 runs them in-process.
+TEST_WORKERS ?= auto
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check, a short soak
 	rm -rf $(AWS_CALLS) .coverage
-	$(RECORD) $(BIN)/pytest --cov --cov-report= tests/unit tests/integration
+	$(RECORD) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report= tests/unit tests/integration
 	$(RECORD) $(BIN)/pytest tests/iam
 	$(BIN)/pytest --cov --cov-append --cov-report=term tests/e2e
 	$(MAKE) --no-print-directory soak-short
 
-demo: $(VENV)/.synced ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
+demo: $(VENV)/.synced-commands ## run the main job against the local stack and print where the files landed (FORWARD=1: and forward it)
 	$(RUN) -m devstack.demo $(if $(FORWARD),--forward)
 
-up: $(VENV)/.synced ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline] [FORWARD=1 | FORWARD_URL=<your handler>] [AUTH=iam]
+up: $(VENV)/.synced-commands ## a local kie2s3 that keeps running, its API on http://127.0.0.1:3000: make up [PORT=n] [MODE=inline] [FORWARD=1 | FORWARD_URL=<your handler>] [AUTH=iam]
 	@$(RUN) -m devstack.up up --port "$(or $(PORT),3000)" --mode "$(or $(MODE),queue)" \
 		$(if $(FORWARD_URL),--forward-url "$(FORWARD_URL)") $(if $(FORWARD),--forward) $(if $(AUTH),--auth "$(AUTH)")
 
@@ -146,48 +162,50 @@ status: ## what the local stack runs, and where
 	@$(STATE) status
 
 # Locally with the standard library only (like the state commands); a deployed stack's through boto3.
-logs: $(if $(STACK_NAME),$(VENV)/.synced) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
+# LINES= on the command line only: terminals export LINES (their height) into the environment.
+LOG_LINES = $(if $(filter command line,$(origin LINES)),$(LINES))
+logs: $(if $(STACK_NAME),$(VENV)/.synced-commands) ## the functions' logs, a line a record, local or deployed: make logs [FUNCTION=<name>] [SINCE=10m] [FOLLOW=1] [JSON=1] [LINES=n] [LAST=1 | STACK_NAME=<stack> [REGION=<region>]]
 	$(if $(STACK_NAME),$(call require-aws,make logs STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
-	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
+	@$(if $(STACK_NAME),$(RUN),PYTHONPATH=. $(PYTHON)) -m devstack.logs --lines "$(or $(LOG_LINES),100)"$(if $(FUNCTION), --function "$(FUNCTION)")$(if $(SINCE), --since "$(SINCE)")$(if $(FOLLOW), --follow)$(if $(JSON), --json)$(if $(LAST), --last)$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 env: ## the local stack's URLs and keys as shell variables: eval "$(make -s env)"
 	@$(STATE) env
 
-events: $(VENV)/.synced ## the events kie2s3 put on EventBridge in the local stack (a rule's queue): make events [FOLLOW=1] [JSON=1]
+events: $(VENV)/.synced-commands ## the events kie2s3 put on EventBridge in the local stack (a rule's queue): make events [FOLLOW=1] [JSON=1]
 	@$(RUN) -m devstack.watch_events $(if $(FOLLOW),--follow) $(if $(JSON),--json)
 
-callback: $(VENV)/.synced ## a signed test callback: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or EVENT=events/<file>.json
+callback: $(VENV)/.synced-commands ## a signed test callback: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or EVENT=events/<file>.json
 	$(if $(FAMILY)$(EVENT),,$(error usage: make callback FAMILY=<family> [TASK=<id>] [FILES=n], or make callback EVENT=events/<file>.json; with URL=<callback URL> HMAC_KEY=<key> to another receiver))
 	@$(RUN) -m devstack.send_callback $(if $(FAMILY),--family "$(FAMILY)") $(if $(EVENT),--event "$(EVENT)") \
 		$(if $(TASK),--task "$(TASK)") $(if $(FILES),--files "$(FILES)") $(if $(URL),--url "$(URL)") \
 		$(if $(HMAC_KEY),--hmac-key "$(HMAC_KEY)")
 
-invoke: $(VENV)/.synced ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
+invoke: $(VENV)/.synced-commands ## stand-in for `sam local invoke`: make invoke EVENT=events/<file>.json [MODE=queue]
 	@$(RUN) -m devstack.invoke "$(or $(EVENT),events/callback-market-success.json)" --mode "$(or $(MODE),inline)"
 
 # `sam local invoke` itself (Docker): the event made ready for a stack and the env-vars file of its function.
-sam-event: $(VENV)/.synced ## files for sam local invoke: make sam-event EVENT=events/<file>.json [STACK_NAME=<stack> [REGION=]] (default: the running local stack)
+sam-event: $(VENV)/.synced-commands ## files for sam local invoke: make sam-event EVENT=events/<file>.json [STACK_NAME=<stack> [REGION=]] (default: the running local stack)
 	$(if $(EVENT),,$(error usage: make sam-event EVENT=events/<file>.json [STACK_NAME=<deployed stack> [REGION=<region>]]; without STACK_NAME, the running local stack))
 	$(if $(STACK_NAME),$(call require-aws,make sam-event STACK_NAME=$(STACK_NAME),$(if $(REGION_GIVEN),--no-region)))
 	@$(RUN) -m devstack.sam_invoke "$(EVENT)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)"))
 
 # ROUTE, not PATH: make passes its variables to the recipe's shell, where PATH is the search path.
-call: $(VENV)/.synced ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]
+call: $(VENV)/.synced-commands ## a SigV4-signed API request with your AWS credentials: make call ROUTE=/tasks/<id> | ROUTE=/copies BODY='{...}'|@file [METHOD=] [STACK_NAME=<stack> [REGION=]] [PROFILE=]
 	$(if $(ROUTE),,$(error usage: make call ROUTE=/tasks/<id> or ROUTE=/copies BODY='{...}' [STACK_NAME=<deployed stack>]; without STACK_NAME, the local stack))
 	@$(RUN) -m devstack.call "$(ROUTE)" $(if $(METHOD),--method "$(METHOD)") $${BODY:+--body "$$BODY"} \
 		$(if $(STACK_NAME),--stack-name "$(STACK_NAME)")$(if $(REGION_GIVEN), --region "$(REGION)") $(if $(PROFILE),--profile "$(PROFILE)")
 
-redrive: $(VENV)/.synced ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack> [REGION=<region>]
+redrive: $(VENV)/.synced-commands ## move dead-lettered copy jobs back: make redrive STACK_NAME=<deployed stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make redrive STACK_NAME=<deployed stack>))
 	$(call require-aws,make redrive)
 	@$(RUN) -m devstack.redrive --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")
 
-backfill: $(VENV)/.synced ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
+backfill: $(VENV)/.synced-commands ## record tasks whose callbacks never arrived: make backfill FAMILY=<family> TASKS=<file> [STACK_NAME=<stack>]
 	$(if $(and $(FAMILY),$(TASKS)),,$(error usage: make backfill FAMILY=<family> TASKS=<file of task ids> [STACK_NAME=<stack>]))
 	$(if $(STACK_NAME),$(call require-aws,make backfill STACK_NAME=$(STACK_NAME)))
 	@$(RUN) -m devstack.backfill --family "$(FAMILY)" --tasks "$(TASKS)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
 
-takedown: $(VENV)/.synced ## remove a task's archived files, callbacks and ledger items: make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]
+takedown: $(VENV)/.synced-commands ## remove a task's archived files, callbacks and ledger items: make takedown TASK=<id> STACK_NAME=<stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]
 	$(if $(and $(TASK),$(STACK_NAME)),,$(error usage: make takedown TASK=<task id> STACK_NAME=<deployed stack> [REGION=<region>] [BYPASS_GOVERNANCE=1]))
 	$(call require-aws,make takedown)
 	@$(RUN) -m devstack.takedown --task "$(TASK)" --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")$(if $(BYPASS_GOVERNANCE), --bypass-governance)
@@ -201,7 +219,7 @@ soak: $(VENV)/.synced ## seeded chaos soak on the local stack, then the invarian
 soak-short: $(VENV)/.synced ## the soak `make test` runs after the suite: about a minute, seed 1, 40 tasks
 	$(RUN) -m devstack.soak.run --seed 1 --tasks 40 --minutes 1
 
-openapi: $(VENV)/.synced ## regenerate openapi.json from the routes (a test checks it is current)
+openapi: $(VENV)/.synced-commands ## regenerate openapi.json from the routes (a test checks it is current)
 	$(RUN) -m devstack.openapi
 
 e2e: $(VENV)/.synced ## HTTP+S3 tests: on a local stack of their own, or a deployed one: STACK_NAME=<stack> KIE_TASK_ID=<task>
@@ -223,23 +241,23 @@ DEPLOY_CONFIG := $(if $(wildcard samconfig.local.toml),samconfig.local.toml,samc
 DEPLOY_TARGET = --config-env "$(CONFIG_ENV)"$(if $(STACK_NAME), --stack-name "$(STACK_NAME)")$(if $(REGION_GIVEN), --region "$(REGION_GIVEN)")
 SAM_OVERRIDES := $${PARAMS:+--parameter-overrides "$$PARAMS"}
 PREFLIGHT_PARAMS := $${PARAMS:+--params "$$PARAMS"}
-preflight: $(VENV)/.synced ## check what a deploy needs, in the account and region it goes to: make preflight [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS=]
+preflight: $(VENV)/.synced-commands ## check what a deploy needs, in the account and region it goes to: make preflight [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS=]
 	$(call require-aws,make preflight)
 	@$(RUN) -m devstack.preflight --config-file "$(DEPLOY_CONFIG)" $(DEPLOY_TARGET) $(PREFLIGHT_PARAMS)
 
-deploy: $(VENV)/.synced $(SAM) ## preflight, build, deploy (samconfig.local.toml's answers, else samconfig.toml's): make deploy [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS="Key=Value ..."]
+deploy: $(VENV)/.synced-commands $(SAM) ## preflight, build, deploy (samconfig.local.toml's answers, else samconfig.toml's): make deploy [CONFIG_ENV=prod] [STACK_NAME=] [REGION=] [PARAMS="Key=Value ..."]
 	$(call require-aws,make deploy)
 	$(MAKE) --no-print-directory preflight
 	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy --config-file "$(DEPLOY_CONFIG)" $(DEPLOY_TARGET) $(SAM_OVERRIDES)
 
-deploy-guided: $(VENV)/.synced $(SAM) ## asks each parameter with its meaning, saves samconfig.local.toml, preflight, build, deploy [CONFIG_ENV=] [STACK_NAME=] [REGION=] [PARAMS=]
+deploy-guided: $(VENV)/.synced-commands $(SAM) ## asks each parameter with its meaning, saves samconfig.local.toml, preflight, build, deploy [CONFIG_ENV=] [STACK_NAME=] [REGION=] [PARAMS=]
 	$(call require-aws,make deploy-guided)
 	$(RUN) -m devstack.guided $(DEPLOY_TARGET) $(PREFLIGHT_PARAMS)
 	$(MAKE) --no-print-directory build
 	$(SAM_ENV) $(SAM) deploy --config-file samconfig.local.toml $(DEPLOY_TARGET)
 
-delete: $(VENV)/.synced $(SAM) ## delete a deployed stack (sam delete asks first), then name what it kept: make delete STACK_NAME=<stack> [REGION=<region>]
+delete: $(VENV)/.synced-commands $(SAM) ## delete a deployed stack (sam delete asks first), then name what it kept: make delete STACK_NAME=<stack> [REGION=<region>]
 	$(if $(STACK_NAME),,$(error usage: make delete STACK_NAME=<deployed stack> [REGION=<region>]))
 	$(call require-aws,make delete,$(if $(REGION_GIVEN),--no-region))
 	@SAM_CLI_TELEMETRY=0 $(RUN) -m devstack.delete --stack-name "$(STACK_NAME)" --sam "$(SAM)"$(if $(REGION_GIVEN), --region "$(REGION)")

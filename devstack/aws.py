@@ -532,6 +532,37 @@ def _check_properties(logical_id: str, kind: str, props: Mapping[str, Any]) -> N
         )
 
 
+def _selected_resources(resources: Mapping[str, Any], resolver: Resolver) -> list[str]:
+    """The resources the local stack creates (of a kind it provisions, their Condition true), each
+    checked for properties it cannot provision before anything is created."""
+    selected = [
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource.get("Type") in _PROVISIONERS
+        and ("Condition" not in resource or resolver.condition(str(resource["Condition"])))
+    ]
+    for logical_id in selected:
+        _check_properties(
+            logical_id, resources[logical_id]["Type"], resources[logical_id].get("Properties") or {}
+        )
+    return selected
+
+
+def _create(
+    clients: _Clients, resolver: Resolver, logical_id: str, resource: Mapping[str, Any], stack_name: str
+) -> None:
+    """Create one resource from its resolved Properties; its physical id goes to the resolver."""
+    kind = resource["Type"]
+    props = resolver.resolve(resource.get("Properties") or {})
+    props = {} if props is NO_VALUE else props
+    name = str(props.pop(_NAME_PROPERTIES[kind], None) or f"{stack_name}-{logical_id.lower()}")
+    _, create = _PROVISIONERS[kind]
+    try:
+        resolver.physical_ids[logical_id] = create(clients, name, props)
+    except TemplateError as exc:
+        raise TemplateError(f"{logical_id} ({kind}): {exc}") from exc
+
+
 def provision(
     endpoint_url: str,
     template: Mapping[str, Any],
@@ -557,36 +588,16 @@ def provision(
     resources: dict[str, Any] = dict(template.get("Resources") or {})
     resolver = Resolver(template, parameter_overrides, stack_name=stack_name)
     resolver.check_rules()
-    selected = [
-        logical_id
-        for logical_id, resource in resources.items()
-        if resource.get("Type") in _PROVISIONERS
-        and ("Condition" not in resource or resolver.condition(str(resource["Condition"])))
-    ]
-    for logical_id in selected:
-        _check_properties(
-            logical_id, resources[logical_id]["Type"], resources[logical_id].get("Properties") or {}
-        )
-
+    selected = _selected_resources(resources, resolver)
     clients = _clients(endpoint_url)
     for logical_id in _creation_order(resources, selected):
-        kind = resources[logical_id]["Type"]
-        props = resolver.resolve(resources[logical_id].get("Properties") or {})
-        props = {} if props is NO_VALUE else props
-        name_property = _NAME_PROPERTIES[kind]
-        name = str(props.pop(name_property, None) or f"{stack_name}-{logical_id.lower()}")
-        _, create = _PROVISIONERS[kind]
-        try:
-            resolver.physical_ids[logical_id] = create(clients, name, props)
-        except TemplateError as exc:
-            raise TemplateError(f"{logical_id} ({kind}): {exc}") from exc
-
+        _create(clients, resolver, logical_id, resources[logical_id], stack_name)
     physical_ids = dict(resolver.physical_ids)
     for secret_id, value in (secrets or {}).items():
         clients.secretsmanager.create_secret(Name=secret_id, SecretString=value)
-        for parameter, parameter_value in resolver.parameters.items():
-            if parameter_value == secret_id:
-                physical_ids[parameter] = secret_id
+        physical_ids.update(
+            (name, secret_id) for name, given in resolver.parameters.items() if given == secret_id
+        )
 
     env = function_environment(template, resolver.parameters, resolver.physical_ids, stack_name=stack_name)
     recording = aws_calls.recorder()

@@ -102,24 +102,9 @@ def backfill(
             summary.unsent = [*batch, *waiting]
             print(f"  refused: HTTP {status}: {_message(answer)}", file=out)
             break
-        for task in answer["tasks"]:
-            summary.recorded[task["taskId"]] = task["state"]
-            summary.errors.pop(task["taskId"], None)
-            _line(out, "recorded", task["taskId"], task["state"])
-        for task_id in answer["unknown"]:
-            summary.unknown.append(task_id)
-            summary.errors.pop(task_id, None)
-            _line(out, "unknown", task_id, "(record-info does not know it)")
+        _take_settled(answer, summary, out)
+        waiting.extend(_take_errors(answer, summary, out, retry=lambda task_id: tries[task_id] < attempts))
         unreached = [e["taskId"] for e in answer["errors"] if e.get("processed") is False]
-        for error in answer["errors"]:
-            if error.get("processed") is False:
-                continue
-            task_id, message = error["taskId"], error["message"]
-            summary.errors[task_id] = message
-            again = error["retryable"] and tries[task_id] < attempts
-            if again:
-                waiting.append(task_id)
-            _line(out, "error", task_id, message + (" (sent again in a later batch)" if again else ""))
         if unreached and len(unreached) == len(batch):
             summary.not_processed = [*unreached, *waiting]
             print("  nothing processed: the API had no time for any task of this batch; stopping", file=out)
@@ -130,6 +115,36 @@ def backfill(
             _line(out, "later", task_id, "(no time left in the request: sent again in a later batch)")
     _print_total(out, family, len(task_ids), batches, summary)
     return summary
+
+
+def _take_settled(answer: dict[str, Any], summary: Summary, out: TextIO) -> None:
+    """A batch's recorded tasks and the ones record-info does not know, into the summary."""
+    for task in answer["tasks"]:
+        summary.recorded[task["taskId"]] = task["state"]
+        summary.errors.pop(task["taskId"], None)
+        _line(out, "recorded", task["taskId"], task["state"])
+    for task_id in answer["unknown"]:
+        summary.unknown.append(task_id)
+        summary.errors.pop(task_id, None)
+        _line(out, "unknown", task_id, "(record-info does not know it)")
+
+
+def _take_errors(
+    answer: dict[str, Any], summary: Summary, out: TextIO, retry: Callable[[str], bool]
+) -> list[str]:
+    """A batch's errors (those of tasks it processed) into the summary; the retryable ones `retry`
+    allows, to be sent again."""
+    again = []
+    for error in answer["errors"]:
+        if error.get("processed") is False:
+            continue
+        task_id, message = error["taskId"], error["message"]
+        summary.errors[task_id] = message
+        if error["retryable"] and retry(task_id):
+            again.append(task_id)
+            message += " (sent again in a later batch)"
+        _line(out, "error", task_id, message)
+    return again
 
 
 def _line(out: TextIO, kind: str, task_id: str, text: str) -> None:

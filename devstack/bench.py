@@ -10,8 +10,8 @@ wrong copy fails the run. The worker counts its round trips from botocore's and 
 timings run in fresh processes of their own (`--plain`, `--user-copy`, `--callbacks`), so that their
 buffers and imports do not leak into the copy's figures.
 
-Both sides are timed warm: the worker copies a 12 MiB file before the measured one (the handler's
-time of that first copy is printed apart), the plain and user children move 12 MiB before their
+Both sides are timed warm: the worker copies a 20 MiB file before the measured one (the handler's
+time of that first copy is printed apart), the plain and user children move 20 MiB before their
 timed runs. Copies and the other runs alternate, and figures are medians, because the two cores are
 shared with moto and the emulator (docs/benchmarks.md: how much single runs vary).
 Figures go to bench/results/ (JSON and a PNG chart); targets that are missed print FAIL but exit 0.
@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO
@@ -45,6 +46,8 @@ from devstack import cost
 from devstack.kie_emulator import BLOCK_SIZE, SyntheticFile
 from devstack.lambda_runtime import LambdaContext, invoke, task_status_event
 from devstack.roundtrips import SOURCE_SERVICE, RoundTrip, describe_wave, summarize
+from devstack.sandbox import Cgroup, function_config, isolation
+from devstack.template import load_template
 
 if TYPE_CHECKING:
     from devstack.stack import Stack
@@ -56,7 +59,7 @@ RUNS: Final = {1 * MIB: 3, 64 * MIB: 7, 1024 * MIB: 3}
 SIDE_BY_SIDE_SIZES: Final = (64 * MIB, 1024 * MIB)
 """The sizes at which each round also runs what a user would write instead (`--user-copy`)."""
 SINGLE_PART_SIZE: Final = 1 * MIB
-WARM_UP_SIZE: Final = 12 * MIB
+WARM_UP_SIZE: Final = 20 * MIB
 """What each worker copies first, untimed, to warm its container (and each plain child uploads):
 three parts, so that the multipart path is warm too, as in a container that has copied before."""
 THROTTLED_SIZE: Final = 1024 * MIB
@@ -72,6 +75,8 @@ BURST_SEED: Final = 500
 WARM_CALLBACKS: Final = 5
 SUBPROCESS_TIMEOUT_SECONDS: Final = 600.0
 READ_CHUNK: Final = 8 * MIB
+COPY_WORKER_FUNCTION: Final = "CopyWorkerFunction"
+"""The function whose MemorySize, and the CPU share Lambda gives it, every copy of the bench runs under."""
 
 # Targets (issue #14): few sequential round trips, a transfer (the copy without its bookkeeping) as
 # fast as the slower of plain upload/download, flat memory, ranged downloads that beat one throttled
@@ -115,6 +120,42 @@ class BenchError(Exception):
     """A copy stored wrong bytes, or a step failed or did not finish: the run is not valid."""
 
 
+@dataclass(frozen=True)
+class LambdaShare:
+    """What Lambda gives the copy worker: its MemorySize and that memory's CPU share (devstack.sandbox).
+
+    The worker, the user's copy and the plain transfers each run in a cgroup of their own with that
+    CPU quota; the worker and the user's copy with that memory as a hard limit too (the plain upload
+    holds its whole file in memory: the CPU quota alone). Where cgroups are not available
+    (`enforced` False) they run unlimited, and the bench says so.
+    """
+
+    memory_mb: int
+    cpus: float
+    enforced: bool
+
+    def describe(self) -> str:
+        """One line for the output."""
+        if not self.enforced:
+            return "Lambda's limits NOT enforced here (no cgroup v1 memory and cpu controllers): CPU and memory unlimited"
+        return (
+            f"under Lambda's limits for {self.memory_mb} MB: {self.cpus:.2f} vCPU (a cgroup CPU quota), "
+            f"{self.memory_mb} MiB of memory (a hard limit; the plain transfers: the CPU quota alone)"
+        )
+
+    def cgroup(self, *, memory: bool) -> Cgroup | None:
+        """A cgroup for one child process (None where not enforced)."""
+        if not self.enforced:
+            return None
+        return Cgroup(self.memory_mb if memory else None, self.cpus)
+
+
+def lambda_share() -> LambdaShare:
+    """The copy worker's share, from template.yaml's MemorySize."""
+    config = function_config(load_template(), COPY_WORKER_FUNCTION, {})
+    return LambdaShare(config.memory_mb, config.cpus, isolation().cgroups)
+
+
 def _say(text: str = "") -> None:
     print(text, file=sys.__stdout__, flush=True)
 
@@ -132,10 +173,18 @@ def _process_env(stack_env: dict[str, str], pythonpath: str | None = None) -> di
     return {**stack_env, "PATH": os.environ["PATH"], "PYTHONPATH": path}
 
 
-def _run(command: Sequence[str], env: dict[str, str], log: TextIO, what: str) -> str:
-    """Run a child to completion (killed on timeout or interrupt); its stdout, logged; BenchError on failure."""
+def _run(
+    command: Sequence[str], env: dict[str, str], log: TextIO, what: str, cgroup: Cgroup | None = None
+) -> str:
+    """Run a child to completion (killed on timeout or interrupt), in `cgroup` when given (removed
+    afterwards); its stdout, logged; BenchError on failure."""
     process = subprocess.Popen(
-        list(command), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cgroup.wrap(command) if cgroup else list(command),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
@@ -145,10 +194,14 @@ def _run(command: Sequence[str], env: dict[str, str], log: TextIO, what: str) ->
         if process.poll() is None:
             process.kill()
             process.communicate()
+        killed = cgroup is not None and cgroup.oom_killed()
+        if cgroup is not None:
+            cgroup.remove()
     log.write(f"\n===== {what}: exit {process.returncode}\n{out}\n----- stderr\n{err}\n")
     log.flush()
     if process.returncode != 0:
-        raise BenchError(f"{what} exited with {process.returncode}:\n{err[-3000:]}")
+        why = " (killed past its memory limit)" if killed else ""
+        raise BenchError(f"{what} exited with {process.returncode}{why}:\n{err[-3000:]}")
     return out
 
 
@@ -159,8 +212,11 @@ def _result_line(out: str, prefix: str, what: str) -> str:
     raise BenchError(f"{what} printed no {prefix.strip()} line")
 
 
-def _bench_child(stack_env: dict[str, str], log: TextIO, what: str, *args: str) -> dict[str, Any]:
-    out = _run([sys.executable, "-m", "devstack.bench", *args], _process_env(stack_env), log, what)
+def _bench_child(
+    stack_env: dict[str, str], log: TextIO, what: str, *args: str, cgroup: Cgroup | None = None
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "devstack.bench", *args]
+    out = _run(command, _process_env(stack_env), log, what, cgroup)
     result: dict[str, Any] = json.loads(_result_line(out, RESULT_PREFIX, what))
     return result
 
@@ -171,9 +227,10 @@ def _bench_child(stack_env: dict[str, str], log: TextIO, what: str, *args: str) 
 class Copier:
     """Copies synthetic files through the real handler and worker, and checks every stored byte."""
 
-    def __init__(self, stack: Stack, log: TextIO) -> None:
+    def __init__(self, stack: Stack, log: TextIO, share: LambdaShare) -> None:
         self.stack = stack
         self.log = log
+        self.share = share  # every worker runs under it, as the copy worker's Lambda container
         self._digests: dict[int, str] = {}
         # The in-process callbacks log at WARNING only: their logs and metrics go to the log file anyway.
         self._function_env = {**stack.env, "POWERTOOLS_LOG_LEVEL": "WARNING"}
@@ -195,7 +252,7 @@ class Copier:
     def copy(self, size: int, what: str) -> dict[str, Any]:
         """One copy by a warm worker process: its seconds, peak RSS and round trips, and the verified object.
 
-        The worker first copies a 12 MiB warm-up file (its first invocation pays the lazy imports, the
+        The worker first copies a 20 MiB warm-up file (its first invocation pays the lazy imports, the
         clients and the secrets, as a new Lambda container's does), then the measured file; the clock
         and the round trips cover the measured invocation only, as the plain baselines' clocks start
         after their clients.
@@ -219,7 +276,13 @@ class Copier:
             "--max-messages",
             "2",
         ]
-        out = _run([*worker, "--round-trips"], _process_env(self.stack.env), self.log, f"worker ({what})")
+        out = _run(
+            [*worker, "--round-trips"],
+            _process_env(self.stack.env),
+            self.log,
+            f"worker ({what})",
+            self.share.cgroup(memory=True),
+        )
         report: dict[str, Any] = json.loads(_result_line(out, "WORKER-REPORT ", f"worker ({what})"))
         if report["task_ids"] != [warm_task, task_id]:
             raise BenchError(
@@ -349,7 +412,7 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
         f"{sum(len(row['copy']['runs']) for row in rows)}"
     )
     _print_round_trips(rows)
-    _print_side_by_side(rows)
+    _print_side_by_side(rows, copier.share)
     return rows
 
 
@@ -358,11 +421,24 @@ def _round(copier: Copier, size: int, n: int, stack_env: dict[str, str], log: Te
     copy = copier.copy(size, f"copy {_mib(size)} #{n}")
     _task, _url, file = copier.serve(size)
     link = copier.stack.emulator.download_link(file.name)
-    plain = _bench_child(stack_env, log, f"plain {_mib(size)} #{n}", "--plain", str(size), "--link", link)
+    share = copier.share
+    plain = _bench_child(
+        stack_env,
+        log,
+        f"plain {_mib(size)} #{n}",
+        *("--plain", str(size), "--link", link),
+        cgroup=share.cgroup(memory=False),
+    )
     user = None
     if size in SIDE_BY_SIDE_SIZES:
         what = f"user copy {_mib(size)} #{n}"
-        user = _bench_child(stack_env, log, what, "--user-copy", str(size), "--link", link)
+        user = _bench_child(
+            stack_env,
+            log,
+            what,
+            *("--user-copy", str(size), "--link", link),
+            cgroup=share.cgroup(memory=True),
+        )
         user["verify_readback_seconds"] = copier.check_stored(
             stack_env["BUCKET_NAME"], user["key"], size, what
         )
@@ -469,11 +545,12 @@ def _print_round_trips(rows: list[dict[str, Any]]) -> None:
             _say(f"  {n:>3} {wave['ms']:>9.1f} ms  {describe_wave(wave)}")
 
 
-def _print_side_by_side(rows: list[dict[str, Any]]) -> None:
+def _print_side_by_side(rows: list[dict[str, Any]], share: LambdaShare) -> None:
     _say(
         "\nside by side, same run: kie2s3's copy against what a user would write instead, boto3's "
         "upload_fileobj fed the urllib3\ndownload stream (a process of its own, warm as the worker: "
-        f"{_mib(WARM_UP_SIZE)} first); medians of the rounds; CPU = the process's, every thread; RSS = its peak"
+        f"{_mib(WARM_UP_SIZE)} first); medians of the rounds; CPU = the process's, every thread; RSS = its peak;"
+        f"\nboth {share.describe()}"
     )
     _say(
         f"{'size':>8} {'kie2s3 s':>9} {'CPU s':>7} {'RSS MiB':>8}   {'user s':>9} {'CPU s':>7} {'RSS MiB':>8}"
@@ -876,7 +953,7 @@ def plain_main(size: int, link: str) -> dict[str, Any]:
 def user_copy_main(size: int, link: str) -> dict[str, Any]:
     """What a user would write instead of kie2s3: boto3's `upload_fileobj` fed the urllib3 download stream.
 
-    Warm as the worker is: a first, untimed copy of the link's first 12 MiB (a ranged GET). The clock
+    Warm as the worker is: a first, untimed copy of the link's first 20 MiB (a ranged GET). The clock
     covers the GET and the upload; the stored object is left for the bench to read back and delete.
     """
     import urllib3
@@ -954,18 +1031,20 @@ def run() -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     began = time.perf_counter()
     git = _git()
+    share = lambda_share()
     load_before = os.getloadavg()
     _say(
         f"kie2s3 bench {stamp}: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"commit {git['commit'][:10]}{' (src/ modified)' if git['src_dirty'] else ''}; {_load(load_before)}"
     )
+    _say(f"the copy worker, the user's copy and the plain transfers run {share.describe()}")
     with (
         LOG_PATH.open("w") as log,
         contextlib.redirect_stdout(log),
         local_stack(copy_mode="queue") as stack,
     ):
         _say(f"local stack up: moto {stack.moto.endpoint_url}, kie.ai emulator {stack.emulator.base_url}")
-        copier = Copier(stack, log)
+        copier = Copier(stack, log, share)
         rows = bench_sizes(copier, stack.env, log)
         throttled = bench_throttled(copier)
         init = bench_init(copier, stack.env, log)
@@ -988,6 +1067,7 @@ def run() -> int:
             "load_average_before": load_before,
             "load_average_after": load_after,
         },
+        "lambda_share": {"memory_mb": share.memory_mb, "cpus": share.cpus, "enforced": share.enforced},
         "sizes": rows,
         "throttled": throttled,
         "init": init,

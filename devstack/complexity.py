@@ -3,14 +3,14 @@
 xenon, radon's own gate, grades by rank letter (B is up to 10, C up to 20), which cannot say 12 or 15;
 this reads radon's figures and applies the limits themselves. Standard library only:
 
-    radon cc --json src devstack | python -m devstack.complexity src=12 devstack=15 [--known FILE]
+    radon cc --json src devstack | python -m devstack.complexity src=12 devstack=15
 """
 
 import argparse
 import json
 import sys
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from pathlib import Path, PurePath
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 
@@ -27,13 +27,10 @@ def _name(block: Mapping[str, Any]) -> str:
     return f"{block['classname']}.{block['name']}" if block.get("classname") else str(block["name"])
 
 
-def findings(report: Mapping[str, Any], limits: Mapping[str, int], known: Collection[str] = ()) -> list[str]:
+def findings(report: Mapping[str, Any], limits: Mapping[str, int]) -> list[str]:
     """One line per function above the limit of the tree it is in (`path:line name complexity > limit`);
-    a file radon could not read is a finding too, and so is a file under no limit. `known` names
-    functions (`path:name`) let past the limit until they are split: one that no longer is above it,
-    or no longer exists, is a finding too (the list only shrinks)."""
+    a file radon could not read is a finding too, and so is a file under no limit."""
     lines = []
-    over = set()
     for path, blocks in sorted(report.items()):
         tree = next((t for t in limits if PurePath(path).is_relative_to(t)), None)
         if tree is None:
@@ -41,24 +38,12 @@ def findings(report: Mapping[str, Any], limits: Mapping[str, int], known: Collec
         elif isinstance(blocks, dict):  # radon's answer for a file it could not parse
             lines.append(f"{path}: radon could not read it: {blocks.get('error')}")
         else:
-            for block in _functions(blocks):
-                if block["complexity"] <= limits[tree]:
-                    continue
-                over.add(f"{path}:{_name(block)}")
-                if f"{path}:{_name(block)}" not in known:
-                    lines.append(
-                        f"{path}:{block['lineno']} {_name(block)} {block['complexity']} > {limits[tree]}"
-                    )
-    lines.extend(
-        f"{name}: listed as known, but not above its limit: take it off the list"
-        for name in sorted(set(known) - over)
-    )
+            lines.extend(
+                f"{path}:{block['lineno']} {_name(block)} {block['complexity']} > {limits[tree]}"
+                for block in _functions(blocks)
+                if block["complexity"] > limits[tree]
+            )
     return lines
-
-
-def known_functions(text: str) -> set[str]:
-    """The `path:name` entries of a list of known functions (one a line; `#` starts its reason)."""
-    return {entry for line in text.splitlines() if (entry := line.partition("#")[0].strip())}
 
 
 def _limit(text: str) -> tuple[str, int]:
@@ -71,10 +56,8 @@ def _limit(text: str) -> tuple[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("limits", nargs="+", type=_limit, metavar="TREE=LIMIT")
-    parser.add_argument("--known", type=Path, help="a list of functions let past the limit, with reasons")
     args = parser.parse_args(argv)
-    known = known_functions(args.known.read_text()) if args.known else set()
-    found = findings(json.load(sys.stdin), dict(args.limits), known)
+    found = findings(json.load(sys.stdin), dict(args.limits))
     for line in found:
         print(line)
     print(f"complexity: {len(found)} function(s) above the limit" if found else "complexity: ok")

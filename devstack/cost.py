@@ -101,7 +101,7 @@ TRANSACT_ITEMS: Final = {
 """Items in each TransactWriteItems: the callback's for a one-file task (the file's item, its source
 marker and the check that its task is not taken down), and a copy's opening write (its idempotency
 record, and the same check)."""
-COPY_PART_BYTES: Final = 5 * MIB
+COPY_PART_BYTES: Final = 8 * MIB
 """The copy's part size (kie2s3.logic.services.DEFAULT_SHAPE); a file of at most one part is one PutObject."""
 SIZES: Final = (2 * MB, 20 * MB, 200 * MB)
 FILES: Final = 1_000

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.forward_receiver import ForwardReceiver
+from devstack.kie_emulator import SyntheticFile
 from devstack.lambda_runtime import task_status_event
 from devstack.package import build
 from devstack.sandbox import Function, Functions
@@ -61,6 +62,32 @@ def _forwarded(stack: Stack, receiver: ForwardReceiver, forwarder: Function) -> 
     return len(receiver.received) == 1 and receiver.received[0].verified
 
 
+def _archived_files(stack: Stack, document: dict[str, Any], served: dict[str, SyntheticFile]) -> bool:
+    """Print where each file landed; whether each one's bytes equal the emulator's."""
+    s3 = stack.client("s3")
+    ok = True
+    for entry, source in zip(document["files"], served.values(), strict=True):
+        body = s3.get_object(Bucket=entry["bucket"], Key=entry["key"])["Body"].read()
+        same = hashlib.sha256(body).hexdigest() == source.sha256_hex() == entry["sha256"]
+        ok = ok and same
+        _say(f"s3://{entry['bucket']}/{entry['key']}")
+        _say(f"    {entry['bytes']:>10,} bytes  sha256 {entry['sha256']}  {entry['contentType']}")
+        _say(f"    bytes equal the emulator's file: {'yes' if same else 'NO'}")
+    return ok
+
+
+def _events(events: list[dict[str, Any]]) -> bool:
+    """Print the events the archive put on the bus; whether they are a File Archived per file and one
+    Task Archived."""
+    _say(f'EventBridge: {len(events)} event(s), as a rule matching {{"source": ["kie2s3"]}} delivers them')
+    for event in sorted(events, key=lambda e: "files" in e["detail"]):  # files first
+        _say(describe(event))
+    archived = [e for e in events if e["detail-type"] == "Task Archived"]
+    if archived:
+        _say(json.dumps({k: archived[0][k] for k in ("source", "detail-type", "detail")}, indent=2))
+    return len(archived) == 1 and len(events) == len(FILES) + 1
+
+
 def _run(stack: Stack, lambdas: Functions, log: TextIO, receiver: ForwardReceiver | None = None) -> int:
     served = {}
     for n, (url, size) in enumerate(FILES):
@@ -88,24 +115,11 @@ def _run(stack: Stack, lambdas: Functions, log: TextIO, receiver: ForwardReceive
         status = lambdas[API].invoke(task_status_event(TASK_ID))
         events = stack.take_events()
     document = json.loads(status["body"])
-    s3 = stack.client("s3")
-    ok = document["state"] == "copied"
     _say()
-    for entry, source in zip(document["files"], served.values(), strict=True):
-        body = s3.get_object(Bucket=entry["bucket"], Key=entry["key"])["Body"].read()
-        same = hashlib.sha256(body).hexdigest() == source.sha256_hex() == entry["sha256"]
-        ok = ok and same
-        _say(f"s3://{entry['bucket']}/{entry['key']}")
-        _say(f"    {entry['bytes']:>10,} bytes  sha256 {entry['sha256']}  {entry['contentType']}")
-        _say(f"    bytes equal the emulator's file: {'yes' if same else 'NO'}")
+    files_ok = _archived_files(stack, document, served)
+    ok = document["state"] == "copied" and files_ok
     _say()
-    _say(f'EventBridge: {len(events)} event(s), as a rule matching {{"source": ["kie2s3"]}} delivers them')
-    for event in sorted(events, key=lambda e: "files" in e["detail"]):  # files first
-        _say(describe(event))
-    archived = [e for e in events if e["detail-type"] == "Task Archived"]
-    ok = ok and len(archived) == 1 and len(events) == len(FILES) + 1
-    if archived:
-        _say(json.dumps({k: archived[0][k] for k in ("source", "detail-type", "detail")}, indent=2))
+    ok = _events(events) and ok
     _say()
     _say(f"GET /tasks/{TASK_ID} -> {status['statusCode']}")
     _say(json.dumps(document, indent=2))

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -137,7 +138,11 @@ def serve(handler: Any) -> None:
             document = _error(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}")
             _post(f"invocation/{request_id}/error", document)
             continue
-        _post(f"invocation/{request_id}/response", result)
+        try:
+            _post(f"invocation/{request_id}/response", result)
+        except urllib.error.HTTPError as exc:  # 413: larger than Lambda carries; the invocation failed
+            document = _error(exc, "Function.ResponseSizeTooLarge", exc.read().decode(errors="replace"))
+            _log_error(document)
 
 
 def main() -> int:

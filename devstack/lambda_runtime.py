@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from devstack import aws_calls
+from devstack import aws_calls, payload
 
 # With KIE2S3_AWS_CALLS set, every boto3 client built from here on is recorded for the IAM check.
 aws_calls.recorder()
@@ -160,17 +160,20 @@ def function_environment(env: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(event: dict[str, Any], context: LambdaContext | None = None) -> Any:
-    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's.
+    """Call the real entry point, `app.lambda_handler`, with a JSON round trip like the runtime's,
+    under Lambda's payload limits (devstack.payload: FunctionError for an event or answer too large).
 
     When AWS calls are recorded (devstack.aws_calls), the invocation's requests are those of the
     function the template routes the event to; Lambda's own for it (its logs, its trace) too.
     """
     from app import lambda_handler
 
+    request = json.loads(payload.check_request(payload.encoded(event)))
     function = deployed_function(event) if aws_calls.recorder() else None
     with aws_calls.acting_as(function):
         _note_runtime(function)
-        return lambda_handler(json.loads(json.dumps(event)), context or LambdaContext())
+        result = lambda_handler(request, context or LambdaContext())
+    return json.loads(payload.check_response(payload.encoded(result)))
 
 
 def deployed_function(event: Mapping[str, Any]) -> str:
@@ -331,8 +334,9 @@ class StreamPoller:
     invoked: int = 0
     given_up: int = 0  # batches sent to on_failure
     # Each shard's checkpoint, as the real mapping keeps one: read next AT or AFTER a sequence number
-    # (None: from the shard's start). A fresh iterator is taken from it at every read: moto replaces a
-    # table (its stream included) after a failed transaction, and an older iterator reads the old one.
+    # (None: from the shard's start), a fresh iterator taken from it at every read; or, for LATEST
+    # until the first batch, the iterator GetShardIterator gave at start() (reading the shard to its
+    # end to learn its last sequence number would cost the whole stream at every start).
     _checkpoints: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
     _retries: dict[str, int] = field(default_factory=dict, repr=False)
     # A batch split in two after an error: the smaller batch size, until the split batch's last record.
@@ -347,8 +351,11 @@ class StreamPoller:
         for shard in self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]
             if shard_id not in self._checkpoints:
-                last = self._last_record(shard_id) if self.starting_position == "LATEST" else None
-                self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
+                self._checkpoints[shard_id] = (
+                    ("ITERATOR", self._get_iterator(shard_id, {"ShardIteratorType": "LATEST"}))
+                    if self.starting_position == "LATEST"
+                    else ("AFTER_SEQUENCE_NUMBER", None)
+                )
         return self
 
     def poll_once(self) -> int:
@@ -369,26 +376,20 @@ class StreamPoller:
             aws_calls.note_lambda(function, "dynamodb", operation, {"StreamArn": self.stream_arn})
 
     def _iterator(self, shard_id: str) -> str:
-        kind, sequence = self._checkpoints[shard_id]
-        where = (
-            {"ShardIteratorType": kind, "SequenceNumber": sequence}
-            if sequence
-            else {"ShardIteratorType": "TRIM_HORIZON"}
+        kind, where = self._checkpoints[shard_id]
+        if kind == "ITERATOR" and where:
+            return where  # LATEST as of start(), until a batch moves the checkpoint past it
+        return self._get_iterator(
+            shard_id,
+            {"ShardIteratorType": kind, "SequenceNumber": where}
+            if where
+            else {"ShardIteratorType": "TRIM_HORIZON"},
         )
+
+    def _get_iterator(self, shard_id: str, where: dict[str, str]) -> str:
         self._note_read("GetShardIterator")
         answer = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard_id, **where)
         return str(answer["ShardIterator"])
-
-    def _last_record(self, shard_id: str) -> str | None:
-        """The sequence number of the shard's last record (None: it has none): where LATEST starts."""
-        self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", None)
-        last = None
-        while records := self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=1000)[
-            "Records"
-        ]:
-            last = records[-1]["dynamodb"]["SequenceNumber"]
-            self._checkpoints[shard_id] = ("AFTER_SEQUENCE_NUMBER", last)
-        return last
 
     def _shard_batch(self, shard_id: str) -> int:
         limit, _ = self._splits.get(shard_id, (self.batch_size, ""))
@@ -396,6 +397,7 @@ class StreamPoller:
         records = self.streams.get_records(ShardIterator=self._iterator(shard_id), Limit=limit)["Records"]
         if not records:
             return 0
+        records = self._fitting(records)
         failed_from = self._invoke(shard_id, records)
         if failed_from is not None:
             retries = self._retries.get(shard_id, 0) + 1
@@ -411,6 +413,16 @@ class StreamPoller:
         if int(last) >= int(self._splits.get(shard_id, (0, "0"))[1]):
             self._splits.pop(shard_id, None)
         return len(records)
+
+    def _fitting(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The batch's first records whose event fits Lambda's 6 MB (at least one), as the mapping
+        makes a batch: the rest are read again after them."""
+        while len(records) > 1 and len(self._event(records)) >= payload.MAX_REQUEST_BYTES:
+            records = records[: len(records) // 2]
+        return records
+
+    def _event(self, records: list[dict[str, Any]]) -> bytes:
+        return json.dumps({"Records": [self._lambda_record(r) for r in records]}, default=str).encode()
 
     def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int | None:
         """Invoke with the batch; None when all succeeded, else the position the retry starts from."""

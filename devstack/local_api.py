@@ -5,7 +5,9 @@ template's routes (method and path, `{param}` segments), payload format 2.0 even
 lower-cased, repeated ones joined with commas, cookies apart, text bodies as text and others in
 base64), the answer mapped back (a dict without `statusCode` is 200 JSON), 404 `Not Found` for a
 request no route takes (whatever its method: TRACE as much as GET on an unknown path), 413 over
-the gateway's 10 MB, and 500 `Internal Server Error` when the function raises. Routes the template IAM-authorises take unsigned requests here (a signature, if
+the gateway's 10 MB, 500 `Internal Server Error` when the function raises or Lambda refuses its
+event (over 6 MB: devstack.payload), and 502 `Internal Server Error` when its answer is over Lambda's
+6 MB (`Function.ResponseSizeTooLarge`). Routes the template IAM-authorises take unsigned requests here (a signature, if
 any, is not checked), unless the API is given an `authorize` check (`make up AUTH=iam`: SigV4
 against the local stack's own credentials, `devstack.sigv4.check`), which refuses with 403 before
 the function is called; every answer of such a route carries the header `x-kie2s3-local-auth`
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, TextIO
 
+from devstack.payload import RESPONSE_TOO_LARGE, FunctionError
 from devstack.template import ACCOUNT_ID, FUNCTION_TYPES
 
 # API Gateway's payload limit for HTTP APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
@@ -116,14 +119,7 @@ def gateway_event(
     host: str,
 ) -> dict[str, Any]:
     """The payload 2.0 event API Gateway's HTTP API sends for this request."""
-    joined: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        joined[lowered] = f"{joined[lowered]},{value}" if lowered in joined else value
+    joined, cookies = _headers_and_cookies(headers)
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -154,25 +150,40 @@ def gateway_event(
     if cookies:
         event["cookies"] = cookies
     if raw_query:
-        parameters: dict[str, str] = {}
-        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
-            parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
-        event["queryStringParameters"] = parameters
+        event["queryStringParameters"] = _joined(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if body:
-        content_type = joined.get("content-type", "").lower()
-        textual = content_type.startswith(_TEXT_TYPES) or content_type.split(";")[0].endswith("+json")
-        try:
-            text = body.decode() if textual else None
-        except UnicodeDecodeError:
-            text = None
-        if text is None:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-        else:
-            event["body"] = text
+        text = _text(body, joined.get("content-type", ""))
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+        event["isBase64Encoded"] = text is None
     return event
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Repeated names' values joined with commas, as API Gateway joins headers and query parameters."""
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _headers_and_cookies(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """The headers by lower-case name (repeats joined), and the cookies, which payload 2.0 sets apart."""
+    headers = list(headers)
+    cookies = [c.strip() for name, value in headers if name.lower() == "cookie" for c in value.split(";")]
+    joined = _joined((name.lower(), value) for name, value in headers if name.lower() != "cookie")
+    return joined, [cookie for cookie in cookies if cookie]
+
+
+def _text(body: bytes, content_type: str) -> str | None:
+    """The body as text where API Gateway passes it so (a textual type, valid UTF-8), else None: base64."""
+    lowered = content_type.lower()
+    textual = lowered.startswith(_TEXT_TYPES) or lowered.split(";")[0].endswith("+json")
+    try:
+        return body.decode() if textual else None
+    except UnicodeDecodeError:
+        return None
 
 
 def http_answer(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -253,6 +264,13 @@ class LocalHttpApi:
         with self._one_at_a_time:
             try:
                 result = self.invoke(event, route.function)
+            except FunctionError as exc:
+                traceback.print_exc()
+                # The function ran and its answer failed (too large): the gateway's 502. Anything
+                # else, the invocation itself failed: its 500.
+                return _gateway_error(
+                    502 if exc.error_type == RESPONSE_TOO_LARGE else 500, "Internal Server Error"
+                )
             except Exception:
                 traceback.print_exc()
                 return _gateway_error(500, "Internal Server Error")

@@ -193,6 +193,25 @@ class Selection:
         return _readable(line)
 
 
+def _metrics(record: dict[str, Any]) -> str:
+    """An EMF document's metrics, `name=value` each."""
+    names = [m["Name"] for d in record["_aws"].get("CloudWatchMetrics", []) for m in d.get("Metrics", [])]
+    return " ".join(f"{name}={record.get(name)}" for name in names)
+
+
+def _fields(record: dict[str, Any]) -> str:
+    """The few key fields of a record, `key=value` each: the task first, the exception's type and last
+    line (JSON=1 has the traceback), then what the record adds to the usual keys."""
+    fields = {"task": record["correlation_id"]} if record.get("correlation_id") else {}
+    fields.update((k, v) for k, v in record.items() if k not in _SHOWN_FIRST and k not in _NOT_SHOWN)
+    if record.get("exception_name"):
+        last = str(record.get("exception") or "").strip().splitlines()[-1:] or [""]
+        fields["exception"] = f"{record['exception_name']}: {last[0]}".rstrip(": ")
+    return " ".join(
+        f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in fields.items()
+    )
+
+
 def _readable(line: Line) -> str:
     record = dict(line.record or {})
     when = (
@@ -200,30 +219,18 @@ def _readable(line: Line) -> str:
         if line.time is not None
         else "-"
     )
+    function = f"{line.function or '-':<12}"
     if "_aws" in record:  # an EMF document: the metrics it carries
-        metrics = [
-            m["Name"] for d in record["_aws"].get("CloudWatchMetrics", []) for m in d.get("Metrics", [])
-        ]
-        values = " ".join(f"{name}={record.get(name)}" for name in metrics)
-        return f"{when} {line.function or '-':<12} METRIC {values}"
+        return f"{when} {function} METRIC {_metrics(record)}"
     if "type" in record and "record" in record:  # Lambda's platform record (JSON log format)
-        return f"{when} {line.function or '-':<12} {record['type']} {json.dumps(record['record'])}"
+        return f"{when} {function} {record['type']} {json.dumps(record['record'])}"
     if record.pop("localApi", None) == "access":  # the local API's access log: the request's fields
         record.pop("time", None)
         record["level"] = "ACCESS"
     level = str(record.get("level", "-"))
     message = str(record.get("message", ""))
-    fields = {"task": record["correlation_id"]} if record.get("correlation_id") else {}
-    fields.update((k, v) for k, v in record.items() if k not in _SHOWN_FIRST and k not in _NOT_SHOWN)
-    if record.get("exception_name"):  # the exception's type and last line; JSON=1 has the traceback
-        last = str(record.get("exception") or "").strip().splitlines()[-1:] or [""]
-        fields["exception"] = f"{record['exception_name']}: {last[0]}".rstrip(": ")
-    rest = " ".join(
-        f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in fields.items()
-    )
-    return " ".join(
-        part for part in (f"{when} {line.function or '-':<12} {level:<7}", message, rest) if part
-    ).rstrip()
+    parts = (f"{when} {function} {level:<7}", message, _fields(record))
+    return " ".join(part for part in parts if part).rstrip()
 
 
 # ---------------------------------------------------------------------------------------------- local

@@ -196,14 +196,20 @@ def parameter_problem(name: str, spec: Mapping[str, Any], value: str) -> str | N
     if "MinLength" in spec and len(value) < int(spec["MinLength"]):
         return f"{name} may not be empty" if not value else f"{name} is too short"
     if spec.get("Type") == "Number":
-        try:
-            number = float(value)
-        except ValueError:
-            return f"{name}={value!r} is not a number"
-        if "MinValue" in spec and number < float(spec["MinValue"]):
-            return f"{name}={value} is below its minimum {spec['MinValue']}"
-        if "MaxValue" in spec and number > float(spec["MaxValue"]):
-            return f"{name}={value} is above its maximum {spec['MaxValue']}"
+        return _number_problem(name, spec, value)
+    return None
+
+
+def _number_problem(name: str, spec: Mapping[str, Any], value: str) -> str | None:
+    """Why CloudFormation would refuse `value` for a Number parameter, None if it would not."""
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{name}={value!r} is not a number"
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        return f"{name}={value} is below its minimum {spec['MinValue']}"
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        return f"{name}={value} is above its maximum {spec['MaxValue']}"
     return None
 
 

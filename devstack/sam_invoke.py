@@ -37,11 +37,13 @@ ROUTING_FUNCTION: Final = "ApiFunction"
 
 @dataclass(frozen=True)
 class Target:
-    """Where the event goes: the function (logical id), its environment, the webhook HMAC key."""
+    """Where the event goes: the function (logical id), its environment, the webhook HMAC key, and the
+    variables its stack gives it that the template does not declare (SAM passes none of them)."""
 
     function: str
     env: dict[str, str]
     hmac_key: str
+    undeclared: tuple[str, ...] = ()
 
 
 def template_variables(template: Mapping[str, Any], function: str) -> list[str]:
@@ -58,8 +60,9 @@ def local_target(template: Mapping[str, Any], event: dict[str, Any], directory: 
     """The running local stack's function for the event, with the environment it resolved."""
     stack = running_stack(directory)
     function = function_for(template, event, stack.env)
-    env = {name: stack.env[name] for name in template_variables(template, function) if name in stack.env}
-    return Target(function, env, stack.hmac_key)
+    declared = template_variables(template, function)
+    env = {name: stack.env[name] for name in declared if name in stack.env}
+    return Target(function, env, stack.hmac_key, tuple(name for name in stack.env if name not in declared))
 
 
 def deployed_target(
@@ -175,7 +178,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if str(event.get("rawPath", "")).startswith("/callbacks/"):
         tolerance = target.env.get("WEBHOOK_TOLERANCE_SECONDS", "the tolerance")
         print(f"  the callback's signature is fresh for {tolerance} s: write it again after that")
+    if target.undeclared:
+        print(local_stack_limit(target.undeclared, args.event))
     return 0
+
+
+def local_stack_limit(undeclared: Sequence[str], event: str) -> str:
+    """Why `sam local invoke` with these files does not run against the local stack."""
+    return (
+        f"  note: SAM gives the function only the variables the template declares, so not the local "
+        f"stack's {', '.join(undeclared)}: in SAM's container the function calls AWS itself, with "
+        "your own AWS credentials, not the local stack's emulator (and 127.0.0.1 there is the "
+        f"container's own). To run the event against the local stack: make invoke EVENT={event}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ module serves on loopback (one per container, as Lambda's is), with:
   invocation starts a new one;
 - a private mount namespace where everything is read-only, the package and the layer included (for
   root too), but `/tmp`.
+- Lambda's payload limits (`devstack.payload`): an event over 6 MB is refused before the process
+  sees it (`RequestEntityTooLargeException`), an answer over it fails the invocation
+  (`Function.ResponseSizeTooLarge`; the runtime's POST of it is answered 413).
 
 The cgroups and the mount namespace need root and the cgroup v1 memory and cpu controllers (these
 machines have them). Elsewhere a watchdog kills the process past its memory (RSS), the package is
@@ -33,7 +36,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from devstack.package import Package, interpreter
+from devstack.payload import FunctionError, check_request, encoded, response_error
 from devstack.running import MARKER_ENV
 
 BOOTSTRAP: Final = Path(__file__).resolve().parent / "lambda_bootstrap.py"
@@ -53,15 +57,6 @@ CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 INIT_TIMEOUT_SECONDS: Final = 60.0
 WATCHDOG_SECONDS: Final = 0.05
 ACCOUNT_ID: Final = "123456789012"
-
-
-class FunctionError(Exception):
-    """An invocation that failed: the handler raised, the process was killed, or it timed out."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -156,31 +151,52 @@ _serial = itertools.count()
 
 
 class Cgroup:
-    """A memory and a CPU cgroup (v1) for one container, beside this process's own."""
+    """A memory and a CPU cgroup (v1) for one container, beside this process's own.
 
-    def __init__(self, memory_mb: int, cpus: float) -> None:
+    `memory_mb=None`: the CPU quota alone (a process that must hold more than a function may, such
+    as `make bench`'s plain upload of a file from memory, at the function's CPU share).
+    """
+
+    def __init__(self, memory_mb: int | None, cpus: float) -> None:
         name = f"kie2s3-{os.getpid()}-{next(_serial)}"
         memory, cpu = _own_cgroup("memory"), _own_cgroup("cpu")
         if memory is None or cpu is None:
             raise RuntimeError("no cgroup v1 memory and cpu controllers: see devstack.sandbox.isolation()")
         _remove_orphans(memory, cpu)
-        self.memory, self.cpu = memory / name, cpu / name
-        for path in (self.memory, self.cpu):
+        self.memory = memory / name if memory_mb is not None else None
+        self.cpu = cpu / name
+        for path in self._paths:
             path.mkdir()
-        limit = str(memory_mb * 1024 * 1024)
-        (self.memory / "memory.limit_in_bytes").write_text(limit)
-        with contextlib.suppress(OSError):  # swap accounting may be off; no swap is used then either
-            (self.memory / "memory.memsw.limit_in_bytes").write_text(limit)
+        if self.memory is not None and memory_mb is not None:
+            limit = str(memory_mb * 1024 * 1024)
+            (self.memory / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # swap accounting may be off; no swap is used then either
+                (self.memory / "memory.memsw.limit_in_bytes").write_text(limit)
         period = int((self.cpu / "cpu.cfs_period_us").read_text())
         (self.cpu / "cpu.cfs_quota_us").write_text(str(max(1000, int(period * cpus))))
 
     @property
+    def _paths(self) -> list[Path]:
+        return [path for path in (self.memory, self.cpu) if path is not None]
+
+    @property
     def procs(self) -> list[Path]:
         """The files a process writes its pid to, to join."""
-        return [self.memory / "cgroup.procs", self.cpu / "cgroup.procs"]
+        return [path / "cgroup.procs" for path in self._paths]
+
+    def join_steps(self) -> list[str]:
+        """Shell commands that move the shell running them (and what it then execs) into the cgroups."""
+        return [f"echo $$ > {shlex.quote(str(p))}" for p in self.procs]
+
+    def wrap(self, command: Sequence[str]) -> list[str]:
+        """`command`, run inside the cgroups (a shell joins them, then execs it)."""
+        script = " && ".join(["set -e", *self.join_steps()]) + ' && exec "$@"'
+        return ["sh", "-c", script, "sh", *command]
 
     def oom_killed(self) -> bool:
         """The kernel killed a process of this cgroup for memory."""
+        if self.memory is None:
+            return False
         with contextlib.suppress(OSError, ValueError):
             for line in (self.memory / "memory.oom_control").read_text().splitlines():
                 if line.startswith("oom_kill "):
@@ -190,7 +206,7 @@ class Cgroup:
 
     def remove(self) -> None:
         """Remove both (once no process is left in them)."""
-        for path in (self.memory, self.cpu):
+        for path in self._paths:
             with contextlib.suppress(OSError):
                 path.rmdir()
 
@@ -217,7 +233,7 @@ def _alive(pid: int) -> bool:
 def _launcher(isolated: Isolation, cgroup: Cgroup | None, package: Package) -> list[str]:
     """The commands before the interpreter: join the cgroups, then a private mount namespace where
     all is read-only but /tmp (the package and layer too, even under /tmp)."""
-    steps = [f"echo $$ > {shlex.quote(str(p))}" for p in (cgroup.procs if cgroup else [])]
+    steps = cgroup.join_steps() if cgroup else []
     if isolated.namespace:
         steps += [
             "mount --bind /tmp /tmp",
@@ -319,6 +335,13 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
             return
         invocation = api.current
         if len(parts) == 5 and invocation is not None and parts[3] == invocation.request_id:
+            too_large = response_error(len(body)) if parts[4] == "response" else None
+            if too_large is not None:  # Lambda fails the invocation, and tells the runtime so
+                failed = {"errorType": too_large.error_type, "errorMessage": too_large.message}
+                invocation.outcome = ("error", failed)
+                invocation.done.set()
+                self._answer(413, json.dumps(failed).encode())
+                return
             invocation.outcome = (parts[4], document)
             invocation.done.set()
             self._answer(202)
@@ -377,7 +400,7 @@ class Container:
         """The handler's result for `event`; FunctionError when it raised, timed out or was killed."""
         self.wait_ready()
         timeout = self.config.timeout_seconds
-        invocation = _Invocation(uuid.uuid4().hex, json.dumps(event).encode(), timeout)
+        invocation = _Invocation(uuid.uuid4().hex, check_request(encoded(event)), timeout)
         self.api.pending.put(invocation)
         while not invocation.done.wait(WATCHDOG_SECONDS):
             if not self.alive:

@@ -14,6 +14,7 @@ task (for `POST /copies` by task id), and once the answer is in, the task's stat
 the copy worker is done. With URL, it goes to that address with HMAC_KEY, and nothing is served.
 """
 
+import argparse
 import copy
 import json
 import posixpath
@@ -30,7 +31,7 @@ from typing import Any
 from devstack.callbacks import EVENTS_DIR, RemoteEmulator, callback_body, load_event, urls_in
 from devstack.cli import Parser, UserError, run
 from devstack.kie_emulator import send_callback
-from devstack.running import running_stack, state_dir
+from devstack.running import StackState, running_stack, state_dir
 
 WAIT_SECONDS = 60.0
 # Parts of a body that name no results: the request as the caller made it (kie2s3 never reads it) and
@@ -180,8 +181,8 @@ def wait_for_copies(api_url: str, task_id: str, timeout: float = WAIT_SECONDS) -
         time.sleep(0.25)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Build the callback, serve its files, sign it, POST it; print the answer (and the final state)."""
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked: FAMILY or EVENT, FILES at least one, URL with its HMAC_KEY."""
     parser = Parser(prog="devstack.send_callback", description=__doc__)
     parser.add_argument("--family", help="the callback's family (FAMILY)")
     parser.add_argument("--event", help="send this events/ sample instead (EVENT)")
@@ -204,13 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(
             "URL given without HMAC_KEY: make callback ... URL=<callback URL> HMAC_KEY=<webhook HMAC key>"
         )
-    name = args.event or str(sample_for(args.family))
-    event = load_event(name)
-    body = callback_body(event, name)
-    query = dict(event.get("queryStringParameters") or {})
-    refuse_unknown_hints(args.url, query)
-    stack = None if args.url else running_stack(state_dir(args.state_dir))
-    family, _ = _parsed(body, query.get("family"))
+    return args
+
+
+def _task_ids(args: argparse.Namespace, body: dict[str, Any], name: str) -> tuple[str, str]:
+    """The sample's task id (the one kie.ai signed) and the one to send: TASK, the sample's, or a new one."""
     from kie2s3.errors import BadRequestError
     from kie2s3.families import task_id_of
     from kie2s3.models import TASK_ID_PATTERN
@@ -222,35 +221,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     task_id = args.task or (sample_task if args.event else uuid.uuid4().hex)
     if not TASK_ID_PATTERN.fullmatch(task_id):
         raise UserError(f"TASK={task_id!r} is not a kie.ai task id (letters, digits, _ and -, at most 128)")
+    return sample_task, task_id
+
+
+def _body_to_send(
+    args: argparse.Namespace, body: dict[str, Any], family: str | None, sample_task: str, task_id: str
+) -> dict[str, Any]:
+    """The sample made the callback asked for: under its task id, with FILES results, URLs of its own."""
     if task_id != sample_task:
         body = with_task(body, sample_task, task_id)
     if args.files is not None:
         body = with_files(body, args.files, family or "unrecognised")
     if args.family or task_id != sample_task or args.files is not None:
         body = with_fresh_urls(body, task_id)
-    target = f"{stack.api_url}/callbacks/kie" if stack is not None else str(args.url)
-    if query:
-        target += ("&" if "?" in target else "?") + urllib.parse.urlencode(query)
-    key = args.hmac_key or (stack.hmac_key if stack else "")
-    if stack is not None:
-        emulator = RemoteEmulator(stack.emulator_url, stack.kie_api_key)
-        emulator.serve(urls_in(body), size=args.size)
-        if family == "market":
-            emulator.add_task("market", task_id, body["data"])
-    print(
-        f"{family or 'unrecognised'} callback for task {task_id} ({Path(name).name}), "
-        f"{'its URLs served by the kie.ai emulator' if stack else 'to ' + target}, signed as kie.ai signs it",
-        flush=True,
-    )
-    try:
-        status, raw = send_callback(target, body, task_id, key, timeout=30)
-    except (urllib.error.URLError, OSError) as exc:
-        raise UserError(f"POST {target} failed: {exc}", status=1) from exc
+    return body
+
+
+def _print_answer(target: str, status: int, raw: bytes) -> None:
     print(f"POST {target} -> {status}")
     try:
         print(json.dumps(json.loads(raw), indent=2))
     except ValueError:
         print(raw.decode(errors="replace"))
+
+
+def _target(stack: StackState | None, url: str | None, query: dict[str, str]) -> str:
+    """Where the callback goes: the local stack's callback route, or URL; with the sample's query."""
+    target = f"{stack.api_url}/callbacks/kie" if stack is not None else str(url)
+    if query:
+        target += ("&" if "?" in target else "?") + urllib.parse.urlencode(query)
+    return target
+
+
+def _serve(stack: StackState, body: dict[str, Any], family: str | None, task_id: str, size: int) -> None:
+    """The local stack's kie.ai emulator serves the body's URLs (and knows a Market task's record-info)."""
+    emulator = RemoteEmulator(stack.emulator_url, stack.kie_api_key)
+    emulator.serve(urls_in(body), size=size)
+    if family == "market":
+        emulator.add_task("market", task_id, body["data"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the callback, serve its files, sign it, POST it; print the answer (and the final state)."""
+    args = _arguments(argv)
+    name = args.event or str(sample_for(args.family))
+    event = load_event(name)
+    body = callback_body(event, name)
+    query = dict(event.get("queryStringParameters") or {})
+    refuse_unknown_hints(args.url, query)
+    stack = None if args.url else running_stack(state_dir(args.state_dir))
+    family, _ = _parsed(body, query.get("family"))
+    sample_task, task_id = _task_ids(args, body, name)
+    body = _body_to_send(args, body, family, sample_task, task_id)
+    target = _target(stack, args.url, query)
+    if stack is not None:
+        _serve(stack, body, family, task_id, args.size)
+    where = "its URLs served by the kie.ai emulator" if stack else f"to {target}"
+    print(
+        f"{family or 'unrecognised'} callback for task {task_id} ({Path(name).name}), {where}, "
+        "signed as kie.ai signs it",
+        flush=True,
+    )
+    key = args.hmac_key or (stack.hmac_key if stack else "")
+    try:
+        status, raw = send_callback(target, body, task_id, key, timeout=30)
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(f"POST {target} failed: {exc}", status=1) from exc
+    _print_answer(target, status, raw)
     if stack is not None and status == 200 and not args.no_wait:
         final = wait_for_copies(stack.api_url, task_id)
         print(f"\nGET {stack.api_url}/tasks/{task_id} once the copy worker is done: {final.get('state')}")

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from devstack.local_api import Authorize
     from devstack.running import StackState
     from devstack.sandbox import Functions
+    from devstack.stack import Stack
 
 # The processes beside the supervisor: name (its pid's, its log's) -> its command-line flag.
 FUNCTION_PROCESSES: Final = {"worker": "--functions", "events": "--events"}
@@ -278,6 +279,35 @@ def iam_check(directory: Path) -> "Authorize":
     return authorize
 
 
+def _failed(directory: Path, state: dict[str, Any], error: str, *, say: bool = True) -> int:
+    """The stack did not start: the reason in its state (make up prints it), its exit status."""
+    state["error"] = error
+    write_state(directory, state)
+    if say:
+        _say(error)
+    return 1
+
+
+def _watch(
+    directory: Path,
+    state: dict[str, Any],
+    stack: "Stack",
+    functions: dict[str, "subprocess.Popen[bytes]"],
+    stop: _Stop,
+) -> None:
+    """Until SIGTERM or moto's end: a functions process that exits is started anew."""
+    while not stop.event.wait(0.5):
+        if not stack.moto.running:
+            _say("the AWS emulator (moto) exited: its data is gone, stopping the stack (make down)")
+            return
+        for name, process in functions.items():
+            if process.poll() is not None:
+                _say(f"the {name} process exited with code {process.returncode}: starting a new one")
+                functions[name] = _functions_process(directory, stack.env, name)
+                state["pids"][name] = functions[name].pid
+                write_state(directory, state)
+
+
 def supervise(
     directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False, auth: str = "none"
 ) -> int:
@@ -312,18 +342,16 @@ def supervise(
             authorize=authorize,
         )
     except OSError as exc:
-        state["error"] = f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): make up PORT=<another port>"
-        write_state(directory, state)
-        _say(state["error"])
-        return 1
+        return _failed(
+            directory,
+            state,
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): make up PORT=<another port>",
+        )
 
     try:
         forward_url, forward_receiver = _forward_target(forward_url, receiver, api.port)
     except UserError as exc:
-        state["error"] = str(exc)
-        write_state(directory, state)
-        _say(state["error"])
-        return 1
+        return _failed(directory, state, str(exc))
     overrides = {"ForwardUrl": forward_url} if forward_url else None
     package = build()
     with (
@@ -337,9 +365,7 @@ def supervise(
         state["functionEnv"] = stack.env  # what the functions processes give the functions
         write_state(directory, state)
         if refused := _function_settings_error(stack.env):
-            state["error"] = f"the functions refuse their environment: {refused}"
-            write_state(directory, state)
-            return 1
+            return _failed(directory, state, f"the functions refuse their environment: {refused}", say=False)
         _say(lambdas.isolated.describe())
         api.invoke = lambda event, function: lambdas[function].invoke(event)
 
@@ -356,9 +382,8 @@ def supervise(
             # init before the first request (a package that cannot load stops `make up` here).
             lambdas.warm(*{route.function for route in template_routes(template)})
             if not _started(directory, functions, stop):
-                state["error"] = "the functions did not start: see worker.log and events.log (make logs)"
-                write_state(directory, state)
-                return 1
+                message = "the functions did not start: see worker.log and events.log (make logs)"
+                return _failed(directory, state, message, say=False)
             state.update(
                 ready=True,
                 apiUrl=api.url,
@@ -377,16 +402,7 @@ def supervise(
             )
             write_state(directory, state)
             _say(f"ready: API {api.url}, bucket {stack.bucket}, {mode} mode")
-            while not stop.event.wait(0.5):
-                if not stack.moto.running:
-                    _say("the AWS emulator (moto) exited: its data is gone, stopping the stack (make down)")
-                    break
-                for name, process in functions.items():
-                    if process.poll() is not None:
-                        _say(f"the {name} process exited with code {process.returncode}: starting a new one")
-                        functions[name] = _functions_process(directory, stack.env, name)
-                        state["pids"][name] = functions[name].pid
-                        write_state(directory, state)
+            _watch(directory, state, stack, functions, stop)
         finally:
             state["ready"] = False
             with contextlib.suppress(OSError):  # its directory removed under it: stop all the same

@@ -284,6 +284,7 @@ class Resolver:
         return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
     def _function(self, function: str, argument: Any) -> Any:
+        """An intrinsic function: the references and conditions here, the rest by `_value_function`."""
         match function:
             case "Ref":
                 return self.ref(str(argument))
@@ -299,6 +300,13 @@ class Resolver:
             case "Fn::If":
                 name, when_true, when_false = argument
                 return self.resolve(when_true if self.condition(str(name)) else when_false)
+            case "Fn::Equals" | "Fn::Not" | "Fn::And" | "Fn::Or":
+                return self._truth({function: argument})
+        return self._value_function(function, argument)
+
+    def _value_function(self, function: str, argument: Any) -> Any:
+        """An intrinsic function that makes a value of others: lists, text, mappings."""
+        match function:
             case "Fn::Join":
                 delimiter, items = argument
                 return str(delimiter).join(_scalar_text(item) for item in self._list(items))
@@ -318,8 +326,6 @@ class Resolver:
                 return base64.b64encode(_scalar_text(self.resolve(argument)).encode()).decode()
             case "Fn::GetAZs":
                 return [f"{REGION}{zone}" for zone in "abcdef"]
-            case "Fn::Equals" | "Fn::Not" | "Fn::And" | "Fn::Or":
-                return self._truth({function: argument})
         raise TemplateError(f"{function} cannot be resolved locally")
 
     def _list(self, value: Any) -> list[Any]:

@@ -89,16 +89,8 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def up(
-    directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False, auth: str = "none"
-) -> int:
-    """Start the stack in the background and print what is where once it is ready."""
-    if forward_url and receiver:
-        raise UserError("FORWARD=1 forwards to the local receiver, FORWARD_URL=<url> to yours: give one")
-    if forward_url and port:
-        from devstack.serve import refuse_loop
-
-        refuse_loop(forward_url, port)
+def _clear_the_way(directory: Path) -> None:
+    """Refuse a second stack; clean up after one that stopped uncleanly, or one that failed to start."""
     state = read_state(directory)
     if state is not None:
         supervisor = state.pids.get("supervisor")
@@ -112,6 +104,19 @@ def up(
     elif directory.exists():
         keep_logs(directory)  # the logs of a stack that failed to start: make logs LAST=1
         shutil.rmtree(directory)
+
+
+def up(
+    directory: Path, port: int, mode: str, forward_url: str = "", receiver: bool = False, auth: str = "none"
+) -> int:
+    """Start the stack in the background and print what is where once it is ready."""
+    if forward_url and receiver:
+        raise UserError("FORWARD=1 forwards to the local receiver, FORWARD_URL=<url> to yours: give one")
+    if forward_url and port:
+        from devstack.serve import refuse_loop
+
+        refuse_loop(forward_url, port)
+    _clear_the_way(directory)
     if port and not port_is_free(port):
         raise UserError(f"port {port} is in use: make up PORT=<another port> (PORT=0 picks a free one)")
     directory.mkdir(parents=True)

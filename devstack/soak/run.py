@@ -49,9 +49,10 @@ from devstack.stack import WEBHOOK_HMAC_KEY, Stack, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KIB, MIB = 1024, 1024**2
-# File sizes drawn from: empty, small, one part, just over a part, multipart (a few, up to some
-# tens of MiB): most are small, so that a long soak's bytes stay within what moto and 2 cores move.
-SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 5 * MIB + 1, 11 * MIB, 24 * MIB]
+# File sizes drawn from: empty, small, one part, just over a part (8 MiB: DEFAULT_SHAPE), multipart
+# (a few, up to some tens of MiB): most are small, so that a long soak's bytes stay within what moto
+# and 2 cores move.
+SIZES = [0, 1, 700, 64 * KIB, 300 * KIB, 1 * MIB, 8 * MIB + 1, 11 * MIB, 24 * MIB]
 SIZE_WEIGHTS = [2, 3, 3, 10, 8, 2, 0.6, 0.25, 0.08]
 # moto keeps an object's bytes in memory up to this size, the rest in temporary files: a long
 # soak stores GiBs (devstack.aws.MOTO_ENVIRONMENT keeps them all in memory, for the benchmarks).

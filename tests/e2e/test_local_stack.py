@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def make(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.synced", *args],
+        ["make", "--no-print-directory", "-o", ".venv/.synced", "-o", ".venv/.synced-commands", *args],
         cwd=ROOT,
         env={**os.environ, "KIE2S3_STATE_DIR": str(state_dir)},
         capture_output=True,

@@ -21,8 +21,8 @@ from tests.integration.conftest import abort_stale_uploads, post_callback, serve
 
 from kie2s3.handlers.wiring import get_services
 
-# A file of one part and one of two (parts are 5 MiB): both ways an object is written.
-FILES = [(".png", 64 * 1024), (".mp4", 6 * 1024**2)]
+# A file of one part and one of two (parts are 8 MiB): both ways an object is written.
+FILES = [(".png", 64 * 1024), (".mp4", 9 * 1024**2)]
 
 
 def _archive(

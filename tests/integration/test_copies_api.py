@@ -38,7 +38,7 @@ def post_copies(body: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_copies_by_urls_inline_copies_now(inline_mode: Stack, task_id: str) -> None:
-    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     status, doc = post_copies({"taskId": task_id, "urls": list(served)})
     assert status == 200
     assert doc["family"] == "direct"

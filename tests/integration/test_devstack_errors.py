@@ -267,9 +267,9 @@ def test_backfill_to_a_stack_without_aws_credentials(
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
-    """make, taking the project's environment as installed (`-o`: no `uv sync` output in between)."""
+    """make, taking the project's environments as installed (`-o`: no `uv sync` output in between)."""
     return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.synced", *args],
+        ["make", "--no-print-directory", "-o", ".venv/.synced", "-o", ".venv/.synced-commands", *args],
         cwd=ROOT,
         env=dict(os.environ),
         capture_output=True,
@@ -358,3 +358,45 @@ def test_make_target_without_python_313_stops_with_how_to_get_it() -> None:
     assert make_error("lint", "PYTHON=") == (
         "Python 3.13 not found: install it with pyenv (pyenv install 3.13.0) or put python3.13 on PATH"
     )
+
+
+def _bin(directory: Path, name: str, script: str) -> None:
+    (directory / name).write_text(f"#!/bin/sh\n{script}\n")
+    (directory / name).chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "installed",
+    [
+        pytest.param({}, id="no-python3.13-no-pyenv"),
+        # pyenv's shim answers for every version it has ever seen; run outside that version, it fails.
+        pytest.param(
+            {
+                "pyenv": "echo \"pyenv: version '3.13' not installed\" >&2; exit 1",
+                "python3.13": 'echo "pyenv: python3.13: command not found" >&2; exit 127',
+            },
+            id="pyenv-shim-without-3.13",
+        ),
+        # a python3.13 that is not 3.13 (here, one that fails make's check of its version)
+        pytest.param({"python3.13": "exit 1"}, id="python3.13-that-is-not-3.13"),
+    ],
+)
+def test_make_help_where_no_python_313_runs_lists_targets_and_says_how_to_get_it(
+    installed: dict[str, str], makefile_targets: list[str], tmp_path: Path
+) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for name, script in installed.items():
+        _bin(fake_bin, name, script)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        env={"PATH": f"{fake_bin}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.findall(r"^  (\S+)", done.stdout, flags=re.M) == makefile_targets
+    assert done.stdout.rstrip().splitlines()[-1].startswith("Python 3.13 not found: install it with pyenv")

@@ -71,7 +71,7 @@ def test_same_callback_five_times_concurrently_stores_and_downloads_once(
     doc = task_document(task_id)
     for entry, url in zip(doc["files"], served, strict=True):
         _enqueue(queue_mode, _market_job(task_id, url, entry["key"], entry["index"]), times=2)
-    queue_mode.emulator.bandwidth_limit_bps = 16 * MIB  # slow enough for the workers to overlap
+    queue_mode.emulator.bandwidth_limit_bps = 19 * MIB  # slow enough for the workers to overlap
     try:
         workers = [start_worker(queue_mode) for _ in range(3)]
         reports = [worker_report(w) for w in workers]
@@ -199,7 +199,7 @@ def test_job_for_a_file_the_ledger_does_not_know_records_nothing(queue_mode: Sta
     # job for a file the ledger does not have (never had, or taken down since) is copied, then
     # `copied` is refused. Its object stays (no function may delete archived objects: `make
     # takedown` removes it), but nothing is recorded.
-    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 6 * MIB)]).items()
+    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 9 * MIB)]).items()
     dynamodb = queue_mode.client("dynamodb")
     table = queue_mode.env["IDEMPOTENCY_TABLE"]
     records_before = dynamodb.scan(TableName=table, Select="COUNT")["Count"]
@@ -210,7 +210,7 @@ def test_job_for_a_file_the_ledger_does_not_know_records_nothing(queue_mode: Sta
     assert poller.invoked == 1  # dropped at once, not retried
     assert queue_mode.emulator.download_url_calls[url] == 1
     assert queue_mode.emulator.file_requests[source.name] == ranges_for(source.size)
-    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 6 * MIB}
+    assert archived_files(queue_mode, task_id) == {f"kie/{task_id}/00.mp4": 9 * MIB}
     assert incomplete_uploads(queue_mode, task_id) == []
     assert send(task_status_event(task_id))[0] == 404  # nothing recorded
     # Nor is the idempotency record of its copy kept: a later job of that file would copy it anew.

@@ -356,7 +356,7 @@ def test_forward_redirect_is_not_followed(forwarding: Forwarding, task_id: str, 
 def test_archive_is_unaffected_when_the_receiver_hangs(forwarding: Forwarding, task_id: str) -> None:
     stack, receiver = forwarding.stack, forwarding.receiver
     receiver.answer = HANG
-    served = serve(stack, task_id, [(".png", 4096), (".mp4", 6 * 1024**2)])
+    served = serve(stack, task_id, [(".png", 4096), (".mp4", 9 * 1024**2)])
     status, answer = post_callback(market_body(task_id, list(served)), task_id)
     assert (status, answer["state"]) == (200, "pending")
     stack.poller().drain()  # the copy worker never waits on the forward

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
 )
 
 from kie2s3.errors import ConfigurationError
+from kie2s3.logic.services import DEFAULT_SHAPE
 from kie2s3.sources import canonical_url
 
 MIB = 1024**2
@@ -59,7 +60,7 @@ def _post_copies(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def test_key_template_dated_model_keys_are_as_specified(dated_keys: Stack, task_id: str) -> None:
-    served = serve(dated_keys, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(dated_keys, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     assert post_callback(market_body(task_id, list(served), model=MODEL), task_id)[0] == 200
     dated_keys.poller().drain()
 
@@ -81,7 +82,7 @@ def test_key_template_dated_model_keys_are_as_specified(dated_keys: Stack, task_
 def test_key_template_keys_are_stored_once_whatever_comes_later(stack: Stack, task_id: str) -> None:
     """Recorded under today's layout; redeployed with DATED, a duplicate callback and a POST /copies
     without a model (family "direct") of the same files store nothing twice and move no key."""
-    served = serve(stack, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(stack, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     urls = list(served)
     body = market_body(task_id, urls, model=MODEL)
     with stack.function():
@@ -101,7 +102,7 @@ def test_key_template_keys_are_stored_once_whatever_comes_later(stack: Stack, ta
     stored = {
         k: n for k, n in objects_under(stack, "kie/").items() if task_id in k and "/callbacks/" not in k
     }
-    assert stored == archived_files(stack, task_id) == {keys[0]: 4096, keys[1]: 6 * MIB}
+    assert stored == archived_files(stack, task_id) == {keys[0]: 4096, keys[1]: 9 * MIB}
     for url, source in served.items():
         assert stack.emulator.download_url_calls[url] == 1
         assert stack.emulator.file_requests[source.name] == ranges_for(source.size)
@@ -175,7 +176,7 @@ def test_metadata_and_tags_on_single_part_and_multipart_objects(queue_mode: Stac
             "file-index": str(entry["index"]),
             "source": canonical_url(url),
         }
-        if source.size <= 5 * MIB:  # a single PUT knows the digest before it writes
+        if source.size <= DEFAULT_SHAPE.part_bytes:  # a single PUT knows the digest before it writes
             expected["sha256"] = digest
         assert metadata == expected
         # A multipart object's one tag write carries every tag, sha256 included.
@@ -184,7 +185,7 @@ def test_metadata_and_tags_on_single_part_and_multipart_objects(queue_mode: Stac
 
 def test_tags_of_an_object_found_untagged_are_the_whole_set(queue_mode: Stack, task_id: str) -> None:
     """An earlier copy completed but died before tagging: the copy that finds it tags it in full."""
-    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 6 * MIB)]).items()
+    ((url, source),) = serve(queue_mode, task_id, [(".mp4", 9 * MIB)]).items()
     queue_mode.client("s3").put_object(
         Bucket=queue_mode.bucket, Key=f"kie/{task_id}/00.mp4", Body=source.read(0, source.size)
     )

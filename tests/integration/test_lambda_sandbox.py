@@ -9,6 +9,8 @@ lacks), and shows that the limit bites as it would on Lambda.
 import shutil
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,9 @@ from typing import Any
 
 import pytest
 from devstack.lambda_runtime import SqsPoller, http_event
+from devstack.local_api import MAX_PAYLOAD_BYTES, LocalHttpApi, Route
 from devstack.package import CODE_URI, Package, build
+from devstack.payload import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from devstack.running import REPO_ROOT
 from devstack.sandbox import (
     MB_PER_VCPU,
@@ -36,6 +40,9 @@ import os, sys, time
 def handler(event, context):
     if "Records" in event:  # an SQS batch: never done in time
         time.sleep(60)
+    if "rawPath" in event:  # through the HTTP API: GET /answers/<n> answers a body of n bytes
+        body = "x" * int(event["pathParameters"]["size"])
+        return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": body}
     match event["do"]:
         case "env":
             return {
@@ -65,6 +72,10 @@ def handler(event, context):
             return "written"
         case "raise":
             raise ValueError("the handler failed")
+        case "answer":  # an answer whose JSON (a string: two quotes) is `bytes` long
+            return "x" * (event["bytes"] - 2)
+        case "size":
+            return len(event["padding"])
 """
 
 
@@ -180,6 +191,61 @@ def test_sandbox_cpu_is_the_share_lambda_gives_the_memory(probe_package: Package
         assert cpu_seconds < 2.0 * 128 / MB_PER_VCPU + 0.5
     finally:
         function.stop()
+
+
+def test_sandbox_answer_over_six_mb_fails_the_invocation_as_lambda_does(function: Function) -> None:
+    assert len(function.invoke({"do": "answer", "bytes": MAX_RESPONSE_BYTES})) == MAX_RESPONSE_BYTES - 2
+    with pytest.raises(FunctionError) as too_large:
+        function.invoke({"do": "answer", "bytes": MAX_RESPONSE_BYTES + 1})
+    assert too_large.value.error_type == "Function.ResponseSizeTooLarge"
+    assert too_large.value.message == (
+        f"Response payload size ({MAX_RESPONSE_BYTES + 1} bytes) exceeded maximum allowed payload size"
+        f" ({MAX_RESPONSE_BYTES} bytes)."
+    )
+    assert function.invoke({"do": "sleep", "seconds": 0}) == "slept"  # the environment serves on
+
+
+def test_sandbox_event_over_six_mb_is_refused_before_the_function_runs(function: Function) -> None:
+    # {"do": "size", "padding": "…"}: 29 bytes of JSON around the padding.
+    fits = MAX_REQUEST_BYTES - 1 - 29
+    assert function.invoke({"do": "size", "padding": "p" * fits}) == fits
+    with pytest.raises(FunctionError) as too_large:
+        function.invoke({"do": "size", "padding": "p" * (fits + 1)})
+    assert too_large.value.error_type == "RequestEntityTooLargeException"
+    assert too_large.value.message == (
+        f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"
+    )
+    assert function.cold_starts == 1
+
+
+def _fetch(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_sandbox_behind_the_local_api_payload_limits_are_the_gateways_answers(function: Function) -> None:
+    routes = [
+        Route("GET", "/answers/{size}", "Probe", "NONE"),
+        Route("POST", "/answers/{size}", "Probe", "NONE"),
+    ]
+    api = LocalHttpApi(routes, lambda event, name: function.invoke(event)).start()
+    try:
+        assert _fetch(f"{api.url}/answers/1000") == (200, b"x" * 1000)
+        # An answer over Lambda's 6 MB: the function ran, its answer is lost, the gateway says 502.
+        too_large = f"{api.url}/answers/{MAX_RESPONSE_BYTES}"
+        assert _fetch(too_large) == (502, b'{"message": "Internal Server Error"}')
+        # A body over the gateway's own 10 MB never reaches the function.
+        body = b"{" + b" " * MAX_PAYLOAD_BYTES + b"}"
+        assert _fetch(f"{api.url}/answers/1", body) == (413, b'{"message": "Request Entity Too Large"}')
+        # Between the two, the gateway takes it but Lambda refuses the event: the gateway's 500.
+        body = b"{" + b" " * MAX_REQUEST_BYTES + b"}"
+        assert _fetch(f"{api.url}/answers/1", body) == (500, b'{"message": "Internal Server Error"}')
+    finally:
+        api.stop()
 
 
 def test_sandbox_only_tmp_is_writable(function: Function, probe_package: Package) -> None:

@@ -14,6 +14,8 @@ from tests.integration.conftest import (
     worker_report,
 )
 
+from kie2s3.logic.services import DEFAULT_SHAPE
+
 MIB = 1024**2
 PEAK_RSS_LIMIT_MIB = 200
 
@@ -56,14 +58,14 @@ def test_worker_times_the_copies_after_its_warm_up_apart(queue_mode: Stack, task
 
 
 def test_parts_are_sized_for_the_declared_size(stack: Stack, task_id: str) -> None:
-    # MAX_FILE_BYTES of 60 GiB needs 7 MiB parts to fit 10,000; a 12 MiB file declared as such
-    # needs only S3's 5 MiB minimum: three parts, not two.
-    with function_environment({**stack.env, "COPY_MODE": "inline", "MAX_FILE_BYTES": str(60 * 1024**3)}):
-        served = serve(stack, task_id, [(".mp4", 12 * MIB)])
+    # MAX_FILE_BYTES of 100 GiB needs 11 MiB parts to fit 10,000; a 20 MiB file declared as such
+    # needs only the preferred 8 MiB: three parts, not two.
+    with function_environment({**stack.env, "COPY_MODE": "inline", "MAX_FILE_BYTES": str(100 * 1024**3)}):
+        served = serve(stack, task_id, [(".mp4", 20 * MIB)])
         ((_url, source),) = served.items()
         assert post_callback(market_body(task_id, list(served)), task_id)[0] == 200
     key = f"kie/{task_id}/00.mp4"
     s3 = stack.client("s3")
     first = s3.head_object(Bucket=stack.bucket, Key=key, PartNumber=1)
-    assert (first["PartsCount"], first["ContentLength"]) == (3, 5 * MIB)
+    assert (first["PartsCount"], first["ContentLength"]) == (3, DEFAULT_SHAPE.part_bytes)
     assert stack.emulator.file_requests[source.name] == 3

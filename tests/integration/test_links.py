@@ -13,7 +13,7 @@ MIB = 1024**2
 
 
 def test_get_task_links_each_copied_file_for_the_configured_ttl(inline_mode: Stack, task_id: str) -> None:
-    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     status, answer = post_callback(market_body(task_id, list(served)), task_id)
     assert status == 200
     assert all("url" not in f or f["url"] is None for f in answer["files"])  # never back to kie.ai

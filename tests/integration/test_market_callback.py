@@ -202,7 +202,7 @@ def test_copy_download_url_422_fails_permanently(queue_mode: Stack, task_id: str
 
 
 def test_copy_download_url_429_is_retried_until_copied(queue_mode: Stack, task_id: str) -> None:
-    served = serve(queue_mode, task_id, [(".mp4", 6 * MIB)])
+    served = serve(queue_mode, task_id, [(".mp4", 9 * MIB)])
     (url,) = served
     queue_mode.emulator.inject_download_url(429, times=2, url=url)
     post_callback(market_body(task_id, [url]), task_id)

@@ -96,7 +96,7 @@ def test_job_failing_every_delivery_lands_in_dlq_then_redrive_completes_it(
     quick_retries: Stack, task_id: str
 ) -> None:
     stack = quick_retries
-    served = serve(stack, task_id, [(".mp4", 6 * 1024**2)])
+    served = serve(stack, task_id, [(".mp4", 9 * 1024**2)])
     ((url, source),) = served.items()
     stack.emulator.inject_file_fault(source.name, FileFault.http_status(503), times=10)
     post_callback(market_body(task_id, [url]), task_id)

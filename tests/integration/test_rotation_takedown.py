@@ -26,8 +26,9 @@ from tests.integration.conftest import (
 from tests.integration.test_events import _distinct, _of
 
 from kie2s3.adapters.ledger import TAKEN_DOWN, Ledger
+from kie2s3.handlers.http import MAX_BODY_BYTES
 from kie2s3.handlers.wiring import get_services
-from kie2s3.models import FileItem, Outcome, TaskItem
+from kie2s3.models import MAX_URL_CHARS, FileItem, Outcome, TaskItem
 from kie2s3.ports import now_iso
 
 MIB = 1024**2
@@ -124,7 +125,7 @@ def _take_down(stack: Stack, task_id: str, bucket: str | None = None, **options:
 def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
     inline_mode: Stack, task_id: str
 ) -> None:
-    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 6 * MIB)])
+    served = serve(inline_mode, task_id, [(".png", 4096), (".mp4", 9 * MIB)])
     body = market_body(task_id, list(served))
     assert post_callback(body, task_id)[0] == 200
     assert len(archived_files(inline_mode, task_id)) == 2
@@ -149,12 +150,17 @@ def test_takedown_removes_objects_and_ledger_items_and_nothing_comes_back(
     assert task_document(task_id)["state"] == "ignored"
 
 
-# Long sources make large file items: this many fill more than one query page (1 MB of whole items).
-PAGE_FILLING_FILES = 150
+# Long sources make large file items (a character of four UTF-8 bytes is twelve in the canonical
+# source an item stores): this many fill more than one query page (1 MB of whole items).
+PAGE_FILLING_FILES = 24
+WIDE = "\U0001d4b3"
+# As many of them as one request body holds (each is 48 KB in JSON's \u escapes).
+LONG_SOURCES_PER_REQUEST = MAX_BODY_BYTES // (12 * MAX_URL_CHARS + 256)
 
 
 def _long_sources(task_id: str, count: int) -> list[str]:
-    return [f"https://tempfile.aiquickdraw.com/p/{task_id}/{'x' * 3900}-{n:03d}.png" for n in range(count)]
+    head = f"https://tempfile.aiquickdraw.com/p/{task_id}/"
+    return [f"{head}{n:03d}-{WIDE * (MAX_URL_CHARS - len(head) - 8)}.png" for n in range(count)]
 
 
 def test_takedown_of_a_task_past_one_query_page_leaves_nothing_and_nothing_comes_back(
@@ -162,8 +168,11 @@ def test_takedown_of_a_task_past_one_query_page_leaves_nothing_and_nothing_comes
 ) -> None:
     urls = _long_sources(task_id, PAGE_FILLING_FILES)
     serve_result_files(queue_mode.emulator, urls, size=2048)
-    for start in range(0, len(urls), 50):  # 50 a request; every file's copy job queued
-        assert _post_copies({"taskId": task_id, "urls": urls[start : start + 50]})[0] == 202
+    for start in range(0, len(urls), LONG_SOURCES_PER_REQUEST):  # every file's copy job queued
+        assert (
+            _post_copies({"taskId": task_id, "urls": urls[start : start + LONG_SOURCES_PER_REQUEST]})[0]
+            == 202
+        )
     page = queue_mode.client("dynamodb").query(
         TableName=queue_mode.env["TASKS_TABLE"],
         KeyConditionExpression="pk = :t",

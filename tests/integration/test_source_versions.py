@@ -264,7 +264,7 @@ def test_copy_source_changing_between_ranges_stores_one_version_exactly(
     from devstack.kie_emulator import FileFault
 
     stack = quick_inline
-    size = 12 * MIB  # three ranges
+    size = 20 * MIB  # three ranges
     ((url, source),) = serve(stack, task_id, [(".mp4", size)]).items()
     first_etag = _etag(stack, source.name)
     # The file is overwritten right after the opening request: every later range is another version.
@@ -298,7 +298,7 @@ def test_copy_source_changing_on_every_request_is_archived_from_one_plain_get(
     stack = quick_inline
     # An origin that ignores If-Range: the ETag of each range is what gives the change away.
     monkeypatch.setattr(stack.emulator, "honour_if_range", False)
-    size = 12 * MIB  # three ranges
+    size = 20 * MIB  # three ranges
     ((url, source),) = serve(stack, task_id, [(".mp4", size)]).items()
     # Every GET is answered from the file as it is, then the file is replaced: no two requests agree.
     stack.emulator.inject_file_fault(source.name, FileFault.new_version(), times=1000)

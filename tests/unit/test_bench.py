@@ -1,6 +1,8 @@
 """The bench's arithmetic: each round's copy is compared with the plain runs of the same round."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +10,8 @@ import pytest
 from devstack.bench import round_ratios, round_trip_figures, size_row, targets, transfer_seconds
 
 MIB = 1024**2
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_round_ratios_divide_each_copy_by_the_slower_plain_transfer_of_its_round() -> None:
@@ -147,3 +151,18 @@ def test_bench_cost_prints_the_table_from_a_recorded_run(
     printed = capfd.readouterr().out
     assert "\n".join(cost.table()) in printed
     assert f"from the copy's requests in {recorded}" in printed
+
+
+def test_bench_imports_none_of_the_functions_code_before_the_functions_environment() -> None:
+    # The callbacks run in-process inside the function's environment: a module of kie2s3 imported
+    # earlier (by devstack.bench's own imports) would build Powertools' logger and metrics outside
+    # it (no namespace: the first callback fails).
+    probe = "import sys, devstack.bench; print(sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'kie2s3')))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "[]"

@@ -22,7 +22,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    clients.s3_client.cache_clear()
+    clients.forget()
     requests: list[Any] = []
 
     def answer(request: Any, **_: Any) -> AWSResponse:
@@ -32,7 +32,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     client = clients.s3_client()
     client.meta.events.register("before-send.s3", answer)
     yield requests
-    clients.s3_client.cache_clear()
+    clients.forget()
 
 
 def test_s3_parts_are_checksummed_not_payload_signed(sent: list[Any]) -> None:

@@ -4,7 +4,7 @@ import io
 import json
 
 import pytest
-from devstack.complexity import findings, known_functions, main
+from devstack.complexity import findings, main
 
 
 def _function(name: str, complexity: int, **extra: object) -> dict[str, object]:
@@ -57,18 +57,3 @@ def test_main_exits_non_zero_on_a_finding(
 def test_main_refuses_a_malformed_limit() -> None:
     with pytest.raises(SystemExit):
         main(["src"])
-
-
-def test_findings_let_known_functions_past_until_they_are_split() -> None:
-    report = {"devstack/b.py": [_function("tool", 16), _function("split", 9)]}
-
-    assert findings(report, {"devstack": 15}, {"devstack/b.py:tool"}) == []
-    assert findings(report, {"devstack": 15}, {"devstack/b.py:tool", "devstack/b.py:split"}) == [
-        "devstack/b.py:split: listed as known, but not above its limit: take it off the list"
-    ]
-
-
-def test_known_functions_read_one_a_line_with_reasons() -> None:
-    text = "# header\ndevstack/b.py:tool  # why\n\ndevstack/c.py:Server.handle\n"
-
-    assert known_functions(text) == {"devstack/b.py:tool", "devstack/c.py:Server.handle"}

@@ -77,9 +77,9 @@ def test_storage_per_month_is_the_files_bytes_at_the_standard_price() -> None:
     assert estimate([], size=200 * cost.MB, files=1_000).storage_per_month == pytest.approx(200 * 0.023)
 
 
-@pytest.mark.parametrize(("size", "requests"), [(1 * MIB, 6), (64 * MIB, 33), (1024 * MIB, 417)])
+@pytest.mark.parametrize(("size", "requests"), [(1 * MIB, 6), (64 * MIB, 23), (1024 * MIB, 263)])
 def test_copy_profile_counts_the_requests_the_bench_counted(size: int, requests: int) -> None:
-    # docs/benchmarks.md: 6 requests at 1 MiB, 33 at 64 MiB, 417 at 1 GiB.
+    # docs/benchmarks.md: 6 requests at 1 MiB, 23 at 64 MiB, 263 at 1 GiB (8 MiB parts).
     assert sum(COPY_PROFILE.requests(size).values()) == requests
 
 
@@ -94,6 +94,12 @@ def test_memory_of_reads_the_template() -> None:
     template = load_template()
     assert cost.memory_of(template, "CopyWorkerFunction") == 1024
     assert cost.memory_of(template, "ApiFunction") == 512
+
+
+def test_copy_profile_parts_are_the_copys() -> None:
+    from kie2s3.logic.services import DEFAULT_SHAPE
+
+    assert DEFAULT_SHAPE.part_bytes == cost.COPY_PART_BYTES
 
 
 def test_upload_fileobj_path_sends_boto3s_default_parts() -> None:

@@ -22,11 +22,13 @@ from devstack.template import REPO_ROOT
 SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 SAM_STUB = """#!{python}
 import json, os, sys
-from samcli.cli.types import CfnParameterOverridesType
 
 args = sys.argv[1:]
 at = args.index("--parameter-overrides") if "--parameter-overrides" in args else len(args)
-overrides = CfnParameterOverridesType().convert(tuple(args[at + 1 :]), None, None)
+overrides = {{}}
+if args[at + 1 :]:  # the SAM CLI's own parser (slow to import: only where there is something to parse)
+    from samcli.cli.types import CfnParameterOverridesType
+    overrides = CfnParameterOverridesType().convert(tuple(args[at + 1 :]), None, None)
 region = {{name: os.environ.get(name) for name in ("AWS_REGION", "AWS_DEFAULT_REGION")}}
 with open(os.environ["STAND_IN_LOG"], "a") as log:
     log.write(json.dumps({{"sam": args[:at], "overrides": overrides, "env": region}}) + "\\n")
@@ -41,12 +43,22 @@ TOKEN_MODE = "KieWebhookHmacSecretId=none CallbackTokenSecretId=kie2s3/callback-
 AWS_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE", "REGION", "PARAMS")
 
 
-def make_dry_run(*args: str) -> list[str]:
+def make_dry_run(*args: str, env: dict[str, str] | None = None) -> list[str]:
     """The command lines make would run (`-n`), one a line."""
     done = subprocess.run(
-        ["make", "-n", "--no-print-directory", "-o", ".venv/.synced", "require-aws=", *args],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            ".venv/.synced",
+            "-o",
+            ".venv/.synced-commands",
+            "require-aws=",
+            *args,
+        ],
         cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k not in AWS_VARIABLES},
+        env={**{k: v for k, v in os.environ.items() if k not in AWS_VARIABLES}, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,7 +77,11 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, text in stubs.items():
         (directory / name).write_text(text)
         (directory / name).chmod(0o755)
-    return {name: directory / name for name in stubs}
+    venv = directory / "venv"
+    venv.mkdir()
+    for stamp in (".synced", ".synced-commands"):
+        (venv / stamp).touch()
+    return {name: directory / name for name in stubs} | {"venv": venv}
 
 
 def make_deploy(
@@ -78,8 +94,9 @@ def make_deploy(
         [
             "make",
             "--no-print-directory",
-            "-o",
-            ".venv/.synced",
+            # Installed, as far as make can tell, for this make and the ones it starts (`-o` does not
+            # reach those: `make deploy`'s preflight would sync the project's own environment).
+            f"VENV={stand_ins['venv']}",
             "require-aws=",
             f"SAM={stand_ins['sam']}",
             f"RUN={stand_ins['run']}",

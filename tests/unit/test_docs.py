@@ -1,6 +1,7 @@
 """README.md is a guide with a contents list; the reference is in docs/, every page reached by a link,
 and every relative link and #anchor of README.md and docs/ resolves (GitHub's anchors)."""
 
+import re
 from pathlib import Path
 
 from hypothesis import given
@@ -141,3 +142,83 @@ def test_anchors_of_a_page_are_distinct_and_the_first_of_each_is_plain(titles: l
 def test_section_ends_at_the_next_heading_of_its_level_or_above(tmp_path: Path) -> None:
     write(tmp_path, "p.md", "# P\n\n## A\n\na\n\n### A1\n\n```bash\n# not a heading\n```\n\n## B\n\nb\n")
     assert docs.section("p.md", "## A", root=tmp_path) == "\na\n\n### A1\n\n```bash\n# not a heading\n```\n\n"
+
+
+# Shell keywords and builtins, and the GNU core utilities: on every machine the prerequisites describe.
+SHELL_AND_COREUTILS = {
+    "do",
+    "done",
+    "eval",
+    "for",
+    "break",
+    "export",
+    "printf",
+    "echo",
+    "date",
+    "seq",
+    "sleep",
+}
+SHELL_AND_COREUTILS |= {"base64", "cat", "head", "ls"}
+# A command's name where a command starts: a line, after | ; & ( $( do then {; not an assignment.
+COMMAND = re.compile(
+    r"(?:^|[|;&(]|\$\(|\bdo\b|\bthen\b|\{)\s*(?!(?:do|then)\s)([A-Za-z_./][\w./-]*)(?=\s|$|\))", re.M
+)
+
+
+def commands_run(text: str) -> set[str]:
+    """The commands a page's bash blocks run (comments and line continuations taken out)."""
+    found = set()
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n", " ", block)
+        code = "\n".join(re.sub(r"(^|\s)#.*$", "", line) for line in joined.splitlines())
+        found.update(COMMAND.findall(code))
+    return found
+
+
+def test_commands_run_finds_pipelines_substitutions_and_loops_not_assignments() -> None:
+    text = (
+        "```bash\nX=1; Y=$(date +%s) # curl\nfor a in $(seq 2); do jq . <f | openssl dgst \\\n; done\n```\n"
+    )
+    assert commands_run(text) == {"date", "for", "seq", "jq", "openssl", "done"}
+
+
+def test_readme_prerequisites_name_every_command_its_examples_run() -> None:
+    prerequisites = docs.section("README.md", "### Prerequisites")
+    needed = commands_run(README.read_text()) - SHELL_AND_COREUTILS
+    assert {"make", "curl", "jq", "openssl", "aws"} <= needed
+    assert sorted(name for name in needed if f"`{name}`" not in prerequisites) == []
+
+
+REAL_ACCOUNT = "## What is proved locally, what only a real account proves"
+
+
+def test_the_deploy_guide_links_what_only_a_real_account_proves() -> None:
+    deploy = docs.section("README.md", "## Deploy")
+    anchor = "docs/deploy.md#" + docs.slug(REAL_ACCOUNT.lstrip("# "))
+    assert anchor in [target for _, target in docs.links(deploy)]
+    assert "make e2e STACK_NAME=" in deploy
+
+
+def test_make_e2e_as_documented_takes_the_variables_the_makefile_and_the_tests_read() -> None:
+    section = docs.section("docs/deploy.md", "### Checking a deployed stack: `make e2e`")
+    named = set(re.findall(r"\b([A-Z][A-Z0-9_]*[A-Z0-9])=", section))
+    assert {"STACK_NAME", "KIE_TASK_ID", "KIE_FAMILY", "KIE_WEBHOOK_HMAC_KEY", "REGION"} <= named
+    e2e_recipe = re.search(r"^e2e:.*?(?=^\S)", (docs.ROOT / "Makefile").read_text(), flags=re.M | re.S)
+    assert e2e_recipe is not None
+    read = e2e_recipe.group(0) + (docs.ROOT / "tests" / "e2e" / "conftest.py").read_text()
+    read += (docs.ROOT / "tests" / "e2e" / "test_api.py").read_text()
+    unread = sorted(name for name in named - {"REGION"} if f"$({name})" not in read and name not in read)
+    assert unread == []
+
+
+# Targets for working on kie2s3 itself (make test runs them; make help and docs/ describe them).
+DEVELOPMENT_TARGETS = {"dev", "lint", "layer-check", "audit", "validate", "build", "unit", "integration"}
+DEVELOPMENT_TARGETS |= {"soak", "soak-short", "openapi", "clean"}
+
+
+def test_readme_names_every_command_a_user_runs() -> None:
+    targets = re.findall(r"^([A-Za-z0-9_-]+):[^=\n]*## ", (docs.ROOT / "Makefile").read_text(), flags=re.M)
+    readme = README.read_text()
+    named = [t for t in targets if re.search(rf"make (-s )?{re.escape(t)}(?![\w-])", readme)]
+    assert sorted(set(targets) - DEVELOPMENT_TARGETS - set(named)) == []
+    assert {"call", "sam-event", "invoke", "e2e"} <= set(named)

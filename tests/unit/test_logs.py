@@ -181,8 +181,18 @@ def test_the_last_stacks_logs_survive_make_down(tmp_path: Path, capsys: pytest.C
 
 
 def test_make_logs_last_passes_last() -> None:
-    [line] = [line for line in make_dry_run("logs", "LAST=1") if "devstack.logs" in line]
+    [line] = [line for line in make_dry_run("logs", "LAST=1", env={"LINES": ""}) if "devstack.logs" in line]
     assert line.endswith('-m devstack.logs --lines "100" --last')
+
+
+def test_make_logs_ignores_the_terminals_lines_variable() -> None:
+    # A terminal (or a test runner) exports LINES, its height: only LINES= on make's command line counts.
+    [line] = [line for line in make_dry_run("logs", env={"LINES": "24"}) if "devstack.logs" in line]
+    assert line.endswith('--lines "100"')
+    [line] = [
+        line for line in make_dry_run("logs", "LINES=7", env={"LINES": "24"}) if "devstack.logs" in line
+    ]
+    assert line.endswith('--lines "7"')
 
 
 def test_local_logs_of_a_function_that_logged_nothing_say_which_did(

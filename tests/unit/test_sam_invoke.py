@@ -103,6 +103,33 @@ def test_sam_event_for_a_forward_job_goes_to_the_forwarder_from_its_queue(
     assert event["Records"][0]["eventSourceARN"].endswith(":123456789012:kie2s3-local-forwardqueue")
 
 
+def test_sam_event_for_the_local_stack_says_sam_local_invoke_cannot_reach_it(
+    running: StackState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local stack's functions reach its AWS emulator through boto3's AWS_ENDPOINT_URL, which the
+    template does not declare (a deployed function has no use for it), and SAM passes no variable the
+    template does not declare: the files are written, and the limit said, not papered over."""
+    aws = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_ACCESS_KEY_ID": "testing"}
+    write_state(running.directory, {**state_data(running.pids["supervisor"]), "env": every_variable(**aws)})
+    out = tmp_path / "sam"
+    argv = [f"events/{CALLBACK}", "--out", str(out), "--state-dir", str(running.directory)]
+    assert sam_invoke.main(argv) == 0
+    assert "AWS_ENDPOINT_URL" not in declared("ApiFunction")
+    assert "AWS_ENDPOINT_URL" not in json.loads((out / "env.json").read_text())["ApiFunction"]
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith("  note: SAM gives the function only the variables the template declares")
+    assert "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID" in note
+    assert note.endswith(f"make invoke EVENT=events/{CALLBACK}")
+
+
+def test_sam_event_for_a_stack_with_only_declared_variables_adds_no_note(
+    local_stack: StackState, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [f"events/{CALLBACK}", "--out", str(tmp_path), "--state-dir", str(local_stack.directory)]
+    assert sam_invoke.main(argv) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 class FakeAws:
     """CloudFormation, Lambda and Secrets Manager of a deployed stack, as far as sam-event reads them."""
 

@@ -16,6 +16,7 @@ class FakeStream:
 
     def __init__(self, count: int) -> None:
         self.records = [self.record(101 + n) for n in range(count)]
+        self.read = 0  # records handed out by get_records
 
     @staticmethod
     def record(sequence: int) -> dict[str, Any]:
@@ -26,14 +27,19 @@ class FakeStream:
 
     def get_shard_iterator(self, **where: Any) -> dict[str, Any]:
         kind, sequence = where["ShardIteratorType"], int(where.get("SequenceNumber", 0))
-        first = {"TRIM_HORIZON": 101, "AT_SEQUENCE_NUMBER": sequence, "AFTER_SEQUENCE_NUMBER": sequence + 1}[
-            kind
-        ]
+        first = {
+            "TRIM_HORIZON": 101,
+            "LATEST": 101 + len(self.records),
+            "AT_SEQUENCE_NUMBER": sequence,
+            "AFTER_SEQUENCE_NUMBER": sequence + 1,
+        }[kind]
         return {"ShardIterator": str(first)}
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         start = int(ShardIterator) - 101
-        return {"Records": self.records[start : start + Limit], "NextShardIterator": "unused"}
+        records = self.records[start : start + Limit]
+        self.read += len(records)
+        return {"Records": records, "NextShardIterator": "unused"}
 
 
 def _function(monkeypatch: pytest.MonkeyPatch, answer: Callable[[list[str]], Any]) -> list[list[str]]:
@@ -66,9 +72,12 @@ def test_latest_starts_after_the_records_already_there(monkeypatch: pytest.Monke
     seen = _function(monkeypatch, lambda batch: {"batchItemFailures": []})
     stream = FakeStream(3)
     poller = _poller(stream, starting_position="LATEST").start()
-    stream.records.append(stream.record(104))
+    assert poller.poll_once() == 0  # nothing new yet: the start position holds
+    stream.records += [stream.record(104), stream.record(105)]
     poller.drain()
-    assert seen == [["104"]]
+    assert seen == [["104", "105"]]
+    # Where LATEST is comes from the stream, not from reading every record already there.
+    assert stream.read == 2
 
 
 def test_a_partial_failure_is_delivered_again_from_the_first_failed_record(
@@ -114,3 +123,18 @@ def test_an_error_splits_the_batch_until_the_bad_record_is_alone_then_gives_it_u
         "batchSize": 1,
         "streamArn": ARN,
     }
+
+
+def test_a_batch_larger_than_lambdas_six_mb_is_made_smaller_as_the_mapping_makes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Item images of ~2 MB: four of them are an event over 6 MB, which Lambda would never invoke with.
+    seen = _function(monkeypatch, lambda batch: {"batchItemFailures": []})
+    stream = FakeStream(5)
+    for record in stream.records:
+        record["dynamodb"]["NewImage"] = {"source": {"S": "x" * 2_000_000}}
+    poller = _poller(stream)
+    poller.drain()
+    assert [s for batch in seen for s in batch] == ["101", "102", "103", "104", "105"]
+    # Three records of 2,000,000 bytes and their JSON fit 6,291,456; 4 do not.
+    assert all(len(batch) <= 3 for batch in seen)

@@ -14,6 +14,7 @@ from kie2s3.models import CopyJob, TransferResult
 from kie2s3.transfer import Transfer, object_tags
 
 MIB = 1024**2
+PART = DEFAULT_SHAPE.part_bytes
 URL = f"https://{FILE_HOST}/p/t1_0.mp4?sig=secret"
 JOB = CopyJob(
     task_id="t1", index=0, source=URL, kind="video", family="market", key="kie/t1/00.mp4", model="veo3"
@@ -75,7 +76,7 @@ def test_transfer_zero_byte_file_is_one_empty_put() -> None:
 @pytest.mark.parametrize("ranged", [True, False])
 def test_transfer_large_file_is_a_multipart_upload_left_untagged(ranged: bool) -> None:
     fakes = make_fakes()
-    data = _bytes(11 * MIB + 5)
+    data = _bytes(2 * PART + 5)
     fakes.source.serve(URL, data, ranged=ranged)
     result = _transfer(fakes).run(JOB)
     assert (result.bytes, result.sha256, result.tagged) == (
@@ -95,7 +96,7 @@ def test_transfer_large_file_is_a_multipart_upload_left_untagged(ranged: bool) -
 
 def test_transfer_failed_part_aborts_the_upload() -> None:
     fakes = make_fakes()
-    fakes.source.serve(URL, _bytes(11 * MIB))
+    fakes.source.serve(URL, _bytes(2 * PART + MIB))
     fakes.store.fail("upload_part", 1, RetryableError("S3 UploadPart 2 failed: InternalError"))
     with pytest.raises(RetryableError, match="UploadPart"):
         _transfer(fakes).run(JOB)
@@ -106,9 +107,10 @@ def test_transfer_failed_part_aborts_the_upload() -> None:
 
 def test_transfer_source_changed_midway_is_copied_from_one_plain_get() -> None:
     fakes = make_fakes()
-    data = _bytes(11 * MIB)
+    part = PART
+    data = _bytes(2 * part + MIB)
     fakes.source.serve(URL, data)
-    fakes.source.fail_range(5 * MIB, SourceChangedError("source changed since the download began"))
+    fakes.source.fail_range(part, SourceChangedError("source changed since the download began"))
     result = _transfer(fakes).run(JOB)
     assert (result.bytes, result.sha256, result.source_unstable) == (
         len(data),
@@ -125,7 +127,7 @@ def test_transfer_source_changed_midway_is_copied_from_one_plain_get() -> None:
 
 def test_transfer_source_changing_on_every_request_stores_what_one_plain_get_served() -> None:
     fakes = make_fakes()
-    size = 11 * MIB + 7
+    size = 2 * PART + MIB + 7
     served = fakes.source.serve(URL, _bytes(size), unstable=True)
     result = _transfer(fakes).run(JOB)
     plain = served.served[-1]  # what the last request, the plain GET, was answered with
@@ -141,7 +143,10 @@ def test_transfer_source_changing_on_every_request_stores_what_one_plain_get_ser
 
 @settings(max_examples=25, deadline=None, database=None, derandomize=True)
 @given(
-    size=st.one_of(st.integers(0, 16 * MIB), st.sampled_from([5 * MIB, 5 * MIB + 1, 10 * MIB + 1])),
+    size=st.one_of(
+        st.integers(0, 3 * PART),
+        st.sampled_from([PART, PART + 1, 2 * PART + 1]),  # one part, just past it, a third part of 1 byte
+    ),
     unstable=st.booleans(),
 )
 def test_transfer_stores_exactly_one_answer_of_the_source_whatever_it_does(size: int, unstable: bool) -> None:
@@ -154,7 +159,7 @@ def test_transfer_stores_exactly_one_answer_of_the_source_whatever_it_does(size:
     # ranged download (a file past one part) saw it change, else the one GET that read it whole.
     assert stored == (served.served[-1] if unstable else original)
     assert (result.bytes, result.sha256) == (size, hashlib.sha256(stored).hexdigest())
-    assert result.source_unstable is (unstable and size > DEFAULT_SHAPE.part_bytes)
+    assert result.source_unstable is (unstable and size > PART)
     assert fakes.store.incomplete_uploads == []
 
 
@@ -167,9 +172,9 @@ def test_transfer_stable_source_is_not_marked_unstable() -> None:
 
 def test_transfer_expired_link_of_a_range_is_resolved_again() -> None:
     fakes = make_fakes()
-    data = _bytes(11 * MIB)
+    data = _bytes(2 * PART + MIB)
     fakes.source.serve(URL, data)
-    fakes.source.fail_range(10 * MIB, LinkExpiredError("source answered HTTP 403"))
+    fakes.source.fail_range(2 * PART, LinkExpiredError("source answered HTTP 403"))
     assert _transfer(fakes).run(JOB).sha256 == hashlib.sha256(data).hexdigest()
     assert fakes.kie.download_url_calls[URL] == 2
 

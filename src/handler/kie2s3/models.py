@@ -329,14 +329,43 @@ class FileStatus(_Document):
     url_expires_at: str | None = None
 
 
+# Lambda carries at most 6 MB of a synchronous invocation's answer (6,291,556 bytes; more fails the
+# invocation as Function.ResponseSizeTooLarge, which API Gateway answers 502: Lambda's Invoke API
+# reference, docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html). Every answer kie2s3 builds keeps
+# within this many bytes of that payload, leaving the rest for its envelope (status, headers).
+MAX_ANSWER_BYTES = 6 * 1024 * 1024 - 64 * 1024
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class StatusDocument(_Document):
-    """The status document of a task, as `GET /tasks/{taskId}` and `POST /copies` answer it."""
+    """The status document of a task, as `GET /tasks/{taskId}` and `POST /copies` answer it.
+
+    `files` are the task's files that fit in one answer, in index order; when some do not,
+    `filesOmitted` counts them and `nextFilesFrom` is the `filesFrom` that lists them.
+    """
 
     task_id: str
     family: str
     state: TaskState
     reason: str | None = None
     files: list[FileStatus] = Field(default_factory=list)
+    files_omitted: int | None = Field(
+        default=None,
+        ge=1,
+        exclude_if=_absent,
+        description="present only when some of the task's files (those after the files listed) did"
+        " not fit in one answer (Lambda carries at most 6 MB): how many were left out",
+    )
+    next_files_from: int | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=_absent,
+        description="present with filesOmitted: the index to ask `GET /tasks/{taskId}?filesFrom=` for,"
+        " which lists the files left out",
+    )
 
 
 # The `source` of every event kie2s3 puts on EventBridge (design.md, Contract additions).

@@ -1,7 +1,8 @@
 """Clients built once per container; endpoints come only from boto3's standard AWS_ENDPOINT_URL* variables."""
 
+import os
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -35,41 +36,62 @@ _CONFIG = Config(
 _S3_CONFIG = _CONFIG.merge(Config(s3={"payload_signing_enabled": False}, signature_version="s3v4"))
 
 
-@lru_cache(maxsize=1)
+def _aws_environment() -> frozenset[tuple[str, str]]:
+    """What boto3 reads from the environment to build a client: endpoints, region, credentials."""
+    return frozenset((name, value) for name, value in os.environ.items() if name.startswith("AWS_"))
+
+
+@lru_cache(maxsize=16)
+def _built(
+    service: str, config: Config, environment: frozenset[tuple[str, str]], resource: bool = False
+) -> Any:
+    """A client (or resource) of `service`, one per AWS environment: a container's never changes, so
+    it has one of each; a local run that starts functions of other stacks in one process gets theirs."""
+    del environment  # the cache key: boto3 reads the environment itself
+    name: Any = service  # the stubs know each service by its literal name; the callers below are typed
+    return boto3.resource(name, config=config) if resource else boto3.client(name, config=config)
+
+
+def forget() -> None:
+    """Drop every client built so far (a test that instruments one starts from a fresh client)."""
+    _built.cache_clear()
+
+
 def s3_client() -> "S3Client":
     """The S3 client of this container."""
-    return boto3.client("s3", config=_S3_CONFIG)
+    client: S3Client = _built("s3", _S3_CONFIG, _aws_environment())
+    return client
 
 
-@lru_cache(maxsize=1)
 def sqs_client() -> "SQSClient":
     """The SQS client of this container."""
-    return boto3.client("sqs", config=_CONFIG)
+    client: SQSClient = _built("sqs", _CONFIG, _aws_environment())
+    return client
 
 
-@lru_cache(maxsize=1)
 def dynamodb_resource() -> "DynamoDBServiceResource":
     """The DynamoDB resource of this container."""
-    return boto3.resource("dynamodb", config=_CONFIG)
+    resource: DynamoDBServiceResource = _built("dynamodb", _CONFIG, _aws_environment(), resource=True)
+    return resource
 
 
-@lru_cache(maxsize=1)
 def dynamodb_client() -> "DynamoDBClient":
     """The low-level DynamoDB client (for Powertools' idempotency store)."""
-    return boto3.client("dynamodb", config=_CONFIG)
+    client: DynamoDBClient = _built("dynamodb", _CONFIG, _aws_environment())
+    return client
 
 
-@lru_cache(maxsize=1)
 def events_client() -> "EventBridgeClient":
     """The EventBridge client of this container (the ledger's events)."""
-    return boto3.client("events", config=_CONFIG)
+    client: EventBridgeClient = _built("events", _CONFIG, _aws_environment())
+    return client
 
 
-@lru_cache(maxsize=1)
 def secrets_client() -> "SecretsManagerClient":
     """The Secrets Manager client (for Powertools' secrets provider: on the default session, whose
     loaded models every client shares, instead of a session of its own)."""
-    return boto3.client("secretsmanager", config=_CONFIG)
+    client: SecretsManagerClient = _built("secretsmanager", _CONFIG, _aws_environment())
+    return client
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Downloads of source files over HTTP(S): one stream, or byte ranges on several connections.
 
-Bytes are read in small chunks straight into the caller's buffers, so memory is whatever the
-caller allocated (a few part buffers), never the file's size.
+Bytes are read straight into the caller's buffers, so memory is whatever the caller allocated (a
+few part buffers), never the file's size; a body read to its end leaves its connection in the pool
+for the next range.
 
 A download opens with one GET for the first part as a range. Its answer decides the rest:
 - 206 with a validator (a strong ETag, else Last-Modified; a weak ETag cannot be used with If-Range,
@@ -21,8 +22,9 @@ A download can also open with one plain GET (no Range): the transfer's last reso
 whose versions changed between requests (transfer/run.py). It must answer 200: the whole file.
 """
 
+import http.client
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -40,27 +42,60 @@ from kie2s3.models import SourceVersion
 from kie2s3.sources import canonical_url
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
-# Bytes asked of one read. urllib3 allocates and copies each chunk before it lands in the part
-# buffer, so fewer, larger reads cost less CPU per GiB (docs/benchmarks.md); larger still gain
-# little and leave bigger blocks in each connection thread's malloc arena.
+# Bytes asked of one read where the body cannot be read into the buffer directly: urllib3 allocates
+# and copies each chunk before it lands in the part buffer, so fewer, larger reads cost less CPU per
+# GiB; larger still leave bigger blocks in each connection thread's malloc arena.
 READ_CHUNK = 256 * 1024
+# What a broken or timed-out body raises: urllib3's errors, and http.client's and the socket's
+# where the body is read through http.client directly.
+_BODY_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 _EMPTY_RANGE = "bytes */0"  # the Content-Range of a 416 (or 206) answering a range of an empty file
 _HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 
 
+def _direct(response: urllib3.BaseHTTPResponse) -> http.client.HTTPResponse | None:
+    """The http.client response under urllib3's, whose `readinto` fills a buffer from the socket
+    with no copy in between; None when the body must go through urllib3's `read`.
+
+    Every body here is read with `decode_content=False` and only through `_fill`, so urllib3 holds
+    none of it: what it would return is exactly what http.client reads (its framing, Content-Length
+    or chunked, included). A body cut short before its Content-Length reads as its end: the callers
+    compare what they got with what was declared.
+    """
+    raw = getattr(response, "_fp", None)
+    return raw if isinstance(raw, http.client.HTTPResponse) else None
+
+
+def _copying_reader(response: urllib3.BaseHTTPResponse) -> Callable[[memoryview], int]:
+    def readinto(into: memoryview) -> int:
+        chunk = response.read(min(READ_CHUNK, len(into)))
+        into[: len(chunk)] = chunk
+        return len(chunk)
+
+    return readinto
+
+
 def _fill(response: urllib3.BaseHTTPResponse, into: memoryview, done: int = 0) -> int:
     """Read from the response until `into` is full or the body ends; the number of bytes in `into`."""
+    raw = _direct(response)
+    readinto = raw.readinto if raw is not None else _copying_reader(response)
     while done < len(into):
         try:
-            chunk = response.read(min(READ_CHUNK, len(into) - done))
-        except urllib3.exceptions.HTTPError as exc:
+            got = readinto(into[done:])
+        except _BODY_ERRORS as exc:
             raise RetryableError(f"download interrupted after {done} bytes: {type(exc).__name__}") from exc
-        if not chunk:
+        if not got:
             break
-        into[done : done + len(chunk)] = chunk
-        done += len(chunk)
+        done += got
+    if raw is not None and _read_to_its_end(raw):
+        response.release_conn()  # as urllib3 does when it reads a body to its end: the next range may use it
     return done
+
+
+def _read_to_its_end(raw: http.client.HTTPResponse) -> bool:
+    """The whole body is read (a body cut short leaves part of its declared length)."""
+    return raw.isclosed() and not raw.length
 
 
 @dataclass
@@ -229,8 +264,12 @@ def _version(response: urllib3.BaseHTTPResponse, total: int | None) -> SourceVer
 
 
 def _release(response: urllib3.BaseHTTPResponse) -> None:
-    # Closing drops a half-read body instead of draining what could be gigabytes.
-    response.close()
+    """Give the connection back to the pool when its body was read to the end (the next range
+    reuses it: no new TCP and TLS handshake); else close it, which drops a half-read body instead
+    of draining what could be gigabytes."""
+    raw = _direct(response)
+    if raw is None or not _read_to_its_end(raw):
+        response.close()
     response.release_conn()
 
 

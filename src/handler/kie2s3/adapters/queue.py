@@ -1,6 +1,6 @@
 """The SQS queues: copy jobs (one message per file) and forward jobs (one per accepted callback)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,8 +12,29 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
-# SendMessageBatch takes at most 10 entries (SQS quotas).
+# SendMessageBatch takes at most 10 entries, and at most 256 KiB of message bodies in all, as one
+# message (SQS quotas and the SendMessageBatch reference: docs.aws.amazon.com/AWSSimpleQueueService/
+# latest/APIReference/API_SendMessageBatch.html; newer queues take up to 1 MiB: kie2s3 keeps to 256 KiB).
 SQS_BATCH_LIMIT = 10
+SQS_MESSAGE_BYTES = 256 * 1024
+
+
+def batches(bodies: Sequence[str]) -> Iterator[list[str]]:
+    """The message bodies in their order, grouped into SendMessageBatch requests SQS takes (at most
+    SQS_BATCH_LIMIT of them, SQS_MESSAGE_BYTES in all); ValueError for one no request can carry."""
+    batch: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if length > SQS_MESSAGE_BYTES:
+            raise ValueError(f"a message of {length} bytes: SQS takes at most {SQS_MESSAGE_BYTES}")
+        if batch and (len(batch) == SQS_BATCH_LIMIT or size + length > SQS_MESSAGE_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(body)
+        size += length
+    if batch:
+        yield batch
 
 
 class CopyQueue:
@@ -24,11 +45,10 @@ class CopyQueue:
         self._url = queue_url
 
     def send(self, jobs: Sequence[CopyJob]) -> None:
-        """Enqueue the jobs in batches of ten."""
-        for start in range(0, len(jobs), SQS_BATCH_LIMIT):
-            batch = jobs[start : start + SQS_BATCH_LIMIT]
+        """Enqueue the jobs in batches SQS takes (`batches`: ten at most, 256 KiB in all)."""
+        for batch in batches([job.model_dump_json() for job in jobs]):
             entries: list[SendMessageBatchRequestEntryTypeDef] = [
-                {"Id": str(n), "MessageBody": job.model_dump_json()} for n, job in enumerate(batch)
+                {"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)
             ]
             try:
                 answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)

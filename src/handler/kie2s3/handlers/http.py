@@ -320,6 +320,21 @@ def copies(
     responses=_answers(200, "The status document", 400, 403, 404, 503),
     security=IAM,
 )
-def get_task(taskId: Annotated[str, Path(pattern=TASK_ID_REGEX)]) -> StatusDocument:
-    """The status document of a task; 404 for a task kie2s3 has never seen."""
-    return status_document(get_services(), taskId, links=True)
+def get_task(
+    taskId: Annotated[str, Path(pattern=TASK_ID_REGEX)],
+    filesFrom: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=2**31,
+            description="list the files from this index on (a document's `nextFilesFrom`, when"
+            " `filesOmitted` says some files did not fit in it)",
+        ),
+    ] = 0,
+) -> StatusDocument:
+    """The status document of a task; 404 for a task kie2s3 has never seen.
+
+    Its state is the whole task's; it lists the task's files from index `filesFrom` on, as many as
+    fit one answer (Lambda carries at most 6 MB): `filesOmitted` and `nextFilesFrom` say what is left.
+    """
+    return status_document(get_services(), taskId, links=True, files_from=filesFrom)

@@ -60,16 +60,11 @@ def get_services() -> Services:
 
 
 def reset() -> None:
-    """Forget the cached settings, clients and services (for tests and local runs that change the env)."""
+    """Forget the cached settings and services (for tests and local runs that change the env). The
+    AWS clients are kept: each belongs to the AWS environment it was built from (adapters/clients)."""
     for cached in (
         get_services,
         get_settings,
-        clients.s3_client,
-        clients.sqs_client,
-        clients.dynamodb_resource,
-        clients.dynamodb_client,
-        clients.secrets_client,
-        clients.events_client,
         clients.http_pool,
         secrets_provider,
         versions_provider,

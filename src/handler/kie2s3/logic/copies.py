@@ -7,10 +7,11 @@ from kie2s3.errors import BadRequestError, Kie2S3Error, NotFoundError, UpstreamE
 from kie2s3.families import PARSERS, UNKNOWN, FamilyParser, parser_for
 from kie2s3.logic.plan import accept, capped, refusal
 from kie2s3.logic.services import Services
-from kie2s3.logic.status import status_document
+from kie2s3.logic.status import answer_bytes, fitted, status_document
 from kie2s3.media import kind_of
 from kie2s3.models import (
     DIRECT_FAMILY,
+    MAX_ANSWER_BYTES,
     MAX_URLS_PER_REQUEST,
     BulkCopyDocument,
     BulkCopyError,
@@ -133,7 +134,28 @@ def request_bulk_copies(
         unknown=len(unknown),
         errors=len(errors),
     )
-    return BulkCopyDocument(tasks=tasks, unknown=unknown, errors=errors)
+    return fitted_bulk(BulkCopyDocument(tasks=tasks, unknown=unknown, errors=errors), MAX_ANSWER_BYTES)
+
+
+def fitted_bulk(whole: BulkCopyDocument, budget: int) -> BulkCopyDocument:
+    """The bulk answer within `budget` bytes (status.answer_bytes): every task keeps its document,
+    and the files that do not fit are left out of the last ones (each says how many, and from
+    which index `GET /tasks/{taskId}?filesFrom=` lists them).
+
+    Each task is first given its document without files (`fitted` to nothing); what the budget has
+    left goes to the tasks' files, in request order.
+    """
+    if answer_bytes(whole) <= budget:
+        return whole
+    least = [fitted(task, 0) for task in whole.tasks]
+    spare = budget - answer_bytes(whole.model_copy(update={"tasks": least})) - 1
+    tasks = []
+    for task, smallest in zip(whole.tasks, least, strict=True):
+        floor = answer_bytes(smallest)
+        shown = fitted(task, floor + max(spare, 0))
+        spare -= answer_bytes(shown) - floor
+        tasks.append(shown)
+    return whole.model_copy(update={"tasks": tasks})
 
 
 def _time_for_one(services: Services, deadline: float | None) -> bool:

@@ -1,7 +1,9 @@
 """The reconciler: nothing stays unfinished silently — stuck copies are re-sent, running tasks re-read."""
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -10,7 +12,7 @@ from kie2s3.families import PARSERS, parser_for, task_id_of
 from kie2s3.logic.plan import accept, copy_job, dispatch, is_raw_callback, raw_callbacks_prefix
 from kie2s3.logic.receive import json_object, parse_callback
 from kie2s3.logic.services import Services
-from kie2s3.models import CopyJob, FileItem, Outcome, TaskItem
+from kie2s3.models import MAX_ANSWER_BYTES, CopyJob, FileItem, Outcome, TaskItem
 from kie2s3.observability import logger, metrics, tracer
 from kie2s3.ports import OPEN_FILE, OPEN_TASK
 
@@ -38,6 +40,33 @@ class ReconcileReport:
     still_unrecognised: list[str] = field(default_factory=list)
     aborted_uploads: list[str] = field(default_factory=list)  # keys of stale multipart uploads
     errors: list[str] = field(default_factory=list)
+
+
+def report_answer(report: ReconcileReport, budget: int = MAX_ANSWER_BYTES) -> dict[str, Any]:
+    """The pass's report as the function answers it, within `budget` bytes of JSON (Lambda carries
+    at most 6 MB of an answer, and a pass over a large backlog may name more items than that).
+
+    Every list is whole while the report fits; past that, each keeps its first entries within an
+    even share of the budget, the smaller lists first (what one leaves of its share goes to the
+    larger), and `omitted` counts, by list, the entries left out (the metrics and the log count all).
+    """
+    whole = asdict(report)
+    if len(json.dumps(whole)) <= budget:
+        return whole
+    kept: dict[str, Any] = {}
+    omitted: dict[str, int] = {}
+    skeleton = {**{name: [] for name in whole}, "omitted": dict.fromkeys(whole, 10**9)}
+    spare = budget - len(json.dumps(skeleton))
+    by_size = sorted(whole, key=lambda name: len(json.dumps(whole[name])))
+    for position, name in enumerate(by_size):
+        entries, share = whole[name], spare // (len(by_size) - position)
+        count, used = 0, 0
+        while count < len(entries) and used + (size := len(json.dumps(entries[count])) + 2) <= share:
+            used, count = used + size, count + 1
+        kept[name], spare = entries[:count], spare - used
+        if count < len(entries):
+            omitted[name] = len(entries) - count
+    return {**{name: kept[name] for name in whole}, "omitted": omitted}
 
 
 def _iso(moment: datetime) -> str:

@@ -21,11 +21,13 @@ from kie2s3.settings import Settings
 from kie2s3.sources import SourcePolicy
 from kie2s3.transfer.pipeline import PipelineShape
 
-# Parts of 5 MiB (S3's minimum) in at most 6 reusable buffers: 30 MiB whatever the file size, so a
-# 1 GiB copy's worker stays under its 128 MiB target. Five connections beat a source that throttles
-# each one; five UploadPart calls at once keep S3 fed when the source is fast (design.md, Limits:
-# ~75 MB/s per Lambda). `make bench` measures both; the figures are in docs/benchmarks.md.
-DEFAULT_SHAPE = PipelineShape(part_bytes=5 * 1024**2, buffers=6, connections=5, uploads=5)
+# Parts of 8 MiB (boto3's default) in at most 5 reusable buffers: 40 MiB whatever the file size, so a
+# 1 GiB copy's worker stays under its 128 MiB target. Every part costs a ranged GET and an UploadPart,
+# each a request's worth of CPU in the worker, and the S3 request is billed: larger parts do less work
+# per byte than S3's 5 MiB minimum. Five connections beat a source that throttles each one; five
+# UploadPart calls at once keep S3 fed when the source is fast (design.md, Limits: ~75 MB/s per
+# Lambda). `make bench` measures both; the figures are in docs/benchmarks.md.
+DEFAULT_SHAPE = PipelineShape(part_bytes=8 * 1024**2, buffers=5, connections=5, uploads=5)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """A task's status document, with its state derived from its files (never stored, so it cannot drift)."""
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
 
 from kie2s3.errors import NotFoundError
 from kie2s3.logic.services import Services
 from kie2s3.models import (
+    MAX_ANSWER_BYTES,
     MAX_URLS_PER_REQUEST,
     FileItem,
     FileStatus,
@@ -85,7 +89,13 @@ def _with_copies_under_way(services: Services, task_id: str, files: list[FileIte
 
 
 def status_document(
-    services: Services, task_id: str, *, links: bool = False, under_way: bool = True
+    services: Services,
+    task_id: str,
+    *,
+    links: bool = False,
+    under_way: bool = True,
+    files_from: int = 0,
+    budget: int = MAX_ANSWER_BYTES,
 ) -> StatusDocument:
     """The status document of a task; NotFoundError for a task the ledger has never seen.
 
@@ -94,6 +104,8 @@ def status_document(
     `under_way` shows a pending file whose copy has begun as `copying` (one read of the copies'
     records); without it the document is the ledger's alone, as a callback's answer is: kie.ai reads
     nothing of it, and its acknowledgment waits for no read it does not need.
+    The state is the whole task's; the files listed are those from index `files_from` on that fit
+    `budget` bytes of answer, one at least (`fitted`).
     """
     found = services.ledger.get(task_id)
     if found is None:
@@ -101,15 +113,19 @@ def status_document(
     task, files = found
     if under_way:
         files = _with_copies_under_way(services, task_id, files)
-    return document(task, files, lambda f: _file_status(services, f, links))
+    whole = document(
+        task, files, lambda f: _file_status(services, f, links) if f.index >= files_from else None
+    )
+    return fitted(whole, budget, least=1)
 
 
 def document(
     task: TaskItem,
     files: Sequence[FileItem],
-    show: Callable[[FileItem], FileStatus] = file_status,
+    show: Callable[[FileItem], FileStatus | None] = file_status,
 ) -> StatusDocument:
-    """The status document of a task the ledger holds, each file shown by `show` (no links by default).
+    """The status document of a task the ledger holds, each file shown by `show` (no links by
+    default; a file it shows as None is not listed), whatever its size (see `fitted`).
 
     A task taken down shows no files, whether or not its takedown has removed their items yet: its
     document (and the `Task Ignored` event made of it) is the same whenever it is read.
@@ -121,5 +137,55 @@ def document(
         family=task.family,
         state=task_state(task, files),
         reason=task.reason or _not_planned(task),
-        files=[show(f) for f in files],
+        files=[shown for f in files if (shown := show(f)) is not None],
+    )
+
+
+def answer_bytes(part: BaseModel) -> int:
+    """The bytes a part of an answer costs in Lambda's response payload, at most: its compact JSON
+    (ASCII-escaped, as Powertools serialises a route's model), again escaped as the payload's `body`
+    string holds it. A list of parts costs the sum of theirs, plus a comma between two."""
+    text = json.dumps(part.model_dump(mode="json", by_alias=True), separators=(",", ":"))
+    return len(json.dumps(text)) - 2
+
+
+# A reason longer than this is cut (with `…`) where even a document without files would not fit.
+SHORT_REASON_CHARS = 1024
+
+
+def fitted(whole: StatusDocument, budget: int, *, least: int = 0) -> StatusDocument:
+    """The document with the first of its files whose answer fits `budget` bytes (answer_bytes);
+    `filesOmitted` counts the files left out after them, `nextFilesFrom` is the first one's index
+    (a document already fitted to a larger budget keeps counting those it left out).
+
+    `least` files are listed whatever the budget (a page of `GET /tasks` lists one at least, so that
+    paging always moves on: one file item is at most DynamoDB's 400 KB). Should the document not fit
+    even without files, its reason is cut to SHORT_REASON_CHARS.
+    """
+    if answer_bytes(whole) <= budget:
+        return whole
+    files, before = whole.files, whole.files_omitted or 0  # already left out after these files
+    markers = {
+        "files_omitted": len(files) + before or None,
+        "next_files_from": files[-1].index if files else whole.next_files_from,  # as long as any
+    }
+    used = answer_bytes(whole.model_copy(update={"files": [], **markers}))
+    if used > budget and whole.reason and len(whole.reason) > SHORT_REASON_CHARS:
+        whole = whole.model_copy(update={"reason": whole.reason[:SHORT_REASON_CHARS] + "…"})
+        used = answer_bytes(whole.model_copy(update={"files": [], **markers}))
+    count = 0
+    for file in files:
+        used += answer_bytes(file) + 1
+        if used > budget and count >= least:
+            break
+        count += 1
+    if count == len(files):
+        return whole
+    omitted = files[count:]
+    return whole.model_copy(
+        update={
+            "files": files[:count],
+            "files_omitted": len(omitted) + before,
+            "next_files_from": omitted[0].index,
+        }
     )

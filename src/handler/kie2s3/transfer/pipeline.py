@@ -296,6 +296,9 @@ class _Board:
 
 
 def _raise_first_failure(futures: list["Future[Any]"]) -> None:
-    for future in futures:
-        if future.done() and (error := future.exception()) is not None:
+    """Raise the error of the first failed future; those done without one leave the list, so that
+    each check looks at the parts in flight, not at every part of the file so far."""
+    for future in [f for f in futures if f.done()]:
+        if (error := future.exception()) is not None:
             raise error
+        futures.remove(future)
