@@ -138,9 +138,10 @@ integration: $(VENV)/.synced ## integration tests only (moto server + kie.ai emu
 
 # The IAM check reads the calls of the in-process suites only: the e2e suite's stacks are provisioned
 # by processes of their own, whose calls the recording cannot tie to a stack.
-# The unit and integration suites run in one pytest worker a core (pytest-xdist; each worker starts
-# its own local AWS and kie.ai emulator), a test file to a worker: TEST_WORKERS=0 runs them in-process.
-TEST_WORKERS ?= auto
+# The unit and integration suites run in pytest-xdist workers, a test file to a worker (each worker
+# starts its own local AWS and kie.ai emulator): one a core and one more, which works while the others'
+# tests wait on processes and sockets. TEST_WORKERS=0 runs them in-process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: lint layer-check audit validate build ## everything: lint, types, template, build, the whole suite with coverage, the IAM check, a short soak
 	rm -rf $(AWS_CALLS) .coverage
 	$(RECORD) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report= tests/unit tests/integration
