@@ -209,11 +209,25 @@ def test_transfer_untagged_object_with_the_same_bytes_is_hashed_and_tagged() -> 
     assert fakes.store.incomplete_uploads == []
 
 
-def test_transfer_key_holding_other_bytes_is_never_overwritten() -> None:
+def test_transfer_adopts_what_an_earlier_delivery_of_the_file_stored_from_another_version() -> None:
+    # The soak (seed 3): a worker killed after its upload; the redelivery met a new version of the
+    # source. The object stored is whole and verified: the file is archived as it holds it.
     fakes = make_fakes()
     fakes.source.serve(URL, PNG)
     _transfer(fakes).run(JOB)
     fakes.source.change(URL, PNG + b"!")
+    result = _transfer(fakes).run(JOB)
+    assert (result.sha256, result.bytes) == (hashlib.sha256(PNG).hexdigest(), len(PNG))
+    assert result.tagged
+    assert fakes.store.objects[JOB.key].body == PNG
+
+
+def test_transfer_key_holding_bytes_of_another_file_is_never_overwritten() -> None:
+    fakes = make_fakes()
+    fakes.source.serve(URL, PNG)
+    other = JOB.model_copy(update={"source": f"https://{FILE_HOST}/p/another.mp4", "index": JOB.index + 1})
+    fakes.source.serve(other.source, PNG + b"!")
+    _transfer(fakes).run(other.model_copy(update={"key": JOB.key}))  # a file of its own under this key
     with pytest.raises(PermanentError, match="different bytes"):
         _transfer(fakes).run(JOB)
-    assert fakes.store.objects[JOB.key].body == PNG
+    assert fakes.store.objects[JOB.key].body == PNG + b"!"

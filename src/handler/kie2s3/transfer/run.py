@@ -146,10 +146,30 @@ class Transfer:
             if theirs == ours.sha256:
                 store.set_tags(ours.key, object_tags(job, theirs))
         if theirs != ours.sha256:
-            raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
+            return self._adopted(job, ours, found, theirs)
         logger.info("file already archived", key=ours.key)
         return ours.model_copy(
             update={"content_type": found.get("content-type") or ours.content_type, "tagged": True}
+        )
+
+    def _adopted(
+        self, job: CopyJob, ours: TransferResult, found: dict[str, str], theirs: str
+    ) -> TransferResult:
+        """Other bytes under the key: an earlier delivery of this same file (its metadata names the
+        task, index and source) stored them whole from another version of the source, and the archive
+        keeps them (killed before its ledger write; the source changed since). Anything else: refused."""
+        if any(found.get(name) != value for name, value in object_metadata(job).items() if name != "model"):
+            raise PermanentError(f"{ours.key} already holds different bytes: not overwriting it")
+        if found.get("sha256") != theirs:  # it was stored, never tagged: hashed above
+            self.store.set_tags(ours.key, object_tags(job, theirs))
+        logger.warning("file already archived from another version of its source", key=ours.key)
+        return ours.model_copy(
+            update={
+                "sha256": theirs,
+                "bytes": int(found["content-length"]),
+                "content_type": found.get("content-type") or ours.content_type,
+                "tagged": True,
+            }
         )
 
 
