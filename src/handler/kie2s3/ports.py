@@ -278,20 +278,26 @@ def entry_size(event: BusEvent) -> int:
     return len(EVENT_SOURCE.encode()) + len(event.detail_type.encode()) + len(event.detail.encode())
 
 
+def grouped[T](items: Iterable[T], size_of: Callable[[T], int], count: int, limit: int) -> Iterator[list[T]]:
+    """The items in their order, grouped into requests of at most `count` items and `limit` bytes
+    (`size_of` each; an item larger than `limit` comes alone)."""
+    batch: list[T] = []
+    size = 0
+    for item in items:
+        length = size_of(item)
+        if batch and (len(batch) == count or size + length > limit):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += length
+    if batch:
+        yield batch
+
+
 def batches(events: Sequence[BusEvent]) -> Iterator[list[BusEvent]]:
     """The events in their order, grouped into requests PutEvents accepts (an event too large for
     any request comes alone)."""
-    batch: list[BusEvent] = []
-    size = 0
-    for event in events:
-        bytes_ = entry_size(event)
-        if batch and (len(batch) == MAX_ENTRIES_PER_PUT or size + bytes_ > MAX_PUT_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(event)
-        size += bytes_
-    if batch:
-        yield batch
+    return grouped(events, entry_size, MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES)
 
 
 class EventPublisher(Protocol):

@@ -7,6 +7,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kie2s3.errors import RetryableError
 from kie2s3.models import CopyJob, ForwardJob
+from kie2s3.ports import grouped
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -22,19 +23,14 @@ SQS_MESSAGE_BYTES = 256 * 1024
 def batches(bodies: Sequence[str]) -> Iterator[list[str]]:
     """The message bodies in their order, grouped into SendMessageBatch requests SQS takes (at most
     SQS_BATCH_LIMIT of them, SQS_MESSAGE_BYTES in all); ValueError for one no request can carry."""
-    batch: list[str] = []
-    size = 0
-    for body in bodies:
+
+    def size_of(body: str) -> int:
         length = len(body.encode())
         if length > SQS_MESSAGE_BYTES:
             raise ValueError(f"a message of {length} bytes: SQS takes at most {SQS_MESSAGE_BYTES}")
-        if batch and (len(batch) == SQS_BATCH_LIMIT or size + length > SQS_MESSAGE_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(body)
-        size += length
-    if batch:
-        yield batch
+        return length
+
+    return grouped(bodies, size_of, SQS_BATCH_LIMIT, SQS_MESSAGE_BYTES)
 
 
 class CopyQueue:
