@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ from devstack import cost
 from devstack.kie_emulator import BLOCK_SIZE, SyntheticFile
 from devstack.lambda_runtime import LambdaContext, invoke, task_status_event
 from devstack.roundtrips import SOURCE_SERVICE, RoundTrip, describe_wave, summarize
-from devstack.sandbox import Cgroup, function_config, isolation
+from devstack.sandbox import Cgroup, function_config, isolation, own_cpu_cgroups
 from devstack.template import load_template
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ BURST_SEED: Final = 500
 WARM_CALLBACKS: Final = 5
 SUBPROCESS_TIMEOUT_SECONDS: Final = 600.0
 READ_CHUNK: Final = 8 * MIB
+METER_SAMPLES_KEPT: Final = 100_000
+"""The server meter's samples kept (about half an hour's at its 20 ms): older ones are dropped."""
 COPY_WORKER_FUNCTION: Final = "CopyWorkerFunction"
 """The function whose MemorySize, and the CPU share Lambda gives it, every copy of the bench runs under."""
 
@@ -156,6 +159,111 @@ def lambda_share() -> LambdaShare:
     return LambdaShare(config.memory_mb, config.cpus, isolation().cgroups)
 
 
+@dataclass(frozen=True)
+class _Sample:
+    at: float  # time.perf_counter()
+    moto: float  # CPU seconds of moto's process so far
+    emulator: float  # of this process (the emulator serves its links from it)
+    cgroups: dict[str, tuple[int, int, float]]  # each child's cgroup: CFS periods, throttled ones, seconds
+
+
+class ServerMeter:
+    """What a copy costs the servers beside it, and whether its CPU quota held it back.
+
+    The machine's cores are shared by moto, the emulator (this process's threads) and the process
+    under test, so what a copy asks of the servers counts in its time. A thread samples, every
+    `interval` seconds, the CPU seconds of moto's process and of this one, and the CFS statistics
+    of the cgroups of this process's children (devstack.sandbox: `nr_periods`, `nr_throttled`,
+    `throttled_time`); `between` gives each one's increase over a copy's own clock.
+    """
+
+    def __init__(self, moto_pid: int, interval: float = 0.02) -> None:
+        self._moto = Path(f"/proc/{moto_pid}/stat")
+        self._interval = interval
+        self._samples: list[_Sample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="server-meter", daemon=True)
+
+    def __enter__(self) -> ServerMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        cgroups: dict[str, tuple[int, int, float]] = {}
+        while not self._stop.wait(self._interval):
+            # A cgroup removed once its child exited keeps its last figures.
+            cgroups = {**cgroups, **_cgroup_stats()}
+            # This process's CPU without the meter's own thread: the emulator's.
+            emulator = _cpu_seconds(_OWN_STAT) - time.thread_time()
+            sample = _Sample(time.perf_counter(), _cpu_seconds(self._moto), emulator, cgroups)
+            with self._lock:
+                self._samples.append(sample)
+                if len(self._samples) > METER_SAMPLES_KEPT:
+                    del self._samples[: len(self._samples) // 2]
+
+    def between(self, start: float, seconds: float) -> dict[str, float]:
+        """Moto's and the emulator's CPU seconds from `start` (a time.perf_counter() value) for
+        `seconds`, and the CFS periods, throttled periods and throttled seconds of the cgroup that
+        ran meanwhile (zeros without cgroups); empty when the meter did not cover the whole span."""
+        end = start + seconds
+        deadline = time.monotonic() + 10 * self._interval
+        while (not self._samples or self._samples[-1].at < end) and time.monotonic() < deadline:
+            time.sleep(self._interval)
+        with self._lock:
+            before = [s for s in self._samples if s.at <= start]
+            after = [s for s in self._samples if s.at >= end]
+        if not before or not after:
+            return {}
+        first, last = before[-1], after[0]
+        # The child's cgroup is the one that ran meanwhile: the others' figures did not move.
+        cfs = max(
+            (
+                tuple(b - a for a, b in zip(first.cgroups[name], last.cgroups[name], strict=True))
+                for name in first.cgroups.keys() & last.cgroups.keys()
+            ),
+            default=(0, 0, 0.0),
+        )
+        return {
+            "moto_cpu_seconds": round(last.moto - first.moto, 3),
+            "emulator_cpu_seconds": round(last.emulator - first.emulator, 3),
+            "cfs_periods": int(cfs[0]),
+            "cfs_throttled_periods": int(cfs[1]),
+            "cfs_throttled_seconds": round(float(cfs[2]), 3),
+        }
+
+
+_OWN_STAT: Final = Path("/proc/self/stat")
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(stat: Path) -> float:
+    """A process's user and system CPU seconds, every thread's (0 once it is gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _cgroup_stats() -> dict[str, tuple[int, int, float]]:
+    """The CFS statistics of every CPU cgroup this process made for a child (devstack.sandbox)."""
+    found: dict[str, tuple[int, int, float]] = {}
+    for path in own_cpu_cgroups():
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            stat = dict(line.split() for line in (path / "cpu.stat").read_text().splitlines())
+            found[path.name] = (
+                int(stat["nr_periods"]),
+                int(stat["nr_throttled"]),
+                int(stat["throttled_time"]) / 1e9,
+            )
+    return found
+
+
 def _say(text: str = "") -> None:
     print(text, file=sys.__stdout__, flush=True)
 
@@ -227,10 +335,11 @@ def _bench_child(
 class Copier:
     """Copies synthetic files through the real handler and worker, and checks every stored byte."""
 
-    def __init__(self, stack: Stack, log: TextIO, share: LambdaShare) -> None:
+    def __init__(self, stack: Stack, log: TextIO, share: LambdaShare, meter: ServerMeter) -> None:
         self.stack = stack
         self.log = log
         self.share = share  # every worker runs under it, as the copy worker's Lambda container
+        self.meter = meter  # what each copy cost moto and the emulator, and its CPU throttling
         self._digests: dict[int, str] = {}
         # The in-process callbacks log at WARNING only: their logs and metrics go to the log file anyway.
         self._function_env = {**stack.env, "POWERTOOLS_LOG_LEVEL": "WARNING"}
@@ -292,6 +401,7 @@ class Copier:
         round_trips = summarize([RoundTrip.from_row(row) for row in rows])
         if not any(label.startswith(f"{SOURCE_SERVICE} ") for label in round_trips["by_operation"]):
             raise BenchError(f"{what}: the round-trip hooks saw no GET of the source: {round_trips}")
+        servers = self.meter.between(report["measured_started_at"], float(report["seconds"]))
         self.verify(warm_task, WARM_UP_SIZE, f"{what} (warm-up)")
         verified = self.verify(task_id, size, what)
         return {
@@ -301,9 +411,11 @@ class Copier:
             "cold_warm_up_seconds": float(report["warm_up_seconds"]),
             "worker_cpu_seconds": float(report["cpu_seconds"]),
             "cpu_seconds": float(report["measured_cpu_seconds"]),
+            "started_at": report["measured_started_at"],
             "peak_rss_mib": float(report["peak_rss_mib"]),
             "init_rss_mib": float(report.get("init_rss_mib", 0.0)),
             "source_gets": self.stack.emulator.file_requests[file.name],
+            "servers": servers,
             "round_trips": round_trips,
             "round_trip_log": rows,  # [service, operation, start s, end s] from the invocation's start
             **verified,
@@ -380,14 +492,16 @@ def _invoke_json(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- phases
 
 
-def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[dict[str, Any]]:
+def bench_sizes(
+    copier: Copier, stack_env: dict[str, str], log: TextIO, sizes: Sequence[int] = SIZES
+) -> list[dict[str, Any]]:
     """Rounds of each size: a copy, a plain upload and download, and (64 MiB, 1 GiB) a user's copy."""
     _say(
         f"\n{'size':>8} {'copy s':>8} {'MiB/s':>7} {'upload s':>9} {'download s':>11} {'ratio':>6}"
         f" {'bookkeeping ms':>15} {'transfer ratio':>15} {'(range)':>11} {'RSS MiB':>8}"
     )
     rows: list[dict[str, Any]] = []
-    for size in SIZES:
+    for size in sizes:
         # The runs of a round follow each other, so that a slower spell of the machine or of moto
         # weighs on every side alike.
         rounds = [_round(copier, size, n + 1, stack_env, log) for n in range(RUNS[size])]
@@ -402,7 +516,7 @@ def bench_sizes(copier: Copier, stack_env: dict[str, str], log: TextIO) -> list[
         )
     cold = statistics.median(run["cold_warm_up_seconds"] for row in rows for run in row["copy"]["runs"])
     _say(
-        f"medians of {'/'.join(str(RUNS[size]) for size in SIZES)} rounds, each a copy by a warm worker (the "
+        f"medians of {'/'.join(str(RUNS[size]) for size in sizes)} rounds, each a copy by a warm worker (the "
         "handler's time) then a plain boto3 upload and urllib3 download of the same bytes; ratio = copy s / "
         "max(upload s, download s);\nbookkeeping = the DynamoDB round trips' time on the critical path (in "
         "flight while no other request is); transfer ratio = (copy s - bookkeeping s) / max(upload s, "
@@ -439,6 +553,7 @@ def _round(copier: Copier, size: int, n: int, stack_env: dict[str, str], log: Te
             *("--user-copy", str(size), "--link", link),
             cgroup=share.cgroup(memory=True),
         )
+        user["servers"] = copier.meter.between(user["started_at"], user["seconds"])
         user["verify_readback_seconds"] = copier.check_stored(
             stack_env["BUCKET_NAME"], user["key"], size, what
         )
@@ -566,6 +681,31 @@ def _print_side_by_side(rows: list[dict[str, Any]], share: LambdaShare) -> None:
             f"   {user['seconds']:>9.3f} {user['cpu_seconds']:>7.3f} {user['peak_rss_mib']:>8.1f}"
             f" {copy['seconds'] / user['seconds']:>16.2f}"
         )
+    _print_servers(rows)
+
+
+def _print_servers(rows: list[dict[str, Any]]) -> None:
+    """What each side's copies cost the servers on the same cores, and how often the CPU quota held
+    them back (medians of the rounds; ServerMeter)."""
+    _say(
+        "what the copies cost the servers on the same cores (CPU seconds over each copy's own clock), "
+        "and the CPU quota's hold on each copy\n(CFS periods of 100 ms that ran out of quota, and the "
+        "time held back); medians of the rounds"
+    )
+    _say(
+        f"{'size':>8} {'':>7} {'moto CPU s':>11} {'emulator CPU s':>15} {'throttled':>10} {'of periods':>11}"
+        f" {'held back s':>12}"
+    )
+    for row in rows:
+        for side, summary in (("kie2s3", row["copy"]), ("user", row["user_copy"])):
+            servers = (summary or {}).get("servers")
+            if not servers:
+                continue
+            _say(
+                f"{_mib(row['bytes']):>8} {side:>7} {servers['moto_cpu_seconds']:>11.3f}"
+                f" {servers['emulator_cpu_seconds']:>15.3f} {servers['cfs_throttled_periods']:>10.0f}"
+                f" {servers['cfs_periods']:>11.0f} {servers['cfs_throttled_seconds']:>12.3f}"
+            )
 
 
 def copy_profile(rows: list[dict[str, Any]]) -> cost.CopyProfile:
@@ -587,10 +727,15 @@ def print_cost(profile: cost.CopyProfile, source: str) -> list[str]:
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median seconds (wall and CPU) and the highest peak RSS of a size's runs (copies or user copies)."""
+    """Median seconds (wall and CPU), what the servers spent (ServerMeter) and the highest peak RSS
+    of a size's runs (copies or user copies)."""
+    metered = [run["servers"] for run in runs if run.get("servers")]
     return {
         "seconds": statistics.median(run["seconds"] for run in runs),
         "cpu_seconds": statistics.median(run["cpu_seconds"] for run in runs),
+        "servers": {name: statistics.median(m[name] for m in metered) for name in metered[0]}
+        if metered
+        else {},
         "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
         "init_rss_mib": max(run["init_rss_mib"] for run in runs),
         "runs": runs,
@@ -979,9 +1124,11 @@ def user_copy_main(size: int, link: str) -> dict[str, Any]:
 
     warm_key, _, _ = copy({"Range": f"bytes=0-{WARM_UP_SIZE - 1}"})
     s3.delete_object(Bucket=bucket, Key=warm_key)
+    started_at = time.perf_counter()
     key, seconds, cpu_seconds = copy({})
     return {
         "key": key,
+        "started_at": started_at,
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "peak_rss_mib": peak_rss_mib(),
@@ -1023,8 +1170,13 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run() -> int:
-    """Start the local stack, run every phase, print and store the figures."""
+def run(*, side_by_side_only: bool = False) -> int:
+    """Start the local stack, run every phase, print and store the figures.
+
+    `side_by_side_only`: only the rounds of the sizes compared with the user's copy (64 MiB and
+    1 GiB: the copy, the plain transfers and the user's copy), their figures stored apart
+    (`side-by-side-<stamp>.json`); no targets, throttled origin, init, burst or cost.
+    """
     from devstack.stack import local_stack
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -1042,9 +1194,13 @@ def run() -> int:
         LOG_PATH.open("w") as log,
         contextlib.redirect_stdout(log),
         local_stack(copy_mode="queue") as stack,
+        ServerMeter(stack.moto.pid) as meter,
     ):
         _say(f"local stack up: moto {stack.moto.endpoint_url}, kie.ai emulator {stack.emulator.base_url}")
-        copier = Copier(stack, log, share)
+        copier = Copier(stack, log, share, meter)
+        if side_by_side_only:
+            rows = bench_sizes(copier, stack.env, log, SIDE_BY_SIDE_SIZES)
+            return _side_by_side_results(rows, stamp, git, share, load_before, began)
         rows = bench_sizes(copier, stack.env, log)
         throttled = bench_throttled(copier)
         init = bench_init(copier, stack.env, log)
@@ -1057,17 +1213,7 @@ def run() -> int:
     )
     load_after = os.getloadavg()
     results = {
-        "timestamp": stamp,
-        "git": git,
-        "machine": {
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-        },
-        "lambda_share": {"memory_mb": share.memory_mb, "cpus": share.cpus, "enforced": share.enforced},
+        **_run_facts(stamp, git, share, load_before, load_after),
         "sizes": rows,
         "throttled": throttled,
         "init": init,
@@ -1085,6 +1231,51 @@ def run() -> int:
     return 0
 
 
+def _run_facts(
+    stamp: str,
+    git: dict[str, Any],
+    share: LambdaShare,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> dict[str, Any]:
+    """What every results file says of its run: when, which commit, which machine, which limits."""
+    return {
+        "timestamp": stamp,
+        "git": git,
+        "machine": {
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        },
+        "lambda_share": {"memory_mb": share.memory_mb, "cpus": share.cpus, "enforced": share.enforced},
+    }
+
+
+def _side_by_side_results(
+    rows: list[dict[str, Any]],
+    stamp: str,
+    git: dict[str, Any],
+    share: LambdaShare,
+    load_before: tuple[float, float, float],
+    began: float,
+) -> int:
+    """Store a side-by-side-only run's figures (not latest.json: --cost needs a whole run's)."""
+    load_after = os.getloadavg()
+    results = {
+        **_run_facts(stamp, git, share, load_before, load_after),
+        "sizes": rows,
+        "total_seconds": round(time.perf_counter() - began, 1),
+    }
+    path = RESULTS_DIR / f"side-by-side-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    _say(f"\nfigures: {path.relative_to(ROOT)}; function logs: {LOG_PATH.relative_to(ROOT)}")
+    _say(f"bench took {results['total_seconds']:.0f} s; {_load(load_after)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """`make bench`, or one of its child processes (--plain, --user-copy, --callbacks)."""
     parser = argparse.ArgumentParser(prog="python -m devstack.bench", description=__doc__)
@@ -1095,6 +1286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--link", help="child: the download link for --plain and --user-copy")
     parser.add_argument(
         "--callbacks", type=Path, metavar="EVENTS_JSON", help="child: cold and warm callbacks"
+    )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="only the 64 MiB and 1 GiB rounds beside the user's copy (about 2 minutes): no targets",
     )
     parser.add_argument(
         "--cost",
@@ -1121,7 +1317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        return run()
+        return run(side_by_side_only=args.side_by_side)
     except BenchError as exc:
         _say(f"\nBENCH FAILED: {exc}")
         return 1

@@ -150,6 +150,17 @@ def isolation() -> Isolation:
 _serial = itertools.count()
 
 
+def _cgroup_prefix(pid: int) -> str:
+    """How the cgroups a process makes are named: the prefix, then a serial number."""
+    return f"kie2s3-{pid}-"
+
+
+def own_cpu_cgroups() -> list[Path]:
+    """The CPU cgroups this process has made (`Cgroup`) and not removed yet; none without cgroups."""
+    cpu = _own_cgroup("cpu")
+    return [] if cpu is None else sorted(cpu.glob(_cgroup_prefix(os.getpid()) + "*"))
+
+
 class Cgroup:
     """A memory and a CPU cgroup (v1) for one container, beside this process's own.
 
@@ -158,7 +169,7 @@ class Cgroup:
     """
 
     def __init__(self, memory_mb: int | None, cpus: float) -> None:
-        name = f"kie2s3-{os.getpid()}-{next(_serial)}"
+        name = f"{_cgroup_prefix(os.getpid())}{next(_serial)}"
         memory, cpu = _own_cgroup("memory"), _own_cgroup("cpu")
         if memory is None or cpu is None:
             raise RuntimeError("no cgroup v1 memory and cpu controllers: see devstack.sandbox.isolation()")

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         "measured_cpu_seconds": round(time.process_time() - batch_cpu[warm_up_batches], 3)
         if len(batch_cpu) > warm_up_batches
         else 0.0,
+        # When the measured invocations began: time.perf_counter(), the system's monotonic clock on
+        # Linux, so that another process can tell what happened meanwhile (the bench: servers' CPU).
+        "measured_started_at": batch_starts[warm_up_batches] if len(batch_starts) > warm_up_batches else None,
         "peak_rss_mib": peak_rss_mib(),
         "init_rss_mib": init_rss_mib,  # peak before the first batch: imports (with --preload) and the SQS client
     }

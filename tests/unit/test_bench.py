@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,23 @@ def test_bench_imports_none_of_the_functions_code_before_the_functions_environme
         env={"PYTHONPATH": f"{ROOT / 'src/handler'}:{ROOT}", "PATH": "/usr/bin:/bin"},
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_server_meter_gives_each_servers_cpu_over_a_copys_own_clock() -> None:
+    # A busy process stands for moto; this process, idle but for the meter, for the emulator.
+    from devstack.bench import ServerMeter
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with ServerMeter(busy.pid, interval=0.01) as meter:
+            time.sleep(0.2)
+            start = time.perf_counter()
+            time.sleep(0.5)
+            measured = meter.between(start, 0.5)
+            assert meter.between(time.perf_counter() + 60, 1.0) == {}  # a span the meter has not covered
+    finally:
+        busy.kill()
+        busy.wait()
+    assert 0.05 <= measured["moto_cpu_seconds"] <= 0.6
+    assert measured["emulator_cpu_seconds"] < 0.05  # the meter's own thread is not counted
+    assert measured["cfs_throttled_periods"] <= measured["cfs_periods"]
