@@ -212,7 +212,7 @@ takedown: $(VENV)/.synced-commands ## remove a task's archived files, callbacks 
 	@$(RUN) -m devstack.takedown --task "$(TASK)" --stack-name "$(STACK_NAME)"$(if $(REGION_GIVEN), --region "$(REGION)")$(if $(BYPASS_GOVERNANCE), --bypass-governance)
 
 bench: $(VENV)/.synced ## copy vs plain boto3/urllib3 and a user's upload_fileobj (1 MiB-1 GiB), round trips per file, memory, ranges, init, a burst
-	$(RUN) -m devstack.bench
+	$(RUN) -m devstack.bench $(if $(SIDE_BY_SIDE),--side-by-side)
 
 soak: $(VENV)/.synced ## seeded chaos soak on the local stack, then the invariant checker: make soak [SEED=n] [TASKS=n] [MINUTES=n]
 	$(RUN) -m devstack.soak.run --seed "$(or $(SEED),1)" --tasks "$(or $(TASKS),2200)" --minutes "$(or $(MINUTES),10)"
