@@ -697,8 +697,10 @@ def _print_servers(rows: list[dict[str, Any]]) -> None:
         f" {'held back s':>12}"
     )
     for row in rows:
+        if row["user_copy"] is None:  # the sizes side by side only, as the table above
+            continue
         for side, summary in (("kie2s3", row["copy"]), ("user", row["user_copy"])):
-            servers = (summary or {}).get("servers")
+            servers = summary.get("servers")
             if not servers:
                 continue
             _say(
