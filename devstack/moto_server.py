@@ -23,6 +23,11 @@ one partition key asked for: each read of a task's items cost the whole ledger, 
 as the ledger grew. Here such a query sorts only the items of its partition key (the same answer:
 the others are dropped by moto's own filter that follows).
 
+moto's ReceiveMessage checks each message it looks at against the queue's retention period by
+building every attribute of the queue, whose approximate counts each scan the whole queue: a receive
+cost the square of the queue's length, so reading a queue that had gathered a soak's events took
+minutes. Here the check reads the retention period alone.
+
 moto finds the backend of every request by listing its own package's directory (a `stat` of each of
 its ~200 entries) and then matching the host against hundreds of URL patterns, all under one lock:
 the answer depends on the host alone, so it is kept per host here. With KIE2S3_MOTO_ACCESS_LOG=0 the
@@ -40,6 +45,7 @@ import threading
 import types
 from typing import Any
 
+from moto.core.utils import unix_time
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -47,6 +53,7 @@ from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.server import main
+from moto.sqs.models import Message, SQSBackend
 
 ACCESS_LOG_ENV = "KIE2S3_MOTO_ACCESS_LOG"
 
@@ -176,6 +183,18 @@ def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) 
 
 Table.all_items = _items_in_scope  # type: ignore[method-assign]
 Table.query = _query_one_partition  # type: ignore[method-assign]
+
+_retention_check = SQSBackend.is_message_valid_based_on_retention_period
+
+
+def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """Whether the message is within its queue's retention period (moto's check, without the rest
+    of the queue's attributes)."""
+    retain_until = self.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000  # type: ignore[attr-defined,operator]
+    return bool(retain_until > unix_time())
+
+
+SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
 
 _get_backend_for_host = DomainDispatcherApplication.get_backend_for_host
 

@@ -3,12 +3,14 @@ grows with what the server holds."""
 
 from typing import Any
 
+import pytest
 from devstack import moto_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.sqs.models import Queue, SQSBackend
 
 
 def _ledger(items: list[tuple[str, str]]) -> Table:
@@ -76,3 +78,23 @@ def test_the_backend_of_a_host_is_moto_s() -> None:
     dispatcher = DomainDispatcherApplication(create_backend_app)
     for host in ("s3.us-east-1.amazonaws.com", "dynamodb", "sqs.us-east-1.amazonaws.com", None, "moto_api"):
         assert dispatcher.get_backend_for_host(host) == moto_server._get_backend_for_host(dispatcher, host)
+
+
+def test_receiving_checks_retention_without_building_the_queues_attributes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # moto built every attribute of the queue (each count a scan of it) for each message it
+    # received: a receive cost the square of the queue's length.
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("kept", MessageRetentionPeriod="60")
+    for n in range(3):
+        backend.send_message("kept", f"m{n}")
+    old = backend.send_message("kept", "old")
+    old.sent_timestamp -= 61_000  # past the queue's retention
+
+    def built(queue: Any) -> Any:
+        raise AssertionError("the queue's attributes were built for a receive")
+
+    monkeypatch.setattr(Queue, "attributes", property(built))
+    received = backend.receive_message("kept", 10, 0, 30)
+    assert sorted(m.body for m in received) == ["m0", "m1", "m2"]
