@@ -85,6 +85,7 @@ EVENTS_KILL_EVERY = 150
 # The callbacks and POST /copies run in up to this many containers of the API function at once, as
 # Lambda runs concurrent requests in containers of their own (each a process: about 100 MiB).
 API_CONCURRENCY = 4
+EVENTS_READ_SECONDS = 5.0
 
 
 @dataclass
@@ -321,6 +322,7 @@ class Soak:
         self.aws_faults = AwsFaults(seed, fault_rate, "function", scoped=True)
         self.faulting = True  # until the drain
         self.answers: list[checker.CallbackAnswer] = []
+        self.delivered: list[dict[str, Any]] = []  # the events the bus delivered, read so far
         self.acknowledged: set[tuple[str, str]] = set()  # (task id, sample) answered 200
         self._retrying = 0
         self._retries_done = threading.Condition(self._lock)
@@ -732,6 +734,12 @@ class Soak:
             if not stream.poll_once():
                 time.sleep(0.2)
 
+    def take_events(self) -> None:
+        """Read the delivered events as they come, as a subscriber would (a queue holding the whole
+        run's events made each of moto's SendMessage to it, EventBridge's delivery, cost its length)."""
+        while not self._stop.wait(EVENTS_READ_SECONDS):
+            self.delivered += self.stack.take_events()
+
     # -- the run ---------------------------------------------------------------------------------------
 
     def workload(self, minutes: float) -> None:
@@ -853,7 +861,7 @@ class Soak:
             sources=sources,
             expected={p.task_id: p.urls for p in self.plan if p.task_id in self.sent},
             taken_down=self.taken_down,
-            events=self.stack.take_events(),
+            events=self.delivered + self.stack.take_events(),
             dlq_messages=dlqs,
             callbacks=self.answers,
         )
@@ -970,10 +978,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)
         pump.start()
         threading.Thread(target=soak.sample_memory, daemon=True).start()
+        reader = threading.Thread(target=soak.take_events, daemon=True)
+        reader.start()
         soak.make_plan()
         soak.workload(args.minutes)
         soak.drain()
         pump.join()
+        reader.join()
         stream.drain()  # what the last writes put on the stream
         soak.stop_events()
         try:
