@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .SHELLFLAGS := -eu -o pipefail -c
+# Python may keep compiled modules: with PYTHONDONTWRITEBYTECODE set, every process (each test worker,
+# moto, each function, each command) compiles every module it imports from source again, and pytest
+# rewrites every test module's assertions again. The caches are __pycache__ directories, ignored by git.
+unexport PYTHONDONTWRITEBYTECODE
 
 # Python 3.13, the Lambda runtime's version: pyenv's 3.13 when there is one, else python3.13 on PATH; the
 # first that runs as 3.13 (pyenv's python3.13 shim is on PATH even where the version it selects lacks it).
@@ -87,13 +91,14 @@ $(RADON):
 # Two installs from uv.lock, each for the targets that need it: the whole development toolchain (the
 # `dev` group: lint, test, audit, bench, the soak), and the runtime with the `commands` group only (the
 # local stack, demo, invoke, deploy, operate). The latter adds to what is there (--inexact): after the
-# first, it removes nothing the other installed.
+# first, it removes nothing the other installed. Both compile what they install (UV_COMPILE_BYTECODE),
+# so that the first run's processes, started together, do not each compile the same modules.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" $(UV) sync --frozen
+	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" UV_COMPILE_BYTECODE=1 $(UV) sync --frozen
 	touch $@
 
 $(VENV)/.synced-commands: pyproject.toml uv.lock | $(UV)
-	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" $(UV) sync --frozen --inexact --no-dev --group commands
+	UV_PYTHON="$(PYTHON)" UV_PROJECT_ENVIRONMENT="$(VENV)" UV_COMPILE_BYTECODE=1 $(UV) sync --frozen --inexact --no-dev --group commands
 	touch $@
 
 dev: $(VENV)/.synced $(SAM) ## install everything (project venv from uv.lock, SAM CLI in its own venv)

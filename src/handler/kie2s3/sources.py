@@ -10,6 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from urllib3.exceptions import LocationParseError
@@ -84,6 +85,11 @@ def parse_source(url: str) -> Url:
     return parsed
 
 
+# A request's files are deduplicated, recorded, keyed and listed by their canonical source, each
+# step asking again, and a task's recorded sources are read back through it: one parse per distinct
+# URL. 256 forms kept: a request's files with those of a task of 200 recorded; at the longest URLs
+# of four-byte characters (MAX_URL_CHARS) that is about 16 MiB.
+@lru_cache(maxsize=256)
 def canonical_url(url: str) -> str:
     """A source's identity, and the only form of it that is stored or logged: never raises.
 
