@@ -291,7 +291,15 @@ class ApiFunction:
 
 
 class Soak:
-    def __init__(self, stack: Stack, seed: int, tasks: int, workers: int, fault_rate: float) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        seed: int,
+        tasks: int,
+        workers: int,
+        fault_rate: float,
+        api_concurrency: int = API_CONCURRENCY,
+    ) -> None:
         self.stack = stack
         self.seed = seed
         self.random = random.Random(seed)
@@ -313,7 +321,7 @@ class Soak:
         # the API function's containers, the stream to the events function's, and the copy workers
         # are others.
         self._container = threading.Lock()
-        self.api = ApiFunction(self._start_api, API_CONCURRENCY)
+        self.api = ApiFunction(self._start_api, api_concurrency)
         self.failed_worker_runs = 0
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{seed}-"))  # the workers' output
         self._worker_logs: dict[int, Path] = {}
@@ -956,6 +964,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--aws-fault-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=API_CONCURRENCY,
+        help="the most API containers at once (each about 100 MiB)",
+    )
     args = parser.parse_args(argv)
     with (
         local_stack(
@@ -971,7 +985,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {**stack.env, "POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
         ),
     ):
-        soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate)
+        soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate, args.api_concurrency)
         install(soak.aws_faults)  # before the function's first clients are built
         print(f"soak seed {args.seed}: workers' logs in {soak.log_dir}", flush=True)
         stream = stack.stream_poller(invoker=soak.invoke_events).start()
