@@ -1,6 +1,18 @@
-"""moto's server (`python -m devstack.moto_server -H host -p port`), with two changes where moto's cost
-grows with everything the server holds rather than with the request: how a DynamoDB transaction is
-rolled back, and how S3 lists object versions.
+"""moto's server (`python -m devstack.moto_server -H host -p port`), with DynamoDB's requests made
+whole, and changes where moto's cost grows with everything the server holds rather than with the
+request: how a DynamoDB transaction is rolled back, how S3 lists object versions, a Query of one
+partition, ReceiveMessage's retention check; and the backend of a host looked up once, the access
+log optional.
+
+DynamoDB applies each request whole: a write is atomic with its condition, and a strongly consistent
+read sees an item as it was before a write or after it, never in between (the Developer Guide,
+"Working with items": every CRUD operation is atomic). moto's server answers each request in a
+thread of its own, and its DynamoDB changes items in place, one action of an UpdateExpression after
+another, with no lock: a Query could read a file item that an UpdateItem had made `copied`, with its
+bucket and key, before it set its bytes (the soak, seed 3: a `Task Archived` event with `bytes`
+null), and two conditional writes could both pass their condition. Here DynamoDB's requests, and
+those of its Streams (whose records the writes make), run one at a time, each whole: answers
+DynamoDB itself could give, never one it could not.
 
 moto rolls a failed TransactWriteItems back by restoring a deep copy of every table the transaction
 names, taken before it. That copy costs the size of the whole table (its DynamoDB stream included,
@@ -43,19 +55,43 @@ import os
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import Any
 
+from moto.core.common_types import TYPE_RESPONSE
+from moto.core.responses import BaseResponse
 from moto.core.utils import unix_time
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.server import main
 from moto.sqs.models import Message, SQSBackend
 
 ACCESS_LOG_ENV = "KIE2S3_MOTO_ACCESS_LOG"
+
+# Held for the whole of each DynamoDB or DynamoDB Streams request: its condition, its changes, its
+# stream records and its answer's serialisation (which reads the items it returns).
+_DYNAMODB_REQUEST = threading.RLock()
+
+
+def _whole(call_action: Callable[[Any], TYPE_RESPONSE]) -> Callable[[Any], TYPE_RESPONSE]:
+    """A handler's call_action that runs while no other DynamoDB request runs."""
+
+    @functools.wraps(call_action)
+    def one_at_a_time(handler: BaseResponse) -> TYPE_RESPONSE:
+        with _DYNAMODB_REQUEST:
+            return call_action(handler)
+
+    return one_at_a_time
+
+
+DynamoHandler.call_action = _whole(DynamoHandler.call_action)  # type: ignore[method-assign]
+DynamoDBStreamsHandler.call_action = _whole(DynamoDBStreamsHandler.call_action)  # type: ignore[method-assign,assignment]
 
 
 def _deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
