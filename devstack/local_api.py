@@ -11,7 +11,9 @@ event (over 6 MB: devstack.payload), and 502 `Internal Server Error` when its an
 any, is not checked), unless the API is given an `authorize` check (`make up AUTH=iam`: SigV4
 against the local stack's own credentials, `devstack.sigv4.check`), which refuses with 403 before
 the function is called; every answer of such a route carries the header `x-kie2s3-local-auth`
-saying which. One request is served at a time, as by one Lambda container.
+saying which. Up to `concurrency` requests reach the function at once (1 by default, as one Lambda
+container: a function run in this process is one), each beside the others as Lambda runs concurrent
+requests in containers of their own; more wait for one to finish.
 """
 
 import base64
@@ -211,12 +213,13 @@ class LocalHttpApi:
         port: int = 0,
         access_log: TextIO | None = None,
         authorize: Authorize | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.routes = routes
         self.invoke = invoke
         self.authorize = authorize
         self.access_log = access_log
-        self._one_at_a_time = threading.Lock()
+        self._containers = threading.BoundedSemaphore(concurrency)
         self._log_lock = threading.Lock()
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
@@ -260,8 +263,8 @@ class LocalHttpApi:
         return None
 
     def call(self, event: dict[str, Any], route: Route) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Invoke the route's function (one request at a time) and map its answer."""
-        with self._one_at_a_time:
+        """Invoke the route's function (up to `concurrency` at once) and map its answer."""
+        with self._containers:
             try:
                 result = self.invoke(event, route.function)
             except FunctionError as exc:

@@ -1,6 +1,8 @@
 """moto's server (`python -m devstack.moto_server -H host -p port`), with DynamoDB's requests made
-whole, and two changes where moto's cost grows with everything the server holds rather than with the
-request: how a DynamoDB transaction is rolled back, and how S3 lists object versions.
+whole, and changes where moto's cost grows with everything the server holds rather than with the
+request: how a DynamoDB transaction is rolled back, how S3 lists object versions, a Query of one
+partition, ReceiveMessage's retention check; and the backend of a host looked up once, the access
+log optional.
 
 DynamoDB applies each request whole: a write is atomic with its condition, and a strongly consistent
 read sees an item as it was before a write or after it, never in between (the Developer Guide,
@@ -27,10 +29,29 @@ before it filters them by prefix (the copies only get `is_latest` set on them): 
 the versions of each of a task's keys, and in a long test session the bucket holds gigabytes, so a
 task of 150 files took the server past the machine's memory. Here those copies are views that share
 the stored bytes: the same listing, at the cost of the versions' attributes.
+
+moto's Query of a table (not of an index) sorts every item of the table, then keeps those of the
+one partition key asked for: each read of a task's items cost the whole ledger, so a long soak slowed
+as the ledger grew. Here such a query sorts only the items of its partition key (the same answer:
+the others are dropped by moto's own filter that follows).
+
+moto's ReceiveMessage checks each message it looks at against the queue's retention period by
+building every attribute of the queue, whose approximate counts each scan the whole queue: a receive
+cost the square of the queue's length, so reading a queue that had gathered a soak's events took
+minutes. Here the check reads the retention period alone.
+
+moto finds the backend of every request by listing its own package's directory (a `stat` of each of
+its ~200 entries) and then matching the host against hundreds of URL patterns, all under one lock:
+the answer depends on the host alone, so it is kept per host here. With KIE2S3_MOTO_ACCESS_LOG=0 the
+server writes no access line per request (werkzeug's, through `logging`, with a flush each; a long
+soak's millions of requests spent a good share of moto's CPU on it); warnings and tracebacks still go
+to its log. The local stack keeps the lines (devstack.logs times other lines by them).
 """
 
 import copy
 import functools
+import logging
+import os
 import sys
 import threading
 import types
@@ -39,14 +60,19 @@ from typing import Any
 
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.responses import BaseResponse
+from moto.core.utils import unix_time
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
 from moto.server import main
+from moto.sqs.models import Message, SQSBackend
+
+ACCESS_LOG_ENV = "KIE2S3_MOTO_ACCESS_LOG"
 
 # Held for the whole of each DynamoDB or DynamoDB Streams request: its condition, its changes, its
 # stream records and its answer's serialisation (which reads the items it returns).
@@ -161,5 +187,63 @@ def _views_of_versions(versions: list[Any], memo: dict[int, Any] | None = None) 
 
 s3_models.copy = types.SimpleNamespace(**{**vars(copy), "deepcopy": _views_of_versions})  # type: ignore[attr-defined,assignment]
 
+# The partition key a Query on this thread reads, while moto's Table.query runs (None: every item).
+_query_scope = threading.local()
+_all_items = Table.all_items
+_query = Table.query
+
+
+def _items_in_scope(self: Table) -> list[Any]:
+    """Table.all_items, narrowed to the partition key of the Query under way on this thread."""
+    scope = getattr(_query_scope, "partition", None)
+    if scope is None or scope[0] is not self:
+        return _all_items(self)
+    found = self.items.get(scope[1])
+    if found is None:
+        return []
+    if not self.range_key_attr:
+        return [found]
+    return sorted(found.values(), key=lambda item: item.range_key)
+
+
+def _query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    if index_name or hash_key is None:
+        return _query(self, hash_key, *args, **kwargs)
+    _query_scope.partition = (self, hash_key)
+    try:
+        return _query(self, hash_key, *args, **kwargs)
+    finally:
+        _query_scope.partition = None
+
+
+Table.all_items = _items_in_scope  # type: ignore[method-assign]
+Table.query = _query_one_partition  # type: ignore[method-assign]
+
+_retention_check = SQSBackend.is_message_valid_based_on_retention_period
+
+
+def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """Whether the message is within its queue's retention period (moto's check, without the rest
+    of the queue's attributes)."""
+    retain_until = self.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000  # type: ignore[attr-defined,operator]
+    return bool(retain_until > unix_time())
+
+
+SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+
+_get_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+
+
+@functools.cache
+def _backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """The backend serving `host` (moto's answer, the same for every request to that host)."""
+    return _get_backend_for_host(self, host)
+
+
+DomainDispatcherApplication.get_backend_for_host = _backend_for_host  # type: ignore[method-assign]
+
 if __name__ == "__main__":
+    if os.environ.get(ACCESS_LOG_ENV) == "0":
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     main(sys.argv[1:])

@@ -54,6 +54,10 @@ STREAM_POLL_SECONDS: Final = 0.25
 # 90-minute visibility timeout: far too long to watch a retry locally).
 RETRY_DELAY_SECONDS: Final = 5
 STARTUP_TIMEOUT_SECONDS: Final = 60.0
+# The HTTP API's requests run in up to this many of the function's environments at once (each a
+# sandboxed process, devstack.sandbox): Lambda would start one per concurrent request, up to the
+# account's concurrency; a few keep a local stack's memory in bounds.
+API_CONCURRENCY: Final = 4
 # AUTH=iam: the credentials the local stack issues, as an AWS shared credentials file in its state directory.
 CREDENTIALS_FILE: Final = "aws-credentials"
 _RATE: Final = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
@@ -340,6 +344,7 @@ def supervise(
             port=port,
             access_log=sys.stdout,
             authorize=authorize,
+            concurrency=API_CONCURRENCY,
         )
     except OSError as exc:
         return _failed(

@@ -29,18 +29,19 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from devstack.aws import MotoServer
 from devstack.callbacks import callback_event, market_body, serve_result_files
 from devstack.expected_files import EXPECTED
 from devstack.kie_faults import FileFault
 from devstack.lambda_runtime import function_environment, http_event, invoke
+from devstack.moto_server import ACCESS_LOG_ENV as MOTO_ACCESS_LOG_ENV
 from devstack.soak import checker
 from devstack.soak.aws_faults import ENV as AWS_FAULTS_ENV
 from devstack.soak.aws_faults import KILL_ENV, AwsFaults, install
@@ -81,6 +82,10 @@ WORKER_TIMEOUT_SECONDS = 20
 WORKER_KILL_POINTS = ["mid-part", "after-upload", "before-delete"]
 # The events container is killed after its nth PutEvents, n drawn up to this.
 EVENTS_KILL_EVERY = 150
+# The callbacks and POST /copies run in up to this many containers of the API function at once, as
+# Lambda runs concurrent requests in containers of their own (each a process: about 100 MiB).
+API_CONCURRENCY = 4
+EVENTS_READ_SECONDS = 5.0
 
 
 @dataclass
@@ -96,7 +101,8 @@ class Figures:
     kie_retries: int = 0  # callbacks kie.ai sent again after one it saw fail
     lost: int = 0  # tasks none of whose final callback's deliveries was acknowledged
     backfilled: int = 0  # of those, recorded again by the drain's backfill
-    containers: int = 0  # invocations in a container of their own (an outage, an events batch killed)
+    containers: int = 0  # containers started (the API's, the events function's, one per outage callback)
+    api_concurrency: int = 0  # the most API containers in invocations at once
     kills: Counter[str] = field(default_factory=Counter)  # process -> SIGKILLs, by point
     copies_requests: int = 0
     takedowns: int = 0
@@ -109,6 +115,7 @@ class Figures:
     drain_rounds: int = 0
     redriven: int = 0
     workload_seconds: float = 0.0
+    sending_seconds: float = 0.0  # until every task's callbacks (not kie.ai's retries) were answered
     drain_seconds: float = 0.0
 
 
@@ -143,9 +150,9 @@ class ContainerSummary:
     killed: str | None
 
 
-class EventsContainer:
-    """The events function in a process of its own (devstack.soak.container --serve): one
-    invocation at a time, the event and its answer one line each over its stdin and stdout."""
+class ServedContainer:
+    """The function in a process of its own (devstack.soak.container --serve), one Lambda container:
+    one invocation at a time, the event and its answer one line each over its stdin and stdout."""
 
     def __init__(self, env: dict[str, str], kill: str, log: Path) -> None:
         if kill:
@@ -167,18 +174,26 @@ class EventsContainer:
         self._lines: list[str] = []
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        return self.invoke_with_faults(event)[0]
+
+    def invoke_with_faults(self, event: dict[str, Any]) -> tuple[Any, set[str]]:
+        """The answer, and the AWS services that answered the invocation with a fault."""
         try:
             self._stdin.write(json.dumps(event) + "\n")
             self._stdin.flush()
         except BrokenPipeError as exc:
-            raise ContainerDied("the events container has gone") from exc
+            raise ContainerDied("the container has gone") from exc
+        failed: set[str] = set()
         for line in self._stdout:
-            if line.startswith("SOAK-ANSWER "):
-                return json.loads(line.removeprefix("SOAK-ANSWER "))
-            if line.startswith("SOAK-ERROR "):
-                raise RuntimeError(f"the events function raised {line.removeprefix('SOAK-ERROR ').strip()}")
-            self._lines.append(line)
-        raise ContainerDied("the events container died mid-batch")
+            if line.startswith("SOAK-FAILED "):
+                failed = set(json.loads(line.removeprefix("SOAK-FAILED ")))
+            elif line.startswith("SOAK-ANSWER "):
+                return json.loads(line.removeprefix("SOAK-ANSWER ")), failed
+            elif line.startswith("SOAK-ERROR "):
+                raise RuntimeError(f"the function raised {line.removeprefix('SOAK-ERROR ').strip()}")
+            else:
+                self._lines.append(line)
+        raise ContainerDied("the container died mid-invocation")
 
     @property
     def pid(self) -> int:
@@ -200,8 +215,91 @@ class EventsContainer:
         return ContainerSummary(injected, killed)
 
 
+class Container(Protocol):
+    """A function's container as ApiFunction runs it (a ServedContainer)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def invoke_with_faults(self, event: dict[str, Any]) -> tuple[Any, set[str]]: ...
+
+    def stop(self) -> ContainerSummary: ...
+
+
+class ApiFunction:
+    """The API function's containers, as Lambda scales a function: an idle container takes the next
+    request, else a new one starts, up to `concurrency` at once (beyond, a request waits for one);
+    a container that died is dropped."""
+
+    def __init__(self, start: Callable[[int], Container], concurrency: int) -> None:
+        self._start = start
+        self._concurrency = concurrency
+        self._idle: list[Container] = []
+        self._all: list[Container] = []
+        self._dead: list[Container] = []  # died in an invocation: stopped with the others
+        self._started = 0
+        self._free = threading.Condition()
+        self.peak = 0  # the most containers running invocations at once
+
+    def invoke(self, event: dict[str, Any]) -> tuple[Any, set[str]]:
+        """The answer (None if the container died in the invocation), and the AWS services that
+        answered the invocation with a fault."""
+        container = self._take()
+        try:
+            answer = container.invoke_with_faults(event)
+        except ContainerDied:
+            self._give(container, alive=False)
+            return None, set()
+        except BaseException:
+            self._give(container)
+            raise
+        self._give(container)
+        return answer
+
+    def _take(self) -> Container:
+        with self._free:
+            self._free.wait_for(lambda: self._idle or len(self._all) < self._concurrency)
+            if self._idle:
+                container = self._idle.pop()
+            else:
+                container = self._start(self._started)
+                self._started += 1
+                self._all.append(container)
+            self.peak = max(self.peak, len(self._all) - len(self._idle))
+            return container
+
+    def _give(self, container: Container, *, alive: bool = True) -> None:
+        with self._free:
+            if alive:
+                self._idle.append(container)
+            else:
+                self._all.remove(container)
+                self._dead.append(container)
+            self._free.notify()
+
+    @property
+    def pids(self) -> list[int]:
+        with self._free:
+            return [c.pid for c in self._all]
+
+    def stop(self) -> list[ContainerSummary]:
+        """Stop every container (none may be in an invocation); what each injected."""
+        with self._free:
+            containers = self._all + self._dead
+            self._all, self._idle, self._dead = [], [], []
+        return [c.stop() for c in containers]
+
+
 class Soak:
-    def __init__(self, stack: Stack, seed: int, tasks: int, workers: int, fault_rate: float) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        seed: int,
+        tasks: int,
+        workers: int,
+        fault_rate: float,
+        api_concurrency: int = API_CONCURRENCY,
+    ) -> None:
         self.stack = stack
         self.seed = seed
         self.random = random.Random(seed)
@@ -218,9 +316,12 @@ class Soak:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.aborted = threading.Event()  # the workers keep failing: the run stops, and fails
-        # Lambda runs one invocation at a time per container: this process is one container (the
-        # callbacks, POST /copies and the events function); the copy workers are others.
+        # Lambda runs one invocation at a time per container: this process is one container, for
+        # what the drain invokes (the backfill, the reconciler); the callbacks and POST /copies go to
+        # the API function's containers, the stream to the events function's, and the copy workers
+        # are others.
         self._container = threading.Lock()
+        self.api = ApiFunction(self._start_api, api_concurrency)
         self.failed_worker_runs = 0
         self.log_dir = Path(tempfile.mkdtemp(prefix=f"kie2s3-soak-{seed}-"))  # the workers' output
         self._worker_logs: dict[int, Path] = {}
@@ -229,11 +330,12 @@ class Soak:
         self.aws_faults = AwsFaults(seed, fault_rate, "function", scoped=True)
         self.faulting = True  # until the drain
         self.answers: list[checker.CallbackAnswer] = []
+        self.delivered: list[dict[str, Any]] = []  # the events the bus delivered, read so far
         self.acknowledged: set[tuple[str, str]] = set()  # (task id, sample) answered 200
         self._retrying = 0
         self._retries_done = threading.Condition(self._lock)
         self._kills = random.Random(f"{seed}/kills")
-        self._events: EventsContainer | None = None  # which worker runs and events batches are killed
+        self._events: ServedContainer | None = None  # which worker runs and events batches are killed
 
     def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
         """Invoke the function in this process's container, after any invocation under way."""
@@ -248,12 +350,25 @@ class Soak:
                 spec = f"mid-batch,{self._kills.randint(1, EVENTS_KILL_EVERY)}"
             self.figures.containers += 1
             log = self.log_dir / f"events{self.figures.containers}.log"
-            self._events = EventsContainer(self.process_env(self._events_faults()), spec, log)
+            self._events = ServedContainer(self.process_env(self._events_faults()), spec, log)
         try:
             return self._events.invoke(event)
         except ContainerDied:
             self.stop_events()
             raise
+
+    def _start_api(self, n: int) -> ServedContainer:
+        """An API container (its AWS faults from the seed, under its own name)."""
+        with self._lock:
+            self.figures.containers += 1
+        faults = {AWS_FAULTS_ENV: f"{self.seed},{self.fault_rate},api{n}"} if self.faulting else {}
+        return ServedContainer(self.process_env(faults), "", self.log_dir / f"api{n}.log")
+
+    def stop_api(self) -> None:
+        """End the API's containers, their faults counted."""
+        self.figures.api_concurrency = self.api.peak
+        for summary in self.api.stop():
+            self._count_faults("aws (api)", summary.injected)
 
     def _events_faults(self) -> dict[str, str]:
         if not self.faulting:
@@ -450,7 +565,7 @@ class Soak:
         if planned.outage:
             answer, failed, _ = self._in_container(event, "outage", down="dynamodb")
         else:
-            answer, failed = self._invoke(event)
+            answer, failed = self.api.invoke(event)
         status = int((answer or {"statusCode": 502})["statusCode"])  # a container died: the gateway's 502
         self._answered(planned, delivery, attempt, status, failed)
 
@@ -501,7 +616,7 @@ class Soak:
             body = {"taskId": planned.task_id, "family": planned.family}
         elif planned.race_by == "bulk":
             body = {"taskIds": [planned.task_id], "family": planned.family}
-        self.invoke(http_event("POST", "/copies", body=json.dumps(body)))
+        self.api.invoke(http_event("POST", "/copies", body=json.dumps(body)))
         with self._lock:
             self.figures.copies_requests += 1
 
@@ -612,7 +727,13 @@ class Soak:
         """The peak of this process's, moto's and the live workers' RSS added up, once a second."""
         while not self._stop.wait(1.0):
             events = self._events
-            pids = [os.getpid(), self.stack.moto.pid, *list(self._live), events.pid if events else None]
+            pids = [
+                os.getpid(),
+                self.stack.moto.pid,
+                *list(self._live),
+                *self.api.pids,
+                events.pid if events else None,
+            ]
             total = sum(_rss_mib(pid) for pid in pids if pid is not None)
             self.figures.total_peak_rss_mib = max(self.figures.total_peak_rss_mib, round(total, 1))
 
@@ -620,6 +741,12 @@ class Soak:
         while not self._stop.is_set():
             if not stream.poll_once():
                 time.sleep(0.2)
+
+    def take_events(self) -> None:
+        """Read the delivered events as they come, as a subscriber would (a queue holding the whole
+        run's events made each of moto's SendMessage to it, EventBridge's delivery, cost its length)."""
+        while not self._stop.wait(EVENTS_READ_SECONDS):
+            self.delivered += self.stack.take_events()
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -641,6 +768,7 @@ class Soak:
                         thread = threading.Thread(target=self._take_down, args=(planned.task_id,))
                         thread.start()
                         takedowns.append(thread)
+            self.figures.sending_seconds = time.monotonic() - started
             for thread in takedowns:
                 thread.join()
             self.wait_for_retries()
@@ -663,6 +791,7 @@ class Soak:
         from kie2s3.logic.reconcile import reconcile
 
         self.faulting = False
+        self.stop_api()  # kie.ai has no callback left to send
         with self._container:  # between two batches: the next one starts a container without faults
             self.stop_events()
         self.stack.emulator.clear_faults()
@@ -713,7 +842,7 @@ class Soak:
                 self.figures.backfilled += len(summary.recorded)
 
     def history(self) -> checker.History:
-        self._count_faults("aws (callbacks, /copies, events)", dict(self.aws_faults.injected))
+        self._count_faults("aws (the function in the soak's process)", dict(self.aws_faults.injected))
         env, ids = self.stack.env, self.stack.aws.physical_ids
         s3, sqs = self.stack.client("s3"), self.stack.client("sqs")
         prefix = env["OBJECT_PREFIX"]
@@ -740,7 +869,7 @@ class Soak:
             sources=sources,
             expected={p.task_id: p.urls for p in self.plan if p.task_id in self.sent},
             taken_down=self.taken_down,
-            events=self.stack.take_events(),
+            events=self.delivered + self.stack.take_events(),
             dlq_messages=dlqs,
             callbacks=self.answers,
         )
@@ -806,12 +935,16 @@ def _print_figures(seed: int, figures: Figures) -> None:
         f"  worker runs {figures.worker_runs}, peak RSS {figures.worker_peak_rss_mib} MiB (MemorySize {COPY_WORKER_MEMORY_MIB}), AWS requests by workers {figures.aws_requests}"
     )
     print(
-        f"  memory: peak {figures.total_peak_rss_mib:.0f} MiB RSS for the soak, moto, the workers and the events container together"
+        f"  memory: peak {figures.total_peak_rss_mib:.0f} MiB RSS for the soak, moto, the workers, the API's and the events containers together"
     )
     print("  kills: " + (", ".join(f"{kind} {n}" for kind, n in sorted(figures.kills.items())) or "none"))
     print("  faults injected:")
     for kind, count in sorted(figures.faults.items()):
         print(f"    {count:6d}  {kind}")
+    rate = figures.sent / figures.sending_seconds if figures.sending_seconds else 0.0
+    print(
+        f"  sending: {figures.sent} tasks in {figures.sending_seconds:.1f} s, {rate:.2f} tasks/s; API containers at once: up to {figures.api_concurrency}"
+    )
     print(
         f"  workload {figures.workload_seconds:.1f} s, drain {figures.drain_seconds:.1f} s in {figures.drain_rounds} round(s), {figures.redriven} redriven"
     )
@@ -831,27 +964,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--aws-fault-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=API_CONCURRENCY,
+        help="the most API containers at once (each about 100 MiB)",
+    )
     args = parser.parse_args(argv)
     with (
         local_stack(
             copy_mode="queue",
-            moto=MotoServer(environment={"MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(MOTO_BUFFER_BYTES)}),
+            moto=MotoServer(
+                environment={
+                    "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(MOTO_BUFFER_BYTES),
+                    MOTO_ACCESS_LOG_ENV: "0",  # millions of lines nobody reads
+                }
+            ),
         ) as stack,
         function_environment(
             {**stack.env, "POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
         ),
     ):
-        soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate)
+        soak = Soak(stack, args.seed, args.tasks, args.workers, args.aws_fault_rate, args.api_concurrency)
         install(soak.aws_faults)  # before the function's first clients are built
         print(f"soak seed {args.seed}: workers' logs in {soak.log_dir}", flush=True)
         stream = stack.stream_poller(invoker=soak.invoke_events).start()
         pump = threading.Thread(target=soak.pump_stream, args=(stream,), daemon=True)
         pump.start()
         threading.Thread(target=soak.sample_memory, daemon=True).start()
+        reader = threading.Thread(target=soak.take_events, daemon=True)
+        reader.start()
         soak.make_plan()
         soak.workload(args.minutes)
         soak.drain()
         pump.join()
+        reader.join()
         stream.drain()  # what the last writes put on the stream
         soak.stop_events()
         try:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ import os, sys, time
 def handler(event, context):
     if "Records" in event:  # an SQS batch: never done in time
         time.sleep(60)
+    if event.get("rawPath", "").startswith("/naps/"):  # GET /naps/<s>: the container's pid after s seconds
+        time.sleep(float(event["pathParameters"]["seconds"]))
+        return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": str(os.getpid())}
     if "rawPath" in event:  # through the HTTP API: GET /answers/<n> answers a body of n bytes
         body = "x" * int(event["pathParameters"]["size"])
         return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": body}
@@ -246,6 +250,26 @@ def test_sandbox_behind_the_local_api_payload_limits_are_the_gateways_answers(fu
         assert _fetch(f"{api.url}/answers/1", body) == (500, b'{"message": "Internal Server Error"}')
     finally:
         api.stop()
+
+
+def test_sandbox_behind_the_local_api_concurrent_requests_run_in_containers_of_their_own(
+    function: Function,
+) -> None:
+    # As Lambda scales a function: three requests at once, three environments (one would answer
+    # them one after another from one process).
+    api = LocalHttpApi(
+        [Route("GET", "/naps/{seconds}", "Probe", "NONE")],
+        lambda event, name: function.invoke(event),
+        concurrency=3,
+    ).start()
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            answers = list(pool.map(lambda _: _fetch(f"{api.url}/naps/1.5"), range(3)))
+    finally:
+        api.stop()
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert len({pid for _, pid in answers}) == 3
+    assert function.cold_starts == 3
 
 
 def test_sandbox_only_tmp_is_writable(function: Function, probe_package: Package) -> None:

@@ -1,9 +1,11 @@
 """The local HTTP API over loopback, with a stand-in function: what the gateway itself answers."""
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -87,3 +89,33 @@ def test_an_undeclared_method_is_the_gateways_404(
             status, body = exc.code, exc.read()
         assert (status, json.loads(body)) == (404, {"message": "Not Found"}), (method, path)
     assert events == []
+
+
+def test_requests_reach_the_function_up_to_its_concurrency_at_once() -> None:
+    # Lambda runs concurrent requests in containers of their own: three at once here, never four.
+    barrier = threading.Barrier(3)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def function(event: dict[str, Any], name: str) -> Any:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            barrier.wait(timeout=5)  # broken unless three are in the function at once
+        except threading.BrokenBarrierError:
+            return {"statusCode": 504}
+        finally:
+            with lock:
+                in_flight -= 1
+        return {"statusCode": 200, "body": "{}"}
+
+    server = LocalHttpApi(ROUTES, function, concurrency=3).start()
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(lambda _: fetch(f"{server.url}/callbacks/kie", b"{}")[0], range(6)))
+    finally:
+        server.stop()
+    assert answers == [200] * 6
+    assert most == 3
