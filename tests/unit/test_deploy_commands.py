@@ -18,8 +18,8 @@ import pytest
 from devstack import cli, redrive
 from devstack.cli import UserError
 from devstack.template import REPO_ROOT
+from tests.sam import sam_python
 
-SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 SAM_STUB = """#!{python}
 import json, os, sys
 
@@ -70,10 +70,8 @@ def make_dry_run(*args: str, env: dict[str, str] | None = None) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if not SAM_PYTHON.exists():
-        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
     directory = tmp_path_factory.mktemp("stand-ins")
-    stubs = {"sam": SAM_STUB.format(python=SAM_PYTHON), "run": RUN_STUB.format(python=sys.executable)}
+    stubs = {"sam": SAM_STUB.format(python=sam_python()), "run": RUN_STUB.format(python=sys.executable)}
     for name, text in stubs.items():
         (directory / name).write_text(text)
         (directory / name).chmod(0o755)

@@ -14,9 +14,9 @@ from devstack.template import REPO_ROOT, load_template
 from hypothesis import given
 from hypothesis import strategies as st
 from tests import docs
+from tests.sam import sam_python
 
 PARAMETERS_PAGE, PARAMETERS_SECTION = "docs/configuration.md", "## Parameters"
-SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +106,12 @@ def test_saved_answers_read_back_as_sam_reads_them(tmp_path: Path) -> None:
     settings = preflight.read_config(local, "prod")
     assert settings["stack_name"] == "kie2s3-eu"
     assert preflight.parse_overrides(settings["parameter_overrides"]) == ANSWERS
-    if not SAM_PYTHON.exists():
-        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
     script = (
         "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
         "print(json.dumps(T().convert((sys.argv[1],), None, None)))"
     )
     done = subprocess.run(
-        [str(SAM_PYTHON), "-c", script, settings["parameter_overrides"]],
+        [sam_python(), "-c", script, settings["parameter_overrides"]],
         capture_output=True,
         text=True,
         timeout=60,
@@ -182,14 +180,12 @@ SAM_READS = [
 
 
 def sam_reads(values: list[str]) -> list[dict[str, str]]:
-    if not SAM_PYTHON.exists():
-        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
     script = (
         "import json, sys; from samcli.cli.types import CfnParameterOverridesType as T; "
         "print(json.dumps([T().convert((v,), None, None) for v in json.loads(sys.stdin.read())]))"
     )
     done = subprocess.run(
-        [str(SAM_PYTHON), "-c", script],
+        [sam_python(), "-c", script],
         input=json.dumps(values),
         capture_output=True,
         text=True,

@@ -4,11 +4,11 @@ variable the template gives it."""
 
 import json
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from devstack import sam_invoke
 from devstack.running import StackState, read_state, write_state
 from devstack.sam_invoke import deployed_target, ready_event, write_files
@@ -27,16 +27,13 @@ FORWARD_JOB = "sqs-forward-job.json"
 DEPLOYED_KEY = "deployed-webhook-hmac-key"
 
 
-def declared(function: str) -> set[str]:
+@cache
+def declared(function: str) -> frozenset[str]:
     """The variables template.yaml gives a function, read from the file itself."""
-    text = (ROOT / "template.yaml").read_text()
-    # The template's own tags (!Ref, !Sub, ...) are plain values here: only the names are read.
-    loader = type("Loader", (yaml.SafeLoader,), {})
-    loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load(text, Loader=loader)
+    template = load_template()
     names = set(template["Globals"]["Function"]["Environment"]["Variables"])
     own = template["Resources"][function]["Properties"].get("Environment") or {}
-    return names | set(own.get("Variables") or {})
+    return frozenset(names | set(own.get("Variables") or {}))
 
 
 def every_variable(**values: str) -> dict[str, str]:

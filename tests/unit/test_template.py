@@ -1,8 +1,6 @@
 """template.yaml keeps the public contract (design.md) and its safety properties; devstack.template reads it."""
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -12,12 +10,12 @@ import pytest
 from devstack.template import (
     DEFAULT_STACK_NAME,
     NO_VALUE,
-    REPO_ROOT,
     Resolver,
     TemplateError,
     function_environment,
     load_template,
 )
+from tests.sam import in_sam_venv
 
 # design.md, "Public contract" -> "Environment".
 CONTRACT_VARIABLES = {
@@ -456,7 +454,6 @@ def test_reconciler_runs_on_a_schedule_and_reads_the_open_items_index(template: 
 # SAM's own transform (samtranslator ships with the SAM CLI in its own venv, see the Makefile's
 # $(SAM)): what CloudFormation receives, so settings SAM moves onto generated resources are checked
 # where they land. Managed policies are only ARNs here, never looked up.
-SAM_PYTHON = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
 SAM_TRANSFORM = """
 import json, sys
 from samtranslator.translator.transform import transform
@@ -486,19 +483,7 @@ def packaged_template() -> dict[str, Any]:
 
 @cache
 def _sam_transformed(parameters: tuple[tuple[str, str], ...]) -> str:
-    if not SAM_PYTHON.exists():
-        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
-    completed = subprocess.run(
-        [str(SAM_PYTHON), "-c", SAM_TRANSFORM],
-        input=json.dumps([packaged_template(), dict(parameters)]),
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    return in_sam_venv(SAM_TRANSFORM, [packaged_template(), dict(parameters)], timeout=120)
 
 
 def sam_transform(parameters: dict[str, str] | None = None) -> dict[str, Any]:

@@ -6,9 +6,7 @@ then every Condition evaluated and every intrinsic function resolved to a concre
 """
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -24,7 +22,8 @@ from devstack.template import (
     load_template,
 )
 from tests import docs
-from tests.unit.test_template import PHYSICAL_IDS, SAM_PYTHON, packaged_template
+from tests.sam import in_sam_venv
+from tests.unit.test_template import PHYSICAL_IDS, packaged_template
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 EXISTING = "team-media-archive"
@@ -98,19 +97,7 @@ json.dump(found, sys.stdout)
 @cache
 def _sam() -> dict[str, Any]:
     """SAM's transform of every combination, and cfn-lint's findings with each combination's values."""
-    if not SAM_PYTHON.exists():
-        pytest.fail(f"{SAM_PYTHON} is missing: `make dev` installs the SAM CLI")
-    completed = subprocess.run(
-        [str(SAM_PYTHON), "-c", _SAM],
-        input=json.dumps([packaged_template(), COMBINATIONS]),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
-    assert completed.returncode == 0, completed.stderr
-    found: dict[str, Any] = json.loads(completed.stdout)
+    found: dict[str, Any] = json.loads(in_sam_venv(_SAM, [packaged_template(), COMBINATIONS]))
     return found
 
 
