@@ -1,8 +1,8 @@
-"""moto's server (`python -m devstack.moto_server -H host -p port`), with DynamoDB's requests made
-whole, and changes where moto's cost grows with everything the server holds rather than with the
-request: how a DynamoDB transaction is rolled back, how S3 lists object versions, a Query of one
-partition, ReceiveMessage's retention check; and the backend of a host looked up once, the access
-log optional.
+"""moto's server (`python -m devstack.moto_server -H host -p port`), with DynamoDB's requests and
+S3's conditional writes made whole, and changes where moto's cost grows with everything the server
+holds rather than with the request: how a DynamoDB transaction is rolled back, how S3 lists object
+versions, a Query of one partition, ReceiveMessage's retention check; and the backend of a host
+looked up once, the access log optional.
 
 DynamoDB applies each request whole: a write is atomic with its condition, and a strongly consistent
 read sees an item as it was before a write or after it, never in between (the Developer Guide,
@@ -13,6 +13,15 @@ bucket and key, before it set its bytes (the soak, seed 3: a `Task Archived` eve
 null), and two conditional writes could both pass their condition. Here DynamoDB's requests, and
 those of its Streams (whose records the writes make), run one at a time, each whole: answers
 DynamoDB itself could give, never one it could not.
+
+S3 applies a conditional write whole too: of two creates of one key with `If-None-Match: *`, one
+stores its object and the other is refused (412 PreconditionFailed, or 409
+ConditionalRequestConflict while the first is under way; the S3 User Guide, "Conditional writes").
+moto's PutObject and CompleteMultipartUpload check that the key is absent, then write, with no lock:
+two creates of one key could both succeed, the later overwriting the earlier, and kie2s3's
+exactly-once rests on these creates. Here a conditional write (`If-None-Match` or `If-Match`) holds
+its key's lock from its check to its answer, so the later one finds the key taken; unconditional
+writes, parts and other keys are not held.
 
 moto rolls a failed TransactWriteItems back by restoring a deep copy of every table the transaction
 names, taken before it. That copy costs the size of the whole table (its DynamoDB stream included,
@@ -55,6 +64,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +79,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3 import models as s3_models
+from moto.s3.responses import S3Response
 from moto.server import main
 from moto.sqs.models import Message, SQSBackend
 
@@ -92,6 +103,37 @@ def _whole(call_action: Callable[[Any], TYPE_RESPONSE]) -> Callable[[Any], TYPE_
 
 DynamoHandler.call_action = _whole(DynamoHandler.call_action)  # type: ignore[method-assign]
 DynamoDBStreamsHandler.call_action = _whole(DynamoDBStreamsHandler.call_action)  # type: ignore[method-assign,assignment]
+
+# One lock per S3 key with a conditional write under way (a key's lock lives while a write holds it).
+_S3_KEY_LOCKS: weakref.WeakValueDictionary[tuple[str, str], threading.Lock] = weakref.WeakValueDictionary()
+_S3_KEY_LOCKS_GUARD = threading.Lock()
+
+
+def _key_lock(bucket: str, key: str) -> threading.Lock:
+    with _S3_KEY_LOCKS_GUARD:
+        lock = _S3_KEY_LOCKS.get((bucket, key))
+        if lock is None:
+            lock = _S3_KEY_LOCKS[(bucket, key)] = threading.Lock()
+        return lock
+
+
+def _conditional_whole(write: Callable[..., TYPE_RESPONSE]) -> Callable[..., TYPE_RESPONSE]:
+    """An S3 handler's write that, when it carries a condition, runs while no other conditional
+    write of its key runs: its check and its write one step, as S3 makes them."""
+
+    @functools.wraps(write)
+    def check_and_write(handler: S3Response, *args: Any, **kwargs: Any) -> TYPE_RESPONSE:
+        if not (handler.headers.get("If-None-Match") or handler.headers.get("If-Match")):
+            return write(handler, *args, **kwargs)
+        with _key_lock(handler.bucket_name, handler.parse_key_name()):
+            return write(handler, *args, **kwargs)
+
+    return check_and_write
+
+
+# PutObject, and the POSTs on a key (CompleteMultipartUpload among them).
+S3Response.put_object = _conditional_whole(S3Response.put_object)  # type: ignore[method-assign]
+S3Response._key_response_post = _conditional_whole(S3Response._key_response_post)  # type: ignore[method-assign]
 
 
 def _deepcopy_but_tables(value: Any, memo: dict[int, Any] | None = None) -> Any:
