@@ -242,6 +242,22 @@ def test_copy_retries_stop_at_the_deadline() -> None:
     assert fakes.source.requests[PATH] == 1
 
 
+@pytest.mark.parametrize("size", [len(PNG), 11 * MIB], ids=["one PUT", "multipart"])
+def test_copy_stores_nothing_once_its_lock_may_have_expired(size: int) -> None:
+    # The copy's lock (its in-progress record) expires when the invocation would end: a takedown
+    # stops waiting for the copy then and removes its keys. An object stored later than the lock
+    # holds, with room for the request itself, would come back after the takedown (the soak, seed 3).
+    fakes = make_fakes()
+    job = JOB.model_copy(update={"key": "kie/t1/00.bin"})
+    _recorded(fakes, job, random.Random(4).randbytes(size))
+    with pytest.raises(RetryableError, match="lock"):
+        copy_file(fakes.services, job, deadline=time.monotonic() + FAST_RETRY.commit_reserve_seconds / 2)
+    assert fakes.store.objects == {}
+    assert all(upload.aborted for upload in fakes.store.uploads)
+    assert _file(fakes, job).state == "pending"
+    assert fakes.records.statuses() == []  # no success recorded: the next delivery copies it
+
+
 def test_copy_idempotency_store_down_downloads_nothing() -> None:
     fakes = make_fakes()
     _recorded(fakes)

@@ -14,7 +14,8 @@ Each layer retries what the layer below it gave up on, so the budgets multiply. 
    never fetched again: the transfer copies the file from one plain GET instead (transfer/run.py).
 3. One transfer (logic/copy.py, RetryPolicy): 4 attempts of the whole transfer (a fresh link, a new
    opening, a new upload), exponential backoff with full jitter (0.5 s doubling to at most 8 s),
-   and only while the invocation has time left beyond `reserve_seconds`.
+   and only while the invocation has time left beyond `reserve_seconds`; an object is stored only
+   while `commit_reserve_seconds` of it are left (its lock outlasts the request).
 4. One copy job (template.yaml's CopyQueue RedrivePolicy, handlers/sqs.py): MAX_RECEIVE_COUNT = 5
    deliveries; the last one records the file `failed`, then the message waits in the DLQ.
 
@@ -69,6 +70,10 @@ class RetryPolicy:
     cap_seconds: float = 8.0
     # Time kept back for recording the outcome and answering SQS before the Lambda timeout.
     reserve_seconds: float = 20.0
+    # No object is stored (PutObject, CompleteMultipartUpload) with less of the invocation left: the
+    # copy's lock expires when the invocation would end, and a takedown stops waiting for the copy
+    # then. What is stored must land while the lock holds, the request's own time included.
+    commit_reserve_seconds: float = 5.0
 
     def backoff(self) -> wait_base:
         """The pause before each new attempt: exponential from `base_seconds`, at most `cap_seconds`,

@@ -30,7 +30,8 @@ def copy_file(
     job arrives. In order, each step after the one before (a single-part file: 6 round trips):
     1. under the guard (its in-progress record written first, its success after), the transfer,
        retried on passing faults with exponential backoff and full jitter while the invocation has
-       time (`deadline`, a time.monotonic() value);
+       time (`deadline`, a time.monotonic() value), its object stored only while its lock holds
+       (`commit_reserve_seconds` before the deadline: else RetryableError, nothing stored);
     2. the object's tags when the transfer left them to write (a multipart upload), then the
        ledger's `copied` (written again for a duplicate: the delivery that stored it may have
        failed at it).
@@ -69,8 +70,9 @@ def copy_file(
     return result
 
 
-def _transfer_of(services: Services) -> Transfer:
-    """The transfer of a file with these services' kie.ai client, source, store and pipeline."""
+def _transfer_of(services: Services, commit_by: float | None = None) -> Transfer:
+    """The transfer of a file with these services' kie.ai client, source, store and pipeline, storing
+    its object no later than `commit_by` (time.monotonic())."""
     return Transfer(
         kie=services.kie,
         policy=services.policy,
@@ -78,6 +80,7 @@ def _transfer_of(services: Services) -> Transfer:
         store=services.store,
         shape=services.shape,
         max_file_bytes=services.settings.max_file_bytes,
+        commit_by=commit_by,
     )
 
 
@@ -86,8 +89,10 @@ def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | N
     the budget of each layer is in kie2s3/retries.py."""
     policy = services.retry
     stop: stop_base = stop_after_attempt(policy.attempts)
+    commit_by = None
     if deadline is not None:
         stop = stop | stop_before_delay(max(deadline - time.monotonic() - policy.reserve_seconds, 0.0))
+        commit_by = deadline - policy.commit_reserve_seconds  # the lock expires at the deadline
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableError),
         wait=policy.backoff(),
@@ -95,7 +100,7 @@ def _transfer_with_retries(services: Services, job: CopyJob, deadline: float | N
         reraise=True,
         before_sleep=_log_retry,
     )
-    return retrying(_transfer_of(services).run, job)
+    return retrying(_transfer_of(services, commit_by).run, job)
 
 
 def _log_retry(state: RetryCallState) -> None:

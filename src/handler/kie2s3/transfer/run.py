@@ -3,6 +3,7 @@
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class Transfer:
     store: ObjectStore
     shape: PipelineShape
     max_file_bytes: int
+    # No object is stored after this (time.monotonic()): the copy's lock may have expired by then.
+    commit_by: float | None = None
 
     def run(self, job: CopyJob) -> TransferResult:
         """Copy the job's file to `job.key`; what was stored.
@@ -109,6 +112,14 @@ class Transfer:
                 return self._put_whole(job, bytes(first[:size]), content_type)
             return multipart.run(lambda pipeline: pipeline.run_stream(stream, size))
 
+    def may_store(self) -> None:
+        """RetryableError past `commit_by`: what is stored must land while the copy's lock holds (a
+        takedown waits for copies under way only until their locks expire)."""
+        if self.commit_by is not None and time.monotonic() > self.commit_by:
+            raise RetryableError(
+                "too little of the invocation left to store the copy while its lock holds: the next delivery copies it"
+            )
+
     def _put_whole(self, job: CopyJob, body: bytes, content_type: str) -> TransferResult:
         """A file that fits in one part: one create-only PUT, SHA-256 in metadata and tag."""
         whole = hashlib.sha256(body)
@@ -121,6 +132,7 @@ class Transfer:
             content_type=content_type,
             tagged=True,
         )
+        self.may_store()
         try:
             self.store.put_new(
                 job.key,
@@ -206,6 +218,7 @@ class _Multipart:
                 sha256=digest,
                 content_type=self.content_type,
             )
+            transfer.may_store()  # inside the upload: refused, it is aborted
             try:
                 upload.complete()
             except ObjectExistsError:
