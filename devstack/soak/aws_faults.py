@@ -171,9 +171,10 @@ class AwsFaults:
         self._down = down
         self._lost_only = lost_only  # Lambda's event source mapping: its DeleteMessage only
         self._session: Any = None
-        # TransactWriteItems tokens whose call was applied and its answer lost: DynamoDB answers a
-        # retry with the same ClientRequestToken (botocore keeps it across a call's attempts) as
-        # the first call, without applying it again; moto does not, so the fault layer does.
+        # TransactWriteItems tokens whose call succeeded and its answer was lost: DynamoDB answers
+        # a retry with the same ClientRequestToken (botocore keeps it across a call's attempts) as
+        # the first call, without applying it again; moto does not, so the fault layer does. A
+        # cancelled call wrote nothing: its retry is sent (and may be cancelled again).
         self._applied_tokens: set[str] = set()
         self.scope = Scope()
         self.requests = 0
@@ -197,8 +198,7 @@ class AwsFaults:
             return None
         self.scope.failed.add(service)
         if kind == "lost":
-            self._apply(request)
-            if token is not None:
+            if self._apply(request) and token is not None:
                 self._applied_tokens.add(token)
             raise ConnectionClosedError(endpoint_url=request.url)
         return _error_answer(request, service, kind)
@@ -223,15 +223,16 @@ class AwsFaults:
             self.injected[f"{service} {operation} {'applied, answer lost' if code == 'lost' else code}"] += 1
             return code
 
-    def _apply(self, request: Any) -> None:
-        """Send the request as botocore would have (its answer is dropped)."""
+    def _apply(self, request: Any) -> bool:
+        """Send the request as botocore would have (its answer is dropped); whether it succeeded."""
         from botocore.httpsession import URLLib3Session
 
         with self._lock:
             if self._session is None:
                 self._session = URLLib3Session()
-        self._session.send(request)
+        answer = self._session.send(request)
         request.reset_stream()
+        return bool(answer.status_code == 200)
 
     def for_mapping(self) -> AwsFaults:
         """The lost answers of Lambda's event source mapping (its DeleteMessage), counted with these."""

@@ -93,13 +93,16 @@ def test_the_environment_names_the_outage() -> None:
 
 
 class _Session:
-    """Stands in for botocore's HTTP session: what the fault sent on the client's behalf."""
+    """Stands in for botocore's HTTP session: what the fault sent on the client's behalf, each
+    answered with `status` (200: applied; 400: a cancelled transaction, nothing written)."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         self.sent: list[str] = []
+        self.status_code = status
 
-    def send(self, request: object) -> None:
+    def send(self, request: object) -> "_Session":
         self.sent.append(str(getattr(request, "url", "")))
+        return self
 
 
 def test_an_answer_lost_is_applied_then_a_connection_error_botocore_retries() -> None:
@@ -130,13 +133,7 @@ def test_the_mapping_loses_only_delete_message_answers() -> None:
     assert set(faults.injected) == {"sqs DeleteMessage applied, answer lost"}
 
 
-def test_a_lost_transaction_is_answered_as_dynamodb_answers_its_token_again() -> None:
-    # DynamoDB applies a TransactWriteItems once per ClientRequestToken (botocore keeps the token
-    # across a call's attempts); moto does not, so the fault layer answers the retry itself.
-    faults = AwsFaults(seed=1, rate=1.0, name="worker0")
-    session = faults._session = _Session()
-    faults._draw = lambda service, operation: "lost"  # type: ignore[method-assign]
-    put = {"Put": {"TableName": "t", "Item": {"pk": {"S": "x"}}}}
+def _retrying_dynamodb(faults: AwsFaults) -> object:
     client = boto3.client(  # its retry reaches the second attempt
         "dynamodb",
         endpoint_url="http://127.0.0.1:9",
@@ -146,8 +143,33 @@ def test_a_lost_transaction_is_answered_as_dynamodb_answers_its_token_again() ->
         config=Config(retries={"mode": "standard", "max_attempts": 2}),
     )
     client.meta.events.register("before-send", faults.before_send)
-    assert client.transact_write_items(TransactItems=[put])["ResponseMetadata"]["HTTPStatusCode"] == 200
+    return client
+
+
+_PUT = {"Put": {"TableName": "t", "Item": {"pk": {"S": "x"}}}}
+
+
+def test_a_lost_transaction_is_answered_as_dynamodb_answers_its_token_again() -> None:
+    # DynamoDB applies a TransactWriteItems once per ClientRequestToken (botocore keeps the token
+    # across a call's attempts); moto does not, so the fault layer answers the retry itself.
+    faults = AwsFaults(seed=1, rate=1.0, name="worker0")
+    session = faults._session = _Session()
+    faults._draw = lambda service, operation: "lost"  # type: ignore[method-assign]
+    client = _retrying_dynamodb(faults)
+    answer = client.transact_write_items(TransactItems=[_PUT])  # type: ignore[attr-defined]
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert len(session.sent) == 1  # applied once
+
+
+def test_a_cancelled_transaction_whose_answer_was_lost_is_sent_again() -> None:
+    # A cancelled TransactWriteItems wrote nothing: DynamoDB evaluates its retry again (the soak,
+    # seed 3: a copy opened after its task's takedown was told it had opened, and stored its object).
+    faults = AwsFaults(seed=1, rate=1.0, name="worker0")
+    session = faults._session = _Session(status=400)
+    faults._draw = lambda service, operation: "lost"  # type: ignore[method-assign]
+    with pytest.raises(ConnectionClosedError):  # each attempt sent, none answered as applied
+        _retrying_dynamodb(faults).transact_write_items(TransactItems=[_PUT])  # type: ignore[attr-defined]
+    assert len(session.sent) > 1  # the retry reached the service
 
 
 def test_a_kill_fires_the_nth_time_its_point_is_reached_and_says_so(
