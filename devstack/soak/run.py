@@ -72,9 +72,11 @@ SOAK_MINUTE_SECONDS = 1.0
 RECORD_INFO_CODES = [429, 455, 500]
 # The ledger (DynamoDB) and the archive (S3): a callback may answer 5xx only while one of them fails.
 STORES = frozenset({"dynamodb", "s3"})
-# SIGKILLs (devstack.soak.aws_faults.Kill): a share of the copy workers' runs, at one of these
-# points, the 1st-3rd time they reach it; a share of the events function's batches, mid-batch.
-WORKER_KILL_RATE = 0.2
+# SIGKILLs (devstack.soak.aws_faults.Kill): every copy worker's run, at one of these points, the
+# nth time it reaches it (a run lasts until the queue is empty, which a workload sending as fast as
+# the stack takes never lets happen: a run handles hundreds of messages); a share of the events
+# function's batches, mid-batch.
+WORKER_KILL_NTH_MAX = 60
 # The copy workers' Lambda timeout in the soak, and their messages' visibility (no shorter, as SQS
 # requires of a function's queue): a killed worker's copy lock (Powertools' in-progress record,
 # as long as the invocation's time left) has expired when its message comes back.
@@ -663,8 +665,8 @@ class Soak:
         name = f"worker{n}-run{self.figures.worker_runs}"
         if faults:
             env[AWS_FAULTS_ENV] = f"{self.seed},{self.fault_rate},{name}"
-            if self._kills.random() < WORKER_KILL_RATE:
-                env[KILL_ENV] = f"{self._kills.choice(WORKER_KILL_POINTS)},{self._kills.randint(1, 3)}"
+            point = self._kills.choice(WORKER_KILL_POINTS)
+            env[KILL_ENV] = f"{point},{self._kills.randint(1, WORKER_KILL_NTH_MAX)}"
         self.figures.worker_runs += 1
         path = self.log_dir / f"{name}.log"
         with path.open("w") as log:
